@@ -1,0 +1,80 @@
+"""The control catalog's data model. A control is described here and nowhere else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Group = Literal["docker_hosts", "k8s_control_plane", "k8s_workers", "etcd"]
+GROUPS: tuple[Group, ...] = ("docker_hosts", "k8s_control_plane", "k8s_workers", "etcd")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CheckSpec(_Strict):
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Remediation(_Strict):
+    role: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    vars: list[str] = Field(default_factory=list)
+
+
+class Control(_Strict):
+    id: str = Field(pattern=r"^cis_[a-z0-9]+(_[0-9]+)+$")
+    title: str = Field(min_length=8, max_length=100)
+    description: str = Field(min_length=20)
+    level: Literal[1, 2]
+    automated: bool
+    applies_to: list[Group] = Field(min_length=1)
+    remediation: Remediation | None = None
+    manual: str | None = Field(default=None, min_length=20)
+    check: CheckSpec | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Control:
+        if self.automated and self.check is None:
+            raise ValueError("an automated control needs a check")
+        if not self.automated and self.check is not None:
+            raise ValueError("a manual control has no check (set automated: true to judge it)")
+        if (not self.automated or self.remediation is None) and not self.manual:
+            raise ValueError("a control that is not both checked and remediated needs `manual:`")
+        return self
+
+
+class CatalogFile(_Strict):
+    benchmark: Literal["cis-docker", "cis-kubernetes"]
+    version: str = Field(pattern=r"^\d+\.\d+(\.\d+)?$")
+    title: str
+    id_prefix: str = Field(pattern=r"^cis_[a-z0-9]+_$")
+    controls: list[Control] = Field(min_length=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A loaded control together with the benchmark it belongs to."""
+
+    control: Control
+    benchmark: str
+    benchmark_version: str
+    benchmark_title: str
+    id_prefix: str
+    source: str
+
+    @property
+    def id(self) -> str:
+        return self.control.id
+
+    @property
+    def ref(self) -> str:
+        """The benchmark's own number, derived from the id: cis_docker_2_2 -> 2.2."""
+        return self.control.id.removeprefix(self.id_prefix).replace("_", ".")
+
+    @property
+    def section(self) -> str:
+        return self.ref.split(".", 1)[0]

@@ -1,0 +1,35 @@
+"""Generic check kinds. Each kind says what it wants the probe to collect and judges the result."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from casemate.checks.base import CheckKind
+from casemate.checks.command_output import CommandOutput
+from casemate.checks.daemon_json_key import DaemonJsonKey
+from casemate.checks.daemon_tls import DaemonTls
+from casemate.checks.doc_field import DocField
+from casemate.checks.file_exists import FileExists
+from casemate.checks.file_mode import FileMode
+from casemate.checks.file_owner import FileOwner
+from casemate.checks.process_flag import ProcessFlag
+from casemate.checks.service_state import ServiceState
+from casemate.checks.sysctl import Sysctl
+
+
+def builtin_kinds() -> Mapping[str, CheckKind[Any]]:
+    """Every check kind casemate ships, by name."""
+    kinds: list[CheckKind[Any]] = [
+        CommandOutput(),
+        DaemonJsonKey(),
+        DaemonTls(),
+        DocField(),
+        FileExists(),
+        FileMode(),
+        FileOwner(),
+        ProcessFlag(),
+        ServiceState(),
+        Sysctl(),
+    ]
+    return {k.name: k for k in kinds}

@@ -1,0 +1,92 @@
+"""The check-kind interface: what a kind asks the probe for, and how it judges the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+    MANUAL = "manual"
+    NOT_APPLICABLE = "not_applicable"
+    NOT_VERIFIABLE = "not_verifiable"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Probe:
+    """One fact to collect on a host. `kind` names a collector of the remote probe script."""
+
+    kind: str
+    arg: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.arg}"
+
+
+@dataclass(frozen=True, slots=True)
+class Observations:
+    """Everything the probe collected on one host, keyed by `Probe.key`, plus host facts."""
+
+    host: str
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, probe: Probe) -> Mapping[str, Any]:
+        value = self.data.get(probe.key)
+        if value is None:
+            return {"error": f"the probe returned nothing for {probe.key}"}
+        if not isinstance(value, Mapping):
+            return {"error": f"malformed observation for {probe.key}"}
+        return value
+
+    @property
+    def container(self) -> str:
+        """The container technology this host runs in ('' when it is not a container)."""
+        return str(self.facts.get("container", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: Status
+    expected: str
+    observed: str
+    evidence: tuple[str, ...] = ()
+
+
+class Params(BaseModel):
+    """Base for every kind's parameters: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+P = TypeVar("P", bound=Params)
+P_contra = TypeVar("P_contra", bound=Params, contravariant=True)
+
+
+class CheckKind(Protocol[P_contra]):
+    """A generic way to judge a control. Collecting (`wants`) is split from judging (`judge`)."""
+
+    name: ClassVar[str]
+
+    @property
+    def params(self) -> type[Params]:
+        """The pydantic model of this kind's catalog parameters (a class attribute in kinds)."""
+        ...
+
+    def wants(self, p: P_contra) -> list[Probe]: ...
+
+    def judge(self, p: P_contra, obs: Observations) -> Verdict: ...
+
+
+def error_of(raw: Mapping[str, Any]) -> str | None:
+    """The collector's error message, if it reported one."""
+    err = raw.get("error")
+    return str(err) if err else None

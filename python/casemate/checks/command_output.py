@@ -1,0 +1,64 @@
+"""command_output: the output of a read-only command, as text or as a field of its JSON output."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Literal
+
+from pydantic import model_validator
+
+from casemate.checks.argv import ValueType, coerce
+from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
+from casemate.checks.compare import MISSING, UNARY, Op, compare, describe, show
+from casemate.checks.pointer import lookup
+
+
+class CommandOutputParams(Params):
+    cmd: str
+    format: Literal["text", "json"] = "text"
+    pointer: str = ""
+    type: ValueType = "str"
+    op: Op
+    value: Any = None
+    what: str = ""  # how the report names the observed value, e.g. "storage driver"
+    on_error: Literal["error", "not_verifiable", "not_applicable"] = "error"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CommandOutputParams:
+        if self.op not in UNARY and self.value is None:
+            raise ValueError(f"op '{self.op}' needs a value")
+        if self.pointer and self.format != "json":
+            raise ValueError("pointer needs format: json")
+        return self
+
+
+class CommandOutput:
+    name: ClassVar[str] = "command_output"
+    params: ClassVar[type[CommandOutputParams]] = CommandOutputParams
+
+    def wants(self, p: CommandOutputParams) -> list[Probe]:
+        return [Probe("cmd", p.cmd)]
+
+    def judge(self, p: CommandOutputParams, obs: Observations) -> Verdict:
+        probe = Probe("cmd", p.cmd)
+        label = p.what or (p.pointer.lstrip("/") if p.pointer else "output")
+        expected = f"{label} {describe(p.op, p.value)}"
+        raw = obs.get(probe)
+        err = error_of(raw)
+        if err is None and raw.get("rc") != 0:
+            err = f"`{p.cmd}` exited {raw.get('rc')}: {str(raw.get('stderr', '')).strip()[:200]}"
+        if err:
+            return Verdict(Status(p.on_error), expected, err, (probe.key,))
+        stdout = str(raw.get("stdout", ""))
+        value: Any = stdout.strip()
+        if p.format == "json":
+            try:
+                value = lookup(json.loads(stdout), p.pointer)
+            except ValueError:
+                return Verdict(
+                    Status.ERROR, expected, f"`{p.cmd}` did not print JSON", (probe.key,)
+                )
+        if value is not MISSING:
+            value = coerce(value, p.type)
+        status = Status.PASS if compare(p.op, value, p.value) else Status.FAIL
+        return Verdict(status, expected, f"{label} = {show(value)}", (probe.key,))

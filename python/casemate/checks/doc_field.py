@@ -1,0 +1,72 @@
+"""doc_field: a field of a YAML or JSON document on the host (manifests, kubelet config...)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Literal
+
+import yaml
+from pydantic import model_validator
+
+from casemate.checks.argv import ValueType, coerce
+from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
+from casemate.checks.compare import MISSING, UNARY, Op, compare, describe, show
+from casemate.checks.pointer import lookup
+
+
+class DocFieldParams(Params):
+    path: str
+    format: Literal["yaml", "json"] = "yaml"
+    pointer: str
+    type: ValueType = "str"
+    unset: Any = None
+    op: Op
+    value: Any = None
+    missing: Literal["not_applicable", "fail"] = "fail"
+
+    @model_validator(mode="after")
+    def _value_given(self) -> DocFieldParams:
+        if self.op not in UNARY and self.value is None:
+            raise ValueError(f"op '{self.op}' needs a value")
+        return self
+
+
+def parse(text: str, fmt: str) -> Any:
+    """Parse a document; raises ValueError with a short reason."""
+    if fmt == "json":
+        return json.loads(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(getattr(exc, "problem", "not valid YAML"))) from None
+
+
+class DocField:
+    name: ClassVar[str] = "doc_field"
+    params: ClassVar[type[DocFieldParams]] = DocFieldParams
+
+    def wants(self, p: DocFieldParams) -> list[Probe]:
+        return [Probe("read", p.path)]
+
+    def judge(self, p: DocFieldParams, obs: Observations) -> Verdict:
+        probe = Probe("read", p.path)
+        expected = f"{p.path} {p.pointer} {describe(p.op, p.value)}"
+        raw = obs.get(probe)
+        err = error_of(raw)
+        if err:
+            return Verdict(Status.ERROR, expected, err, (probe.key,))
+        if not raw.get("exists"):
+            status = Status.NOT_APPLICABLE if p.missing == "not_applicable" else Status.FAIL
+            return Verdict(status, expected, f"{p.path} does not exist", (probe.key,))
+        try:
+            doc = parse(str(raw.get("content", "")), p.format)
+        except ValueError as exc:
+            return Verdict(Status.ERROR, expected, f"{p.path} does not parse: {exc}", (probe.key,))
+        value = lookup(doc, p.pointer)
+        source = "document"
+        if value is MISSING and p.unset is not None:
+            value, source = p.unset, "default"
+        if value is not MISSING:
+            value = coerce(value, p.type)
+        status = Status.PASS if compare(p.op, value, p.value) else Status.FAIL
+        return Verdict(status, expected, f"{show(value)} (from {source})", (probe.key,))

@@ -1,0 +1,79 @@
+"""Which file a file check looks at: a path, a glob, a systemd unit's file, or a path named by a
+daemon setting (a config-file key or a process flag)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import model_validator
+
+from casemate.checks.base import Observations, Params, Probe, error_of
+
+
+class Ref(Params):
+    """A file path held in a JSON config key or a process flag (the flag wins, as in dockerd)."""
+
+    key: str
+    flag: str | None = None
+    config: str = "/etc/docker/daemon.json"
+    process: str = "dockerd"
+
+
+class FileTarget(Params):
+    path: str | None = None
+    glob: str | None = None
+    unit: str | None = None
+    ref: Ref | None = None
+    missing: Literal["not_applicable", "fail"] = "not_applicable"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> FileTarget:
+        given = [n for n in ("path", "glob", "unit", "ref") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of path, glob, unit, ref")
+        return self
+
+
+def target_probe(t: FileTarget) -> Probe:
+    if t.path is not None:
+        return Probe("stat", t.path)
+    if t.glob is not None:
+        return Probe("glob", t.glob)
+    if t.unit is not None:
+        return Probe("unit", t.unit)
+    assert t.ref is not None
+    return Probe("ref_stat", json.dumps(t.ref.model_dump(), sort_keys=True))
+
+
+def describe_target(t: FileTarget) -> str:
+    if t.path is not None:
+        return t.path
+    if t.glob is not None:
+        return t.glob
+    if t.unit is not None:
+        return f"unit file of {t.unit}"
+    assert t.ref is not None
+    flag = f" / {t.ref.flag}" if t.ref.flag else ""
+    return f"file named by {t.ref.key}{flag}"
+
+
+def resolve(t: FileTarget, obs: Observations) -> tuple[list[Mapping[str, Any]], str | None, str]:
+    """(stats of the existing files, error, note about how they were found)."""
+    probe = target_probe(t)
+    raw = obs.get(probe)
+    err = error_of(raw)
+    if err:
+        return [], err, ""
+    if probe.kind == "stat":
+        return ([raw] if raw.get("exists") else []), None, ""
+    if probe.kind == "glob":
+        return [m for m in raw.get("matches", []) if m.get("exists")], None, ""
+    if probe.kind == "unit":
+        frag = raw.get("fragment") or {}
+        return ([frag] if frag.get("exists") else []), None, ""
+    source = raw.get("source", "unset")
+    stat = raw.get("stat") or {}
+    note = f"{raw.get('path')} (from {source})" if source != "unset" else "not configured"
+    return ([stat] if stat.get("exists") else []), None, note

@@ -1,0 +1,616 @@
+"""The `casemate` command line. Thin: it validates input, calls the library, and renders."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from casemate import __version__
+from casemate.catalog.loader import Catalog, load_catalog
+from casemate.catalog.model import Entry
+from casemate.checks import builtin_kinds
+from casemate.errors import BadInputError, CasemateError
+from casemate.harden import host_failed, plan, run_harden, vars_of
+from casemate.lab import lab_down, lab_status, lab_up
+from casemate.locations import content_root, state_dir
+from casemate.report import document, junit, table
+from casemate.rundir import RunDir, find_run, new_run, now_utc
+from casemate.runner import STRATEGIES, HostEvent, resolve_inventory
+from casemate.verify import HostVerification, Selection, parse_controls, select, verify_hosts
+
+try:  # typer >= 0.24 vendors click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click.exceptions import ClickException  # type: ignore[assignment]
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Harden container hosts and Kubernetes nodes to the CIS benchmarks, then prove it.",
+)
+catalog_app = typer.Typer(no_args_is_help=True, help="Browse the control catalog.")
+lab_app = typer.Typer(no_args_is_help=True, help="The built-in lab: Debian node containers.")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(lab_app, name="lab")
+
+
+@dataclass(frozen=True, slots=True)
+class Ctx:
+    catalog_dir: Path | None
+    state: Path
+    out: Console
+    err: Console
+
+    def catalog(self) -> Catalog:
+        return load_catalog(self.catalog_dir, builtin_kinds())
+
+
+def _width(stream: Any) -> int | None:
+    """Terminals report their width; logs and pipes get room for the report's columns."""
+    return None if stream.isatty() else shutil.get_terminal_size((160, 40)).columns
+
+
+def _ctx(ctx: typer.Context) -> Ctx:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Ctx)
+    return obj
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    catalog_dir: Annotated[
+        Path | None, typer.Option("--catalog", help="Catalog directory (default: the shipped one).")
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir", help="Runs and lab state (default: $CASEMATE_STATE_DIR or ./.casemate)."
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = Ctx(
+        catalog_dir=catalog_dir,
+        state=(state or state_dir()).resolve(),
+        out=Console(highlight=False, width=_width(sys.stdout)),
+        err=Console(stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr)),
+    )
+
+
+@app.command("version")
+def version_cmd() -> None:
+    """Print casemate's version."""
+    typer.echo(__version__)
+
+
+# --- catalog ------------------------------------------------------------------------------------
+
+FormatOpt = Annotated[str, typer.Option("--format", help="table or json")]
+
+
+def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
+    if fmt not in allowed:
+        raise BadInputError(f"--format must be one of {', '.join(allowed)}, not '{fmt}'")
+
+
+def _entry_json(e: Entry) -> dict[str, Any]:
+    c = e.control
+    return {
+        "id": e.id,
+        "benchmark": e.benchmark,
+        "benchmark_version": e.benchmark_version,
+        "ref": e.ref,
+        "section": e.section,
+        "title": c.title,
+        "description": c.description,
+        "level": c.level,
+        "automated": c.automated,
+        "applies_to": list(c.applies_to),
+        "remediation": c.remediation.model_dump() if c.remediation else None,
+        "manual": c.manual,
+        "check": c.check.model_dump() if c.check else None,
+        "source": e.source,
+    }
+
+
+@catalog_app.command("list")
+def catalog_list(
+    ctx: typer.Context,
+    benchmark: Annotated[str | None, typer.Option(help="cis-docker or cis-kubernetes")] = None,
+    level: Annotated[
+        int | None, typer.Option(help="Only controls of this level and below.")
+    ] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """List controls: id, benchmark number, level, mode, remediation and check kind."""
+    c = _ctx(ctx)
+    _check_format(fmt, ("table", "json"))
+    entries = select(c.catalog(), Selection(level=level or 2, benchmark=benchmark))
+    if fmt == "json":
+        typer.echo(json.dumps([_entry_json(e) for e in entries], indent=2))
+        return
+    t = Table(title=f"{len(entries)} controls", title_justify="left")
+    for col in ("id", "ref", "lvl", "mode", "remediation", "check", "title"):
+        t.add_column(col, overflow="fold")
+    for e in entries:
+        ctl = e.control
+        mode = "auto" if ctl.automated else "manual"
+        if ctl.automated and ctl.remediation is None:
+            mode = "check-only"
+        t.add_row(
+            e.id,
+            f"{e.benchmark} {e.ref}",
+            str(ctl.level),
+            mode,
+            ctl.remediation.role if ctl.remediation else "-",
+            ctl.check.kind if ctl.check else "-",
+            ctl.title,
+        )
+    c.out.print(t)
+
+
+def _role_defaults(role: str) -> dict[str, Any]:
+    path = content_root() / "roles" / role / "defaults" / "main.yml"
+    if not path.is_file():
+        return {}
+    loaded = yaml.safe_load(path.read_text()) or {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+@catalog_app.command("show")
+def catalog_show(
+    ctx: typer.Context,
+    control_id: Annotated[str, typer.Argument(metavar="ID")],
+    fmt: FormatOpt = "table",
+) -> None:
+    """Everything about one control, including the values its role sets by default."""
+    c = _ctx(ctx)
+    _check_format(fmt, ("table", "json"))
+    entry = c.catalog().get(control_id)
+    if entry is None:
+        raise BadInputError(f"unknown control '{control_id}'")
+    doc = _entry_json(entry)
+    rem = entry.control.remediation
+    if rem is not None:
+        defaults = _role_defaults(rem.role)
+        doc["sets"] = {v: defaults.get(v) for v in rem.vars}
+    if fmt == "json":
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    c.out.print(
+        f"[bold]{entry.id}[/]  {entry.benchmark_title} {entry.benchmark_version} §{entry.ref}"
+    )
+    c.out.print(f"[bold]{entry.control.title}[/]")
+    c.out.print(entry.control.description)
+    rows = [
+        ("level", str(entry.control.level)),
+        ("automated", "yes" if entry.control.automated else "no (manual)"),
+        ("applies to", ", ".join(entry.control.applies_to)),
+        ("remediation", f"role {rem.role}, tag {entry.id}" if rem else "none"),
+    ]
+    if rem is not None and rem.vars:
+        rows.append(("sets", ", ".join(f"{k}={json.dumps(v)}" for k, v in doc["sets"].items())))
+    if entry.control.check is not None:
+        rows.append(
+            ("check", f"{entry.control.check.kind} {json.dumps(entry.control.check.params)}")
+        )
+    if entry.control.manual:
+        rows.append(("manual", entry.control.manual))
+    for k, v in rows:
+        c.out.print(f"  {k:<12} {v}")
+
+
+@catalog_app.command("tags")
+def catalog_tags(
+    ctx: typer.Context,
+    level: Annotated[int, typer.Option(help="Profile level 1 or 2.")] = 1,
+    controls: Annotated[str | None, typer.Option(help="Comma-separated control ids.")] = None,
+) -> None:
+    """The --tags list for running playbooks/harden.yml with ansible-playbook directly."""
+    c = _ctx(ctx)
+    entries = select(c.catalog(), Selection(level=level, controls=parse_controls(controls)))
+    typer.echo(",".join(e.id for e in entries if e.control.remediation is not None))
+
+
+# --- lab ----------------------------------------------------------------------------------------
+
+LabName = Annotated[str, typer.Option("--name", help="Lab name (several labs can coexist).")]
+
+
+def _progress(c: Ctx) -> Any:
+    began = time.monotonic()
+
+    def say(message: str) -> None:
+        c.err.print(f"[dim]{time.monotonic() - began:6.1f}s[/] {message}")
+
+    return say
+
+
+def _print_lab(c: Ctx, status: Any) -> None:
+    t = Table(title=f"lab {status.name} ({status.image or 'no image'})", title_justify="left")
+    for col in ("node", "address", "state", "health"):
+        t.add_column(col)
+    for n in status.nodes:
+        t.add_row(n.name, n.address or "-", n.state, n.health)
+    c.out.print(t)
+    if status.inventory is not None:
+        c.out.print(f"inventory: {status.inventory}")
+
+
+@lab_app.command("up")
+def lab_up_cmd(
+    ctx: typer.Context,
+    nodes: Annotated[int, typer.Option(help="Number of nodes.")] = 2,
+    name: LabName = "lab",
+    release: Annotated[str, typer.Option(help="Debian release of the nodes.")] = "bookworm",
+    rebuild: Annotated[bool, typer.Option(help="Rebuild the node image even if cached.")] = False,
+) -> None:
+    """Build (or reuse) the node image and start the lab's node containers."""
+    c = _ctx(ctx)
+    status = lab_up(name, nodes, c.state, _progress(c), release=release, rebuild=rebuild)
+    _print_lab(c, status)
+
+
+@lab_app.command("status")
+def lab_status_cmd(ctx: typer.Context, name: LabName = "lab") -> None:
+    """Show the lab's nodes and their health."""
+    c = _ctx(ctx)
+    _print_lab(c, lab_status(name, c.state))
+
+
+@lab_app.command("down")
+def lab_down_cmd(ctx: typer.Context, name: LabName = "lab") -> None:
+    """Remove the lab's node containers, their volumes and network (the image stays cached)."""
+    c = _ctx(ctx)
+    lab_down(name, c.state, _progress(c))
+
+
+# --- harden -------------------------------------------------------------------------------------
+
+InventoryOpt = Annotated[Path, typer.Option("--inventory", "-i", help="Ansible inventory.")]
+LimitOpt = Annotated[
+    str | None, typer.Option("--limit", "-l", help="Hosts or groups (comma-separated).")
+]
+ControlsOpt = Annotated[str | None, typer.Option("--controls", help="Comma-separated control ids.")]
+LevelOpt = Annotated[int, typer.Option("--level", help="CIS profile level: 1 or 2.")]
+ForksOpt = Annotated[int, typer.Option("--forks", help="Hosts worked on in parallel.")]
+
+
+def _short(task: str) -> str:
+    """A task name for a progress line: long lists of control ids are summarised."""
+    name, sep, ids = task.partition(" | ")
+    count = len(ids.split())
+    if sep and name.startswith(("Preflight", "Prep")):
+        return task
+    return f"{name} | {count} controls" if count > 3 else task
+
+
+@dataclass(slots=True)
+class _HostRow:
+    task: str = ""
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+
+
+class _HardenProgress:
+    """Per-host progress: a live table on a terminal; a line per change or failure elsewhere
+    (CI logs), so the record shows what changed where."""
+
+    def __init__(self, console: Console, hosts: list[str]) -> None:
+        self.console = console
+        self.rows = {h: _HostRow() for h in hosts}
+        self.live = (
+            Live(self._table(), console=console, auto_refresh=False)
+            if console.is_terminal
+            else None
+        )
+
+    def _table(self) -> Table:
+        t = Table(box=None)
+        for col in ("host", "ok", "changed", "failed", "current task"):
+            t.add_column(col)
+        for host, r in self.rows.items():
+            t.add_row(host, str(r.ok), str(r.changed), str(r.failed), r.task[:70])
+        return t
+
+    def __enter__(self) -> _HardenProgress:
+        if self.live is not None:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def __call__(self, event: HostEvent) -> None:
+        row = self.rows.setdefault(event.host, _HostRow())
+        row.task = event.task
+        if event.status in ("ok", "changed"):
+            row.ok += 1
+        if event.status == "changed":
+            row.changed += 1
+        if event.status in ("failed", "unreachable"):
+            row.failed += 1
+        if self.live is not None:
+            self.live.update(self._table(), refresh=True)
+        if event.status in ("changed", "failed", "unreachable"):
+            style = "yellow" if event.status == "changed" else "red"
+            first = event.message.splitlines()[0][:160] if event.message else ""
+            msg = f": {first}" if first and event.status != "changed" else ""
+            self.console.print(
+                f"  [{style}]{event.status:<11}[/] {event.host}  {_short(event.task)}{msg}"
+            )
+
+
+@app.command("harden")
+def harden_cmd(
+    ctx: typer.Context,
+    inventory: InventoryOpt,
+    limit: LimitOpt = None,
+    controls: ControlsOpt = None,
+    level: LevelOpt = 1,
+    check: Annotated[
+        bool, typer.Option("--check", help="Report what would change; change nothing.")
+    ] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="Show file changes.")] = False,
+    strategy: Annotated[
+        str, typer.Option(help="Ansible strategy: " + ", ".join(STRATEGIES))
+    ] = "auto",
+    forks: ForksOpt = 10,
+) -> int:
+    """Apply the selected controls with Ansible; exit 3 if any host failed or was unreachable."""
+    c = _ctx(ctx)
+    if strategy not in STRATEGIES:
+        raise BadInputError(f"--strategy must be one of {', '.join(STRATEGIES)}, not '{strategy}'")
+    if forks < 1:
+        raise BadInputError("--forks must be at least 1")
+    catalog = c.catalog()
+    entries = select(catalog, Selection(level=level, controls=parse_controls(controls)))
+    inv = resolve_inventory(inventory)
+    harden_plan = plan(entries, inv, limit)
+    content = content_root()
+    run = new_run(c.state, "harden")
+    mode = " (check mode)" if check else ""
+    c.err.print(
+        f"hardening {len(harden_plan.hosts)} host(s), {len(harden_plan.tags)} controls, "
+        f"level {level}{mode}"
+    )
+    began = time.monotonic()
+    with _HardenProgress(c.err, harden_plan.hosts) as progress:
+        outcome = run_harden(
+            run=run,
+            content=content,
+            catalog=catalog,
+            inventory=inv,
+            harden_plan=harden_plan,
+            level=level,
+            check=check,
+            diff=diff,
+            strategy=strategy,
+            forks=forks,
+            command=sys.argv,
+            on_event=progress,
+        )
+    if diff:
+        _print_diffs(c, run)
+    _print_harden(c, run.read_json("run.json"))
+    c.err.print(f"harden took {time.monotonic() - began:.1f}s; run stored in {run.path}")
+    failed = any(host_failed(vars_of(s)) for s in outcome.hosts.values())
+    return 3 if failed or outcome.status not in ("successful", "failed") else 0
+
+
+def _print_diffs(c: Ctx, run: RunDir) -> None:
+    events = run.path / "ansible" / "artifacts"
+    for path in sorted(events.glob("*/job_events/*.json")):
+        data = json.loads(path.read_text()).get("event_data", {})
+        res = data.get("res") or {}
+        diffs = res.get("diff") or []
+        for d in diffs if isinstance(diffs, list) else [diffs]:
+            if not isinstance(d, dict) or ("before" not in d and "prepared" not in d):
+                continue
+            if d.get("prepared"):
+                c.out.print(f"--- {data.get('host')}: {data.get('task')}\n{d['prepared']}")
+                continue
+            if d.get("before") == d.get("after"):
+                continue
+            if isinstance(d.get("before"), dict) and isinstance(d.get("after"), dict):
+                changes = [
+                    f"{k}: {d['before'].get(k)} -> {d['after'].get(k)}"
+                    for k in sorted(set(d["before"]) | set(d["after"]))
+                    if k != "path" and d["before"].get(k) != d["after"].get(k)
+                ]
+                path = d["after"].get("path") or d["before"].get("path") or data.get("task")
+                c.out.print(f"--- {data.get('host')}: {path}: {', '.join(changes)}", markup=False)
+                continue
+            before = str(d.get("before", "")).splitlines(keepends=True)
+            after = str(d.get("after", "")).splitlines(keepends=True)
+            name = str(d.get("before_header") or d.get("after_header") or data.get("task"))
+            text = "".join(
+                difflib.unified_diff(before, after, f"{name} (before)", f"{name} (after)")
+            )
+            if text:
+                c.out.print(f"--- {data.get('host')}: {_short(str(data.get('task')))}", markup=False)
+                c.out.print(text, highlight=False, markup=False)
+
+
+def _print_harden(c: Ctx, meta: dict[str, Any]) -> None:
+    t = Table(title=f"casemate harden ({meta.get('strategy')})", title_justify="left")
+    for col, style in (
+        ("host", ""),
+        ("ok", "green"),
+        ("changed", "yellow"),
+        ("failed", "red"),
+        ("unreachable", "red"),
+    ):
+        t.add_column(col, style=style, justify="left" if col == "host" else "right")
+    for host, s in meta.get("stats", {}).items():
+        t.add_row(host, str(s["ok"]), str(s["changed"]), str(s["failed"]), str(s["unreachable"]))
+    c.out.print(t)
+    for host, msgs in meta.get("messages", {}).items():
+        stats = meta.get("stats", {}).get(host, {})
+        if host_failed(stats):
+            c.out.print(f"[red]{host}[/]: {msgs[-1].splitlines()[0][:300]}")
+
+
+# --- verify and report --------------------------------------------------------------------------
+
+
+@app.command("verify")
+def verify_cmd(
+    ctx: typer.Context,
+    inventory: InventoryOpt,
+    limit: LimitOpt = None,
+    controls: ControlsOpt = None,
+    level: LevelOpt = 1,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report-dir", help="Also write report.json and junit.xml here.")
+    ] = None,
+    forks: ForksOpt = 10,
+) -> int:
+    """Probe every host once, judge every selected control, write report.json and junit.xml."""
+    c = _ctx(ctx)
+    if forks < 1:
+        raise BadInputError("--forks must be at least 1")
+    catalog = c.catalog()
+    selection = Selection(level=level, controls=parse_controls(controls))
+    entries = select(catalog, selection)
+    inv = resolve_inventory(inventory)
+    hosts = inv.select(limit)
+    if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
+        raise BadInputError(f"--report-dir {report_dir}: not a directory")
+    run = new_run(c.state, "verify")
+    started = now_utc().isoformat()
+    c.err.print(f"verifying {len(hosts)} host(s) against {len(entries)} controls, level {level}")
+    began = time.monotonic()
+
+    def on_host(h: HostVerification) -> None:
+        if h.outcome.observations is None:
+            c.err.print(f"  [red]{h.host}: {h.outcome.error}[/]")
+        else:
+            c.err.print(
+                f"  {h.host}: probed in {h.outcome.raw.get('elapsed_ms')} ms (one round trip)"
+            )
+
+    results = verify_hosts(inv, hosts, entries, builtin_kinds(), forks=forks, on_host=on_host)
+    doc = document.build(
+        run_id=run.id,
+        started=started,
+        finished=now_utc().isoformat(),
+        inventory=str(inventory),
+        catalog_digest=catalog.digest,
+        benchmarks=catalog.benchmarks(),
+        selection=selection,
+        hosts=results,
+    )
+    document.validate(doc)
+    for h in results:
+        run.write_json(f"observations/{h.host}.json", h.outcome.raw | {"error": h.outcome.error})
+    run.write_json("inventory.json", inv.raw)
+    paths = _write_reports(run.path, doc)
+    run.write_json(
+        "run.json",
+        {
+            "kind": "verify",
+            "casemate_version": __version__,
+            "command": sys.argv,
+            "started": started,
+            "finished": doc["finished"],
+            "inventory": str(inventory),
+            "hosts": hosts,
+        },
+    )
+    if report_dir is not None:
+        paths = _write_reports(report_dir, doc)
+    c.out.print(table.render(doc))
+    c.err.print(f"verify took {time.monotonic() - began:.1f}s")
+    c.out.print(f"report: {paths[0]}\njunit:  {paths[1]}\nrun:    {run.path}")
+    return document.exit_code(doc)
+
+
+def _write_reports(directory: Path, doc: dict[str, Any]) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    report = directory / "report.json"
+    report.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    xml = directory / "junit.xml"
+    xml.write_text(junit.render(doc))
+    return report, xml
+
+
+@app.command("report")
+def report_cmd(
+    ctx: typer.Context,
+    run_ref: Annotated[
+        str, typer.Argument(metavar="RUN", help="Run id, prefix, path, or latest[-verify|-harden].")
+    ],
+    fmt: FormatOpt = "table",
+    report_dir: Annotated[
+        Path | None, typer.Option("--report-dir", help="Write report.json and junit.xml here.")
+    ] = None,
+) -> int:
+    """Re-render a stored run."""
+    c = _ctx(ctx)
+    _check_format(fmt, ("table", "json", "junit"))
+    run = find_run(c.state, run_ref)
+    meta = run.read_json("run.json")
+    if meta.get("kind") == "harden":
+        if fmt != "table":
+            raise BadInputError("a harden run has only the table format")
+        _print_harden(c, meta)
+        return 3 if any(host_failed(s) for s in meta.get("stats", {}).values()) else 0
+    doc = run.read_json("report.json")
+    try:
+        document.validate(doc)
+    except Exception as exc:
+        raise BadInputError(
+            f"{run.path / 'report.json'}: does not match the report schema: {exc}"
+        ) from None
+    if report_dir is not None:
+        _write_reports(report_dir, doc)
+    if fmt == "json":
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+    elif fmt == "junit":
+        typer.echo(junit.render(doc), nl=False)
+    else:
+        c.out.print(table.render(doc))
+    return document.exit_code(doc)
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+
+def _fail(message: str, code: int) -> None:
+    first = " ".join(message.split())  # always exactly one line
+    sys.stderr.write(f"casemate: error: {first}\n")
+    raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console script. Errors are one line on stderr; exit 2 for bad input, 3 for a failed run."""
+    try:
+        code = app(args=argv, prog_name="casemate", standalone_mode=False)
+    except ClickException as exc:
+        _fail(exc.format_message(), 2)
+    except CasemateError as exc:
+        _fail(str(exc), exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

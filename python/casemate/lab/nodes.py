@@ -1,0 +1,261 @@
+"""Bring the lab up, show it, take it down: node containers, their network and the inventory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from casemate.errors import CasemateError, LabError
+from casemate.lab.engine import Engine, last_line
+from casemate.lab.health import FAILED_UNITS, PROBE, READY, failed_units, health_of
+from casemate.lab.image import ensure_image
+from casemate.lab.plan import Found, plan_nodes
+from casemate.lab.recipe import (
+    LAB_LABEL,
+    inventory_text,
+    network_name,
+    node_names,
+    node_order,
+    recipe,
+    run_args,
+    validate_name,
+    validate_nodes,
+)
+
+READY_TIMEOUT = 90.0
+POLL_INTERVAL = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class LabNode:
+    name: str  # container name, e.g. "casemate-lab-1"
+    address: str  # its IP on the lab network ("" if not running)
+    state: str  # docker's container state: running, exited...
+    health: str  # "ready", "starting", or a short reason
+
+
+@dataclass(frozen=True, slots=True)
+class LabStatus:
+    name: str  # lab name, e.g. "lab"
+    image: str | None  # node image tag in use (None: no nodes, or nodes on different images)
+    network: str  # "casemate-lab"
+    nodes: tuple[LabNode, ...]
+    inventory: Path | None  # the written inventory file, if the lab has nodes
+
+
+def inventory_path(state: Path, lab: str) -> Path:
+    return state / "lab" / lab / "inventory.yml"
+
+
+def lab_up(
+    name: str,
+    nodes: int,
+    state: Path,
+    progress: Callable[[str], None],
+    *,
+    release: str = "bookworm",
+    rebuild: bool = False,
+    docker: str = "docker",
+    ready_timeout: float = READY_TIMEOUT,
+) -> LabStatus:
+    """Make the lab exactly `nodes` ready nodes of the current image and write its inventory.
+
+    Idempotent: nodes already running the current image are kept; stopped ones, ones on another
+    image and surplus ones are removed (with their volumes) and started afresh."""
+    validate_name(name)
+    validate_nodes(nodes)
+    r = recipe(release)
+    engine = Engine(docker)
+    engine.ping()
+    tag = ensure_image(engine, r, state / "lab" / "build", progress, rebuild=rebuild)
+    image_id = engine.image_id(tag)
+    if image_id is None:
+        raise LabError(f"node image {tag} is missing right after it was built")
+    net = network_name(name)
+    if not engine.network_exists(net):
+        engine.must(
+            ["network", "create", "--driver", "bridge", "--label", f"{LAB_LABEL}={name}", net],
+            f"creating network {net}",
+        )
+    found = {_name(c): Found(_running(c), str(c.get("Image", ""))) for c in _lab(engine, name)}
+    wanted = node_names(name, nodes)
+    plan = plan_nodes(wanted, found, image_id)
+    if plan.remove:
+        progress(f"removing {', '.join(plan.remove)} (surplus, stopped or on an older image)")
+        engine.must(["rm", "--force", "--volumes", *plan.remove], "removing lab nodes")
+    if plan.keep:
+        progress(f"keeping {', '.join(plan.keep)} (already running {tag})")
+    if plan.start:
+        progress(f"starting {', '.join(plan.start)}")
+    _bring_up(
+        engine,
+        lab=name,
+        image=tag,
+        start=plan.start,
+        keep=plan.keep,
+        progress=progress,
+        timeout=ready_timeout,
+    )
+    _write(inventory_path(state, name), inventory_text(name, wanted))
+    return lab_status(name, state, docker=docker)
+
+
+def lab_status(name: str, state: Path, *, docker: str = "docker") -> LabStatus:
+    """The lab's nodes as docker sees them, each with a quick health probe if it runs."""
+    validate_name(name)
+    engine = Engine(docker)
+    engine.ping()
+    found = _lab(engine, name)
+    running = [_name(c) for c in found if _running(c)]
+    with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+        healths = dict(zip(running, pool.map(lambda n: _probe(engine, n), running), strict=True))
+    nodes = tuple(
+        LabNode(
+            name=_name(c),
+            address=_address(c, network_name(name)),
+            state=str(c.get("State", {}).get("Status", "unknown")),
+            health=healths.get(_name(c), f"not running (exit {_exit_code(c)})"),
+        )
+        for c in found
+    )
+    images = {str(c.get("Config", {}).get("Image", "")) for c in found}
+    inventory = inventory_path(state, name)
+    return LabStatus(
+        name=name,
+        image=images.pop() if len(images) == 1 else None,
+        network=network_name(name),
+        nodes=nodes,
+        inventory=inventory if nodes and inventory.is_file() else None,
+    )
+
+
+def lab_down(
+    name: str, state: Path, progress: Callable[[str], None], *, docker: str = "docker"
+) -> None:
+    """Remove the lab's nodes with their volumes, its network and its inventory; the images stay
+    cached. Taking down a lab that does not exist is not an error."""
+    validate_name(name)
+    engine = Engine(docker)
+    engine.ping()
+    found = [_name(c) for c in _lab(engine, name)]
+    if found:
+        progress(f"removing {', '.join(found)}")
+        engine.must(["rm", "--force", "--volumes", *found], "removing lab nodes")
+    net = network_name(name)
+    if engine.network_exists(net):
+        engine.must(["network", "rm", net], f"removing network {net}")
+    inventory = inventory_path(state, name)
+    inventory.unlink(missing_ok=True)
+    if inventory.parent.is_dir() and not any(inventory.parent.iterdir()):
+        inventory.parent.rmdir()
+    progress(f"lab {name} is down" if found else f"lab {name} has no nodes")
+
+
+# --- bringing nodes up -------------------------------------------------------------------------
+
+
+def _bring_up(
+    engine: Engine,
+    *,
+    lab: str,
+    image: str,
+    start: Sequence[str],
+    keep: Sequence[str],
+    progress: Callable[[str], None],
+    timeout: float,
+) -> None:
+    """Start `start` and wait for them and `keep` to be ready, all in parallel. Progress is
+    reported from this thread only."""
+    errors: list[CasemateError] = []
+    with ThreadPoolExecutor(max_workers=max(1, len(start) + len(keep))) as pool:
+        futures: dict[Future[float], str] = {
+            pool.submit(_start_node, engine, lab, n, image, timeout): n for n in start
+        }
+        futures |= {pool.submit(_wait_ready, engine, n, time.monotonic(), timeout): n for n in keep}
+        for future in as_completed(futures):
+            node = futures[future]
+            try:
+                took = future.result()
+            except CasemateError as e:
+                errors.append(e)
+                continue
+            progress(f"node {node} ready ({took:.1f} s)")
+    if errors:
+        more = f" (and {len(errors) - 1} more failed nodes)" if len(errors) > 1 else ""
+        raise LabError(f"{errors[0]}{more}")
+
+
+def _start_node(engine: Engine, lab: str, node: str, image: str, timeout: float) -> float:
+    began = time.monotonic()
+    engine.must(run_args(lab, node, image), f"starting node {node}")
+    return _wait_ready(engine, node, began, timeout)
+
+
+def _wait_ready(engine: Engine, node: str, began: float, timeout: float) -> float:
+    """Seconds from `began` until the node is ready; LabError after `timeout` seconds or as soon
+    as the container stops."""
+    while True:
+        health = _probe(engine, node)
+        if health == READY:
+            return time.monotonic() - began
+        if not _still_running(engine, node):
+            logs = engine.run(["logs", "--tail", "5", node], timeout=30)
+            said = last_line(logs.stdout + logs.stderr)
+            raise LabError(f"node {node} stopped while booting{f': {said}' if said else ''}")
+        if time.monotonic() - began > timeout:
+            listing = engine.sh(node, FAILED_UNITS, timeout=15).stdout
+            units = failed_units(listing)
+            tail = f"; failed units: {units}" if units else ""
+            raise LabError(
+                f"node {node} not ready after {timeout:.0f} s (last state: {health}){tail}"
+            )
+        time.sleep(POLL_INTERVAL)
+
+
+def _probe(engine: Engine, node: str) -> str:
+    try:
+        done = engine.sh(node, PROBE, timeout=15)
+    except LabError:
+        return "no answer within 15 s"
+    return health_of(done.stdout) if done.returncode == 0 else "no answer from the node"
+
+
+def _still_running(engine: Engine, node: str) -> bool:
+    done = engine.run(["inspect", "--format", "{{.State.Running}}", node], timeout=30)
+    return done.stdout.strip() == "true"
+
+
+# --- reading docker inspect --------------------------------------------------------------------
+
+
+def _lab(engine: Engine, lab: str) -> list[dict[str, Any]]:
+    """The lab's containers, in node order."""
+    return sorted(engine.containers(f"{LAB_LABEL}={lab}"), key=lambda c: node_order(_name(c)))
+
+
+def _name(container: dict[str, Any]) -> str:
+    return str(container.get("Name", "")).lstrip("/")
+
+
+def _running(container: dict[str, Any]) -> bool:
+    return bool(container.get("State", {}).get("Running", False))
+
+
+def _exit_code(container: dict[str, Any]) -> int:
+    return int(container.get("State", {}).get("ExitCode", 0))
+
+
+def _address(container: dict[str, Any], network: str) -> str:
+    networks = container.get("NetworkSettings", {}).get("Networks") or {}
+    return str((networks.get(network) or {}).get("IPAddress", ""))
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)

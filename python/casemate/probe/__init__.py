@@ -1,0 +1,1 @@
+"""The per-host probe: every observation a verification needs, gathered in one remote command."""

@@ -1,0 +1,96 @@
+"""Build the one remote command that gathers every wanted fact, run it, and parse its answer."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from casemate.checks.base import Observations, Probe
+from casemate.locations import package_file
+
+
+class CommandResult(Protocol):
+    @property
+    def rc(self) -> int: ...
+
+    @property
+    def stdout(self) -> str: ...
+
+    @property
+    def stderr(self) -> str: ...
+
+
+class Transport(Protocol):
+    """Runs one shell command on a host (a testinfra Host satisfies this)."""
+
+    def run(self, command: str) -> CommandResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOutcome:
+    observations: Observations | None
+    raw: dict[str, Any]  # the probe's whole answer: kept as evidence
+    error: str | None = None
+
+
+def remote_source(probes: Iterable[Probe]) -> str:
+    """The probe script with its request filled in."""
+    request = [[p.kind, p.arg] for p in sorted(set(probes))]
+    script = package_file("probe", "remote.py").read_text(encoding="utf-8")
+    marker = "REQUEST = []"
+    if marker not in script:
+        raise RuntimeError("probe/remote.py lost its REQUEST marker")
+    return script.replace(marker, f"REQUEST = {json.dumps(request)}", 1)
+
+
+def remote_command(probes: Iterable[Probe], interpreter: str = "python3") -> str:
+    """One shell command: the compressed script travels inside it, so nothing is copied first."""
+    packed = base64.b64encode(zlib.compress(remote_source(probes).encode(), 9)).decode()
+    bootstrap = f"import base64,zlib;exec(zlib.decompress(base64.b64decode('{packed}')))"
+    return f"{shlex.quote(interpreter)} -c {shlex.quote(bootstrap)}"
+
+
+def parse_answer(host: str, stdout: str) -> tuple[Observations, dict[str, Any]]:
+    """Turn the probe's JSON answer into Observations. Raises ValueError on a bad answer."""
+    start = stdout.find("{")
+    if start < 0:
+        raise ValueError("the probe printed no JSON")
+    raw = json.loads(stdout[start:])
+    if not isinstance(raw, dict) or raw.get("probe") != 1 or not isinstance(raw.get("data"), dict):
+        raise ValueError("the probe's answer is not a casemate probe document")
+    return Observations(host=host, facts=raw.get("facts", {}), data=raw["data"]), raw
+
+
+def collect(
+    host: str, transport: Transport, probes: Iterable[Probe], interpreter: str = "python3"
+) -> ProbeOutcome:
+    """Run the probe once on `host`. Connection problems come back as `error`, never raised."""
+    command = remote_command(probes, interpreter)
+    try:
+        result = transport.run(command)
+    except Exception as exc:  # testinfra backends raise many kinds; all mean "could not probe"
+        return ProbeOutcome(None, {}, f"cannot reach {host}: {_one_line(str(exc))}")
+    if result.rc != 0:
+        why = _one_line(result.stderr) or f"exit status {result.rc}"
+        return ProbeOutcome(
+            None,
+            {"rc": result.rc, "stderr": result.stderr[-2000:]},
+            f"probe failed on {host}: {why}",
+        )
+    try:
+        observations, raw = parse_answer(host, result.stdout)
+    except ValueError as exc:
+        return ProbeOutcome(
+            None, {"stdout": result.stdout[-2000:]}, f"probe answer from {host}: {exc}"
+        )
+    return ProbeOutcome(observations, raw)
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""

@@ -1,0 +1,281 @@
+# casemate probe: runs ON THE TARGET HOST in one command and prints one JSON document.
+# It only reads. It must run on any python3 >= 3.6 with the standard library alone, so it is kept
+# free of casemate imports and of modern syntax. REQUEST is set by the controller before sending.
+import glob
+import grp
+import json
+import os
+import pwd
+import stat
+import subprocess
+import time
+
+REQUEST = []  # replaced by the controller: [[kind, arg], ...]
+READ_LIMIT = 512 * 1024
+OUT_LIMIT = 256 * 1024
+
+
+def _name(lookup, ident):
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
+
+
+def _type(mode):
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISLNK(mode):
+        return "link"
+    return "other"
+
+
+def c_stat(path):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return {"path": path, "exists": False}
+    except OSError as exc:
+        return {"path": path, "error": "stat %s: %s" % (path, exc.strerror)}
+    return {
+        "path": path,
+        "exists": True,
+        "type": _type(st.st_mode),
+        "mode": "%04o" % stat.S_IMODE(st.st_mode),
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "user": _name(pwd.getpwuid, st.st_uid),
+        "group": _name(grp.getgrgid, st.st_gid),
+        "size": st.st_size,
+    }
+
+
+def c_glob(pattern):
+    return {"matches": [c_stat(p) for p in sorted(glob.glob(pattern, recursive=True))]}
+
+
+def c_read(path):
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(READ_LIMIT + 1)
+    except FileNotFoundError:
+        return {"path": path, "exists": False}
+    except IsADirectoryError:
+        return {"path": path, "error": "%s is a directory" % path}
+    except OSError as exc:
+        return {"path": path, "error": "read %s: %s" % (path, exc.strerror)}
+    return {
+        "path": path,
+        "exists": True,
+        "content": data[:READ_LIMIT].decode("utf-8", "replace"),
+        "truncated": len(data) > READ_LIMIT,
+    }
+
+
+def _own_pid_ns():
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def _processes(name):
+    """(start_ticks, pid, argv) of processes called `name` in our own PID namespace only: on a
+    Docker host /proc also lists the processes of every container, their daemons included."""
+    own_ns = _own_pid_ns()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        base = "/proc/" + entry
+        try:
+            with open(base + "/cmdline", "rb") as handle:
+                argv = [a.decode("utf-8", "replace") for a in handle.read().split(b"\0") if a]
+            with open(base + "/comm") as handle:
+                comm = handle.read().strip()
+            with open(base + "/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            ns = os.readlink(base + "/ns/pid") if own_ns else None
+        except OSError:
+            continue
+        if own_ns and ns != own_ns:
+            continue
+        exe = os.path.basename(argv[0]) if argv else ""
+        if name in (comm, exe):
+            found.append((int(fields[19]), int(entry), argv))
+    return sorted(found)
+
+
+def c_proc(name):
+    found = _processes(name)
+    if not found:
+        return {"running": False}
+    start, pid, argv = found[0]  # the oldest: the daemon itself, not a child it spawned
+    return {"running": True, "pid": pid, "argv": argv, "count": len(found)}
+
+
+UNIT_PROPS = "Id,LoadState,ActiveState,SubState,UnitFileState,FragmentPath,MainPID,DropInPaths"
+
+
+def c_unit(name):
+    res = _run(["systemctl", "show", name, "-p", UNIT_PROPS])
+    if res.get("error") or res["rc"] != 0:
+        return {
+            "error": res.get("error") or ("systemctl show %s: %s" % (name, res["stderr"].strip()))
+        }
+    props = {}
+    for line in res["stdout"].splitlines():
+        key, _, value = line.partition("=")
+        props[key] = value
+    frag = props.get("FragmentPath") or ""
+    return {"properties": props, "fragment": c_stat(frag) if frag else {"exists": False}}
+
+
+def c_sysctl(name):
+    path = "/proc/sys/" + name.replace(".", "/")
+    try:
+        with open(path) as handle:
+            return {"exists": True, "value": handle.read().strip()}
+    except FileNotFoundError:
+        return {"exists": False}
+    except OSError as exc:
+        return {"error": "read %s: %s" % (path, exc.strerror)}
+
+
+def _run(cmd, shell=False):
+    try:
+        proc = subprocess.run(
+            cmd, shell=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60
+        )
+    except FileNotFoundError as exc:
+        return {"error": "not found: %s" % exc.filename, "rc": 127, "stdout": "", "stderr": ""}
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out after 60 s", "rc": -1, "stdout": "", "stderr": ""}
+    return {
+        "rc": proc.returncode,
+        "stdout": proc.stdout[:OUT_LIMIT].decode("utf-8", "replace"),
+        "stderr": proc.stderr[:4096].decode("utf-8", "replace"),
+    }
+
+
+def c_cmd(command):
+    res = _run(command, shell=True)
+    res.pop("error", None)
+    return res
+
+
+def _flag(argv, flag):
+    value = None
+    for i, arg in enumerate(argv[1:], start=1):
+        name, eq, rest = arg.partition("=")
+        if name == flag:
+            value = rest if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+    return value
+
+
+def c_ref_stat(arg):
+    spec = json.loads(arg)
+    proc = c_proc(spec["process"])
+    path, source = None, "unset"
+    if proc.get("running") and spec.get("flag"):
+        path = _flag(proc["argv"], spec["flag"])
+        source = "flag" if path else source
+    if not path:
+        cfg = c_read(spec["config"])
+        if cfg.get("error"):
+            return {"error": cfg["error"]}
+        try:
+            doc = json.loads(cfg.get("content") or "{}") if cfg.get("exists") else {}
+        except ValueError:
+            return {"error": "%s is not valid JSON" % spec["config"]}
+        value = doc.get(spec["key"]) if isinstance(doc, dict) else None
+        if value:
+            path, source = str(value), "config"
+    if not path:
+        return {"source": "unset"}
+    return {"source": source, "path": path, "stat": c_stat(path)}
+
+
+def _container():
+    res = _run(["systemd-detect-virt", "--container"])
+    out = res.get("stdout", "").strip()
+    if res.get("rc") == 0 and out and out != "none":
+        return out
+    if os.path.exists("/.dockerenv"):
+        return "docker"
+    if os.path.exists("/run/.containerenv"):
+        return "podman"
+    try:
+        with open("/proc/1/environ", "rb") as handle:
+            for item in handle.read().split(b"\0"):
+                if item.startswith(b"container="):
+                    return item.split(b"=", 1)[1].decode() or "container"
+    except OSError:
+        pass
+    return ""
+
+
+def _os_release():
+    info = {}
+    try:
+        with open("/etc/os-release") as handle:
+            for line in handle:
+                key, _, value = line.strip().partition("=")
+                if key in ("ID", "VERSION_ID", "PRETTY_NAME"):
+                    info[key.lower()] = value.strip('"')
+    except OSError:
+        pass
+    return info
+
+
+COLLECTORS = {
+    "stat": c_stat,
+    "glob": c_glob,
+    "read": c_read,
+    "proc": c_proc,
+    "unit": c_unit,
+    "sysctl": c_sysctl,
+    "cmd": c_cmd,
+    "ref_stat": c_ref_stat,
+}
+
+
+def main():
+    began = time.time()
+    data = {}
+    for kind, arg in REQUEST:
+        collector = COLLECTORS.get(kind)
+        key = "%s:%s" % (kind, arg)
+        if collector is None:
+            data[key] = {"error": "this probe has no collector %r" % kind}
+            continue
+        try:
+            data[key] = collector(arg)
+        except Exception as exc:  # one broken fact must not lose the others
+            data[key] = {"error": "%s: %s" % (type(exc).__name__, exc)}
+    facts = {
+        "container": _container(),
+        "hostname": os.uname()[1],
+        "kernel": os.uname()[2],
+        "euid": os.geteuid(),
+        "os": _os_release(),
+    }
+    print(
+        json.dumps(
+            {
+                "probe": 1,
+                "collected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(began)),
+                "elapsed_ms": int((time.time() - began) * 1000),
+                "facts": facts,
+                "data": data,
+            },
+            sort_keys=True,
+        )
+    )
+
+
+main()

@@ -1,0 +1,105 @@
+"""Build and validate report.json, the stored record of a verification run."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jsonschema
+
+from casemate import __version__
+from casemate.checks.base import Status
+from casemate.locations import package_file
+from casemate.verify import HostVerification, Result, Selection
+
+SCHEMA_ID = "casemate-report/1"
+STATUSES = [s.value for s in Status]
+
+
+def schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(package_file("report", "report.schema.json").read_text())
+    return loaded
+
+
+def validate(doc: Mapping[str, Any]) -> None:
+    """Raise jsonschema.ValidationError when `doc` does not follow the report schema."""
+    jsonschema.validate(dict(doc), schema())
+
+
+def _counts(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    seen = Counter(str(r["status"]) for r in results)
+    return {s: seen.get(s, 0) for s in STATUSES}
+
+
+def result_doc(r: Result) -> dict[str, Any]:
+    e = r.entry
+    return {
+        "host": r.host,
+        "control_id": e.id,
+        "benchmark": e.benchmark,
+        "benchmark_version": e.benchmark_version,
+        "ref": e.ref,
+        "title": e.control.title,
+        "level": e.control.level,
+        "automated": e.control.automated,
+        "remediation": e.control.remediation.role if e.control.remediation else None,
+        "status": r.verdict.status.value,
+        "expected": r.verdict.expected,
+        "observed": r.verdict.observed,
+        "evidence": dict(r.evidence),
+    }
+
+
+def build(
+    *,
+    run_id: str,
+    started: str,
+    finished: str,
+    inventory: str,
+    catalog_digest: str,
+    benchmarks: Mapping[str, str],
+    selection: Selection,
+    hosts: list[HostVerification],
+) -> dict[str, Any]:
+    results = [result_doc(r) for h in hosts for r in h.results]
+    host_docs = []
+    for h in hosts:
+        mine = [d for d in results if d["host"] == h.host]
+        host_docs.append(
+            {
+                "name": h.host,
+                "groups": list(h.groups),
+                "probed": h.outcome.observations is not None,
+                "error": h.outcome.error,
+                "facts": dict(h.outcome.observations.facts) if h.outcome.observations else {},
+                "probe_elapsed_ms": h.outcome.raw.get("elapsed_ms"),
+                "counts": _counts(mine),
+            }
+        )
+    return {
+        "schema": SCHEMA_ID,
+        "casemate_version": __version__,
+        "run_id": run_id,
+        "started": started,
+        "finished": finished,
+        "inventory": inventory,
+        "catalog": {"digest": catalog_digest, "benchmarks": dict(benchmarks)},
+        "selection": {
+            "level": selection.level,
+            "controls": list(selection.controls),
+            "benchmark": selection.benchmark,
+        },
+        "summary": _counts(results),
+        "hosts": host_docs,
+        "results": results,
+    }
+
+
+def exit_code(doc: Mapping[str, Any]) -> int:
+    """0 compliant; 1 an automated control failed or errored; 3 a host could not be probed."""
+    if any(not h["probed"] for h in doc["hosts"]):
+        return 3
+    bad = [r for r in doc["results"] if r["automated"] and r["status"] in ("fail", "error")]
+    return 1 if bad else 0

@@ -1,0 +1,205 @@
+"""The only place casemate calls Ansible (through ansible-runner). Decisions come from runner
+status, return codes, stats and events, never from parsing Ansible's printed output."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import ansible_runner
+
+from casemate.errors import InventoryError, RunFailedError
+from casemate.inventory import Inventory
+
+Strategy = Literal["auto", "linear", "free", "mitogen_linear", "mitogen_free"]
+STRATEGIES: tuple[str, ...] = ("auto", "linear", "free", "mitogen_linear", "mitogen_free")
+
+
+@dataclass(frozen=True, slots=True)
+class HostEvent:
+    host: str
+    task: str
+    status: Literal["ok", "changed", "failed", "skipped", "unreachable", "rescued"]
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HostStats:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    rescued: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybookOutcome:
+    status: str  # ansible-runner's: successful, failed, timeout, canceled
+    rc: int
+    hosts: dict[str, HostStats]
+    messages: dict[str, list[str]] = field(default_factory=dict)  # host -> failure messages
+    strategy: str = "linear"
+
+
+def _ensure_tools_on_path() -> None:
+    """ansible-runner finds ansible-playbook on PATH; make it the one beside this interpreter."""
+    here = str(Path(sys.executable).parent)
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    if here not in parts:
+        os.environ["PATH"] = os.pathsep.join([here, *parts])
+
+
+def _inventory_error(stderr: str) -> str:
+    """The most useful single line of ansible-inventory's complaint."""
+    origin = re.search(r"Origin: (\S+?)(?::(\d+))?(?::\d+)?\s*$", stderr, re.M)
+    reasons = re.findall(r"<<< caused by >>>\s*\n\s*(.+)", stderr)
+    line = f" line {origin.group(2)}" if origin and origin.group(2) else ""
+    if reasons:
+        return f"{reasons[0].strip().rstrip('.')}{line and ' (' + line.strip() + ')'}"
+    errors = re.findall(r"\[ERROR\]: (.+)", stderr)
+    if errors:
+        return str(errors[0]).strip()
+    tail = [x for x in stderr.strip().splitlines() if x.strip()]
+    return tail[-1] if tail else "ansible-inventory could not read it"
+
+
+def resolve_inventory(path: Path) -> Inventory:
+    """Parse an inventory with ansible-inventory (no host is contacted)."""
+    if not path.exists():
+        raise InventoryError(f"inventory {path}: no such file or directory")
+    _ensure_tools_on_path()
+    try:
+        out, err = ansible_runner.get_inventory(
+            action="list",
+            inventories=[str(path.resolve())],
+            response_format="json",
+            quiet=True,
+            envvars={
+                "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
+                "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True",
+                "ANSIBLE_DEPRECATION_WARNINGS": "False",
+            },
+        )
+    except Exception as exc:  # ansible-runner raises its own and OS errors alike
+        raise InventoryError(f"inventory {path}: {exc}") from None
+    if not isinstance(out, dict):
+        raise InventoryError(f"inventory {path}: {_inventory_error(str(err or ''))}")
+    inventory = Inventory(source=path, raw=out)
+    if not inventory.hosts():
+        raise InventoryError(f"inventory {path}: it defines no hosts")
+    return inventory
+
+
+def pick_strategy(strategy: str) -> str:
+    if strategy != "auto":
+        return strategy
+    return "mitogen_linear" if importlib.util.find_spec("ansible_mitogen") else "linear"
+
+
+def _strategy_env(strategy: str) -> dict[str, str]:
+    if not strategy.startswith("mitogen"):
+        return {"ANSIBLE_STRATEGY": strategy}
+    spec = importlib.util.find_spec("ansible_mitogen")
+    if spec is None or spec.origin is None:
+        raise RunFailedError(f"strategy {strategy} needs the mitogen package (pip install mitogen)")
+    plugins = Path(spec.origin).parent / "plugins" / "strategy"
+    return {"ANSIBLE_STRATEGY": strategy, "ANSIBLE_STRATEGY_PLUGINS": str(plugins)}
+
+
+def _event(raw: Mapping[str, Any]) -> HostEvent | None:
+    kinds = {
+        "runner_on_ok": "ok",
+        "runner_on_failed": "failed",
+        "runner_on_unreachable": "unreachable",
+        "runner_on_skipped": "skipped",
+    }
+    status = kinds.get(str(raw.get("event")))
+    data = raw.get("event_data") or {}
+    host = data.get("host")
+    if status is None or not host:
+        return None
+    res = data.get("res") or {}
+    if status == "ok" and res.get("changed"):
+        status = "changed"
+    message = str(res.get("msg") or res.get("stderr") or "").strip()
+    if status == "failed" and data.get("ignore_errors"):
+        status = "ok"
+    return HostEvent(host=host, task=str(data.get("task", "")), status=status, message=message)  # type: ignore[arg-type]
+
+
+def run_playbook(
+    *,
+    artifacts: Path,
+    content: Path,
+    playbook: str,
+    inventory: Path,
+    hosts: list[str],
+    tags: list[str],
+    extravars: Mapping[str, Any],
+    check: bool,
+    diff: bool,
+    strategy: str,
+    forks: int,
+    on_event: Callable[[HostEvent], None],
+) -> PlaybookOutcome:
+    """Run one playbook. Unreachable or failing hosts are reported; the others still finish."""
+    _ensure_tools_on_path()
+    chosen = pick_strategy(strategy)
+    envvars = {
+        "ANSIBLE_ROLES_PATH": str(content / "roles"),
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "True",
+        **_strategy_env(chosen),
+    }
+    messages: dict[str, list[str]] = {}
+
+    def handle(raw: Mapping[str, Any]) -> bool:
+        event = _event(raw)
+        if event is not None:
+            if event.status in ("failed", "unreachable") and event.message:
+                messages.setdefault(event.host, []).append(f"{event.task}: {event.message}")
+            on_event(event)
+        return True  # keep the event in the artifacts
+
+    artifacts.mkdir(parents=True, exist_ok=True)
+    cmdline = " ".join(x for x in ("--check" if check else "", "--diff" if diff else "") if x)
+    result = ansible_runner.run(
+        private_data_dir=str(artifacts),
+        playbook=str(content / "playbooks" / playbook),
+        inventory=str(inventory.resolve()),
+        limit=",".join(hosts),
+        tags=",".join(tags) if tags else None,
+        extravars=dict(extravars),
+        cmdline=cmdline or None,
+        forks=forks,
+        envvars=envvars,
+        event_handler=handle,
+        quiet=True,
+    )
+    stats = result.stats or {}
+    per_host: dict[str, HostStats] = {}
+    for host in hosts:
+        per_host[host] = HostStats(
+            ok=int(stats.get("ok", {}).get(host, 0)),
+            changed=int(stats.get("changed", {}).get(host, 0)),
+            failed=int(stats.get("failures", {}).get(host, 0)),
+            unreachable=int(stats.get("dark", {}).get(host, 0)),
+            skipped=int(stats.get("skipped", {}).get(host, 0)),
+            rescued=int(stats.get("rescued", {}).get(host, 0)),
+        )
+    return PlaybookOutcome(
+        status=str(result.status),
+        rc=int(result.rc or 0),
+        hosts=per_host,
+        messages=messages,
+        strategy=chosen,
+    )

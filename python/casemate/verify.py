@@ -1,0 +1,190 @@
+"""Verification: select controls, probe each host once, judge every control, collect results."""
+
+from __future__ import annotations
+
+import configparser
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from casemate.catalog.loader import Catalog
+from casemate.catalog.model import Entry
+from casemate.checks.base import CheckKind, Observations, Probe, Status, Verdict
+from casemate.errors import BadInputError
+from casemate.inventory import Inventory
+from casemate.probe.collect import ProbeOutcome, Transport, collect
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    level: int = 1
+    controls: tuple[str, ...] = ()
+    benchmark: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    host: str
+    entry: Entry
+    verdict: Verdict
+    evidence: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class HostVerification:
+    host: str
+    groups: tuple[str, ...]
+    outcome: ProbeOutcome
+    results: tuple[Result, ...]
+
+
+def parse_controls(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    return tuple(dict.fromkeys(i.strip() for i in text.split(",") if i.strip()))
+
+
+def select(catalog: Catalog, selection: Selection) -> list[Entry]:
+    """The entries a run covers. Named controls win over the level; unknown ids are bad input."""
+    if selection.level not in (1, 2):
+        raise BadInputError(f"--level must be 1 or 2, not {selection.level}")
+    benchmarks = catalog.benchmarks()
+    if selection.benchmark and selection.benchmark not in benchmarks:
+        raise BadInputError(
+            f"--benchmark: unknown benchmark '{selection.benchmark}' "
+            f"(known: {', '.join(sorted(benchmarks))})"
+        )
+    entries = [
+        e for e in catalog.entries if not selection.benchmark or e.benchmark == selection.benchmark
+    ]
+    if selection.controls:
+        unknown = [c for c in selection.controls if catalog.get(c) is None]
+        if unknown:
+            raise BadInputError(f"--controls: unknown control '{unknown[0]}'")
+        wanted = set(selection.controls)
+        return [e for e in entries if e.id in wanted]
+    return [e for e in entries if e.control.level <= selection.level]
+
+
+def concerns(entry: Entry, groups: Iterable[str]) -> bool:
+    return bool(set(entry.control.applies_to) & set(groups))
+
+
+def wanted_probes(entries: Iterable[Entry], kinds: Mapping[str, CheckKind[Any]]) -> list[Probe]:
+    probes: set[Probe] = set()
+    for entry in entries:
+        check = entry.control.check
+        if check is not None:
+            kind = kinds[check.kind]
+            probes.update(kind.wants(kind.params.model_validate(check.params)))
+    return sorted(probes)
+
+
+def judge(entry: Entry, obs: Observations, kinds: Mapping[str, CheckKind[Any]]) -> Verdict:
+    control = entry.control
+    if control.check is None:
+        return Verdict(Status.MANUAL, control.manual or "", "not judged automatically")
+    kind = kinds[control.check.kind]
+    try:
+        return kind.judge(kind.params.model_validate(control.check.params), obs)
+    except Exception as exc:  # a kind's bug must cost one verdict, not the whole report
+        return Verdict(
+            Status.ERROR, "", f"check {control.check.kind} crashed: {type(exc).__name__}: {exc}"
+        )
+
+
+def _evidence(verdict: Verdict, obs: Observations | None) -> dict[str, Any]:
+    if obs is None:
+        return {}
+    out: dict[str, Any] = {}
+    for key in verdict.evidence:
+        out[key] = dict(obs.facts) if key == "facts" else obs.data.get(key)
+    return out
+
+
+def host_results(
+    host: str,
+    groups: Iterable[str],
+    entries: Iterable[Entry],
+    outcome: ProbeOutcome,
+    kinds: Mapping[str, CheckKind[Any]],
+) -> list[Result]:
+    groups = list(groups)
+    results = []
+    for entry in entries:
+        if not concerns(entry, groups):
+            verdict = Verdict(
+                Status.NOT_APPLICABLE,
+                f"host in {', '.join(entry.control.applies_to)}",
+                f"host groups: {', '.join(groups) or 'none'}",
+            )
+        elif entry.control.check is None:
+            verdict = judge(entry, Observations(host), kinds)
+        elif outcome.observations is None:
+            verdict = Verdict(Status.ERROR, "", outcome.error or "host not probed")
+        else:
+            verdict = judge(entry, outcome.observations, kinds)
+        results.append(Result(host, entry, verdict, _evidence(verdict, outcome.observations)))
+    return results
+
+
+def relevant_entries(entries: list[Entry], groups: Iterable[str]) -> list[Entry]:
+    """The entries reported for a host: every entry of a benchmark that concerns the host at all
+    (so a Docker host is not flooded with Kubernetes controls, and vice versa)."""
+    groups = list(groups)
+    benchmarks = {e.benchmark for e in entries if concerns(e, groups)}
+    return [e for e in entries if e.benchmark in benchmarks]
+
+
+def testinfra_transport(inventory: Inventory, host: str) -> Transport:
+    """A testinfra host built from the resolved inventory (docker, ssh, local... connections)."""
+    # testinfra pulls in pytest; import it only when a host is actually verified
+    from testinfra.utils.ansible_runner import get_ansible_host  # noqa: PLC0415
+
+    found = get_ansible_host(configparser.ConfigParser(), inventory.raw, host)
+    if found is None:
+        conn = inventory.hostvars(host).get("ansible_connection", "ssh")
+        raise BadInputError(f"{host}: connection '{conn}' is not supported by the verifier")
+    transport: Transport = found
+    return transport
+
+
+def interpreter_of(hostvars: Mapping[str, Any]) -> str:
+    value = str(hostvars.get("ansible_python_interpreter", "python3"))
+    return "python3" if value.startswith("auto") else value
+
+
+def verify_hosts(
+    inventory: Inventory,
+    hosts: list[str],
+    entries: list[Entry],
+    kinds: Mapping[str, CheckKind[Any]],
+    *,
+    forks: int,
+    transport_for: Callable[[Inventory, str], Transport] = testinfra_transport,
+    on_host: Callable[[HostVerification], None] | None = None,
+) -> list[HostVerification]:
+    def one(host: str) -> HostVerification:
+        groups = inventory.groups_of(host)
+        mine = relevant_entries(entries, groups)
+        probes = wanted_probes([e for e in mine if concerns(e, groups)], kinds)
+        if not probes:  # nothing to observe: do not even connect
+            outcome = ProbeOutcome(Observations(host), {"skipped": "no automated control applies"})
+        else:
+            try:
+                transport = transport_for(inventory, host)
+            except BadInputError as exc:
+                outcome = ProbeOutcome(None, {}, str(exc))
+            else:
+                interpreter = interpreter_of(inventory.hostvars(host))
+                outcome = collect(host, transport, probes, interpreter)
+        done = HostVerification(
+            host, tuple(groups), outcome, tuple(host_results(host, groups, mine, outcome, kinds))
+        )
+        if on_host is not None:
+            on_host(done)
+        return done
+
+    with ThreadPoolExecutor(max_workers=max(1, min(forks, len(hosts)))) as pool:
+        return list(pool.map(one, hosts))

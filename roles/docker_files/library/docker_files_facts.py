@@ -1,0 +1,155 @@
+#!/usr/bin/python
+"""Resolve the files of CIS Docker section 3 and say which owners and modes need to change."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: docker_files_facts
+short_description: Find the Docker files of CIS section 3 and compare owners and modes (read-only)
+description:
+  - Each target names a file by path, glob, systemd unit (its FragmentPath) or a daemon setting
+    (the dockerd flag if given, else the daemon.json key). Missing files are left out.
+  - Modes are limits ("or stricter"): the wanted mode only removes bits from the current one,
+    unless the target asks for an exact mode.
+options:
+  targets: {description: list of targets (name, one of path/glob/unit/ref, owner, group, max_mode or mode), type: list, elements: dict, required: true}
+  config_path: {description: daemon.json, type: path, default: /etc/docker/daemon.json}
+  service: {description: systemd unit of dockerd, type: str, default: docker.service}
+  socket_unit: {description: socket unit whose settings are compared, type: str, default: docker.socket}
+  socket_group: {description: group the socket unit should give the socket, type: str, default: docker}
+  socket_max_mode: {description: loosest mode the socket unit may give the socket, type: str, default: "0660"}
+"""
+
+RETURN = r"""
+files: {description: one entry per existing file of every target, with current and wanted owner/mode, type: list}
+socket_unit: {description: SocketUser, SocketGroup, SocketMode and LoadState of the socket unit, type: dict}
+socket_unit_ok: {description: whether the socket unit already creates the socket as wanted (true when not loaded), type: bool}
+"""
+
+import glob
+import grp
+import json
+import os
+import pwd
+import stat
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def _name(lookup, ident):
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
+
+
+def systemd_props(module, unit, props):
+    rc, out, _ = module.run_command(["systemctl", "show", unit, "-p", ",".join(props)])
+    if rc != 0:
+        return {}
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def dockerd_argv(module, service):
+    pid = systemd_props(module, service, ["MainPID"]).get("MainPID", "0")
+    if not pid.isdigit() or pid == "0":
+        return []
+    try:
+        with open("/proc/%s/cmdline" % pid, "rb") as handle:
+            return [a.decode("utf-8", "replace") for a in handle.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def configured_path(argv, config, key):
+    flag = "--" + key
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name == flag:
+            return value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+    return str(config.get(key) or "")
+
+
+def resolve(module, target, argv, config):
+    if target.get("path"):
+        return [target["path"]]
+    if target.get("glob"):
+        return sorted(glob.glob(target["glob"], recursive=True))
+    if target.get("unit"):
+        frag = systemd_props(module, target["unit"], ["FragmentPath"]).get("FragmentPath", "")
+        return [frag] if frag else []
+    if target.get("ref"):
+        path = configured_path(argv, config, target["ref"])
+        return [path] if path else []
+    module.fail_json(msg="target %s names no file" % target.get("name"))
+    return []
+
+
+def judge(target, path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    mode = stat.S_IMODE(st.st_mode)
+    if target.get("mode"):
+        want_mode = int(str(target["mode"]), 8)
+    else:
+        want_mode = mode & int(str(target["max_mode"]), 8)
+    user, group = _name(pwd.getpwuid, st.st_uid), _name(grp.getgrgid, st.st_gid)
+    want_group = target.get("group") or group
+    return {
+        "target": target["name"],
+        "path": path,
+        "user": user,
+        "group": group,
+        "mode": "%04o" % mode,
+        "want_owner": target["owner"],
+        "want_group": want_group,
+        "want_mode": "%04o" % want_mode,
+        "owner_ok": user == target["owner"] and group == want_group,
+        "mode_ok": mode == want_mode,
+    }
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "targets": {"type": "list", "elements": "dict", "required": True},
+            "config_path": {"type": "path", "default": "/etc/docker/daemon.json"},
+            "service": {"type": "str", "default": "docker.service"},
+            "socket_unit": {"type": "str", "default": "docker.socket"},
+            "socket_group": {"type": "str", "default": "docker"},
+            "socket_max_mode": {"type": "str", "default": "0660"},
+        },
+        supports_check_mode=True,
+    )
+    config = {}
+    try:
+        with open(module.params["config_path"]) as handle:
+            text = handle.read()
+        config = json.loads(text) if text.strip() else {}
+    except (OSError, ValueError):
+        config = {}
+    if not isinstance(config, dict):
+        config = {}
+    argv = dockerd_argv(module, module.params["service"])
+    files = []
+    for target in module.params["targets"]:
+        for path in resolve(module, target, argv, config):
+            found = judge(target, path)
+            if found is not None:
+                files.append(found)
+    socket_unit = systemd_props(module, module.params["socket_unit"], ["SocketUser", "SocketGroup", "SocketMode", "LoadState"])
+    ok = True
+    if socket_unit.get("LoadState") == "loaded":
+        mode = socket_unit.get("SocketMode") or "0666"
+        ok = (
+            socket_unit.get("SocketUser", "") in ("", "root")
+            and socket_unit.get("SocketGroup", "") == module.params["socket_group"]
+            and int(mode, 8) & ~int(module.params["socket_max_mode"], 8) == 0
+        )
+    module.exit_json(changed=False, files=files, socket_unit=socket_unit, socket_unit_ok=ok)
+
+
+if __name__ == "__main__":
+    main()

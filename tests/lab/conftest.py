@@ -1,0 +1,104 @@
+"""The lab test bed: three fresh Debian 12 node containers, each running its own dockerd.
+
+Every test here drives the real `casemate` command line against real nodes. Nothing is mocked;
+what a container cannot show (kernel audit, AppArmor, machine-wide sysctls) is asserted to be
+reported as not_verifiable, never as pass.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+LAB = "t"
+NODES = 3
+CASEMATE = str(Path(sys.executable).parent / "casemate")
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.lab)
+
+
+@dataclass(frozen=True)
+class Lab:
+    state: Path
+    inventory: Path
+    nodes: tuple[str, ...]
+
+    def casemate(self, *args: str, check: int | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [CASEMATE, "--state-dir", str(self.state), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check is not None:
+            assert done.returncode == check, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def sh(self, node: str, script: str, *, stdin: str | None = None) -> str:
+        done = subprocess.run(
+            ["docker", "exec", "-i", node, "sh", "-c", script],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, f"{node}: {script}: {done.stderr}"
+        return done.stdout
+
+    def daemon_json(self, node: str) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.sh(node, "cat /etc/docker/daemon.json"))
+        return loaded
+
+    def spoil(self, node: str) -> None:
+        self.sh(node, "sh -s", stdin=(FIXTURES / "spoil_docker.sh").read_text())
+
+    def inventory_with(self, path: Path, hosts: dict[str, dict[str, Any]]) -> Path:
+        """An inventory of some lab nodes (plus made-up ones) with extra host variables."""
+        base = yaml.safe_load(self.inventory.read_text())
+        group = base["all"]["children"]["docker_hosts"]
+        group["hosts"] = {h: {"ansible_host": h, **v} for h, v in hosts.items()}
+        path.write_text(yaml.safe_dump(base))
+        return path
+
+
+def last_run(state: Path, kind: str) -> Path:
+    runs = sorted((state / "runs").glob(f"*-{kind}-*"))
+    assert runs, f"no {kind} run stored"
+    return runs[-1]
+
+
+def harden_stats(state: Path) -> dict[str, dict[str, int]]:
+    meta = json.loads((last_run(state, "harden") / "run.json").read_text())
+    stats: dict[str, dict[str, int]] = meta["stats"]
+    return stats
+
+
+def report_of(directory: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((directory / "report.json").read_text())
+    return loaded
+
+
+def results(report: dict[str, Any], host: str) -> dict[str, dict[str, Any]]:
+    return {r["control_id"]: r for r in report["results"] if r["host"] == host}
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    state = tmp_path_factory.mktemp("casemate-state")
+    bed = Lab(state, state / "lab" / LAB / "inventory.yml", tuple(f"casemate-{LAB}-{i}" for i in range(1, NODES + 1)))
+    bed.casemate("lab", "down", "--name", LAB, check=0)  # never reuse nodes an earlier run changed
+    bed.casemate("lab", "up", "--name", LAB, "--nodes", str(NODES), check=0)
+    yield bed
+    bed.casemate("lab", "down", "--name", LAB)

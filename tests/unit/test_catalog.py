@@ -1,0 +1,95 @@
+"""The shipped catalog is sound, and every kind of broken entry is one precise line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from casemate.catalog.loader import load_catalog
+from casemate.checks import builtin_kinds
+from casemate.errors import CatalogError
+from casemate.verify import Selection, select
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "catalogs"
+KINDS = builtin_kinds()
+
+
+def test_shipped_catalog_loads() -> None:
+    catalog = load_catalog(None, KINDS)
+    ids = catalog.ids()
+    assert len(ids) == len(set(ids))
+    assert len(catalog.digest) == 64
+
+
+def test_docker_sections_2_and_3_are_complete() -> None:
+    catalog = load_catalog(None, KINDS)
+    refs = {e.ref for e in catalog.entries if e.benchmark == "cis-docker"}
+    assert {f"2.{n}" for n in range(1, 19)} <= refs
+    assert {f"3.{n}" for n in range(1, 25)} <= refs
+
+
+def test_display_number_is_derived_from_id() -> None:
+    entry = load_catalog(None, KINDS).get("cis_docker_3_17")
+    assert entry is not None
+    assert entry.ref == "3.17"
+    assert entry.section == "3"
+
+
+def test_levels_select() -> None:
+    catalog = load_catalog(None, KINDS)
+    level1 = select(catalog, Selection(level=1))
+    level2 = select(catalog, Selection(level=2))
+    assert all(e.control.level == 1 for e in level1)
+    assert len(level2) > len(level1)
+    named = select(catalog, Selection(level=1, controls=("cis_docker_3_17",)))
+    assert [e.id for e in named] == ["cis_docker_3_17"]  # a named control wins over the level
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing_title", "missing_title.yml:14: cis_docker_2_3: title: Field required"),
+        ("bad_level", "bad_level.yml:14: cis_docker_2_3: level: Input should be 1 or 2"),
+        (
+            "unknown_kind",
+            "unknown_kind.yml:14: cis_docker_2_3: check.kind: unknown kind 'daemon_yaml_key'",
+        ),
+        (
+            "bad_params",
+            "bad_params.yml:14: cis_docker_2_3: check.params.colour: Extra inputs are not permitted",
+        ),
+        ("duplicate_id", "duplicate_id.yml:14: cis_docker_2_2: id: duplicate"),
+        ("wrong_prefix", "wrong_prefix.yml:14: cis_k8s_1_1_1: id: must start with 'cis_docker_'"),
+        (
+            "automated_without_check",
+            "automated_without_check.yml:14: cis_docker_2_3: entry: an automated control needs a check",
+        ),
+        (
+            "manual_without_guidance",
+            "manual_without_guidance.yml:14: cis_docker_2_1: entry: a control that is not both checked and remediated needs `manual:`",
+        ),
+        ("unknown_group", "unknown_group.yml:14: cis_docker_2_3: applies_to.0: Input should be"),
+        (
+            "unknown_field",
+            "unknown_field.yml:14: cis_docker_2_3: severity: Extra inputs are not permitted",
+        ),
+        ("invalid_yaml", "invalid_yaml.yml:16: expected"),
+        ("not_a_mapping", "not_a_mapping.yml: a catalog file is a mapping"),
+    ],
+)
+def test_bad_entry_is_one_precise_line(tmp_path: Path, case: str, message: str) -> None:
+    shutil.copy(FIXTURES / f"{case}.yml", tmp_path / f"{case}.yml")
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(tmp_path, KINDS)
+    text = str(caught.value)
+    assert "\n" not in text
+    assert text.startswith(message), text
+
+
+def test_missing_or_empty_directory(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="no catalog files"):
+        load_catalog(tmp_path, KINDS)
+    with pytest.raises(CatalogError, match="not found"):
+        load_catalog(tmp_path / "nope", KINDS)

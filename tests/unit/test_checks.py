@@ -1,0 +1,505 @@
+"""Every check kind judged on recorded observations: pass, fail, missing and unreadable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from casemate.checks import builtin_kinds
+from casemate.checks.base import Observations, Status, Verdict
+
+from .obs import absent, daemon, obs, stat
+
+KINDS = builtin_kinds()
+INFO = "docker info --format '{{json .}}'"
+BRIDGE = "docker network inspect bridge --format '{{json .Options}}'"
+DOCKERD = ["/usr/sbin/dockerd", "-H", "fd://", "--containerd=/run/containerd/containerd.sock"]
+
+
+def run(kind: str, params: dict[str, Any], o: Observations) -> Verdict:
+    k = KINDS[kind]
+    return k.judge(k.params.model_validate(params), o)
+
+
+# --- file_mode / file_owner --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "status"),
+    [("0644", Status.PASS), ("0600", Status.PASS), ("0664", Status.FAIL), ("0466", Status.FAIL)],
+)
+def test_file_mode_limit(mode: str, status: Status) -> None:
+    v = run(
+        "file_mode",
+        {"path": "/etc/docker/daemon.json", "max_mode": "0644"},
+        obs({"stat:/etc/docker/daemon.json": stat("/etc/docker/daemon.json", mode)}),
+    )
+    assert v.status is status
+    assert mode in v.observed
+    assert v.evidence == ("stat:/etc/docker/daemon.json",)
+
+
+def test_file_mode_exact() -> None:
+    p = {"path": "/k", "mode": "0400"}
+    assert run("file_mode", p, obs({"stat:/k": stat("/k", "0400")})).status is Status.PASS
+    assert run("file_mode", p, obs({"stat:/k": stat("/k", "0000")})).status is Status.FAIL
+
+
+def test_file_missing_is_not_applicable_unless_required() -> None:
+    o = obs({"stat:/etc/sysconfig/docker": absent("/etc/sysconfig/docker")})
+    assert (
+        run("file_mode", {"path": "/etc/sysconfig/docker", "max_mode": "0644"}, o).status
+        is Status.NOT_APPLICABLE
+    )
+    required = {"path": "/etc/sysconfig/docker", "max_mode": "0644", "missing": "fail"}
+    assert run("file_mode", required, o).status is Status.FAIL
+
+
+def test_file_unreadable_is_error() -> None:
+    o = obs({"stat:/x": {"path": "/x", "error": "stat /x: Permission denied"}})
+    v = run("file_owner", {"path": "/x", "owner": "root", "group": "root"}, o)
+    assert v.status is Status.ERROR
+    assert "Permission denied" in v.observed
+
+
+def test_probe_returned_nothing_is_error() -> None:
+    assert run("file_mode", {"path": "/x", "max_mode": "0644"}, obs({})).status is Status.ERROR
+
+
+def test_file_owner_group() -> None:
+    p = {"path": "/var/run/docker.sock", "owner": "root", "group": "docker"}
+    good = obs(
+        {
+            "stat:/var/run/docker.sock": stat(
+                "/var/run/docker.sock", "0660", "root", "docker", "socket"
+            )
+        }
+    )
+    bad = obs(
+        {
+            "stat:/var/run/docker.sock": stat(
+                "/var/run/docker.sock", "0660", "root", "root", "socket"
+            )
+        }
+    )
+    assert run("file_owner", p, good).status is Status.PASS
+    v = run("file_owner", p, bad)
+    assert v.status is Status.FAIL
+    assert "root:root" in v.observed
+
+
+def test_glob_judges_every_match() -> None:
+    key = "glob:/etc/docker/certs.d/**/*.crt"
+    p = {"glob": "/etc/docker/certs.d/**/*.crt", "max_mode": "0444"}
+    ok = obs({key: {"matches": [stat("/a.crt", "0444"), stat("/b.crt", "0400")]}})
+    bad = obs({key: {"matches": [stat("/a.crt", "0444"), stat("/b.crt", "0666")]}})
+    none = obs({key: {"matches": []}})
+    assert run("file_mode", p, ok).status is Status.PASS
+    v = run("file_mode", p, bad)
+    assert v.status is Status.FAIL
+    assert "/b.crt 0666" in v.observed
+    assert "/a.crt" not in v.observed
+    assert run("file_mode", p, none).status is Status.NOT_APPLICABLE
+
+
+def test_unit_target_uses_fragment_path() -> None:
+    unit = {
+        "properties": {"FragmentPath": "/lib/systemd/system/docker.service"},
+        "fragment": stat("/lib/systemd/system/docker.service", "0664"),
+    }
+    v = run(
+        "file_mode",
+        {"unit": "docker.service", "max_mode": "0644"},
+        obs({"unit:docker.service": unit}),
+    )
+    assert v.status is Status.FAIL
+    assert "/lib/systemd/system/docker.service 0664" in v.observed
+
+
+def test_ref_target() -> None:
+    key = 'ref_stat:{"config": "/etc/docker/daemon.json", "flag": "--tlskey", "key": "tlskey", "process": "dockerd"}'
+    p = {"ref": {"key": "tlskey", "flag": "--tlskey"}, "mode": "0400"}
+    configured = {
+        "source": "config",
+        "path": "/etc/docker/key.pem",
+        "stat": stat("/etc/docker/key.pem", "0600"),
+    }
+    v = run("file_mode", p, obs({key: configured}))
+    assert v.status is Status.FAIL
+    assert "key.pem" in v.observed
+    assert run("file_mode", p, obs({key: {"source": "unset"}})).status is Status.NOT_APPLICABLE
+
+
+def test_file_target_needs_exactly_one() -> None:
+    with pytest.raises(ValidationError):
+        KINDS["file_mode"].params.model_validate({"path": "/a", "glob": "/b", "max_mode": "0644"})
+    with pytest.raises(ValidationError):
+        KINDS["file_mode"].params.model_validate({"path": "/a"})
+    with pytest.raises(ValidationError):
+        KINDS["file_mode"].params.model_validate({"path": "/a", "max_mode": "0999"})
+
+
+def test_file_exists() -> None:
+    assert run("file_exists", {"path": "/a"}, obs({"stat:/a": stat("/a")})).status is Status.PASS
+    assert run("file_exists", {"path": "/a"}, obs({"stat:/a": absent("/a")})).status is Status.FAIL
+    assert (
+        run("file_exists", {"path": "/a", "present": False}, obs({"stat:/a": absent("/a")})).status
+        is Status.PASS
+    )
+
+
+# --- daemon_json_key ---------------------------------------------------------------------------
+
+ICC = {
+    "key": "icc",
+    "flags": ["--icc"],
+    "type": "bool",
+    "unset": True,
+    "op": "eq",
+    "value": False,
+    "runtime": {"cmd": BRIDGE, "pointer": "/com.docker.network.bridge.enable_icc"},
+}
+
+
+def bridge(enable_icc: str) -> dict[str, Any]:
+    return {
+        f"cmd:{BRIDGE}": {
+            "rc": 0,
+            "stdout": json.dumps({"com.docker.network.bridge.enable_icc": enable_icc}),
+            "stderr": "",
+        }
+    }
+
+
+def test_daemon_key_from_config_and_runtime() -> None:
+    v = run("daemon_json_key", ICC, daemon({"icc": False}, DOCKERD, **bridge("false")))
+    assert v.status is Status.PASS, v
+    assert "from config" in v.observed
+    assert "running daemon: false" in v.observed
+
+
+def test_daemon_key_default_fails() -> None:
+    v = run("daemon_json_key", ICC, daemon(None, DOCKERD, **bridge("true")))
+    assert v.status is Status.FAIL
+    assert "true (from default)" in v.observed
+
+
+def test_daemon_key_written_but_not_restarted_fails() -> None:
+    v = run("daemon_json_key", ICC, daemon({"icc": False}, DOCKERD, **bridge("true")))
+    assert v.status is Status.FAIL
+    assert "not in effect" in v.observed
+
+
+def test_daemon_flag_wins_over_file() -> None:
+    argv = [*DOCKERD, "--icc=true"]
+    v = run("daemon_json_key", ICC, daemon({"icc": False}, argv, **bridge("true")))
+    assert v.status is Status.FAIL
+    assert "from flag" in v.observed
+
+
+def test_daemon_bare_bool_flag_and_value_flag() -> None:
+    live = {
+        "key": "live-restore",
+        "flags": ["--live-restore"],
+        "type": "bool",
+        "unset": False,
+        "op": "eq",
+        "value": True,
+    }
+    assert (
+        run("daemon_json_key", live, daemon({}, [*DOCKERD, "--live-restore"])).status is Status.PASS
+    )
+    level = {
+        "key": "log-level",
+        "flags": ["--log-level", "-l"],
+        "unset": "info",
+        "op": "eq",
+        "value": "info",
+    }
+    v = run("daemon_json_key", level, daemon({}, [*DOCKERD, "-l", "debug"]))
+    assert v.status is Status.FAIL
+    assert "debug" in v.observed
+
+
+def test_daemon_list_flags_accumulate() -> None:
+    p = {
+        "key": "insecure-registries",
+        "flags": ["--insecure-registry"],
+        "type": "list",
+        "op": "empty",
+    }
+    assert (
+        run("daemon_json_key", p, daemon({"insecure-registries": []}, DOCKERD)).status
+        is Status.PASS
+    )
+    v = run(
+        "daemon_json_key",
+        p,
+        daemon({}, [*DOCKERD, "--insecure-registry", "a:5000", "--insecure-registry=b:5000"]),
+    )
+    assert v.status is Status.FAIL
+    assert "a:5000" in v.observed
+    assert "b:5000" in v.observed
+
+
+def test_daemon_storage_opts() -> None:
+    p = {
+        "key": "storage-opts",
+        "flags": ["--storage-opt"],
+        "type": "list",
+        "op": "none_match",
+        "value": r"^dm\.basesize=",
+    }
+    assert (
+        run("daemon_json_key", p, daemon({"storage-opts": ["overlay2.size=1G"]}, DOCKERD)).status
+        is Status.PASS
+    )
+    assert (
+        run("daemon_json_key", p, daemon({"storage-opts": ["dm.basesize=50G"]}, DOCKERD)).status
+        is Status.FAIL
+    )
+
+
+def test_daemon_invalid_json_is_error() -> None:
+    o = daemon(None, DOCKERD)
+    data = dict(o.data)
+    data["read:/etc/docker/daemon.json"] = {"exists": True, "content": '{"icc": false,'}
+    v = run("daemon_json_key", ICC, Observations("h1", {}, data))
+    assert v.status is Status.ERROR
+    assert "not valid JSON" in v.observed
+
+
+def test_daemon_other_config_file_is_error() -> None:
+    v = run(
+        "daemon_json_key",
+        ICC,
+        daemon({"icc": False}, [*DOCKERD, "--config-file=/srv/d.json"], **bridge("false")),
+    )
+    assert v.status is Status.ERROR
+
+
+def test_daemon_not_running_judges_file_only() -> None:
+    v = run("daemon_json_key", ICC, daemon({"icc": False}, None))
+    assert v.status is Status.PASS
+    assert "not running" in v.observed
+
+
+def test_daemon_runtime_command_failure_is_error() -> None:
+    o = daemon(
+        {"icc": False},
+        DOCKERD,
+        **{f"cmd:{BRIDGE}": {"rc": 1, "stdout": "", "stderr": "Cannot connect"}},
+    )
+    assert run("daemon_json_key", ICC, o).status is Status.ERROR
+
+
+def test_daemon_params_need_a_value() -> None:
+    with pytest.raises(ValidationError):
+        KINDS["daemon_json_key"].params.model_validate({"key": "icc", "op": "eq"})
+
+
+# --- daemon_tls --------------------------------------------------------------------------------
+
+
+def test_tls_not_applicable_without_tcp() -> None:
+    assert run("daemon_tls", {}, daemon({}, DOCKERD)).status is Status.NOT_APPLICABLE
+
+
+def test_tls_tcp_without_verify_fails() -> None:
+    v = run("daemon_tls", {}, daemon({}, [*DOCKERD, "-H", "tcp://127.0.0.1:2375"]))
+    assert v.status is Status.FAIL
+    assert "tlsverify is not true" in v.observed
+    assert "tlskey not set" in v.observed
+
+
+def test_tls_tcp_with_verify_passes() -> None:
+    cfg = {
+        "hosts": ["tcp://0.0.0.0:2376"],
+        "tlsverify": True,
+        "tlscacert": "/c",
+        "tlscert": "/s",
+        "tlskey": "/k",
+    }
+    assert run("daemon_tls", {}, daemon(cfg, ["/usr/sbin/dockerd"])).status is Status.PASS
+
+
+# --- command_output ----------------------------------------------------------------------------
+
+
+def info(**fields: Any) -> dict[str, Any]:
+    return {f"cmd:{INFO}": {"rc": 0, "stdout": json.dumps(fields), "stderr": ""}}
+
+
+def test_command_output_json_pointer() -> None:
+    p = {
+        "cmd": INFO,
+        "format": "json",
+        "pointer": "/Driver",
+        "op": "ne",
+        "value": "aufs",
+        "what": "storage driver",
+    }
+    assert run("command_output", p, obs(info(Driver="overlay2"))).status is Status.PASS
+    v = run("command_output", p, obs(info(Driver="aufs")))
+    assert v.status is Status.FAIL
+    assert v.observed == "storage driver = aufs"
+
+
+def test_command_output_seccomp_not_unconfined() -> None:
+    p = {
+        "cmd": INFO,
+        "format": "json",
+        "pointer": "/SecurityOptions",
+        "type": "list",
+        "op": "any_match",
+        "value": "^name=seccomp,profile=(?!unconfined)",
+    }
+    assert (
+        run("command_output", p, obs(info(SecurityOptions=["name=seccomp,profile=default"]))).status
+        is Status.PASS
+    )
+    assert (
+        run(
+            "command_output", p, obs(info(SecurityOptions=["name=seccomp,profile=unconfined"]))
+        ).status
+        is Status.FAIL
+    )
+
+
+def test_command_output_failure() -> None:
+    p = {"cmd": INFO, "format": "json", "pointer": "/Driver", "op": "ne", "value": "aufs"}
+    failed = obs(
+        {f"cmd:{INFO}": {"rc": 1, "stdout": "", "stderr": "Cannot connect to the Docker daemon"}}
+    )
+    v = run("command_output", p, failed)
+    assert v.status is Status.ERROR
+    assert "Cannot connect" in v.observed
+    garbage = obs({f"cmd:{INFO}": {"rc": 0, "stdout": "nope", "stderr": ""}})
+    assert run("command_output", p, garbage).status is Status.ERROR
+
+
+def test_command_output_text() -> None:
+    p = {"cmd": "id -u", "op": "eq", "value": "0"}
+    assert (
+        run(
+            "command_output", p, obs({"cmd:id -u": {"rc": 0, "stdout": "0\n", "stderr": ""}})
+        ).status
+        is Status.PASS
+    )
+
+
+# --- process_flag ------------------------------------------------------------------------------
+
+PROFILING = {
+    "process": "kube-apiserver",
+    "flags": ["--profiling"],
+    "type": "bool",
+    "unset": True,
+    "op": "eq",
+    "value": False,
+}
+
+
+def test_process_flag() -> None:
+    on = obs(
+        {"proc:kube-apiserver": {"running": True, "argv": ["kube-apiserver", "--profiling=false"]}}
+    )
+    off = obs({"proc:kube-apiserver": {"running": True, "argv": ["kube-apiserver"]}})
+    gone = obs({"proc:kube-apiserver": {"running": False}})
+    assert run("process_flag", PROFILING, on).status is Status.PASS
+    assert run("process_flag", PROFILING, off).status is Status.FAIL
+    assert run("process_flag", PROFILING, gone).status is Status.NOT_VERIFIABLE
+
+
+# --- service_state -----------------------------------------------------------------------------
+
+
+def test_service_state() -> None:
+    p = {
+        "unit": "ssh.service",
+        "properties": {"UnitFileState": "masked", "ActiveState": ["inactive", "failed"]},
+    }
+    masked = obs(
+        {"unit:ssh.service": {"properties": {"UnitFileState": "masked", "ActiveState": "inactive"}}}
+    )
+    running = obs(
+        {"unit:ssh.service": {"properties": {"UnitFileState": "enabled", "ActiveState": "active"}}}
+    )
+    assert run("service_state", p, masked).status is Status.PASS
+    v = run("service_state", p, running)
+    assert v.status is Status.FAIL
+    assert "UnitFileState=enabled" in v.observed
+
+
+# --- sysctl ------------------------------------------------------------------------------------
+
+
+def test_sysctl_host_and_container() -> None:
+    p = {"name": "kernel.kptr_restrict", "value": "2"}
+    data = {"sysctl:kernel.kptr_restrict": {"exists": True, "value": "1"}}
+    assert run("sysctl", p, obs(data)).status is Status.FAIL
+    assert (
+        run(
+            "sysctl", p, obs({"sysctl:kernel.kptr_restrict": {"exists": True, "value": "2"}})
+        ).status
+        is Status.PASS
+    )
+    v = run(
+        "sysctl",
+        p,
+        obs({"sysctl:kernel.kptr_restrict": {"exists": True, "value": "2"}}, container="docker"),
+    )
+    assert v.status is Status.NOT_VERIFIABLE  # never pass: the container cannot own it
+    net = {"name": "net.ipv4.conf.all.send_redirects", "value": "0"}
+    in_node = obs(
+        {"sysctl:net.ipv4.conf.all.send_redirects": {"exists": True, "value": "1"}},
+        container="docker",
+    )
+    assert run("sysctl", net, in_node).status is Status.FAIL
+
+
+# --- doc_field ---------------------------------------------------------------------------------
+
+KUBELET = "/var/lib/kubelet/config.yaml"
+
+
+def test_doc_field_yaml() -> None:
+    p = {
+        "path": KUBELET,
+        "pointer": "/authentication/anonymous/enabled",
+        "type": "bool",
+        "op": "eq",
+        "value": False,
+    }
+    good = obs(
+        {
+            f"read:{KUBELET}": {
+                "exists": True,
+                "content": "authentication:\n  anonymous:\n    enabled: false\n",
+            }
+        }
+    )
+    bad = obs(
+        {
+            f"read:{KUBELET}": {
+                "exists": True,
+                "content": "authentication:\n  anonymous:\n    enabled: true\n",
+            }
+        }
+    )
+    broken = obs({f"read:{KUBELET}": {"exists": True, "content": "authentication: [\n"}})
+    missing = obs({f"read:{KUBELET}": {"exists": False}})
+    assert run("doc_field", p, good).status is Status.PASS
+    assert run("doc_field", p, bad).status is Status.FAIL
+    assert run("doc_field", p, broken).status is Status.ERROR
+    assert run("doc_field", p, missing).status is Status.FAIL
+
+
+def test_every_kind_is_tested_here() -> None:
+    source = Path(__file__).read_text()
+    for name in KINDS:
+        assert f'"{name}"' in source, f"no test for check kind {name}"

@@ -1,0 +1,119 @@
+"""Bad input: one line on stderr, exit 2, and neither Ansible nor the probe is ever started."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from casemate import cli
+
+FIX = Path(__file__).parent.parent / "fixtures"
+INV = str(FIX / "inventories" / "two_nodes.yml")
+
+
+@pytest.fixture(autouse=True)
+def no_host_is_touched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a host would have been touched")
+
+    monkeypatch.setattr("ansible_runner.run", boom)
+    monkeypatch.setattr("casemate.runner.run_playbook", boom)
+    monkeypatch.setattr("casemate.harden.run_playbook", boom)
+    monkeypatch.setattr("casemate.verify.collect", boom)
+    monkeypatch.setenv("CASEMATE_STATE_DIR", str(tmp_path / "state"))
+
+
+def call(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code, _, err = call_out(capsys, *argv)
+    return code, err
+
+
+def call_out(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as done:
+        cli.main(list(argv))
+    captured = capsys.readouterr()
+    return int(done.value.code or 0), captured.out, captured.err
+
+
+def bad_catalog(tmp_path: Path) -> str:
+    d = tmp_path / "catalog"
+    d.mkdir()
+    (d / "docker.yml").write_text("benchmark: cis-docker\ncontrols: [\n")
+    return str(d)
+
+
+CASES = [
+    (["--inventory", "/no/such/inventory.yml"], "inventory /no/such/inventory.yml: no such file"),
+    (["-i", str(FIX / "inventories" / "malformed.yml")], "malformed.yml"),
+    (["-i", str(FIX / "inventories" / "malformed.ini")], "malformed.ini"),
+    (["-i", str(FIX / "inventories" / "empty.yml")], "defines no hosts"),
+    (
+        ["-i", INV, "--controls", "cis_docker_2_2,cis_docker_2_99"],
+        "--controls: unknown control 'cis_docker_2_99'",
+    ),
+    (["-i", INV, "--limit", "ghost-1,ghost-9"], "--limit: 'ghost-9' matches no host or group"),
+    (["-i", INV, "--level", "3"], "--level must be 1 or 2, not 3"),
+    (["-i", INV, "--level", "high"], "Invalid value for '--level'"),
+    (["-i", INV, "--forks", "0"], "--forks must be at least 1"),
+    (["-i", INV, "--unknown-flag"], "No such option: --unknown-flag"),
+    ([], "Missing option '--inventory'"),
+]
+
+
+@pytest.mark.parametrize("command", ["harden", "verify"])
+@pytest.mark.parametrize(("args", "message"), CASES)
+def test_bad_input(
+    capsys: pytest.CaptureFixture[str], command: str, args: list[str], message: str
+) -> None:
+    code, err = call(capsys, command, *args)
+    assert code == 2, err
+    assert err.count("\n") == 1, err
+    assert err.startswith("casemate: error: ")
+    assert message in err
+
+
+@pytest.mark.parametrize("command", ["harden", "verify"])
+def test_corrupt_catalog(capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str) -> None:
+    code, err = call(capsys, "--catalog", bad_catalog(tmp_path), command, "-i", INV)
+    assert code == 2
+    assert err.startswith("casemate: error: docker.yml:")
+    assert err.count("\n") == 1
+
+
+def test_bad_strategy(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = call(capsys, "harden", "-i", INV, "--strategy", "turbo")
+    assert code == 2
+    assert "--strategy must be one of" in err
+
+
+def test_unknown_run(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = call(capsys, "report", "nope")
+    assert code == 2
+    assert "no run matching 'nope'" in err
+
+
+def test_catalog_show_unknown(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = call(capsys, "catalog", "show", "cis_docker_9_9")
+    assert (code, err) == (2, "casemate: error: unknown control 'cis_docker_9_9'\n")
+
+
+def test_catalog_list_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = call_out(
+        capsys, "catalog", "list", "--benchmark", "cis-docker", "--format", "json"
+    )
+    assert code == 0
+    entries = json.loads(out)
+    ids = [e["id"] for e in entries]
+    assert "cis_docker_2_2" in ids
+    assert all(e["benchmark"] == "cis-docker" for e in entries)
+
+
+def test_catalog_tags_follow_level(capsys: pytest.CaptureFixture[str]) -> None:
+    _, level1, _ = call_out(capsys, "catalog", "tags", "--level", "1")
+    _, level2, _ = call_out(capsys, "catalog", "tags", "--level", "2")
+    assert "cis_docker_3_17" not in level1.split(",")
+    assert "cis_docker_3_17" in level2.strip().split(",")
+    assert "cis_docker_2_1" not in level2.strip().split(",")  # manual: nothing to run

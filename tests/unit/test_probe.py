@@ -1,0 +1,135 @@
+"""The remote probe, run for real on this machine through a local transport."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from casemate.checks.base import Probe
+from casemate.probe.collect import collect, parse_answer, remote_command
+
+
+@dataclass
+class Done:
+    rc: int
+    stdout: str
+    stderr: str
+
+
+class Local:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def run(self, command: str) -> Done:
+        self.calls.append(command)
+        p = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
+        return Done(p.returncode, p.stdout, p.stderr)
+
+
+class Broken:
+    def run(self, command: str) -> Done:
+        raise ConnectionError("docker exec: No such container: gone-1")
+
+
+def test_one_round_trip_gathers_everything(tmp_path: Path) -> None:
+    f = tmp_path / "daemon.json"
+    f.write_text('{"icc": false}')
+    f.chmod(0o640)
+    (tmp_path / "certs.d" / "r:5000").mkdir(parents=True)
+    (tmp_path / "certs.d" / "r:5000" / "ca.crt").write_text("x")
+    sock_path = tmp_path / "s.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_path))
+    probes = [
+        Probe("stat", str(f)),
+        Probe("stat", str(tmp_path / "missing")),
+        Probe("stat", str(sock_path)),
+        Probe("glob", str(tmp_path / "certs.d" / "**" / "*.crt")),
+        Probe("read", str(f)),
+        Probe("read", str(tmp_path)),
+        Probe("proc", "python3-definitely-not-running"),
+        Probe("cmd", "echo hello; echo oops >&2; exit 3"),
+        Probe("sysctl", "kernel.ostype"),
+        Probe("sysctl", "no.such.key"),
+        Probe("nonsense", "x"),
+    ]
+    local = Local()
+    out = collect("me", local, probes, sys.executable)
+    server.close()
+    assert len(local.calls) == 1
+    assert out.error is None
+    assert out.observations is not None
+    data = out.observations.data
+    assert data[f"stat:{f}"]["mode"] == "0640"
+    assert data[f"stat:{f}"]["type"] == "file"
+    assert data[f"stat:{tmp_path / 'missing'}"] == {
+        "path": str(tmp_path / "missing"),
+        "exists": False,
+    }
+    assert data[f"stat:{sock_path}"]["type"] == "socket"
+    assert [m["path"] for m in data[f"glob:{tmp_path}/certs.d/**/*.crt"]["matches"]] == [
+        str(tmp_path / "certs.d" / "r:5000" / "ca.crt")
+    ]
+    assert json.loads(data[f"read:{f}"]["content"]) == {"icc": False}
+    assert "is a directory" in data[f"read:{tmp_path}"]["error"]
+    assert data["proc:python3-definitely-not-running"] == {"running": False}
+    cmd = data["cmd:echo hello; echo oops >&2; exit 3"]
+    assert (cmd["rc"], cmd["stdout"], cmd["stderr"]) == (3, "hello\n", "oops\n")
+    assert data["sysctl:kernel.ostype"] == {"exists": True, "value": "Linux"}
+    assert data["sysctl:no.such.key"] == {"exists": False}
+    assert "no collector" in data["nonsense:x"]["error"]
+    assert out.raw["facts"]["euid"] == os.geteuid()
+
+
+def test_proc_finds_our_own_process() -> None:
+    out = collect("me", Local(), [Probe("proc", "sh")], sys.executable)
+    assert out.observations is not None
+    found = out.observations.data["proc:sh"]
+    assert found["running"] is True
+    assert found["argv"][0].endswith("sh")
+
+
+def test_ref_stat_resolves_config_key(tmp_path: Path) -> None:
+    key = tmp_path / "key.pem"
+    key.write_text("k")
+    key.chmod(0o600)
+    cfg = tmp_path / "daemon.json"
+    cfg.write_text(json.dumps({"tlskey": str(key)}))
+    arg = json.dumps(
+        {"config": str(cfg), "flag": "--tlskey", "key": "tlskey", "process": "no-such-daemon"},
+        sort_keys=True,
+    )
+    out = collect("me", Local(), [Probe("ref_stat", arg)], sys.executable)
+    assert out.observations is not None
+    got = out.observations.data[f"ref_stat:{arg}"]
+    assert got["source"] == "config"
+    assert got["stat"]["mode"] == "0600"
+
+
+def test_unreachable_host_is_an_error_not_an_exception() -> None:
+    out = collect("gone-1", Broken(), [Probe("stat", "/")])
+    assert out.observations is None
+    assert out.error == "cannot reach gone-1: docker exec: No such container: gone-1"
+
+
+def test_failed_probe_and_bad_answer() -> None:
+    missing_python = collect("me", Local(), [Probe("stat", "/")], "/nonexistent/python3")
+    assert missing_python.error is not None
+    assert missing_python.error.startswith("probe failed on me")
+    try:
+        parse_answer("me", "no json here")
+    except ValueError as exc:
+        assert "no JSON" in str(exc)
+    else:
+        raise AssertionError("parse_answer accepted garbage")
+
+
+def test_command_is_self_contained_and_shell_safe() -> None:
+    command = remote_command([Probe("cmd", "docker info --format '{{json .}}'")])
+    assert command.startswith("python3 -c ")
+    assert "'{{json" not in command  # the request travels compressed, not as shell text

@@ -1,0 +1,73 @@
+"""Verification orchestration: one probe round trip per host, statuses by group and reachability."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from casemate.catalog.loader import load_catalog
+from casemate.checks import builtin_kinds
+from casemate.inventory import Inventory
+from casemate.probe.collect import Transport
+from casemate.verify import Selection, select, verify_hosts
+
+KINDS = builtin_kinds()
+RECORDED = Path(__file__).parent.parent / "fixtures" / "observations"
+
+
+@dataclass
+class Done:
+    rc: int
+    stdout: str
+    stderr: str
+
+
+class Canned:
+    """Answers the probe with a recorded answer and counts round trips."""
+
+    def __init__(self, answer: dict[str, object]) -> None:
+        self.answer = answer
+        self.calls = 0
+
+    def run(self, command: str) -> Done:
+        self.calls += 1
+        return Done(0, json.dumps(self.answer), "")
+
+
+class Down:
+    def run(self, command: str) -> Done:
+        raise ConnectionError("docker exec: No such container: n3")
+
+
+def inventory() -> Inventory:
+    raw = {
+        "_meta": {"hostvars": {"n1": {}, "n2": {}, "n3": {}, "cp": {}}},
+        "docker_hosts": {"hosts": ["n1", "n2", "n3"]},
+        "k8s_control_plane": {"hosts": ["cp"]},
+    }
+    return Inventory(Path("inv.yml"), raw)
+
+
+def answer() -> dict[str, object]:
+    return {"probe": 1, "facts": {"container": "docker"}, "data": {}, "elapsed_ms": 3}
+
+
+def test_one_round_trip_per_host_and_statuses() -> None:
+    entries = select(load_catalog(None, KINDS), Selection(level=2))
+    transports: dict[str, Canned] = {"n1": Canned(answer()), "n2": Canned(answer()), "cp": Canned(answer())}
+
+    def transport_for(inv: Inventory, host: str) -> Transport:
+        return transports[host] if host in transports else Down()
+
+    done = verify_hosts(inventory(), ["n1", "n2", "n3", "cp"], entries, KINDS, forks=4, transport_for=transport_for)
+    assert [t.calls for t in transports.values()] == [1, 1, 0]  # the k8s host needs no Docker facts
+    by_host = {h.host: h for h in done}
+    n1 = {r.entry.id: r.verdict.status.value for r in by_host["n1"].results}
+    assert n1["cis_docker_2_1"] == "manual"
+    assert n1["cis_docker_2_2"] == "error"  # the canned answer holds no observation for it
+    n3 = by_host["n3"]
+    assert n3.outcome.observations is None
+    assert n3.outcome.error == "cannot reach n3: docker exec: No such container: n3"
+    assert {r.verdict.status.value for r in n3.results if r.entry.control.automated} == {"error"}
+    assert by_host["cp"].results == ()  # no Docker control is reported for a Kubernetes-only host
