@@ -434,8 +434,8 @@ def _print_diffs(c: Ctx, run: RunDir) -> None:
                     for k in sorted(set(d["before"]) | set(d["after"]))
                     if k != "path" and d["before"].get(k) != d["after"].get(k)
                 ]
-                path = d["after"].get("path") or d["before"].get("path") or data.get("task")
-                c.out.print(f"--- {data.get('host')}: {path}: {', '.join(changes)}", markup=False)
+                where = d["after"].get("path") or d["before"].get("path") or data.get("task")
+                c.out.print(f"--- {data.get('host')}: {where}: {', '.join(changes)}", markup=False)
                 continue
             before = str(d.get("before", "")).splitlines(keepends=True)
             after = str(d.get("after", "")).splitlines(keepends=True)
@@ -444,7 +444,9 @@ def _print_diffs(c: Ctx, run: RunDir) -> None:
                 difflib.unified_diff(before, after, f"{name} (before)", f"{name} (after)")
             )
             if text:
-                c.out.print(f"--- {data.get('host')}: {_short(str(data.get('task')))}", markup=False)
+                c.out.print(
+                    f"--- {data.get('host')}: {_short(str(data.get('task')))}", markup=False
+                )
                 c.out.print(text, highlight=False, markup=False)
 
 
@@ -464,7 +466,7 @@ def _print_harden(c: Ctx, meta: dict[str, Any]) -> None:
     for host, msgs in meta.get("messages", {}).items():
         stats = meta.get("stats", {}).get(host, {})
         if host_failed(stats):
-            c.out.print(f"[red]{host}[/]: {msgs[-1].splitlines()[0][:300]}")
+            c.out.print(f"[red]{host}[/]: {' '.join(msgs[-1].split())[:600]}")
 
 
 # --- verify and report --------------------------------------------------------------------------

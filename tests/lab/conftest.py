@@ -97,7 +97,11 @@ def results(report: dict[str, Any], host: str) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     state = tmp_path_factory.mktemp("casemate-state")
-    bed = Lab(state, state / "lab" / LAB / "inventory.yml", tuple(f"casemate-{LAB}-{i}" for i in range(1, NODES + 1)))
+    bed = Lab(
+        state,
+        state / "lab" / LAB / "inventory.yml",
+        tuple(f"casemate-{LAB}-{i}" for i in range(1, NODES + 1)),
+    )
     bed.casemate("lab", "down", "--name", LAB, check=0)  # never reuse nodes an earlier run changed
     bed.casemate("lab", "up", "--name", LAB, "--nodes", str(NODES), check=0)
     yield bed

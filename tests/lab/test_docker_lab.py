@@ -38,7 +38,9 @@ def test_fresh_node_check_then_harden_then_idempotent(lab: Lab, tmp_path: Path) 
     inv = str(lab.inventory)
     before = lab.sh(node, "cat /etc/docker/daemon.json 2>/dev/null || echo ABSENT")
 
-    lab.casemate("verify", "-i", inv, "--limit", node, "--report-dir", str(tmp_path / "before"), check=1)
+    lab.casemate(
+        "verify", "-i", inv, "--limit", node, "--report-dir", str(tmp_path / "before"), check=1
+    )
     fresh = automated(report_of(tmp_path / "before"), node)
     assert fresh["cis_docker_2_2"]["status"] == "fail"
     assert "true (from default)" in str(fresh["cis_docker_2_2"]["observed"])
@@ -53,7 +55,12 @@ def test_fresh_node_check_then_harden_then_idempotent(lab: Lab, tmp_path: Path) 
     assert harden_stats(lab.state)[node]["changed"] > 0
     lab.casemate("harden", "-i", inv, "--limit", node, check=0)
     assert harden_stats(lab.state)[node] | {"ok": 0, "skipped": 0} == {
-        "ok": 0, "changed": 0, "failed": 0, "unreachable": 0, "skipped": 0, "rescued": 0
+        "ok": 0,
+        "changed": 0,
+        "failed": 0,
+        "unreachable": 0,
+        "skipped": 0,
+        "rescued": 0,
     }
 
     out = tmp_path / "after"
@@ -74,9 +81,22 @@ def test_noncompliant_node_fails_every_control_then_recovers(lab: Lab, tmp_path:
     lab.spoil(node)
     assert lab.daemon_json(node)["labels"] == ["team=blue"]
 
-    lab.casemate("verify", "-i", inv, "--limit", node, "--level", "2", "--report-dir", str(tmp_path / "bad"), check=1)
+    lab.casemate(
+        "verify",
+        "-i",
+        inv,
+        "--limit",
+        node,
+        "--level",
+        "2",
+        "--report-dir",
+        str(tmp_path / "bad"),
+        check=1,
+    )
     bad = automated(report_of(tmp_path / "bad"), node)
-    not_failing = {c: r["status"] for c, r in bad.items() if r["status"] != "fail" and c not in UNSPOILABLE}
+    not_failing = {
+        c: r["status"] for c, r in bad.items() if r["status"] != "fail" and c not in UNSPOILABLE
+    }
     assert not_failing == {}, "a check that cannot fail is a bug"
     assert all(r["observed"] for r in bad.values())
 
@@ -84,9 +104,22 @@ def test_noncompliant_node_fails_every_control_then_recovers(lab: Lab, tmp_path:
     lab.casemate("harden", "-i", inv, "--limit", node, "--level", "2", check=0)
     assert harden_stats(lab.state)[node]["changed"] == 0
 
-    lab.casemate("verify", "-i", inv, "--limit", node, "--level", "2", "--report-dir", str(tmp_path / "good"), check=1)
+    lab.casemate(
+        "verify",
+        "-i",
+        inv,
+        "--limit",
+        node,
+        "--level",
+        "2",
+        "--report-dir",
+        str(tmp_path / "good"),
+        check=1,
+    )
     good = automated(report_of(tmp_path / "good"), node)
-    left = {c: r["status"] for c, r in good.items() if r["status"] not in ("pass", "not_applicable")}
+    left = {
+        c: r["status"] for c, r in good.items() if r["status"] not in ("pass", "not_applicable")
+    }
     # Docker ships no authorization plugin: 2.12 stays failing until a site installs one.
     assert left == {"cis_docker_2_12": "fail"}
     assert good["cis_docker_2_7"]["status"] == "pass"  # the TCP listener now verifies clients

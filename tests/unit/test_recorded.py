@@ -34,7 +34,9 @@ def test_every_automated_control_fails_on_the_drifted_node() -> None:
 
 def test_hardened_node_passes_all_but_the_authorization_plugin() -> None:
     got = verdicts("hardened-level2.json")
-    assert {c: s for c, s in got.items() if s is not Status.PASS} == {"cis_docker_2_12": Status.FAIL}
+    assert {c: s for c, s in got.items() if s is not Status.PASS} == {
+        "cis_docker_2_12": Status.FAIL
+    }
 
 
 @pytest.mark.parametrize("name", ["noncompliant.json", "hardened-level2.json"])

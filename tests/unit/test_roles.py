@@ -3,7 +3,6 @@ variable the catalog names is a documented default, and defaults match argument_
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,7 +54,9 @@ def test_defaults_match_argument_specs(role: str) -> None:
         assert option.get("type"), f"{name} has no type"
 
 
-@pytest.mark.parametrize("entry", [e for e in CATALOG.entries if e.control.remediation], ids=lambda e: e.id)
+@pytest.mark.parametrize(
+    "entry", [e for e in CATALOG.entries if e.control.remediation], ids=lambda e: e.id
+)
 def test_remediated_control_has_tagged_task_and_known_vars(entry: Any) -> None:
     role = entry.control.remediation.role
     assert role in ROLES, f"{entry.id}: role {role} does not exist"

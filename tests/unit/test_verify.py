@@ -55,12 +55,18 @@ def answer() -> dict[str, object]:
 
 def test_one_round_trip_per_host_and_statuses() -> None:
     entries = select(load_catalog(None, KINDS), Selection(level=2))
-    transports: dict[str, Canned] = {"n1": Canned(answer()), "n2": Canned(answer()), "cp": Canned(answer())}
+    transports: dict[str, Canned] = {
+        "n1": Canned(answer()),
+        "n2": Canned(answer()),
+        "cp": Canned(answer()),
+    }
 
     def transport_for(inv: Inventory, host: str) -> Transport:
         return transports[host] if host in transports else Down()
 
-    done = verify_hosts(inventory(), ["n1", "n2", "n3", "cp"], entries, KINDS, forks=4, transport_for=transport_for)
+    done = verify_hosts(
+        inventory(), ["n1", "n2", "n3", "cp"], entries, KINDS, forks=4, transport_for=transport_for
+    )
     assert [t.calls for t in transports.values()] == [1, 1, 0]  # the k8s host needs no Docker facts
     by_host = {h.host: h for h in done}
     n1 = {r.entry.id: r.verdict.status.value for r in by_host["n1"].results}

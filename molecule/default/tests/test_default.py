@@ -28,7 +28,9 @@ def test_daemon_runs_with_them(host: Any) -> None:
     assert host.service("docker").is_running
     info = json.loads(host.check_output("docker info --format '{{json .}}'"))
     assert info["LiveRestoreEnabled"] is True
-    bridge = json.loads(host.check_output("docker network inspect bridge --format '{{json .Options}}'"))
+    bridge = json.loads(
+        host.check_output("docker network inspect bridge --format '{{json .Options}}'")
+    )
     assert bridge["com.docker.network.bridge.enable_icc"] == "false"
 
 
@@ -44,11 +46,16 @@ def test_files(host: Any) -> None:
 def test_every_catalog_check(host: Any) -> None:
     kinds = builtin_kinds()
     entries = [
-        e for e in select(load_catalog(None, kinds), Selection(level=2, benchmark="cis-docker"))
+        e
+        for e in select(load_catalog(None, kinds), Selection(level=2, benchmark="cis-docker"))
         if e.control.automated
     ]
     outcome = collect("node", host, wanted_probes(entries, kinds), "/usr/bin/python3")
     assert outcome.observations is not None, outcome.error
     verdicts = {e.id: judge(e, outcome.observations, kinds) for e in entries}
-    failing = {i: v.observed for i, v in verdicts.items() if v.status.value not in ("pass", "not_applicable")}
+    failing = {
+        i: v.observed
+        for i, v in verdicts.items()
+        if v.status.value not in ("pass", "not_applicable")
+    }
     assert set(failing) == EXPECTED_FAILURES, failing

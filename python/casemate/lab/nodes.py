@@ -11,7 +11,7 @@ from typing import Any
 
 from casemate.errors import CasemateError, LabError
 from casemate.lab.engine import Engine, last_line
-from casemate.lab.health import FAILED_UNITS, PROBE, READY, failed_units, health_of
+from casemate.lab.health import FAILED_UNITS, PROBE, READY, STARTING, failed_units, health_of
 from casemate.lab.image import ensure_image
 from casemate.lab.plan import Found, plan_nodes
 from casemate.lab.recipe import (
@@ -84,6 +84,9 @@ def lab_up(
     found = {_name(c): Found(_running(c), str(c.get("Image", ""))) for c in _lab(engine, name)}
     wanted = node_names(name, nodes)
     plan = plan_nodes(wanted, found, image_id)
+    inventory = inventory_path(state, name)
+    if plan.remove or plan.start:
+        inventory.unlink(missing_ok=True)  # written again once every node is ready
     if plan.remove:
         progress(f"removing {', '.join(plan.remove)} (surplus, stopped or on an older image)")
         engine.must(["rm", "--force", "--volumes", *plan.remove], "removing lab nodes")
@@ -100,7 +103,7 @@ def lab_up(
         progress=progress,
         timeout=ready_timeout,
     )
-    _write(inventory_path(state, name), inventory_text(name, wanted))
+    _write(inventory, inventory_text(name, wanted))
     return lab_status(name, state, docker=docker)
 
 
@@ -185,7 +188,7 @@ def _bring_up(
                 continue
             progress(f"node {node} ready ({took:.1f} s)")
     if errors:
-        more = f" (and {len(errors) - 1} more failed nodes)" if len(errors) > 1 else ""
+        more = f" ({len(errors) - 1} more node(s) failed too)" if len(errors) > 1 else ""
         raise LabError(f"{errors[0]}{more}")
 
 
@@ -202,7 +205,7 @@ def _wait_ready(engine: Engine, node: str, began: float, timeout: float) -> floa
         health = _probe(engine, node)
         if health == READY:
             return time.monotonic() - began
-        if not _still_running(engine, node):
+        if health != STARTING and not _still_running(engine, node):
             logs = engine.run(["logs", "--tail", "5", node], timeout=30)
             said = last_line(logs.stdout + logs.stderr)
             raise LabError(f"node {node} stopped while booting{f': {said}' if said else ''}")
@@ -211,7 +214,7 @@ def _wait_ready(engine: Engine, node: str, began: float, timeout: float) -> floa
             units = failed_units(listing)
             tail = f"; failed units: {units}" if units else ""
             raise LabError(
-                f"node {node} not ready after {timeout:.0f} s (last state: {health}){tail}"
+                f"node {node} not ready after {timeout:g} s (last state: {health}){tail}"
             )
         time.sleep(POLL_INTERVAL)
 
