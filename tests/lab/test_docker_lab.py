@@ -29,6 +29,15 @@ UNSPOILABLE = {
 }
 
 
+def verify(
+    lab: Lab, node: str, out: Path, *, level: str = "1", check: int
+) -> dict[str, dict[str, object]]:
+    """Verify one node into `out` and return its automated results by control id."""
+    lab.casemate("verify", "-i", str(lab.inventory), "--limit", node, "--level", level,
+                 "--report-dir", str(out), check=check)  # fmt: skip
+    return automated(report_of(out), node)
+
+
 def automated(report: dict[str, object], host: str) -> dict[str, dict[str, object]]:
     return {k: v for k, v in results(report, host).items() if v["automated"]}  # type: ignore[index]
 
@@ -38,10 +47,7 @@ def test_fresh_node_check_then_harden_then_idempotent(lab: Lab, tmp_path: Path) 
     inv = str(lab.inventory)
     before = lab.sh(node, "cat /etc/docker/daemon.json 2>/dev/null || echo ABSENT")
 
-    lab.casemate(
-        "verify", "-i", inv, "--limit", node, "--report-dir", str(tmp_path / "before"), check=1
-    )
-    fresh = automated(report_of(tmp_path / "before"), node)
+    fresh = verify(lab, node, tmp_path / "before", check=1)
     assert fresh["cis_docker_2_2"]["status"] == "fail"
     assert "true (from default)" in str(fresh["cis_docker_2_2"]["observed"])
     assert fresh["cis_docker_2_15"]["status"] == "fail"
@@ -64,8 +70,7 @@ def test_fresh_node_check_then_harden_then_idempotent(lab: Lab, tmp_path: Path) 
     }
 
     out = tmp_path / "after"
-    lab.casemate("verify", "-i", inv, "--limit", node, "--report-dir", str(out), check=0)
-    after = automated(report_of(out), node)
+    after = verify(lab, node, out, check=0)
     statuses = {cid: r["status"] for cid, r in after.items()}
     assert {c for c, s in statuses.items() if s != "pass"} == FRESH_NOT_APPLICABLE
     assert all(statuses[c] == "not_applicable" for c in FRESH_NOT_APPLICABLE)
@@ -81,19 +86,7 @@ def test_noncompliant_node_fails_every_control_then_recovers(lab: Lab, tmp_path:
     lab.spoil(node)
     assert lab.daemon_json(node)["labels"] == ["team=blue"]
 
-    lab.casemate(
-        "verify",
-        "-i",
-        inv,
-        "--limit",
-        node,
-        "--level",
-        "2",
-        "--report-dir",
-        str(tmp_path / "bad"),
-        check=1,
-    )
-    bad = automated(report_of(tmp_path / "bad"), node)
+    bad = verify(lab, node, tmp_path / "bad", level="2", check=1)
     not_failing = {
         c: r["status"] for c, r in bad.items() if r["status"] != "fail" and c not in UNSPOILABLE
     }
@@ -104,19 +97,7 @@ def test_noncompliant_node_fails_every_control_then_recovers(lab: Lab, tmp_path:
     lab.casemate("harden", "-i", inv, "--limit", node, "--level", "2", check=0)
     assert harden_stats(lab.state)[node]["changed"] == 0
 
-    lab.casemate(
-        "verify",
-        "-i",
-        inv,
-        "--limit",
-        node,
-        "--level",
-        "2",
-        "--report-dir",
-        str(tmp_path / "good"),
-        check=1,
-    )
-    good = automated(report_of(tmp_path / "good"), node)
+    good = verify(lab, node, tmp_path / "good", level="2", check=1)
     left = {
         c: r["status"] for c, r in good.items() if r["status"] not in ("pass", "not_applicable")
     }

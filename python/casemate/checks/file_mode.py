@@ -6,9 +6,9 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from casemate.checks.base import Observations, Probe, Status, Verdict
+from casemate.checks.base import Observations, Probe, Verdict
 from casemate.checks.compare import mode_within
-from casemate.checks.targets import FileTarget, describe_target, resolve, target_probe
+from casemate.checks.targets import FileTarget, describe_target, judge_files, target_probe
 
 _OCTAL = r"^0?[0-7]{3}$"
 
@@ -39,17 +39,11 @@ class FileMode:
         return [target_probe(p)]
 
     def judge(self, p: FileModeParams, obs: Observations) -> Verdict:
-        evidence = (target_probe(p).key,)
         limit = f"mode {p.mode} exactly" if p.mode else f"mode {p.max_mode} or stricter"
-        expected = f"{describe_target(p)}: {limit}"
-        stats, err, note = resolve(p, obs)
-        if err:
-            return Verdict(Status.ERROR, expected, err, evidence)
-        if not stats:
-            status = Status.NOT_APPLICABLE if p.missing == "not_applicable" else Status.FAIL
-            return Verdict(status, expected, note or "no such file", evidence)
-        seen = [f"{s.get('path')} {s.get('mode')}" for s in stats]
-        bad = [s for s in stats if not _ok(p, str(s.get("mode", "7777")))]
-        status = Status.FAIL if bad else Status.PASS
-        shown = [f"{s.get('path')} {s.get('mode')}" for s in bad] if bad else seen
-        return Verdict(status, expected, "; ".join(shown), evidence)
+        return judge_files(
+            p,
+            obs,
+            f"{describe_target(p)}: {limit}",
+            ok=lambda s: _ok(p, str(s.get("mode", "7777"))),
+            show=lambda s: str(s.get("mode")),
+        )

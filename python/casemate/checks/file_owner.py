@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from casemate.checks.base import Observations, Probe, Status, Verdict
-from casemate.checks.targets import FileTarget, describe_target, resolve, target_probe
+from casemate.checks.base import Observations, Probe, Verdict
+from casemate.checks.targets import FileTarget, describe_target, judge_files, target_probe
 
 
 class FileOwnerParams(FileTarget):
@@ -21,19 +22,15 @@ class FileOwner:
         return [target_probe(p)]
 
     def judge(self, p: FileOwnerParams, obs: Observations) -> Verdict:
-        evidence = (target_probe(p).key,)
         want = f"{p.owner}:{p.group}" if p.group else p.owner
-        expected = f"{describe_target(p)}: owned by {want}"
-        stats, err, note = resolve(p, obs)
-        if err:
-            return Verdict(Status.ERROR, expected, err, evidence)
-        if not stats:
-            status = Status.NOT_APPLICABLE if p.missing == "not_applicable" else Status.FAIL
-            return Verdict(status, expected, note or "no such file", evidence)
 
-        def owned(s: dict[str, object]) -> str:
+        def owned(s: Mapping[str, Any]) -> str:
             return f"{s.get('user')}:{s.get('group')}" if p.group else str(s.get("user"))
 
-        bad = [s for s in stats if owned(dict(s)) != want]
-        shown = [f"{s.get('path')} {owned(dict(s))}" for s in (bad or stats)]
-        return Verdict(Status.FAIL if bad else Status.PASS, expected, "; ".join(shown), evidence)
+        return judge_files(
+            p,
+            obs,
+            f"{describe_target(p)}: owned by {want}",
+            ok=lambda s: owned(s) == want,
+            show=owned,
+        )

@@ -4,12 +4,12 @@ daemon setting (a config-file key or a process flag)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from pydantic import model_validator
 
-from casemate.checks.base import Observations, Params, Probe, error_of
+from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
 
 
 class Ref(Params):
@@ -77,3 +77,24 @@ def resolve(t: FileTarget, obs: Observations) -> tuple[list[Mapping[str, Any]], 
     stat = raw.get("stat") or {}
     note = f"{raw.get('path')} (from {source})" if source != "unset" else "not configured"
     return ([stat] if stat.get("exists") else []), None, note
+
+
+def judge_files(
+    t: FileTarget,
+    obs: Observations,
+    expected: str,
+    ok: Callable[[Mapping[str, Any]], bool],
+    show: Callable[[Mapping[str, Any]], str],
+) -> Verdict:
+    """The shared judgement of file kinds: every file of the target must be `ok`. The observed
+    text lists the offending files, or every file when all pass."""
+    evidence = (target_probe(t).key,)
+    stats, err, note = resolve(t, obs)
+    if err:
+        return Verdict(Status.ERROR, expected, err, evidence)
+    if not stats:
+        status = Status.NOT_APPLICABLE if t.missing == "not_applicable" else Status.FAIL
+        return Verdict(status, expected, note or "no such file", evidence)
+    bad = [s for s in stats if not ok(s)]
+    shown = "; ".join(f"{s.get('path')} {show(s)}" for s in (bad or stats))
+    return Verdict(Status.FAIL if bad else Status.PASS, expected, shown, evidence)
