@@ -7,7 +7,7 @@ DEMO_DIR  := reports/demo
 DEMO_INV  := .casemate/lab/lab/inventory.yml
 LEVEL     ?= 1
 
-.PHONY: setup demo demo-down lint unit lab-test molecule test clean
+.PHONY: setup demo demo-down lint unit lab-test molecule test bench clean
 
 setup:
 	@scripts/host-setup.sh
@@ -24,10 +24,10 @@ demo-down:
 	$(CASEMATE) lab down
 
 lint: setup
-	$(VENV)/ruff check python tests molecule
-	$(VENV)/ruff format --check python tests molecule
+	$(VENV)/ruff check python tests molecule benchmarks
+	$(VENV)/ruff format --check python tests molecule benchmarks
 	$(VENV)/mypy
-	$(VENV)/ansible-lint -q
+	PATH="$(CURDIR)/$(VENV):$$PATH" $(VENV)/ansible-lint -q
 
 unit: setup
 	$(VENV)/pytest -q tests/unit
@@ -39,6 +39,10 @@ molecule: setup
 	PATH="$(CURDIR)/$(VENV):$$PATH" $(VENV)/molecule test
 
 test: lint unit lab-test molecule
+
+# Speed of the Ansible strategies and of verify on lab nodes (medians; not part of `make test`).
+bench: setup
+	$(VENV)/python benchmarks/strategies.py
 
 clean:
 	-$(CASEMATE) lab down

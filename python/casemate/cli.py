@@ -370,7 +370,7 @@ def harden_cmd(
     diff: Annotated[bool, typer.Option("--diff", help="Show file changes.")] = False,
     strategy: Annotated[
         str, typer.Option(help="Ansible strategy: " + ", ".join(STRATEGIES))
-    ] = "auto",
+    ] = "linear",
     forks: ForksOpt = 10,
 ) -> int:
     """Apply the selected controls with Ansible; exit 3 if any host failed or was unreachable."""
@@ -411,7 +411,13 @@ def harden_cmd(
     _print_harden(c, run.read_json("run.json"))
     c.err.print(f"harden took {time.monotonic() - began:.1f}s; run stored in {run.path}")
     failed = any(host_failed(vars_of(s)) for s in outcome.hosts.values())
-    return 3 if failed or outcome.status not in ("successful", "failed") else 0
+    if outcome.rc != 0 and not failed:
+        # the playbook itself failed (syntax, missing role, interrupted): no host is to blame
+        stdout = next(iter(sorted(run.path.glob("ansible/artifacts/*/stdout"))), run.path)
+        c.err.print(
+            f"[red]ansible-playbook failed ({outcome.status}, rc={outcome.rc})[/]; see {stdout}"
+        )
+    return 3 if failed or outcome.rc != 0 else 0
 
 
 def _print_diffs(c: Ctx, run: RunDir) -> None:

@@ -17,8 +17,9 @@ import ansible_runner
 from casemate.errors import InventoryError, RunFailedError
 from casemate.inventory import Inventory
 
-Strategy = Literal["auto", "linear", "free", "mitogen_linear", "mitogen_free"]
-STRATEGIES: tuple[str, ...] = ("auto", "linear", "free", "mitogen_linear", "mitogen_free")
+# linear with pipelining is the default: casemate's roles make few module calls, so mitogen's
+# start-up cost outweighs its per-task saving (benchmarks/strategies.py). mitogen stays a setting.
+STRATEGIES: tuple[str, ...] = ("linear", "free", "mitogen_linear", "mitogen_free")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +98,6 @@ def resolve_inventory(path: Path) -> Inventory:
     return inventory
 
 
-def pick_strategy(strategy: str) -> str:
-    if strategy != "auto":
-        return strategy
-    return "mitogen_linear" if importlib.util.find_spec("ansible_mitogen") else "linear"
-
-
 def _strategy_env(strategy: str) -> dict[str, str]:
     if not strategy.startswith("mitogen"):
         return {"ANSIBLE_STRATEGY": strategy}
@@ -151,7 +146,7 @@ def run_playbook(
 ) -> PlaybookOutcome:
     """Run one playbook. Unreachable or failing hosts are reported; the others still finish."""
     _ensure_tools_on_path()
-    chosen = pick_strategy(strategy)
+    chosen = strategy
     envvars = {
         "ANSIBLE_ROLES_PATH": str(content / "roles"),
         "ANSIBLE_PIPELINING": "True",

@@ -117,3 +117,19 @@ def test_catalog_tags_follow_level(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cis_docker_3_17" not in level1.split(",")
     assert "cis_docker_3_17" in level2.strip().split(",")
     assert "cis_docker_2_1" not in level2.strip().split(",")  # manual: nothing to run
+
+
+def test_playbook_failure_without_host_failures_is_not_success(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from casemate.runner import HostStats, PlaybookOutcome
+
+    def broken_playbook(**kwargs: Any) -> PlaybookOutcome:
+        kwargs["run"].write_json("run.json", {"kind": "harden", "stats": {}, "messages": {}})
+        return PlaybookOutcome(status="failed", rc=4, hosts={"ghost-1": HostStats()})
+
+    monkeypatch.setattr("casemate.cli.run_harden", broken_playbook)
+    monkeypatch.setattr("casemate.cli.content_root", lambda: tmp_path)
+    code, err = call(capsys, "harden", "-i", INV, "--limit", "ghost-1")
+    assert code == 3
+    assert "ansible-playbook failed (failed, rc=4)" in err
