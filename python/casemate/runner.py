@@ -124,6 +124,9 @@ def _event(raw: Mapping[str, Any]) -> HostEvent | None:
     if status == "ok" and res.get("changed"):
         status = "changed"
     message = str(res.get("msg") or res.get("stderr") or "").strip()
+    detail = [x for x in str(res.get("module_stderr") or "").splitlines() if x.strip()]
+    if detail:  # what the connection said, e.g. "No such container" or an SSH refusal
+        message = f"{message}: {detail[-1].strip()}" if message else detail[-1].strip()
     if status == "failed" and data.get("ignore_errors"):
         status = "ok"
     return HostEvent(host=host, task=str(data.get("task", "")), status=status, message=message)  # type: ignore[arg-type]

@@ -46,6 +46,20 @@ def test_events() -> None:
     assert gone is not None
     assert gone.status == "unreachable"
     assert _event({"event": "playbook_on_start", "event_data": {}}) is None
+    transport = _event(
+        {
+            "event": "runner_on_failed",
+            "event_data": {
+                "host": "g",
+                "res": {
+                    "msg": "Module result deserialization failed: No start of json char found",
+                    "module_stderr": "Error response from daemon: No such container: g\n",
+                },
+            },
+        }
+    )
+    assert transport is not None
+    assert transport.message.endswith(": Error response from daemon: No such container: g")
 
 
 def test_inventory_error_picks_the_cause() -> None:

@@ -23,6 +23,7 @@ argv: {description: dockerd command line ([] when not running), type: list}
 flag_keys: {description: managed keys already set by a flag, type: list}
 flag_values: {description: key -> list of values given by flags, type: dict}
 active: {description: whether the service is active, type: bool}
+installed: {description: whether systemd knows the service (its unit is loaded), type: bool}
 """
 
 import json
@@ -32,7 +33,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 
 def main_argv(module, service):
-    rc, out, _ = module.run_command(["systemctl", "show", service, "-p", "MainPID,ActiveState"])
+    rc, out, _ = module.run_command(["systemctl", "show", service, "-p", "MainPID,ActiveState,LoadState"])
     props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line) if rc == 0 else {}
     pid = props.get("MainPID", "0")
     argv = []
@@ -42,7 +43,7 @@ def main_argv(module, service):
                 argv = [a.decode("utf-8", "replace") for a in handle.read().split(b"\0") if a]
         except OSError:
             argv = []
-    return argv, props.get("ActiveState") == "active"
+    return argv, props.get("ActiveState") == "active", props.get("LoadState") == "loaded"
 
 
 def flag_values(argv, names):
@@ -79,7 +80,7 @@ def main():
                 module.fail_json(msg="%s is not valid JSON (%s); refusing to change it" % (path, exc))
             if not isinstance(config, dict):
                 module.fail_json(msg="%s is not a JSON object; refusing to change it" % path)
-    argv, active = main_argv(module, module.params["service"])
+    argv, active, installed = main_argv(module, module.params["service"])
     found = {}
     for key, names in module.params["flags"].items():
         values = flag_values(argv, names)
@@ -91,6 +92,7 @@ def main():
         exists=exists,
         argv=argv,
         active=active,
+        installed=installed,
         flag_keys=sorted(found),
         flag_values=found,
     )
