@@ -61,7 +61,7 @@ class DaemonJsonKey:
         value, source = view.setting(p.key, p.flags, p.type)
         if value is MISSING and p.unset is not None:
             value, source = coerce(p.unset, p.type), "default"
-        observed = f"{show(value)} (from {source})"
+        observed = f"{show(value)} (from {source})" if source != "unset" else "<unset>"
         if view.argv is None:
             observed += f"; {p.process} is not running, judged from {p.config} only"
         if not compare(p.op, value, p.value):
