@@ -24,8 +24,8 @@ demo-down:
 	$(CASEMATE) lab down
 
 lint: setup
-	$(VENV)/ruff check python tests molecule benchmarks
-	$(VENV)/ruff format --check python tests molecule benchmarks
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check python tests molecule benchmarks roles
 	$(VENV)/mypy
 	PATH="$(CURDIR)/$(VENV):$$PATH" $(VENV)/ansible-lint -q
 

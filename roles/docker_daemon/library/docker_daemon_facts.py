@@ -33,7 +33,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 
 def main_argv(module, service):
-    rc, out, _ = module.run_command(["systemctl", "show", service, "-p", "MainPID,ActiveState,LoadState"])
+    rc, out, _ = module.run_command(
+        ["systemctl", "show", service, "-p", "MainPID,ActiveState,LoadState"]
+    )
     props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line) if rc == 0 else {}
     pid = props.get("MainPID", "0")
     argv = []
@@ -52,7 +54,13 @@ def flag_values(argv, names):
     for i, arg in enumerate(args):
         name, eq, value = arg.partition("=")
         if name in names:
-            values.append(value if eq else (args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("-") else "true"))
+            values.append(
+                value
+                if eq
+                else (
+                    args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("-") else "true"
+                )
+            )
     return values
 
 
@@ -77,7 +85,9 @@ def main():
             try:
                 config = json.loads(text)
             except ValueError as exc:
-                module.fail_json(msg="%s is not valid JSON (%s); refusing to change it" % (path, exc))
+                module.fail_json(
+                    msg="%s is not valid JSON (%s); refusing to change it" % (path, exc)
+                )
             if not isinstance(config, dict):
                 module.fail_json(msg="%s is not a JSON object; refusing to change it" % path)
     argv, active, installed = main_argv(module, module.params["service"])

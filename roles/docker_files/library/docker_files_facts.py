@@ -139,7 +139,11 @@ def main():
             found = judge(target, path)
             if found is not None:
                 files.append(found)
-    socket_unit = systemd_props(module, module.params["socket_unit"], ["SocketUser", "SocketGroup", "SocketMode", "LoadState"])
+    socket_unit = systemd_props(
+        module,
+        module.params["socket_unit"],
+        ["SocketUser", "SocketGroup", "SocketMode", "LoadState"],
+    )
     ok = True
     if socket_unit.get("LoadState") == "loaded":
         mode = socket_unit.get("SocketMode") or "0666"
