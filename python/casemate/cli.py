@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import shutil
 import sys
@@ -25,7 +24,7 @@ from casemate.errors import BadInputError, CasemateError
 from casemate.harden import host_failed, plan, run_harden, vars_of
 from casemate.lab import lab_down, lab_status, lab_up
 from casemate.locations import content_root, state_dir
-from casemate.report import document, junit, table
+from casemate.report import diff, document, junit, table
 from casemate.rundir import RunDir, find_run, new_run, now_utc
 from casemate.runner import STRATEGIES, HostEvent, resolve_inventory
 from casemate.verify import HostVerification, Selection, parse_controls, select, verify_hosts
@@ -421,39 +420,10 @@ def harden_cmd(
 
 
 def _print_diffs(c: Ctx, run: RunDir) -> None:
-    events = run.path / "ansible" / "artifacts"
-    for path in sorted(events.glob("*/job_events/*.json")):
-        data = json.loads(path.read_text()).get("event_data", {})
-        res = data.get("res") or {}
-        diffs = res.get("diff") or []
-        for d in diffs if isinstance(diffs, list) else [diffs]:
-            if not isinstance(d, dict) or ("before" not in d and "prepared" not in d):
-                continue
-            if d.get("prepared"):
-                c.out.print(f"--- {data.get('host')}: {data.get('task')}\n{d['prepared']}")
-                continue
-            if d.get("before") == d.get("after"):
-                continue
-            if isinstance(d.get("before"), dict) and isinstance(d.get("after"), dict):
-                changes = [
-                    f"{k}: {d['before'].get(k)} -> {d['after'].get(k)}"
-                    for k in sorted(set(d["before"]) | set(d["after"]))
-                    if k != "path" and d["before"].get(k) != d["after"].get(k)
-                ]
-                where = d["after"].get("path") or d["before"].get("path") or data.get("task")
-                c.out.print(f"--- {data.get('host')}: {where}: {', '.join(changes)}", markup=False)
-                continue
-            before = str(d.get("before", "")).splitlines(keepends=True)
-            after = str(d.get("after", "")).splitlines(keepends=True)
-            name = str(d.get("before_header") or d.get("after_header") or data.get("task"))
-            text = "".join(
-                difflib.unified_diff(before, after, f"{name} (before)", f"{name} (after)")
-            )
-            if text:
-                c.out.print(
-                    f"--- {data.get('host')}: {_short(str(data.get('task')))}", markup=False
-                )
-                c.out.print(text, highlight=False, markup=False)
+    for header, body in diff.render(run.path / "ansible" / "artifacts"):
+        c.out.print(f"--- {_short(header)}", markup=False, highlight=False)
+        if body:
+            c.out.print(body, markup=False, highlight=False)
 
 
 def _print_harden(c: Ctx, meta: dict[str, Any]) -> None:

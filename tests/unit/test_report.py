@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -11,7 +13,7 @@ from casemate.catalog.loader import load_catalog
 from casemate.checks import builtin_kinds
 from casemate.checks.base import Status, Verdict
 from casemate.probe.collect import ProbeOutcome
-from casemate.report import document, junit, table
+from casemate.report import diff, document, junit, table
 from casemate.verify import HostVerification, Result, Selection
 
 from .obs import obs
@@ -113,3 +115,42 @@ def test_table_renders() -> None:
     text = console.export_text()
     assert "findings" in text
     assert "NOT PROBED" in text
+
+
+def test_harden_diffs_are_read_from_stored_events(tmp_path: Path) -> None:
+    events = tmp_path / "artifacts" / "abc" / "job_events"
+    events.mkdir(parents=True)
+
+    def event(n: int, res: dict[str, object]) -> None:
+        data = {
+            "event": "runner_on_ok",
+            "event_data": {"host": "n1", "task": f"task {n}", "res": res},
+        }
+        (events / f"{n}-x.json").write_text(json.dumps(data))
+
+    event(
+        10,
+        {
+            "diff": [
+                {
+                    "before": "{}\n",
+                    "after": '{\n  "icc": false\n}\n',
+                    "before_header": "/etc/docker/daemon.json",
+                }
+            ]
+        },
+    )
+    event(
+        2,
+        {
+            "diff": {
+                "before": {"path": "/b", "state": "absent"},
+                "after": {"path": "/b", "state": "directory"},
+            }
+        },
+    )
+    event(3, {"diff": [{"before": "same", "after": "same"}]})
+    event(4, {"changed": False})
+    found = diff.render(tmp_path / "artifacts")
+    assert [h for h, _ in found] == ["n1: /b: state: absent -> directory", "n1: task 10"]
+    assert '+  "icc": false' in found[1][1]

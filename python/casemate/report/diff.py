@@ -1,0 +1,50 @@
+"""The changes of a harden run, read back from ansible-runner's stored events (`--diff`)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _one(host: str, task: str, d: dict[str, Any]) -> tuple[str, str] | None:
+    if d.get("prepared"):
+        return f"{host}: {task}", str(d["prepared"])
+    before, after = d.get("before"), d.get("after")
+    if before == after:
+        return None
+    if isinstance(before, dict) and isinstance(after, dict):  # file attributes: state, mode...
+        changes = [
+            f"{k}: {before.get(k)} -> {after.get(k)}"
+            for k in sorted(set(before) | set(after))
+            if k != "path" and before.get(k) != after.get(k)
+        ]
+        where = after.get("path") or before.get("path") or task
+        return f"{host}: {where}: {', '.join(changes)}", ""
+    name = str(d.get("before_header") or d.get("after_header") or task)
+    text = "".join(
+        difflib.unified_diff(
+            str(before or "").splitlines(keepends=True),
+            str(after or "").splitlines(keepends=True),
+            f"{name} (before)",
+            f"{name} (after)",
+        )
+    )
+    return (f"{host}: {task}", text) if text else None
+
+
+def render(artifacts: Path) -> list[tuple[str, str]]:
+    """(header, unified diff) for every change recorded in the run's events, in event order."""
+    out: list[tuple[str, str]] = []
+    for path in sorted(
+        artifacts.glob("*/job_events/*.json"), key=lambda p: int(p.name.split("-")[0])
+    ):
+        data = json.loads(path.read_text()).get("event_data", {})
+        diffs = (data.get("res") or {}).get("diff") or []
+        for d in diffs if isinstance(diffs, list) else [diffs]:
+            if isinstance(d, dict) and ("before" in d or "prepared" in d):
+                found = _one(str(data.get("host")), str(data.get("task")), d)
+                if found is not None:
+                    out.append(found)
+    return out
