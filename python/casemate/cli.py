@@ -118,6 +118,7 @@ def _entry_json(e: Entry) -> dict[str, Any]:
         "description": c.description,
         "level": c.level,
         "automated": c.automated,
+        "mode": c.mode,
         "applies_to": list(c.applies_to),
         "remediation": c.remediation.model_dump() if c.remediation else None,
         "manual": c.manual,
@@ -147,14 +148,11 @@ def catalog_list(
         t.add_column(col, overflow="fold")
     for e in entries:
         ctl = e.control
-        mode = "auto" if ctl.automated else "manual"
-        if ctl.automated and ctl.remediation is None:
-            mode = "check-only"
         t.add_row(
             e.id,
             f"{e.benchmark} {e.ref}",
             str(ctl.level),
-            mode,
+            ctl.mode,
             ctl.remediation.role if ctl.remediation else "-",
             ctl.check.kind if ctl.check else "-",
             ctl.title,
@@ -197,7 +195,7 @@ def catalog_show(
     c.out.print(entry.control.description)
     rows = [
         ("level", str(entry.control.level)),
-        ("automated", "yes" if entry.control.automated else "no (manual)"),
+        ("mode", entry.control.mode),
         ("applies to", ", ".join(entry.control.applies_to)),
         ("remediation", f"role {rem.role}, tag {entry.id}" if rem else "none"),
     ]

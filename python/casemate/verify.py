@@ -5,12 +5,13 @@ from __future__ import annotations
 import configparser
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from casemate.catalog.loader import Catalog
 from casemate.catalog.model import Entry
 from casemate.checks.base import CheckKind, Observations, Probe, Status, Verdict
+from casemate.checks.command_output import CommandOutput, CommandOutputParams
 from casemate.errors import BadInputError
 from casemate.inventory import Inventory
 from casemate.probe.collect import ProbeOutcome, Transport, collect
@@ -78,20 +79,43 @@ def wanted_probes(entries: Iterable[Entry], kinds: Mapping[str, CheckKind[Any]])
         if check is not None:
             kind = kinds[check.kind]
             probes.update(kind.wants(kind.params.model_validate(check.params)))
+            if check.only_if is not None:
+                probes.update(_CONDITION.wants(CommandOutputParams.model_validate(check.only_if)))
     return sorted(probes)
 
 
-def judge(entry: Entry, obs: Observations, kinds: Mapping[str, CheckKind[Any]]) -> Verdict:
-    control = entry.control
-    if control.check is None:
-        return Verdict(Status.MANUAL, control.manual or "", "not judged automatically")
-    kind = kinds[control.check.kind]
-    try:
-        return kind.judge(kind.params.model_validate(control.check.params), obs)
-    except Exception as exc:  # a kind's bug must cost one verdict, not the whole report
+_CONDITION = CommandOutput()
+
+
+def _precondition(only_if: Mapping[str, Any], obs: Observations) -> Verdict | None:
+    """None when the precondition holds; otherwise the verdict that replaces the check's."""
+    held = _CONDITION.judge(CommandOutputParams.model_validate(only_if), obs)
+    if held.status is Status.PASS:
+        return None
+    if held.status is Status.FAIL:
         return Verdict(
-            Status.ERROR, "", f"check {control.check.kind} crashed: {type(exc).__name__}: {exc}"
+            Status.NOT_APPLICABLE, f"only when {held.expected}", held.observed, held.evidence
         )
+    return held
+
+
+def judge(entry: Entry, obs: Observations, kinds: Mapping[str, CheckKind[Any]]) -> Verdict:
+    """The verdict on one control. A manual control with a check is still shown as manual: the
+    check only gathers what a person needs to decide."""
+    control = entry.control
+    check = control.check
+    if check is None:
+        return Verdict(Status.MANUAL, control.manual or "", "not judged automatically")
+    kind = kinds[check.kind]
+    try:
+        if check.only_if is not None and (skip := _precondition(check.only_if, obs)) is not None:
+            return skip
+        verdict = kind.judge(kind.params.model_validate(check.params), obs)
+    except Exception as exc:  # a kind's bug must cost one verdict, not the whole report
+        return Verdict(Status.ERROR, "", f"check {check.kind} crashed: {type(exc).__name__}: {exc}")
+    if not control.automated and verdict.status in (Status.PASS, Status.FAIL):
+        return Verdict(Status.MANUAL, verdict.expected, verdict.observed, verdict.evidence)
+    return verdict
 
 
 def _evidence(verdict: Verdict, obs: Observations | None) -> dict[str, Any]:
@@ -99,7 +123,12 @@ def _evidence(verdict: Verdict, obs: Observations | None) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {}
     for key in verdict.evidence:
-        out[key] = dict(obs.facts) if key == "facts" else obs.data.get(key)
+        if key == "facts":
+            out[key] = dict(obs.facts)
+        elif key.startswith("var:"):  # only the inventory variable the verdict used, never all
+            out[key] = obs.vars.get(key.removeprefix("var:"))
+        else:
+            out[key] = obs.data.get(key)
     return out
 
 
@@ -122,7 +151,8 @@ def host_results(
         elif entry.control.check is None:
             verdict = judge(entry, Observations(host), kinds)
         elif outcome.observations is None:
-            verdict = Verdict(Status.ERROR, "", outcome.error or "host not probed")
+            status = Status.ERROR if entry.control.automated else Status.MANUAL
+            verdict = Verdict(status, "", outcome.error or "host not probed")
         else:
             verdict = judge(entry, outcome.observations, kinds)
         results.append(Result(host, entry, verdict, _evidence(verdict, outcome.observations)))
@@ -177,8 +207,11 @@ def verify_hosts(
             except BadInputError as exc:
                 outcome = ProbeOutcome(None, {}, str(exc))
             else:
-                interpreter = interpreter_of(inventory.hostvars(host))
-                outcome = collect(host, transport, probes, interpreter)
+                hostvars = inventory.hostvars(host)
+                outcome = collect(host, transport, probes, interpreter_of(hostvars))
+                if outcome.observations is not None:
+                    observed = replace(outcome.observations, vars=hostvars)
+                    outcome = ProbeOutcome(observed, outcome.raw, outcome.error)
         done = HostVerification(
             host, tuple(groups), outcome, tuple(host_results(host, groups, mine, outcome, kinds))
         )

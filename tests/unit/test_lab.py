@@ -135,6 +135,7 @@ def test_run_flags() -> None:
         ("--security-opt", "seccomp=unconfined"),
         ("--security-opt", "apparmor=unconfined"),
         ("--security-opt", "systempaths=unconfined"),
+        ("--device-cgroup-rule", "a *:* rwm"),
         ("--cgroupns", "private"),
         ("--tmpfs", "/run"),
         ("--tmpfs", "/run/lock"),

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from casemate.catalog.model import CatalogFile, Control, Entry
 from casemate.checks.base import CheckKind
+from casemate.checks.command_output import CommandOutputParams
 from casemate.errors import CatalogError
 from casemate.locations import package_file
 
@@ -116,6 +117,14 @@ def _check_params(control: Control, kinds: Mapping[str, CheckKind[Any]], where: 
     except ValidationError as exc:
         loc, msg = _first_error(exc)
         raise CatalogError(f"{where}: {control.id}: check.params.{_dotted(loc)}: {msg}") from None
+    if control.check.only_if is not None:
+        try:
+            CommandOutputParams.model_validate(control.check.only_if)
+        except ValidationError as exc:
+            loc, msg = _first_error(exc)
+            raise CatalogError(
+                f"{where}: {control.id}: check.only_if.{_dotted(loc)}: {msg}"
+            ) from None
 
 
 def load_catalog(directory: Path | None, kinds: Mapping[str, CheckKind[Any]]) -> Catalog:

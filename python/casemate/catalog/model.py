@@ -18,6 +18,9 @@ class _Strict(BaseModel):
 class CheckSpec(_Strict):
     kind: str
     params: dict[str, Any] = Field(default_factory=dict)
+    # A precondition, judged like a `command_output` check: when it does not hold, the control does
+    # not concern the host (not_applicable), e.g. swarm settings on a host without a swarm.
+    only_if: dict[str, Any] | None = None
 
 
 class Remediation(_Strict):
@@ -35,16 +38,30 @@ class Control(_Strict):
     remediation: Remediation | None = None
     manual: str | None = Field(default=None, min_length=20)
     check: CheckSpec | None = None
+    # Judged per workload (container, image) and never remediated: casemate does not change
+    # running workloads, it reports each finding with the workload's name.
+    report_only: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> Control:
         if self.automated and self.check is None:
             raise ValueError("an automated control needs a check")
-        if not self.automated and self.check is not None:
-            raise ValueError("a manual control has no check (set automated: true to judge it)")
-        if (not self.automated or self.remediation is None) and not self.manual:
+        if self.report_only and (not self.automated or self.remediation is not None):
+            raise ValueError("a report-only control is automated and has no remediation")
+        if (not self.automated or self.remediation is None) and not (
+            self.manual or self.report_only
+        ):
             raise ValueError("a control that is not both checked and remediated needs `manual:`")
         return self
+
+    @property
+    def mode(self) -> str:
+        """automated (checked and remediated), check-only, report-only, or manual."""
+        if not self.automated:
+            return "manual"
+        if self.report_only:
+            return "report-only"
+        return "automated" if self.remediation is not None else "check-only"
 
 
 class CatalogFile(_Strict):

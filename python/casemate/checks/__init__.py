@@ -7,12 +7,16 @@ from typing import Any
 
 from casemate.checks.base import CheckKind
 from casemate.checks.command_output import CommandOutput
+from casemate.checks.container_field import ContainerField
+from casemate.checks.container_rule import ContainerRule
 from casemate.checks.daemon_json_key import DaemonJsonKey
 from casemate.checks.daemon_tls import DaemonTls
 from casemate.checks.doc_field import DocField
 from casemate.checks.file_exists import FileExists
 from casemate.checks.file_mode import FileMode
 from casemate.checks.file_owner import FileOwner
+from casemate.checks.group_members import GroupMembers
+from casemate.checks.image_rule import ImageRule
 from casemate.checks.process_flag import ProcessFlag
 from casemate.checks.service_state import ServiceState
 from casemate.checks.sysctl import Sysctl
@@ -22,12 +26,16 @@ def builtin_kinds() -> Mapping[str, CheckKind[Any]]:
     """Every check kind casemate ships, by name."""
     kinds: list[CheckKind[Any]] = [
         CommandOutput(),
+        ContainerField(),
+        ContainerRule(),
         DaemonJsonKey(),
         DaemonTls(),
         DocField(),
         FileExists(),
         FileMode(),
         FileOwner(),
+        GroupMembers(),
+        ImageRule(),
         ProcessFlag(),
         ServiceState(),
         Sysctl(),

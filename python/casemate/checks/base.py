@@ -38,6 +38,7 @@ class Observations:
     host: str
     facts: Mapping[str, Any] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict)
+    vars: Mapping[str, Any] = field(default_factory=dict)  # the host's inventory variables
 
     def get(self, probe: Probe) -> Mapping[str, Any]:
         value = self.data.get(probe.key)

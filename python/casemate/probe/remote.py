@@ -6,8 +6,10 @@ import grp
 import json
 import os
 import pwd
+import re
 import stat
 import subprocess
+import tarfile
 import time
 
 REQUEST = []  # replaced by the controller: [[kind, arg], ...]
@@ -200,6 +202,111 @@ def c_ref_stat(arg):
     return {"source": source, "path": path, "stat": c_stat(path)}
 
 
+_CONTAINER_ID = re.compile(r"(?:docker[-/]|containerd[-/]|cri-containerd-)([0-9a-f]{64})")
+
+
+def c_container_procs(_runtime):
+    """Process names per container id, from /proc of the host (no docker exec): every process
+    outside our own PID namespace whose cgroup names a container."""
+    own_ns = _own_pid_ns()
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        base = "/proc/" + entry
+        try:
+            if own_ns and os.readlink(base + "/ns/pid") == own_ns:
+                continue
+            with open(base + "/cgroup") as handle:
+                ids = _CONTAINER_ID.findall(handle.read())
+            with open(base + "/comm") as handle:
+                comm = handle.read().strip()
+        except OSError:
+            continue
+        if ids:
+            names = found.setdefault(ids[-1], [])
+            if comm not in names:
+                names.append(comm)
+    return {"containers": found}
+
+
+_SECRET_NAMES = re.compile(
+    r"(^|/)(id_rsa|id_dsa|id_ecdsa|id_ed25519|\.env(\.[\w.-]+)?|\.netrc|\.pypirc|\.git-credentials"
+    r"|\.npmrc|credentials|[^/]+\.(p12|pfx|jks|keystore))$"
+)
+_KEY_NAMES = re.compile(r"[^/]+\.(pem|key)$")
+_CRED_DIRS = ("/.aws/credentials", "/.docker/config.json", "/.kube/config")
+
+
+def _scan_layer(layer, setuid, secrets):
+    for member in layer:
+        name = "/" + member.name.lstrip("./")
+        base = name.rsplit("/", 1)[-1]
+        if base.startswith(".wh."):
+            continue
+        if member.isreg() and member.mode & 0o6000:
+            setuid.add(name)
+        if not member.isreg():
+            continue
+        if _SECRET_NAMES.search(name) or name.endswith(_CRED_DIRS):
+            secrets.add(name)
+        elif _KEY_NAMES.search(name) and member.size < 65536:
+            handle = layer.extractfile(member)
+            if handle is not None and b"PRIVATE KEY" in handle.read(65536):
+                secrets.add(name)
+
+
+def _scan_image(ident):
+    setuid, secrets = set(), set()
+    proc = subprocess.Popen(
+        ["docker", "save", ident], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        with tarfile.open(fileobj=proc.stdout, mode="r|") as outer:
+            for member in outer:
+                if not member.isreg() or member.size < 512 or member.name.endswith(".json"):
+                    continue
+                handle = outer.extractfile(member)
+                if handle is None:
+                    continue
+                try:
+                    with tarfile.open(fileobj=handle, mode="r|*") as layer:
+                        _scan_layer(layer, setuid, secrets)
+                except tarfile.TarError:
+                    continue  # a config blob, not a layer
+    finally:
+        proc.stdout.close()
+        proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError("docker save %s failed: %s" % (ident, proc.stderr.read().decode()[:200]))
+    return sorted(setuid), sorted(secrets)
+
+
+def c_image_files(max_mib):
+    """setuid/setgid files and secret-looking files in every local image's layers, read from
+    `docker save` as a stream (nothing is extracted or written)."""
+    res = _run(
+        "docker images -q --no-trunc | sort -u | xargs -r docker image inspect "
+        "--format '{{.Id}} {{.Size}} {{json .RepoTags}}'",
+        shell=True,
+    )
+    if res.get("error") or res["rc"] != 0:
+        return {"error": res.get("error") or "docker image inspect: " + res["stderr"].strip()[:200]}
+    images = []
+    for line in res["stdout"].splitlines():
+        ident, size, tags = line.split(" ", 2)
+        entry = {"id": ident, "tags": json.loads(tags) or [], "size": int(size)}
+        if int(size) > int(max_mib) * 1024 * 1024:
+            entry["skipped"] = "larger than %s MiB" % max_mib
+        else:
+            try:
+                entry["setuid"], entry["secrets"] = _scan_image(ident)
+            except (RuntimeError, tarfile.TarError, OSError) as exc:
+                entry["skipped"] = "scan failed: %s" % exc
+        images.append(entry)
+    return {"images": images}
+
+
 def _container():
     res = _run(["systemd-detect-virt", "--container"])
     out = res.get("stdout", "").strip()
@@ -241,6 +348,8 @@ COLLECTORS = {
     "sysctl": c_sysctl,
     "cmd": c_cmd,
     "ref_stat": c_ref_stat,
+    "container_procs": c_container_procs,
+    "image_files": c_image_files,
 }
 
 

@@ -44,6 +44,7 @@ def result_doc(r: Result) -> dict[str, Any]:
         "title": e.control.title,
         "level": e.control.level,
         "automated": e.control.automated,
+        "mode": e.control.mode,
         "remediation": e.control.remediation.role if e.control.remediation else None,
         "status": r.verdict.status.value,
         "expected": r.verdict.expected,
