@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 LAB = "t"
-NODES = 3
+NODES = 4
 CASEMATE = str(Path(sys.executable).parent / "casemate")
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -231,6 +231,7 @@ def test_inventory() -> None:
                 "ansible_connection": "docker",
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "casemate_lab": "lab",
+                "gvisor_runsc_args": ["--network=none"],
             },
         }
     }

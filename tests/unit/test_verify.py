@@ -67,7 +67,7 @@ def test_one_round_trip_per_host_and_statuses() -> None:
     done = verify_hosts(
         inventory(), ["n1", "n2", "n3", "cp"], entries, KINDS, forks=4, transport_for=transport_for
     )
-    assert [t.calls for t in transports.values()] == [1, 1, 0]  # the k8s host needs no Docker facts
+    assert [t.calls for t in transports.values()] == [1, 1, 1]  # one round trip per host
     by_host = {h.host: h for h in done}
     n1 = {r.entry.id: r.verdict.status.value for r in by_host["n1"].results}
     assert n1["cis_docker_2_1"] == "manual"
@@ -75,5 +75,25 @@ def test_one_round_trip_per_host_and_statuses() -> None:
     n3 = by_host["n3"]
     assert n3.outcome.observations is None
     assert n3.outcome.error == "cannot reach n3: docker exec: No such container: n3"
-    assert {r.verdict.status.value for r in n3.results if r.entry.control.automated} == {"error"}
-    assert by_host["cp"].results == ()  # no Docker control is reported for a Kubernetes-only host
+    concerning = [
+        r
+        for r in n3.results
+        if r.entry.control.automated and "docker_hosts" in r.entry.control.applies_to
+    ]
+    assert {r.verdict.status.value for r in concerning} == {"error"}
+    # a Kubernetes-only host gets the controls that concern it (gVisor), never the CIS Docker ones
+    assert {r.entry.benchmark for r in by_host["cp"].results} == {"casemate-runtime"}
+
+
+def test_a_host_no_control_concerns_is_not_contacted() -> None:
+    entries = [
+        e
+        for e in select(load_catalog(None, KINDS), Selection(level=2))
+        if e.benchmark == "cis-docker"
+    ]
+    cp = Canned(answer())
+    done = verify_hosts(
+        inventory(), ["cp"], entries, KINDS, forks=1, transport_for=lambda inv, h: cp
+    )
+    assert cp.calls == 0
+    assert done[0].results == ()

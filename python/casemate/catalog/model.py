@@ -29,7 +29,7 @@ class Remediation(_Strict):
 
 
 class Control(_Strict):
-    id: str = Field(pattern=r"^cis_[a-z0-9]+(_[0-9]+)+$")
+    id: str = Field(pattern=r"^(cis|cm)_[a-z0-9]+(_[0-9]+)+$")
     title: str = Field(min_length=8, max_length=100)
     description: str = Field(min_length=20)
     level: Literal[1, 2]
@@ -65,10 +65,12 @@ class Control(_Strict):
 
 
 class CatalogFile(_Strict):
-    benchmark: Literal["cis-docker", "cis-kubernetes"]
+    # cis-*: the CIS benchmarks; casemate-*: casemate's own controls (ids cm_*), for what the CIS
+    # benchmarks leave out (a sandboxed runtime, the host baseline).
+    benchmark: Literal["cis-docker", "cis-kubernetes", "casemate-runtime", "casemate-host"]
     version: str = Field(pattern=r"^\d+\.\d+(\.\d+)?$")
     title: str
-    id_prefix: str = Field(pattern=r"^cis_[a-z0-9]+_$")
+    id_prefix: str = Field(pattern=r"^(cis|cm)_[a-z0-9]+_$")
     controls: list[Control] = Field(min_length=1)
 
 

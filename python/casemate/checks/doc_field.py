@@ -1,8 +1,10 @@
-"""doc_field: a field of a YAML or JSON document on the host (manifests, kubelet config...)."""
+"""doc_field: a field of a YAML, JSON or TOML document on the host (manifests, kubelet config,
+containerd config...)."""
 
 from __future__ import annotations
 
 import json
+import tomllib
 from typing import Any, ClassVar, Literal
 
 import yaml
@@ -16,7 +18,7 @@ from casemate.checks.pointer import lookup
 
 class DocFieldParams(Params):
     path: str
-    format: Literal["yaml", "json"] = "yaml"
+    format: Literal["yaml", "json", "toml"] = "yaml"
     pointer: str
     type: ValueType = "str"
     unset: Any = None
@@ -35,6 +37,11 @@ def parse(text: str, fmt: str) -> Any:
     """Parse a document; raises ValueError with a short reason."""
     if fmt == "json":
         return json.loads(text)
+    if fmt == "toml":
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(str(exc)) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -165,4 +165,7 @@ def inventory_text(lab: str, nodes: Sequence[str]) -> str:
         " only accelerates this one\n"
         "    ansible_python_interpreter: /usr/bin/python3\n"
         f"    casemate_lab: {lab}\n"
+        "    # gVisor's own network stack refuses to start inside a lab node (it sees the root\n"
+        "    # network namespace); sandboxed containers there run without a network\n"
+        '    gvisor_runsc_args: ["--network=none"]\n'
     )

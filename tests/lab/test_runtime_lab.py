@@ -1,0 +1,55 @@
+"""Runtime isolation on a real node: gVisor registered and proven with a throw-away container,
+and the report-only container checks naming real offenders (casemate never touches them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .conftest import Lab, harden_stats, report_of, results
+
+
+def test_gvisor_runs_and_workload_findings_name_the_containers(lab: Lab, tmp_path: Path) -> None:
+    node = lab.nodes[3]
+    inv = str(lab.inventory)
+    lab.casemate("harden", "-i", inv, "--limit", node, check=0)
+    lab.casemate("harden", "-i", inv, "--limit", node, check=0)
+    assert harden_stats(lab.state)[node]["changed"] == 0
+
+    lab.casemate(
+        "verify", "-i", inv, "--limit", node, "--report-dir", str(tmp_path / "clean"), check=0
+    )
+    clean = results(report_of(tmp_path / "clean"), node)
+    assert {
+        c: clean[c]["status"] for c in ("cm_rt_1_1", "cm_rt_1_2", "cm_rt_1_3", "cm_rt_1_4")
+    } == {
+        "cm_rt_1_1": "pass",
+        "cm_rt_1_2": "pass",
+        "cm_rt_1_3": "pass",
+        "cm_rt_1_4": "pass",
+    }
+    assert "Starting gVisor" in str(clean["cm_rt_1_4"]["observed"])
+    assert clean["cis_docker_5_5"]["status"] == "not_applicable"  # nothing runs yet
+
+    # Two workloads a platform team would not want: a privileged container (runnable here only
+    # under gVisor: this host cannot grant runc all capabilities) and one with the Docker socket.
+    lab.sh(
+        node,
+        "docker run -d --name wild --runtime runsc --privileged casemate-probe:busybox sleep 600",
+    )
+    lab.sh(
+        node,
+        "docker run -d --name sockpuppet -v /var/run/docker.sock:/var/run/docker.sock casemate-probe:busybox sleep 600",
+    )
+    before = lab.sh(node, "docker ps -q --no-trunc | sort")
+
+    lab.casemate(
+        "verify", "-i", inv, "--limit", node, "--report-dir", str(tmp_path / "busy"), check=1
+    )
+    busy = results(report_of(tmp_path / "busy"), node)
+    assert busy["cis_docker_5_5"]["status"] == "fail"
+    assert "wild privileged=true" in str(busy["cis_docker_5_5"]["observed"])
+    assert busy["cis_docker_5_32"]["status"] == "fail"
+    assert "sockpuppet mounts the Docker socket" in str(busy["cis_docker_5_32"]["observed"])
+    assert "wild" not in str(busy["cis_docker_5_32"]["observed"])
+    assert busy["cis_docker_5_5"]["mode"] == "report-only"
+    assert lab.sh(node, "docker ps -q --no-trunc | sort") == before  # verify changed no workload
