@@ -46,7 +46,9 @@ def automated(
     return {
         k: v
         for k, v in results(report, host).items()
-        if v["automated"] and str(v["ref"]).split(".")[0] in sections  # type: ignore[index]
+        if v["automated"]
+        and v["benchmark"] == "cis-docker"
+        and str(v["ref"]).split(".")[0] in sections  # type: ignore[index]
     }
 
 

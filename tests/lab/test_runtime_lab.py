@@ -53,3 +53,41 @@ def test_gvisor_runs_and_workload_findings_name_the_containers(lab: Lab, tmp_pat
     assert "wild" not in str(busy["cis_docker_5_32"]["observed"])
     assert busy["cis_docker_5_5"]["mode"] == "report-only"
     assert lab.sh(node, "docker ps -q --no-trunc | sort") == before  # verify changed no workload
+
+
+PROBE = (
+    "docker run --rm --network none --disable-content-trust {opt} -v /usr:/usr:ro -v /lib:/lib:ro "
+    "-v /lib64:/lib64:ro casemate-probe:busybox /usr/bin/python3 "
+    "/usr/local/lib/casemate/syscall_probe.py syncfs io_uring_setup ptrace"
+)
+
+
+def test_seccomp_profile_denies_what_it_blocks(lab: Lab, tmp_path: Path) -> None:
+    node = lab.nodes[3]
+    inv = str(lab.inventory)
+    lab.sh(node, "docker rm -f $(docker ps -aq) >/dev/null 2>&1 || true")
+    lab.casemate("harden", "-i", inv, "--limit", node, "--level", "2", check=0)
+    lab.casemate("harden", "-i", inv, "--limit", node, "--level", "2", check=0)
+    assert harden_stats(lab.state)[node]["changed"] == 0
+
+    # Docker 20.10 has no authorization plugin to offer: 2.12 is the one expected failure
+    lab.casemate(
+        "verify", "-i", inv, "--limit", node, "--level", "2", "--report-dir", str(tmp_path), check=1
+    )
+    got = results(report_of(tmp_path), node)
+    seccomp = {
+        c: got[c]["status"]
+        for c in ("cm_rt_2_1", "cm_rt_2_2", "cm_rt_2_3", "cm_rt_2_4", "cis_docker_2_17")
+    }
+    assert set(seccomp.values()) == {"pass"}, seccomp
+    assert got["cm_rt_2_4"]["observed"].endswith(
+        "syncfs=denied io_uring_setup=denied ptrace=denied"
+    )
+    assert {c for c, r in got.items() if r["status"] in ("fail", "error")} == {"cis_docker_2_12"}
+
+    # the same probe without seccomp: every call goes through, so the denials above are the profile's
+    assert lab.sh(node, PROBE.format(opt="--security-opt seccomp=unconfined")).split() == [
+        "syncfs=allowed",
+        "io_uring_setup=allowed",
+        "ptrace=allowed",
+    ]
