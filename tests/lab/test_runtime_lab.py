@@ -84,6 +84,13 @@ def test_seccomp_profile_denies_what_it_blocks(lab: Lab, tmp_path: Path) -> None
         "syncfs=denied io_uring_setup=denied ptrace=denied"
     )
     assert {c for c, r in got.items() if r["status"] in ("fail", "error")} == {"cis_docker_2_12"}
+    # AppArmor: the profile is installed and parses, but a container cannot prove enforcement
+    apparmor = {c: got[c]["status"] for c in ("cm_rt_3_1", "cm_rt_3_2", "cm_rt_3_3")}
+    assert apparmor == {"cm_rt_3_1": "pass", "cm_rt_3_2": "pass", "cm_rt_3_3": "not_verifiable"}
+    assert "container" in got["cm_rt_3_3"]["observed"]
+    assert not [
+        c for c, r in got.items() if r["status"] == "pass" and "AppArmor belongs" in r["observed"]
+    ]
 
     # the same probe without seccomp: every call goes through, so the denials above are the profile's
     assert lab.sh(node, PROBE.format(opt="--security-opt seccomp=unconfined")).split() == [

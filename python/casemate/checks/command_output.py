@@ -46,7 +46,8 @@ class CommandOutput:
         raw = obs.get(probe)
         err = error_of(raw)
         if err is None and raw.get("rc") != 0:
-            err = f"`{p.cmd}` exited {raw.get('rc')}: {str(raw.get('stderr', '')).strip()[:200]}"
+            said = str(raw.get("stderr", "")).strip()[:200]
+            err = f"exit {raw.get('rc')}: {said}" if said else f"`{p.cmd}` exited {raw.get('rc')}"
         if err:
             return Verdict(Status(p.on_error), expected, err, (probe.key,))
         stdout = str(raw.get("stdout", ""))

@@ -24,6 +24,7 @@ flag_keys: {description: managed keys already set by a flag, type: list}
 flag_values: {description: key -> list of values given by flags, type: dict}
 active: {description: whether the service is active, type: bool}
 installed: {description: whether systemd knows the service (its unit is loaded), type: bool}
+selinux_host: {description: whether the host is of the RHEL family (SELinux's home), type: bool}
 """
 
 import json
@@ -91,6 +92,15 @@ def main():
             if not isinstance(config, dict):
                 module.fail_json(msg="%s is not a JSON object; refusing to change it" % path)
     argv, active, installed = main_argv(module, module.params["service"])
+    release = {}
+    try:
+        with open("/etc/os-release") as handle:
+            for line in handle:
+                key, _, value = line.strip().partition("=")
+                release[key] = value.strip('"')
+    except OSError:
+        pass
+    family = set((release.get("ID", "") + " " + release.get("ID_LIKE", "")).split())
     found = {}
     for key, names in module.params["flags"].items():
         values = flag_values(argv, names)
@@ -103,6 +113,7 @@ def main():
         argv=argv,
         active=active,
         installed=installed,
+        selinux_host=bool({"rhel", "fedora", "centos"} & family),
         flag_keys=sorted(found),
         flag_values=found,
     )
