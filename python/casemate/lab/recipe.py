@@ -18,6 +18,9 @@ PACKAGES = (
     *("systemd", "systemd-sysv", "dbus", "docker.io", "containerd", "runsc", "auditd", "apparmor"),
     *("openssh-server", "procps", "iproute2", "jq", "openssl", "kmod", "iptables", "python3"),
     *("sudo", "etcd-server", "ca-certificates"),
+    # what a real Debian host has and casemate uses: a static busybox for the probe image, and
+    # python3-apt so package tasks can dry-run under --check
+    *("busybox-static", "python3-apt"),
 )
 # trixie splits the docker client out of docker.io: without it `docker` is missing in the node
 EXTRA_PACKAGES = {"trixie": ("docker-cli",)}
