@@ -85,6 +85,13 @@ def test_fresh_node_check_then_harden_then_idempotent(lab: Lab, tmp_path: Path) 
     assert {c for c, s in statuses.items() if s != "pass"} == FRESH_NOT_APPLICABLE
     assert all(statuses[c] == "not_applicable" for c in FRESH_NOT_APPLICABLE)
     assert "running daemon: false" in str(after["cis_docker_2_2"]["observed"])
+    # audit rules: missing before; afterwards in the rule file, but a container cannot show them loaded
+    audit = {
+        d: results(report_of(tmp_path / d), node)["cis_docker_1_1_3"] for d in ("before", "after")
+    }
+    assert audit["before"]["status"] == "fail"
+    assert audit["after"]["status"] == "not_verifiable"
+    assert "kernel refuses audit" in str(audit["after"]["observed"])
     junit = ET.parse(out / "junit.xml").getroot()
     assert junit.findall(".//failure") == []
     assert len(junit.findall(".//testcase")) == len(results(report_of(out), node))

@@ -503,3 +503,65 @@ def test_every_kind_is_tested_here() -> None:
     source = Path(__file__).read_text() + (Path(__file__).parent / "test_workloads.py").read_text()
     for name in KINDS:
         assert f'"{name}"' in source, f"no test for check kind {name}"
+
+
+# --- audit_rule --------------------------------------------------------------------------------
+
+RULES = "cmd:cat /etc/audit/rules.d/*.rules 2>/dev/null; true"
+LOADED = "cmd:auditctl -l 2>&1"
+DOCKERD = {"cmd:command -v dockerd": {"rc": 0, "stdout": "/usr/sbin/dockerd\n", "stderr": ""}}
+
+
+def audit(rules: str, loaded: dict[str, Any], container: str = "") -> Verdict:
+    data = {**DOCKERD, RULES: {"rc": 0, "stdout": rules, "stderr": ""}, LOADED: loaded}
+    return run("audit_rule", {"command": "dockerd"}, obs(data, container))
+
+
+def test_audit_rule_loaded_passes_and_file_only_fails() -> None:
+    file = "-w /usr/sbin/dockerd -k docker\n"
+    assert (
+        audit(
+            file, {"rc": 0, "stdout": "-w /usr/sbin/dockerd -p rwxa -k docker\n", "stderr": ""}
+        ).status
+        is Status.PASS
+    )
+    v = audit(file, {"rc": 0, "stdout": "No rules\n", "stderr": ""})
+    assert (v.status, v.observed) == (
+        Status.FAIL,
+        "/usr/sbin/dockerd is in the rule files but not loaded",
+    )
+    assert audit("", {"rc": 0, "stdout": "", "stderr": ""}).status is Status.FAIL
+    assert (
+        audit("-w /usr/sbin/dockerd2 -k docker\n", {"rc": 0, "stdout": "", "stderr": ""}).status
+        is Status.FAIL
+    )
+
+
+def test_audit_rule_in_a_container_is_never_pass() -> None:
+    refused = {"rc": 1, "stdout": "You must be root to run this program.\n", "stderr": ""}
+    v = audit("-w /usr/sbin/dockerd -k docker\n", refused, container="docker")
+    assert v.status is Status.NOT_VERIFIABLE
+    assert "kernel refuses audit" in v.observed
+    assert audit("", refused, container="docker").status is Status.FAIL  # the file is still judged
+
+
+def test_audit_rule_missing_path_and_syscall_rules() -> None:
+    gone = obs(
+        {
+            "stat:/etc/sysconfig/docker": {"exists": False},
+            RULES: {"rc": 0, "stdout": "", "stderr": ""},
+            LOADED: {"rc": 0, "stdout": "", "stderr": ""},
+        }
+    )
+    assert (
+        run("audit_rule", {"path": "/etc/sysconfig/docker"}, gone).status is Status.NOT_APPLICABLE
+    )
+    syscall_rule = "-a exit,always -F path=/run/containerd -F perm=war -k docker\n"
+    here = obs(
+        {
+            "stat:/run/containerd": {"exists": True},
+            RULES: {"rc": 0, "stdout": syscall_rule, "stderr": ""},
+            LOADED: {"rc": 0, "stdout": syscall_rule, "stderr": ""},
+        }
+    )
+    assert run("audit_rule", {"path": "/run/containerd"}, here).status is Status.PASS

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from casemate.checks.audit_rule import AuditRule
 from casemate.checks.base import CheckKind
 from casemate.checks.command_output import CommandOutput
 from casemate.checks.container_field import ContainerField
@@ -25,6 +26,7 @@ from casemate.checks.sysctl import Sysctl
 def builtin_kinds() -> Mapping[str, CheckKind[Any]]:
     """Every check kind casemate ships, by name."""
     kinds: list[CheckKind[Any]] = [
+        AuditRule(),
         CommandOutput(),
         ContainerField(),
         ContainerRule(),
