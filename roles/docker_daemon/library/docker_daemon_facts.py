@@ -7,28 +7,21 @@ DOCUMENTATION = r"""
 module: docker_daemon_facts
 short_description: Read daemon.json and the running dockerd command line (read-only)
 description:
-  - Returns the parsed daemon.json, the command line of the service's main process (asked of
-    systemd, never looked up by process name), and which of the given daemon.json keys the
-    command line already sets as flags.
+  - Returns the parsed daemon.json, the command line of the docker service's main process,
+    and which managed keys are already set there as flags.
   - Fails with one line when daemon.json is not a valid JSON object, so nothing is changed.
 options:
   path: {description: daemon.json path, type: path, required: true}
   service: {description: systemd unit of the daemon, type: str, default: docker}
-  keys: {description: daemon.json keys to look for among the flags, type: list, elements: str, default: []}
-  flag_names:
-    description:
-      - daemon.json key -> the dockerd flags that set it, where they are not simply --KEY or, for
-        a plural key, --KEY without its final s.
-    type: dict
-    default: {}
+  flags: {description: daemon.json key -> list of dockerd flags that set it, type: dict, default: {}}
 """
 
 RETURN = r"""
 config: {description: parsed daemon.json ({} when absent or empty), type: dict}
 exists: {description: whether daemon.json exists, type: bool}
 argv: {description: dockerd command line ([] when not running), type: list}
-flag_values: {description: key -> values the flags give it, for the keys set by flags, type: dict}
-flag_args: {description: key -> the flags as written on the command line, type: dict}
+flag_keys: {description: managed keys already set by a flag, type: list}
+flag_values: {description: key -> list of values given by flags, type: dict}
 active: {description: whether the service is active, type: bool}
 installed: {description: whether systemd knows the service (its unit is loaded), type: bool}
 selinux_host: {description: whether the host is of the RHEL family (SELinux's home), type: bool}
@@ -40,15 +33,11 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 
-def systemd_props(module, unit, props):
-    rc, out, _ = module.run_command(["systemctl", "show", unit, "-p", ",".join(props)])
-    if rc != 0:
-        return {}
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
 def main_argv(module, service):
-    props = systemd_props(module, service, ["MainPID", "ActiveState", "LoadState"])
+    rc, out, _ = module.run_command(
+        ["systemctl", "show", service, "-p", "MainPID,ActiveState,LoadState"]
+    )
+    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line) if rc == 0 else {}
     pid = props.get("MainPID", "0")
     argv = []
     if pid.isdigit() and pid != "0":
@@ -60,52 +49,20 @@ def main_argv(module, service):
     return argv, props.get("ActiveState") == "active", props.get("LoadState") == "loaded"
 
 
-def parse_flags(argv):
-    """(flag, value, as written) for every flag: --name=v, --name v, --name, -Hv, -H v, -H=v."""
-    found = []
+def flag_values(argv, names):
+    values = []
     args = argv[1:]
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if not arg.startswith("-") or arg in ("-", "--"):
-            continue
-        if arg.startswith("--"):
-            name, eq, value = arg.partition("=")
-        elif len(arg) > 2:
-            name, value, eq = arg[:2], arg[2:].lstrip("="), "="
-        else:
-            name, value, eq = arg, "", ""
-        written = arg
-        if not eq:
-            if i < len(args) and not args[i].startswith("-"):
-                value, written = args[i], arg + " " + args[i]
-                i += 1
-            else:
-                value = "true"
-        found.append((name, value, written))
-    return found
-
-
-def names_for(key, overrides):
-    if key in overrides:
-        return list(overrides[key])
-    names = ["--" + key]
-    if key.endswith("s"):
-        names.append("--" + key[:-1])
-    return names
-
-
-def os_family():
-    release = {}
-    try:
-        with open("/etc/os-release") as handle:
-            for line in handle:
-                name, _, value = line.strip().partition("=")
-                release[name] = value.strip('"')
-    except OSError:
-        pass
-    return set((release.get("ID", "") + " " + release.get("ID_LIKE", "")).split())
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name in names:
+            values.append(
+                value
+                if eq
+                else (
+                    args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("-") else "true"
+                )
+            )
+    return values
 
 
 def main():
@@ -113,8 +70,7 @@ def main():
         argument_spec={
             "path": {"type": "path", "required": True},
             "service": {"type": "str", "default": "docker"},
-            "keys": {"type": "list", "elements": "str", "default": []},
-            "flag_names": {"type": "dict", "default": {}},
+            "flags": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )
@@ -125,26 +81,31 @@ def main():
             with open(path) as handle:
                 text = handle.read()
         except OSError as exc:
-            module.fail_json(msg="cannot read %s: %s; refusing to change it" % (path, exc.strerror))
+            module.fail_json(msg="cannot read %s: %s" % (path, exc.strerror))
         if text.strip():
             try:
                 config = json.loads(text)
             except ValueError as exc:
-                module.fail_json(msg="%s is not valid JSON (%s); refusing to change it" % (path, exc))
-            if not isinstance(config, dict):
                 module.fail_json(
-                    msg="%s holds a JSON %s, not an object; refusing to change it"
-                    % (path, type(config).__name__)
+                    msg="%s is not valid JSON (%s); refusing to change it" % (path, exc)
                 )
+            if not isinstance(config, dict):
+                module.fail_json(msg="%s is not a JSON object; refusing to change it" % path)
     argv, active, installed = main_argv(module, module.params["service"])
-    flags = parse_flags(argv)
-    values, written = {}, {}
-    for key in module.params["keys"]:
-        names = names_for(key, module.params["flag_names"])
-        hits = [(value, text) for name, value, text in flags if name in names]
-        if hits:
-            values[key] = [value for value, _ in hits]
-            written[key] = [text for _, text in hits]
+    release = {}
+    try:
+        with open("/etc/os-release") as handle:
+            for line in handle:
+                key, _, value = line.strip().partition("=")
+                release[key] = value.strip('"')
+    except OSError:
+        pass
+    family = set((release.get("ID", "") + " " + release.get("ID_LIKE", "")).split())
+    found = {}
+    for key, names in module.params["flags"].items():
+        values = flag_values(argv, names)
+        if values:
+            found[key] = values
     module.exit_json(
         changed=False,
         config=config,
@@ -152,9 +113,9 @@ def main():
         argv=argv,
         active=active,
         installed=installed,
-        selinux_host=bool({"rhel", "fedora", "centos"} & os_family()),
-        flag_values=values,
-        flag_args=written,
+        selinux_host=bool({"rhel", "fedora", "centos"} & family),
+        flag_keys=sorted(found),
+        flag_values=found,
     )
 
 
