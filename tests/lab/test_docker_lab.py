@@ -127,6 +127,21 @@ def test_noncompliant_node_fails_every_control_then_recovers(lab: Lab, tmp_path:
     # Docker ships no authorization plugin: 2.12 stays failing until a site installs one.
     assert left == {"cis_docker_2_12": "fail"}
     assert good["cis_docker_2_7"]["status"] == "pass"  # the TCP listener now verifies clients
+    # casemate's runtime controls on the same node: failing before, passing after. cm_rt_1_1 and
+    # cm_rt_3_1 (packages the lab image carries) and cm_rt_2_3 (Docker's own default profile already
+    # filters) pass before too; their failing side is shown on crafted observations in tests/unit.
+    runtime = (
+        "cm_rt_1_2",
+        "cm_rt_1_3",
+        "cm_rt_1_4",
+        "cm_rt_2_1",
+        "cm_rt_2_2",
+        "cm_rt_2_4",
+        "cm_rt_3_2",
+    )
+    for d, want in (("bad", "fail"), ("good", "pass")):
+        got = results(report_of(tmp_path / d), node)
+        assert {c: got[c]["status"] for c in runtime} == dict.fromkeys(runtime, want), d
     trust = {
         d: results(report_of(tmp_path / d), node)["cis_docker_4_5"]["status"]
         for d in ("bad", "good")

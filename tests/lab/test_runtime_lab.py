@@ -40,6 +40,10 @@ def test_gvisor_runs_and_workload_findings_name_the_containers(lab: Lab, tmp_pat
         node,
         "docker run -d --name sockpuppet -v /var/run/docker.sock:/var/run/docker.sock casemate-probe:busybox sleep 600",
     )
+    lab.sh(
+        node,
+        "docker run -d --name open --security-opt seccomp=unconfined casemate-probe:busybox sleep 600",
+    )
     before = lab.sh(node, "docker ps -q --no-trunc | sort")
 
     lab.casemate(
@@ -51,6 +55,8 @@ def test_gvisor_runs_and_workload_findings_name_the_containers(lab: Lab, tmp_pat
     assert busy["cis_docker_5_32"]["status"] == "fail"
     assert "sockpuppet mounts the Docker socket" in str(busy["cis_docker_5_32"]["observed"])
     assert "wild" not in str(busy["cis_docker_5_32"]["observed"])
+    assert busy["cis_docker_5_22"]["status"] == "fail"
+    assert "open runs without seccomp" in str(busy["cis_docker_5_22"]["observed"])
     assert busy["cis_docker_5_5"]["mode"] == "report-only"
     assert lab.sh(node, "docker ps -q --no-trunc | sort") == before  # verify changed no workload
 
