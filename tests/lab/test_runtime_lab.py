@@ -34,15 +34,15 @@ def test_gvisor_runs_and_workload_findings_name_the_containers(lab: Lab, tmp_pat
     # under gVisor: this host cannot grant runc all capabilities) and one with the Docker socket.
     lab.sh(
         node,
-        "docker run -d --name wild --runtime runsc --privileged casemate-probe:busybox sleep 600",
+        "docker run -d --pull never --name wild --runtime runsc --privileged casemate-probe:busybox sleep 600",
     )
     lab.sh(
         node,
-        "docker run -d --name sockpuppet -v /var/run/docker.sock:/var/run/docker.sock casemate-probe:busybox sleep 600",
+        "docker run -d --pull never --name sockpuppet -v /var/run/docker.sock:/var/run/docker.sock casemate-probe:busybox sleep 600",
     )
     lab.sh(
         node,
-        "docker run -d --name open --security-opt seccomp=unconfined casemate-probe:busybox sleep 600",
+        "docker run -d --pull never --name open --security-opt seccomp=unconfined casemate-probe:busybox sleep 600",
     )
     before = lab.sh(node, "docker ps -q --no-trunc | sort")
 
@@ -62,7 +62,7 @@ def test_gvisor_runs_and_workload_findings_name_the_containers(lab: Lab, tmp_pat
 
 
 PROBE = (
-    "docker run --rm --network none --disable-content-trust {opt} -v /usr:/usr:ro -v /lib:/lib:ro "
+    "docker run --rm --pull never --network none --disable-content-trust {opt} -v /usr:/usr:ro -v /lib:/lib:ro "
     "-v /lib64:/lib64:ro casemate-probe:busybox /usr/bin/python3 "
     "/usr/local/lib/casemate/syscall_probe.py syncfs io_uring_setup ptrace"
 )
