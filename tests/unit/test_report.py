@@ -69,6 +69,10 @@ def test_document_validates_and_counts() -> None:
     }
     first = doc["results"][0]  # type: ignore[index]
     assert set(first) >= {"host", "control_id", "status", "expected", "observed", "evidence"}
+    # evidence names observations; each raw observation is stored once per host
+    host_a = doc["hosts"][0]  # type: ignore[index]
+    assert first["evidence"] == ["stat:/x"]
+    assert host_a["observations"] == {"stat:/x": {"exists": False}}
 
 
 def test_schema_rejects_unknown_status() -> None:

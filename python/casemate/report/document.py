@@ -49,7 +49,7 @@ def result_doc(r: Result) -> dict[str, Any]:
         "status": r.verdict.status.value,
         "expected": r.verdict.expected,
         "observed": r.verdict.observed,
-        "evidence": dict(r.evidence),
+        "evidence": sorted(r.evidence),
     }
 
 
@@ -77,6 +77,9 @@ def build(
                 "facts": dict(h.outcome.observations.facts) if h.outcome.observations else {},
                 "probe_elapsed_ms": h.outcome.raw.get("elapsed_ms"),
                 "counts": _counts(mine),
+                # every raw observation a verdict of this host used, stored once however many
+                # results point at it (a `docker inspect` of all containers serves 30 controls)
+                "observations": {k: v for r in h.results for k, v in r.evidence.items()},
             }
         )
     return {
