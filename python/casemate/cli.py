@@ -285,6 +285,13 @@ LimitOpt = Annotated[
 ControlsOpt = Annotated[str | None, typer.Option("--controls", help="Comma-separated control ids.")]
 LevelOpt = Annotated[int, typer.Option("--level", help="CIS profile level: 1 or 2.")]
 ForksOpt = Annotated[int, typer.Option("--forks", help="Hosts worked on in parallel.")]
+ProfileOpt = Annotated[
+    str,
+    typer.Option(
+        "--profile",
+        help="standard (SSH stays, hardened) or immutable (SSH off; needs a break-glass path).",
+    ),
+]
 
 
 def _short(task: str) -> str:
@@ -369,6 +376,7 @@ def harden_cmd(
         str, typer.Option(help="Ansible strategy: " + ", ".join(STRATEGIES))
     ] = "linear",
     forks: ForksOpt = 10,
+    profile: ProfileOpt = "standard",
 ) -> int:
     """Apply the selected controls with Ansible; exit 3 if any host failed or was unreachable."""
     c = _ctx(ctx)
@@ -377,7 +385,8 @@ def harden_cmd(
     if forks < 1:
         raise BadInputError("--forks must be at least 1")
     catalog = c.catalog()
-    entries = select(catalog, Selection(level=level, controls=parse_controls(controls)))
+    selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
+    entries = select(catalog, selection)
     inv = resolve_inventory(inventory)
     harden_plan = plan(entries, inv, limit)
     content = content_root()
@@ -385,7 +394,7 @@ def harden_cmd(
     mode = " (check mode)" if check else ""
     c.err.print(
         f"hardening {len(harden_plan.hosts)} host(s), {len(harden_plan.tags)} controls, "
-        f"level {level}{mode}"
+        f"level {level}, profile {profile}{mode}"
     )
     began = time.monotonic()
     with _HardenProgress(c.err, harden_plan.hosts) as progress:
@@ -396,6 +405,7 @@ def harden_cmd(
             inventory=inv,
             harden_plan=harden_plan,
             level=level,
+            profile=profile,
             check=check,
             diff=diff,
             strategy=strategy,
@@ -457,13 +467,14 @@ def verify_cmd(
         Path | None, typer.Option("--report-dir", help="Also write report.json and junit.xml here.")
     ] = None,
     forks: ForksOpt = 10,
+    profile: ProfileOpt = "standard",
 ) -> int:
     """Probe every host once, judge every selected control, write report.json and junit.xml."""
     c = _ctx(ctx)
     if forks < 1:
         raise BadInputError("--forks must be at least 1")
     catalog = c.catalog()
-    selection = Selection(level=level, controls=parse_controls(controls))
+    selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
     entries = select(catalog, selection)
     inv = resolve_inventory(inventory)
     hosts = inv.select(limit)

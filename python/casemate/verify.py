@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from casemate.catalog.loader import Catalog
-from casemate.catalog.model import Entry
+from casemate.catalog.model import PROFILES, Entry
 from casemate.checks.base import CheckKind, Observations, Probe, Status, Verdict
 from casemate.checks.command_output import CommandOutput, CommandOutputParams
 from casemate.errors import BadInputError
@@ -22,6 +22,7 @@ class Selection:
     level: int = 1
     controls: tuple[str, ...] = ()
     benchmark: str | None = None
+    profile: str = "standard"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +48,14 @@ def parse_controls(text: str | None) -> tuple[str, ...]:
 
 
 def select(catalog: Catalog, selection: Selection) -> list[Entry]:
-    """The entries a run covers. Named controls win over the level; unknown ids are bad input."""
+    """The entries a run covers: those of the profile, then named controls (which win over the
+    level) or the level. Unknown ids, and named controls outside the profile, are bad input."""
     if selection.level not in (1, 2):
         raise BadInputError(f"--level must be 1 or 2, not {selection.level}")
+    if selection.profile not in PROFILES:
+        raise BadInputError(
+            f"--profile must be one of {', '.join(PROFILES)}, not '{selection.profile}'"
+        )
     benchmarks = catalog.benchmarks()
     if selection.benchmark and selection.benchmark not in benchmarks:
         raise BadInputError(
@@ -57,12 +63,23 @@ def select(catalog: Catalog, selection: Selection) -> list[Entry]:
             f"(known: {', '.join(sorted(benchmarks))})"
         )
     entries = [
-        e for e in catalog.entries if not selection.benchmark or e.benchmark == selection.benchmark
+        e
+        for e in catalog.entries
+        if (not selection.benchmark or e.benchmark == selection.benchmark)
+        and selection.profile in e.control.profiles
     ]
     if selection.controls:
-        unknown = [c for c in selection.controls if catalog.get(c) is None]
+        known = {e.id: e for e in catalog.entries}
+        unknown = [c for c in selection.controls if c not in known]
         if unknown:
             raise BadInputError(f"--controls: unknown control '{unknown[0]}'")
+        outside = [
+            c for c in selection.controls if selection.profile not in known[c].control.profiles
+        ]
+        if outside:
+            raise BadInputError(
+                f"--controls: {outside[0]} is not part of profile '{selection.profile}'"
+            )
         wanted = set(selection.controls)
         return [e for e in entries if e.id in wanted]
     return [e for e in entries if e.control.level <= selection.level]

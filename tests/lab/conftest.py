@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,15 +95,25 @@ def results(report: dict[str, Any], host: str) -> dict[str, dict[str, Any]]:
     return {r["control_id"]: r for r in report["results"] if r["host"] == host}
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    state = tmp_path_factory.mktemp("casemate-state")
+@contextmanager
+def open_lab(factory: pytest.TempPathFactory, name: str, nodes: int, *extra: str) -> Iterator[Lab]:
+    """A lab of its own for a test module: `nodes` fresh nodes named casemate-NAME-1..N, taken down
+    afterwards. `extra` goes to `lab up` (e.g. "--profile", "k8s")."""
+    state = factory.mktemp(f"casemate-{name}")
     bed = Lab(
         state,
-        state / "lab" / LAB / "inventory.yml",
-        tuple(f"casemate-{LAB}-{i}" for i in range(1, NODES + 1)),
+        state / "lab" / name / "inventory.yml",
+        tuple(f"casemate-{name}-{i}" for i in range(1, nodes + 1)),
     )
-    bed.casemate("lab", "down", "--name", LAB, check=0)  # never reuse nodes an earlier run changed
-    bed.casemate("lab", "up", "--name", LAB, "--nodes", str(NODES), check=0)
-    yield bed
-    bed.casemate("lab", "down", "--name", LAB)
+    bed.casemate("lab", "down", "--name", name, check=0)  # never reuse nodes an earlier run changed
+    bed.casemate("lab", "up", "--name", name, "--nodes", str(nodes), *extra, check=0)
+    try:
+        yield bed
+    finally:
+        bed.casemate("lab", "down", "--name", name)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with open_lab(tmp_path_factory, LAB, NODES) as bed:
+        yield bed

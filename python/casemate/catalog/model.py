@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Group = Literal["docker_hosts", "k8s_control_plane", "k8s_workers", "etcd"]
 GROUPS: tuple[Group, ...] = ("docker_hosts", "k8s_control_plane", "k8s_workers", "etcd")
+# How a host is run. `standard`: it keeps SSH, hardened. `immutable`: nobody logs in; SSH is off and
+# the host is reached through a break-glass path (console, serial, a Docker or SSM connection).
+Profile = Literal["standard", "immutable"]
+PROFILES: tuple[Profile, ...] = ("standard", "immutable")
 
 
 class _Strict(BaseModel):
@@ -41,6 +45,8 @@ class Control(_Strict):
     # Judged per workload (container, image) and never remediated: casemate does not change
     # running workloads, it reports each finding with the workload's name.
     report_only: bool = False
+    # The profiles the control belongs to; none given means every profile (most controls).
+    profiles: list[Profile] = Field(default_factory=lambda: list(PROFILES), min_length=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> Control:

@@ -21,6 +21,10 @@ PACKAGES = (
     # what a real Debian host has and casemate uses: a static busybox for the probe image, and
     # python3-apt so package tasks can dry-run under --check
     *("busybox-static", "python3-apt"),
+    # the k8s profile: etcdctl to talk to the node's real etcd, PyYAML for the lab's stand-in that
+    # starts etcd from its static pod manifest; cron so the host baseline's cron controls concern
+    # the node as they concern a real server
+    *("etcd-client", "python3-yaml", "cron"),
 )
 # trixie splits the docker client out of docker.io: without it `docker` is missing in the node
 EXTRA_PACKAGES = {"trixie": ("docker-cli",)}
