@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from casemate.checks.all_of import AllOf
 from casemate.checks.audit_rule import AuditRule
 from casemate.checks.base import CheckKind
 from casemate.checks.command_output import CommandOutput
@@ -18,14 +19,18 @@ from casemate.checks.file_mode import FileMode
 from casemate.checks.file_owner import FileOwner
 from casemate.checks.group_members import GroupMembers
 from casemate.checks.image_rule import ImageRule
+from casemate.checks.kubelet_config_key import KubeletConfigKey
+from casemate.checks.manifest_flag import ManifestFlag
 from casemate.checks.process_flag import ProcessFlag
 from casemate.checks.service_state import ServiceState
 from casemate.checks.sysctl import Sysctl
+from casemate.checks.tls_client_auth import TlsClientAuth
 
 
 def builtin_kinds() -> Mapping[str, CheckKind[Any]]:
     """Every check kind casemate ships, by name."""
     kinds: list[CheckKind[Any]] = [
+        AllOf(),
         AuditRule(),
         CommandOutput(),
         ContainerField(),
@@ -38,8 +43,11 @@ def builtin_kinds() -> Mapping[str, CheckKind[Any]]:
         FileOwner(),
         GroupMembers(),
         ImageRule(),
+        KubeletConfigKey(),
+        ManifestFlag(),
         ProcessFlag(),
         ServiceState(),
         Sysctl(),
+        TlsClientAuth(),
     ]
     return {k.name: k for k in kinds}

@@ -19,6 +19,9 @@ class ProcessFlagParams(Params):
     op: Op
     value: Any = None
     not_running: Literal["not_verifiable", "not_applicable", "fail"] = "not_verifiable"
+    # look in every PID namespace (a component in a container, e.g. kube-proxy), not only the
+    # host's own (which keeps a Docker host's view free of its containers' daemons)
+    any_namespace: bool = False
 
     @model_validator(mode="after")
     def _value_given(self) -> ProcessFlagParams:
@@ -34,10 +37,10 @@ class ProcessFlag:
     params: ClassVar[type[ProcessFlagParams]] = ProcessFlagParams
 
     def wants(self, p: ProcessFlagParams) -> list[Probe]:
-        return [Probe("proc", p.process)]
+        return [Probe("proc_any" if p.any_namespace else "proc", p.process)]
 
     def judge(self, p: ProcessFlagParams, obs: Observations) -> Verdict:
-        probe = Probe("proc", p.process)
+        probe = self.wants(p)[0]
         expected = f"{p.process} {p.flags[0]} {describe(p.op, p.value)}"
         raw = obs.get(probe)
         err = error_of(raw)

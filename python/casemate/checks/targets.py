@@ -1,5 +1,6 @@
-"""Which file a file check looks at: a path, a glob, a systemd unit's file, or a path named by a
-daemon setting (a config-file key or a process flag)."""
+"""Which file a file check looks at: a path, a glob, a systemd unit's file or its drop-ins, or a
+path named by a setting (a daemon's config-file key or process flag, a static pod manifest's
+flag)."""
 
 from __future__ import annotations
 
@@ -21,18 +22,31 @@ class Ref(Params):
     process: str = "dockerd"
 
 
+class ManifestRef(Params):
+    """A path given as a flag in a static pod manifest (etcd's --data-dir), else `default`."""
+
+    manifest: str
+    flag: str
+    default: str | None = None
+
+
+_TARGETS = ("path", "glob", "unit", "dropins", "ref", "manifest_ref")
+
+
 class FileTarget(Params):
     path: str | None = None
     glob: str | None = None
     unit: str | None = None
+    dropins: str | None = None  # every drop-in file of this systemd unit
     ref: Ref | None = None
+    manifest_ref: ManifestRef | None = None
     missing: Literal["not_applicable", "fail"] = "not_applicable"
 
     @model_validator(mode="after")
     def _one_target(self) -> FileTarget:
-        given = [n for n in ("path", "glob", "unit", "ref") if getattr(self, n) is not None]
+        given = [n for n in _TARGETS if getattr(self, n) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of path, glob, unit, ref")
+            raise ValueError(f"give exactly one of {', '.join(_TARGETS)}")
         return self
 
 
@@ -43,6 +57,10 @@ def target_probe(t: FileTarget) -> Probe:
         return Probe("glob", t.glob)
     if t.unit is not None:
         return Probe("unit", t.unit)
+    if t.dropins is not None:
+        return Probe("unit", t.dropins)
+    if t.manifest_ref is not None:
+        return Probe("manifest_ref_stat", json.dumps(t.manifest_ref.model_dump(), sort_keys=True))
     assert t.ref is not None
     return Probe("ref_stat", json.dumps(t.ref.model_dump(), sort_keys=True))
 
@@ -54,6 +72,10 @@ def describe_target(t: FileTarget) -> str:
         return t.glob
     if t.unit is not None:
         return f"unit file of {t.unit}"
+    if t.dropins is not None:
+        return f"drop-ins of {t.dropins}"
+    if t.manifest_ref is not None:
+        return f"path of {t.manifest_ref.flag} in {t.manifest_ref.manifest}"
     assert t.ref is not None
     flag = f" / {t.ref.flag}" if t.ref.flag else ""
     return f"file named by {t.ref.key}{flag}"
@@ -70,6 +92,8 @@ def resolve(t: FileTarget, obs: Observations) -> tuple[list[Mapping[str, Any]], 
         return ([raw] if raw.get("exists") else []), None, ""
     if probe.kind == "glob":
         return [m for m in raw.get("matches", []) if m.get("exists")], None, ""
+    if probe.kind == "unit" and t.dropins is not None:
+        return [d for d in raw.get("dropins", []) if d.get("exists")], None, ""
     if probe.kind == "unit":
         frag = raw.get("fragment") or {}
         return ([frag] if frag.get("exists") else []), None, ""

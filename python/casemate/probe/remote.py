@@ -7,10 +7,17 @@ import json
 import os
 import pwd
 import re
+import shlex
+import ssl
 import stat
 import subprocess
 import tarfile
 import time
+
+try:
+    import http.client as httplib
+except ImportError:  # pragma: no cover - python 2 is not supported, but fail late and clearly
+    httplib = None
 
 REQUEST = []  # replaced by the controller: [[kind, arg], ...]
 READ_LIMIT = 512 * 1024
@@ -85,10 +92,11 @@ def _own_pid_ns():
         return None
 
 
-def _processes(name):
+def _processes(name, any_ns=False):
     """(start_ticks, pid, argv) of processes called `name` in our own PID namespace only: on a
-    Docker host /proc also lists the processes of every container, their daemons included."""
-    own_ns = _own_pid_ns()
+    Docker host /proc also lists the processes of every container, their daemons included.
+    With `any_ns`, processes in every PID namespace (static pods run in containers)."""
+    own_ns = None if any_ns else _own_pid_ns()
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -112,12 +120,16 @@ def _processes(name):
     return sorted(found)
 
 
-def c_proc(name):
-    found = _processes(name)
+def c_proc(name, any_ns=False):
+    found = _processes(name, any_ns)
     if not found:
         return {"running": False}
     start, pid, argv = found[0]  # the oldest: the daemon itself, not a child it spawned
     return {"running": True, "pid": pid, "argv": argv, "count": len(found)}
+
+
+def c_proc_any(name):
+    return c_proc(name, any_ns=True)
 
 
 UNIT_PROPS = "Id,LoadState,ActiveState,SubState,UnitFileState,FragmentPath,MainPID,DropInPaths"
@@ -134,7 +146,157 @@ def c_unit(name):
         key, _, value = line.partition("=")
         props[key] = value
     frag = props.get("FragmentPath") or ""
-    return {"properties": props, "fragment": c_stat(frag) if frag else {"exists": False}}
+    return {
+        "properties": props,
+        "fragment": c_stat(frag) if frag else {"exists": False},
+        "dropins": [c_stat(d) for d in (props.get("DropInPaths") or "").split()],
+    }
+
+
+def _env_file(path, env):
+    """KEY=VALUE lines of a systemd EnvironmentFile= into `env` (quotes removed)."""
+    with open(path) as handle:
+        for raw in handle:
+            line = raw.strip()
+            if not line or line.startswith(("#", ";")) or "=" not in line:
+                continue
+            key, _, value = line.partition("=")
+            try:
+                words = shlex.split(value)
+            except ValueError:
+                words = [value]
+            env[key.strip()] = " ".join(words)
+
+
+def _expand(argv, env):
+    """systemd's expansion of ExecStart: $VAR splits into words, ${VAR} stays one word."""
+    out = []
+    for word in argv:
+        whole = re.fullmatch(r"\$([A-Za-z_][A-Za-z0-9_]*)", word)
+        if whole:
+            out.extend(env.get(whole.group(1), "").split())
+            continue
+        out.append(
+            re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m.group(1), ""), word)
+        )
+    return out
+
+
+def unit_argv(name):
+    """The command line systemd would start for a unit, or (None, reason)."""
+    res = _run(
+        [
+            "systemctl",
+            "show",
+            name,
+            "-p",
+            "LoadState",
+            "-p",
+            "ExecStart",
+            "-p",
+            "Environment",
+            "-p",
+            "EnvironmentFiles",
+        ]
+    )
+    if res.get("error") or res["rc"] != 0:
+        return None, res.get("error") or res["stderr"].strip()
+    props = {}
+    files = []
+    for line in res["stdout"].splitlines():
+        key, _, value = line.partition("=")
+        if key == "EnvironmentFiles":
+            files.append(value.rsplit(" (", 1)[0])
+        else:
+            props[key] = value
+    if props.get("LoadState") != "loaded":
+        return None, "%s is %s" % (name, props.get("LoadState") or "unknown")
+    found = re.search(r"argv\[\]=(.*?) ;", props.get("ExecStart", ""))
+    if not found:
+        return None, "%s has no ExecStart" % name
+    env = {}
+    try:
+        for item in shlex.split(props.get("Environment", "")):
+            key, _, value = item.partition("=")
+            env[key] = value
+    except ValueError:
+        pass
+    for path in files:
+        try:
+            _env_file(path, env)
+        except OSError:
+            continue  # EnvironmentFile=-PATH: a missing file is allowed
+    return _expand(found.group(1).split(), env), None
+
+
+def c_svc_config(arg):
+    """A service's command line (the running process's, else the one its unit would start) and
+    the config file that command line names with `config_flag` (else `config`)."""
+    spec = json.loads(arg)
+    proc = c_proc(spec["process"], any_ns=True)
+    if proc.get("running"):
+        argv, source, why = proc["argv"], "process", None
+    else:
+        argv, why = unit_argv(spec["unit"])
+        source = "unit" if argv is not None else "none"
+    path = _flag(argv or [], spec["config_flag"]) if argv else None
+    return {
+        "argv": argv or [],
+        "argv_source": source,
+        "argv_missing": why,
+        "config_path": path or spec["config"],
+        "config_source": "flag" if path else "default",
+        "config": c_read(path or spec["config"]),
+    }
+
+
+def _https_get(url, ca, cert=None, key=None):
+    match = re.match(r"https://([^/:]+|\[[^]]+\])(?::(\d+))?(/.*)?$", url)
+    if not match:
+        return {"error": "not an https URL: %s" % url}
+    host, port, path = match.group(1).strip("[]"), int(match.group(2) or 443), match.group(3) or "/"
+    try:
+        context = ssl.create_default_context(cafile=ca)
+        if cert:
+            context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        return {"error": "TLS set-up: %s" % exc}
+    conn = httplib.HTTPSConnection(host, port, timeout=5, context=context)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return {"status": resp.status, "body": resp.read(2048).decode("utf-8", "replace")}
+    except (OSError, ssl.SSLError, httplib.HTTPException) as exc:
+        return {"error": "%s: %s" % (type(exc).__name__, exc)}
+    finally:
+        conn.close()
+
+
+def c_tls_auth(arg):
+    """GET `url` twice: without a client certificate and with `cert`/`key`."""
+    spec = json.loads(arg)
+    return {
+        "anonymous": _https_get(spec["url"], spec["ca"]),
+        "certified": _https_get(spec["url"], spec["ca"], spec["cert"], spec["key"]),
+    }
+
+
+def c_manifest_ref_stat(arg):
+    """stat of the path a static pod manifest gives to a flag (`- --data-dir=/var/lib/etcd`), read
+    from the manifest text (the probe has no YAML parser), else of `default`."""
+    spec = json.loads(arg)
+    raw = c_read(spec["manifest"])
+    if raw.get("error"):
+        return {"error": raw["error"]}
+    path, source = None, "unset"
+    pattern = r"""(?m)^\s*-\s*["']?%s=([^"'\s]+)["']?\s*$""" % re.escape(spec["flag"])
+    for found in re.finditer(pattern, raw.get("content") or ""):
+        path, source = found.group(1), "manifest"
+    if not path and spec.get("default"):
+        path, source = spec["default"], "default"
+    if not path:
+        return {"source": "unset"}
+    return {"source": source, "path": path, "stat": c_stat(path)}
 
 
 def c_sysctl(name):
@@ -344,6 +506,10 @@ COLLECTORS = {
     "glob": c_glob,
     "read": c_read,
     "proc": c_proc,
+    "proc_any": c_proc_any,
+    "svc_config": c_svc_config,
+    "tls_auth": c_tls_auth,
+    "manifest_ref_stat": c_manifest_ref_stat,
     "unit": c_unit,
     "sysctl": c_sysctl,
     "cmd": c_cmd,

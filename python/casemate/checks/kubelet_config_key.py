@@ -1,0 +1,101 @@
+"""kubelet_config_key: a kubelet setting, read where it takes effect.
+
+A kubelet command-line flag wins over its KubeletConfiguration file (`--config`), which wins over
+the kubelet's built-in default (`unset`). The command line is the running kubelet's when one runs;
+otherwise it is the one systemd would start: the unit's ExecStart with its Environment= and
+EnvironmentFile= variables expanded (kubeadm puts flags in kubeadm-flags.env and
+/etc/default/kubelet through its 10-kubeadm.conf drop-in).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from pydantic import model_validator
+
+from casemate.checks.argv import ValueType, coerce, setting_from_flags
+from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
+from casemate.checks.compare import MISSING, UNARY, Op, compare, describe, show
+from casemate.checks.doc_field import parse
+from casemate.checks.pointer import lookup
+
+
+class KubeletConfigKeyParams(Params):
+    pointer: str | None = None  # a JSON pointer into config.yaml; None for flag-only settings
+    flags: tuple[str, ...] = ()
+    type: ValueType = "str"
+    unset: Any = None  # the kubelet's built-in default
+    op: Op
+    value: Any = None
+    unit: str = "kubelet.service"
+    process: str = "kubelet"
+    config_flag: str = "--config"
+    config: str = "/var/lib/kubelet/config.yaml"  # when no --config flag names one
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KubeletConfigKeyParams:
+        if self.op not in UNARY and self.value is None:
+            raise ValueError(f"op '{self.op}' needs a value")
+        if self.pointer is None and not self.flags:
+            raise ValueError("give a pointer, flags, or both")
+        return self
+
+
+def kubelet_probe(p: KubeletConfigKeyParams) -> Probe:
+    spec = {
+        "unit": p.unit,
+        "process": p.process,
+        "config_flag": p.config_flag,
+        "config": p.config,
+    }
+    return Probe("svc_config", json.dumps(spec, sort_keys=True))
+
+
+class KubeletConfigKey:
+    name: ClassVar[str] = "kubelet_config_key"
+    params: ClassVar[type[KubeletConfigKeyParams]] = KubeletConfigKeyParams
+
+    def wants(self, p: KubeletConfigKeyParams) -> list[Probe]:
+        return [kubelet_probe(p)]
+
+    def judge(self, p: KubeletConfigKeyParams, obs: Observations) -> Verdict:
+        probe = kubelet_probe(p)
+        name = p.pointer.lstrip("/").replace("/", ".") if p.pointer else p.flags[0]
+        expected = f"{name} {describe(p.op, p.value)}"
+        raw = obs.get(probe)
+        err = error_of(raw)
+        if err:
+            return Verdict(Status.ERROR, expected, err, (probe.key,))
+        argv = [str(a) for a in raw.get("argv") or []]
+        cfg = raw.get("config") or {}
+        if not argv and not cfg.get("exists"):
+            return Verdict(
+                Status.NOT_APPLICABLE,
+                expected,
+                f"no kubelet here: no {p.process} process, no {p.unit}, no config file",
+                (probe.key,),
+            )
+        where = "running kubelet" if raw.get("argv_source") == "process" else p.unit
+        value: Any = setting_from_flags(argv, p.flags, p.type) if p.flags else MISSING
+        source = f"flag of the {where}"
+        if value is MISSING and p.pointer is not None:
+            if cfg.get("error"):
+                return Verdict(Status.ERROR, expected, str(cfg["error"]), (probe.key,))
+            doc: Any = {}
+            if cfg.get("exists"):
+                try:
+                    doc = parse(str(cfg.get("content", "")), "yaml") or {}
+                except ValueError as exc:
+                    path = raw.get("config_path")
+                    return Verdict(
+                        Status.ERROR, expected, f"{path} does not parse: {exc}", (probe.key,)
+                    )
+            value = lookup(doc, p.pointer)
+            source = str(raw.get("config_path"))
+            if value is not MISSING:
+                value = coerce(value, p.type)
+        if value is MISSING and p.unset is not None:
+            value, source = coerce(p.unset, p.type), "kubelet default"
+        status = Status.PASS if compare(p.op, value, p.value) else Status.FAIL
+        return Verdict(status, expected, f"{show(value)} (from {source})", (probe.key,))
