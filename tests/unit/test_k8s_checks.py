@@ -344,3 +344,33 @@ def test_process_flag_in_any_namespace() -> None:
         run("process_flag", p, obs({"proc_any:kube-proxy": {"running": False}})).status
         is Status.NOT_VERIFIABLE
     )
+
+
+def test_kubelet_zero_duration_means_the_default() -> None:
+    p = {"pointer": "/streamingConnectionIdleTimeout", "flags": ["--streaming-connection-idle-timeout"],
+         "unset": "4h", "default_when": ["0s", "0"], "op": "regex", "value": "[1-9]"}  # fmt: skip
+    v = run("kubelet_config_key", p, kubelet({"streamingConnectionIdleTimeout": "0s"}))
+    assert v.status is Status.PASS
+    assert (
+        v.observed
+        == "4h (from /var/lib/kubelet/config.yaml says 0s, which means the kubelet default)"
+    )
+    assert (
+        run("kubelet_config_key", p, kubelet({"streamingConnectionIdleTimeout": "5m"})).status
+        is Status.PASS
+    )
+    off = kubelet({}, [*KUBELET_UNIT_ARGV, "--streaming-connection-idle-timeout=0"])
+    assert run("kubelet_config_key", p, off).status is Status.FAIL  # a flag of 0 really disables it
+
+
+def test_subset_of_allowed_values() -> None:
+    allowed = ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]
+    p = {"pointer": "/tlsCipherSuites", "flags": ["--tls-cipher-suites"], "type": "list",
+         "op": "subset", "value": allowed}  # fmt: skip
+    assert (
+        run("kubelet_config_key", p, kubelet({"tlsCipherSuites": allowed[:1]})).status
+        is Status.PASS
+    )
+    weak = kubelet({"tlsCipherSuites": [*allowed, "TLS_RSA_WITH_AES_128_CBC_SHA"]})
+    assert run("kubelet_config_key", p, weak).status is Status.FAIL
+    assert run("kubelet_config_key", p, kubelet({})).status is Status.FAIL  # Go's defaults: not set

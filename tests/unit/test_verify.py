@@ -81,8 +81,11 @@ def test_one_round_trip_per_host_and_statuses() -> None:
         if r.entry.control.automated and "docker_hosts" in r.entry.control.applies_to
     ]
     assert {r.verdict.status.value for r in concerning} == {"error"}
-    # a Kubernetes-only host gets the controls that concern it (gVisor), never the CIS Docker ones
-    assert {r.entry.benchmark for r in by_host["cp"].results} == {"casemate-runtime"}
+    # a Kubernetes-only host gets the controls that concern it (gVisor, CIS Kubernetes), never the
+    # CIS Docker ones
+    cp = {r.entry.benchmark for r in by_host["cp"].results}
+    assert {"casemate-runtime", "cis-kubernetes"} <= cp
+    assert "cis-docker" not in cp
 
 
 def test_a_host_no_control_concerns_is_not_contacted() -> None:

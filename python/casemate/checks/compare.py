@@ -26,6 +26,7 @@ class Op(StrEnum):
     NOT_CONTAINS = "not_contains"
     ANY_MATCH = "any_match"
     NONE_MATCH = "none_match"
+    SUBSET = "subset"  # set, not empty, and every item one of `value` (e.g. allowed TLS suites)
 
 
 # Ops that take no `value`.
@@ -71,6 +72,7 @@ def describe(op: Op, value: Any = None) -> str:
         Op.NOT_CONTAINS: f"does not contain {show(value)}",
         Op.ANY_MATCH: f"an item matches /{value}/",
         Op.NONE_MATCH: f"no item matches /{value}/",
+        Op.SUBSET: f"set, and only items from {show(value)}",
     }
     return words[op]
 
@@ -145,6 +147,9 @@ def _compare_values(op: Op, observed: Any, value: Any, unset: bool) -> bool:
         return value in _items(observed)
     if op is Op.NOT_CONTAINS:
         return value not in _items(observed)
+    if op is Op.SUBSET:
+        items = _items(observed)
+        return bool(items) and all(i in value for i in items)
     matches = [i for i in _items(observed) if re.search(str(value), show(i))]
     if op is Op.ANY_MATCH:
         return bool(matches)

@@ -26,6 +26,9 @@ class KubeletConfigKeyParams(Params):
     flags: tuple[str, ...] = ()
     type: ValueType = "str"
     unset: Any = None  # the kubelet's built-in default
+    # config values the kubelet replaces with its default when it loads the file (kubeadm writes
+    # `0s` for durations it leaves to the kubelet: streamingConnectionIdleTimeout 0s means 4h)
+    default_when: tuple[Any, ...] = ()
     op: Op
     value: Any = None
     unit: str = "kubelet.service"
@@ -93,9 +96,12 @@ class KubeletConfigKey:
                     )
             value = lookup(doc, p.pointer)
             source = str(raw.get("config_path"))
+            if value is not MISSING and value in p.default_when:
+                value, source = MISSING, f"{source} says {show(value)}, which means"
             if value is not MISSING:
                 value = coerce(value, p.type)
         if value is MISSING and p.unset is not None:
-            value, source = coerce(p.unset, p.type), "kubelet default"
+            said = f"{source} the " if source.endswith("which means") else ""
+            value, source = coerce(p.unset, p.type), f"{said}kubelet default"
         status = Status.PASS if compare(p.op, value, p.value) else Status.FAIL
         return Verdict(status, expected, f"{show(value)} (from {source})", (probe.key,))
