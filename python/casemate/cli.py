@@ -99,6 +99,13 @@ def version_cmd() -> None:
 # --- catalog ------------------------------------------------------------------------------------
 
 FormatOpt = Annotated[str, typer.Option("--format", help="table or json")]
+ProfileOpt = Annotated[
+    str,
+    typer.Option(
+        "--profile",
+        help="standard (SSH stays, hardened) or immutable (SSH off; needs a break-glass path).",
+    ),
+]
 
 
 def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
@@ -134,12 +141,15 @@ def catalog_list(
     level: Annotated[
         int | None, typer.Option(help="Only controls of this level and below.")
     ] = None,
+    profile: Annotated[
+        str | None, typer.Option(help="Only controls of this profile (default: every profile).")
+    ] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """List controls: id, benchmark number, level, mode, remediation and check kind."""
     c = _ctx(ctx)
     _check_format(fmt, ("table", "json"))
-    entries = select(c.catalog(), Selection(level=level or 2, benchmark=benchmark))
+    entries = select(c.catalog(), Selection(level=level or 2, benchmark=benchmark, profile=profile))
     if fmt == "json":
         typer.echo(json.dumps([_entry_json(e) for e in entries], indent=2))
         return
@@ -216,10 +226,13 @@ def catalog_tags(
     ctx: typer.Context,
     level: Annotated[int, typer.Option(help="Profile level 1 or 2.")] = 1,
     controls: Annotated[str | None, typer.Option(help="Comma-separated control ids.")] = None,
+    profile: ProfileOpt = "standard",
 ) -> None:
-    """The --tags list for running playbooks/harden.yml with ansible-playbook directly."""
+    """The --tags list for running playbooks/harden.yml with ansible-playbook directly (pass
+    -e casemate_profile=PROFILE too)."""
     c = _ctx(ctx)
-    entries = select(c.catalog(), Selection(level=level, controls=parse_controls(controls)))
+    selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
+    entries = select(c.catalog(), selection)
     typer.echo(",".join(e.id for e in entries if e.control.remediation is not None))
 
 
@@ -285,13 +298,6 @@ LimitOpt = Annotated[
 ControlsOpt = Annotated[str | None, typer.Option("--controls", help="Comma-separated control ids.")]
 LevelOpt = Annotated[int, typer.Option("--level", help="CIS profile level: 1 or 2.")]
 ForksOpt = Annotated[int, typer.Option("--forks", help="Hosts worked on in parallel.")]
-ProfileOpt = Annotated[
-    str,
-    typer.Option(
-        "--profile",
-        help="standard (SSH stays, hardened) or immutable (SSH off; needs a break-glass path).",
-    ),
-]
 
 
 def _short(task: str) -> str:

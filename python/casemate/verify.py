@@ -22,7 +22,7 @@ class Selection:
     level: int = 1
     controls: tuple[str, ...] = ()
     benchmark: str | None = None
-    profile: str = "standard"
+    profile: str | None = "standard"  # None: every profile (browsing the catalog)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ def select(catalog: Catalog, selection: Selection) -> list[Entry]:
     level) or the level. Unknown ids, and named controls outside the profile, are bad input."""
     if selection.level not in (1, 2):
         raise BadInputError(f"--level must be 1 or 2, not {selection.level}")
-    if selection.profile not in PROFILES:
+    if selection.profile is not None and selection.profile not in PROFILES:
         raise BadInputError(
             f"--profile must be one of {', '.join(PROFILES)}, not '{selection.profile}'"
         )
@@ -66,7 +66,7 @@ def select(catalog: Catalog, selection: Selection) -> list[Entry]:
         e
         for e in catalog.entries
         if (not selection.benchmark or e.benchmark == selection.benchmark)
-        and selection.profile in e.control.profiles
+        and (selection.profile is None or selection.profile in e.control.profiles)
     ]
     if selection.controls:
         known = {e.id: e for e in catalog.entries}

@@ -9,7 +9,7 @@ import pytest
 
 from casemate.catalog.loader import load_catalog
 from casemate.checks import builtin_kinds
-from casemate.errors import CatalogError
+from casemate.errors import BadInputError, CatalogError
 from casemate.verify import Selection, select
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "catalogs"
@@ -93,3 +93,52 @@ def test_missing_or_empty_directory(tmp_path: Path) -> None:
         load_catalog(tmp_path, KINDS)
     with pytest.raises(CatalogError, match="not found"):
         load_catalog(tmp_path / "nope", KINDS)
+
+
+PROFILED = """\
+benchmark: casemate-host
+version: "1.0"
+title: profiles
+id_prefix: cm_host_
+controls:
+  - id: cm_host_9_1
+    title: Harden the SSH server
+    description: kept and hardened on standard hosts only
+    level: 1
+    automated: false
+    manual: something a person does on standard hosts
+    applies_to: [docker_hosts]
+    profiles: [standard]
+  - id: cm_host_9_2
+    title: Turn the SSH server off
+    description: only immutable hosts have no SSH at all
+    level: 1
+    automated: false
+    manual: something a person does on immutable hosts
+    applies_to: [docker_hosts]
+    profiles: [immutable]
+  - id: cm_host_9_3
+    title: Something every host gets
+    description: no profiles given means every profile
+    level: 1
+    automated: false
+    manual: something a person does on every host
+    applies_to: [docker_hosts]
+"""
+
+
+def test_profiles_select(tmp_path: Path) -> None:
+    (tmp_path / "host.yml").write_text(PROFILED)
+    catalog = load_catalog(tmp_path, KINDS)
+    ids = {
+        p: [e.id for e in select(catalog, Selection(profile=p))] for p in ("standard", "immutable")
+    }
+    assert ids == {
+        "standard": ["cm_host_9_1", "cm_host_9_3"],
+        "immutable": ["cm_host_9_2", "cm_host_9_3"],
+    }
+    assert len(select(catalog, Selection(profile=None))) == 3
+    with pytest.raises(BadInputError, match="cm_host_9_2 is not part of profile 'standard'"):
+        select(catalog, Selection(controls=("cm_host_9_2",)))
+    with pytest.raises(BadInputError, match="--profile must be one of standard, immutable"):
+        select(catalog, Selection(profile="frozen"))

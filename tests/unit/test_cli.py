@@ -59,6 +59,7 @@ CASES = [
     (["-i", INV, "--level", "high"], "Invalid value for '--level'"),
     (["-i", INV, "--forks", "0"], "--forks must be at least 1"),
     (["-i", INV, "--unknown-flag"], "No such option: --unknown-flag"),
+    (["-i", INV, "--profile", "frozen"], "--profile must be one of standard, immutable"),
     ([], "Missing option '--inventory'"),
 ]
 
