@@ -4,6 +4,7 @@ checks. No Docker here: a stand-in `docker` script covers the calls that need on
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -11,12 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from casemate import cli
 from casemate.errors import BadInputError, EnvironmentProblemError
 from casemate.lab import LabNode, LabStatus, lab_down, lab_status, lab_up
 from casemate.lab.health import failed_units, health_of
 from casemate.lab.plan import Found, plan_nodes
 from casemate.lab.recipe import (
     PACKAGES,
+    PROFILE_GROUPS,
     build_args,
     debootstrap_args,
     inventory_text,
@@ -130,6 +133,7 @@ def test_run_flags() -> None:
         ("--hostname", "casemate-lab-1"),
         ("--network", "casemate-lab"),
         ("--label", "io.casemate.lab=lab"),
+        ("--label", "io.casemate.lab.profile=docker"),
         ("--cap-add", "ALL"),
         ("--cap-drop", "SYS_RESOURCE"),
         ("--security-opt", "seccomp=unconfined"),
@@ -144,6 +148,15 @@ def test_run_flags() -> None:
     ]
     assert args[-1] == "casemate-node:bookworm-0123456789ab"
     assert "--privileged" not in args  # this kind of host refuses it
+
+
+def test_run_flags_of_a_k8s_node_differ_only_by_the_profile_label() -> None:
+    docker = run_args("lab", "casemate-lab-1", "img:1")
+    k8s = run_args("lab", "casemate-lab-1", "img:1", "k8s")
+    assert [a for a in docker if a != "io.casemate.lab.profile=docker"] == [
+        a for a in k8s if a != "io.casemate.lab.profile=k8s"
+    ]
+    assert k8s[k8s.index("io.casemate.lab.profile=k8s") - 1] == "--label"
 
 
 def test_names() -> None:
@@ -172,6 +185,22 @@ def test_plan_of_a_running_lab_is_empty() -> None:
     found = {n: Found(running=True, image_id="sha256:x") for n in wanted}
     plan = plan_nodes(wanted, found, "sha256:x")
     assert (plan.keep, plan.remove, plan.start) == (tuple(wanted), (), ())
+
+
+def test_plan_replaces_nodes_of_another_profile() -> None:
+    wanted = node_names("lab", 2)
+    found = {
+        "casemate-lab-1": Found(running=True, image_id="sha256:x", profile="k8s"),
+        "casemate-lab-2": Found(running=True, image_id="sha256:x"),  # no label: docker
+    }
+    plan = plan_nodes(wanted, found, "sha256:x", "k8s")
+    assert (plan.keep, plan.remove, plan.start) == (
+        ("casemate-lab-1",),
+        ("casemate-lab-2",),
+        ("casemate-lab-2",),
+    )
+    back = plan_nodes(wanted, found, "sha256:x")
+    assert (back.keep, back.remove) == (("casemate-lab-2",), ("casemate-lab-1",))
 
 
 def test_plan_shrinks_a_lab() -> None:
@@ -237,7 +266,51 @@ def test_inventory() -> None:
     }
 
 
+def test_k8s_inventory() -> None:
+    text = inventory_text("kl", node_names("kl", 2), "k8s")
+    doc = yaml.safe_load(text)
+    hosts = {
+        "casemate-kl-1": {"ansible_host": "casemate-kl-1"},
+        "casemate-kl-2": {"ansible_host": "casemate-kl-2"},
+    }
+    # every node is a single-node cluster: control plane, worker and etcd member at once
+    assert doc["all"]["children"] == {
+        "k8s_control_plane": {"hosts": hosts},
+        "k8s_workers": {"hosts": hosts},
+        "etcd": {"hosts": hosts},
+    }
+    assert doc["all"]["vars"] == yaml.safe_load(inventory_text("kl", ["x"]))["all"]["vars"]
+    assert "docker_hosts" not in text
+
+
+def test_docker_inventory_is_the_default() -> None:
+    nodes = node_names("lab", 2)
+    assert inventory_text("lab", nodes) == inventory_text("lab", nodes, "docker")
+    assert PROFILE_GROUPS == {
+        "docker": ("docker_hosts",),
+        "k8s": ("k8s_control_plane", "k8s_workers", "etcd"),
+    }
+
+
 # --- input checks and the docker CLI -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("profile", ["", "K8s", "kubernetes", "docker "])
+def test_bad_profile(profile: str, tmp_path: Path) -> None:
+    with pytest.raises(BadInputError) as caught:
+        lab_up("lab", 1, tmp_path, print, docker="/nonexistent/docker", profile=profile)
+    assert str(caught.value) == f"--profile must be one of docker, k8s, not {profile!r}"
+
+
+def test_bad_profile_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no docker at all: it must not be reached
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--state-dir", str(tmp_path), "lab", "up", "--profile", "k9s"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2
+    assert err == "casemate: error: --profile must be one of docker, k8s, not 'k9s'\n"
 
 
 @pytest.mark.parametrize("name", ["", "Lab", "1lab", "-lab", "la_b", "lab\n", "a" * 22, "lab lab"])
@@ -314,3 +387,36 @@ def test_status_types_are_frozen() -> None:
     node = LabNode("casemate-lab-1", "172.18.0.2", "running", "ready")
     with pytest.raises(dataclasses.FrozenInstanceError):
         node.health = "x"  # type: ignore[misc]
+
+
+def test_status_probes_each_node_as_its_profile(tmp_path: Path) -> None:
+    """A k8s node is probed for containerd and etcd (its docker is masked), a node without a
+    profile label (from before profiles) as a docker node."""
+    inspect = [
+        {
+            "Name": f"/casemate-dev-{i}",
+            "Config": {"Image": "img:1", "Labels": labels},
+            "State": {"Running": True, "Status": "running"},
+            "NetworkSettings": {"Networks": {"casemate-dev": {"IPAddress": f"172.30.0.{i}"}}},
+        }
+        for i, labels in ((1, {"io.casemate.lab.profile": "k8s"}), (2, {}))
+    ]
+    (tmp_path / "inspect.json").write_text(json.dumps(inspect))
+    script = tmp_path / "docker"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in\n'
+        "  version) echo 20.10.24 ;;\n"
+        "  ps) echo a b ;;\n"
+        f"  inspect) cat {tmp_path / 'inspect.json'} ;;\n"
+        '  exec) case "$*" in *"ctr version"*) echo "up up degraded" ;; *) echo "down degraded" ;; esac ;;\n'
+        "  *) exit 1 ;;\n"
+        "esac\n"
+    )
+    script.chmod(0o755)
+    status = lab_status("dev", tmp_path, docker=str(script))
+    assert [(n.name, n.profile, n.health) for n in status.nodes] == [
+        ("casemate-dev-1", "k8s", "ready"),
+        ("casemate-dev-2", "docker", "dockerd not answering"),
+    ]
+    assert status.profile is None  # mixed

@@ -25,6 +25,7 @@ class Engine:
         *,
         timeout: float = 120,
         env: Mapping[str, str] | None = None,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run(
@@ -32,6 +33,7 @@ class Engine:
                 check=False,
                 capture_output=True,
                 text=True,
+                input=stdin,
                 timeout=timeout,
                 env={**os.environ, **env} if env else None,
             )

@@ -30,6 +30,15 @@ PACKAGES = (
 EXTRA_PACKAGES = {"trixie": ("docker-cli",)}
 LAB_LABEL = "io.casemate.lab"
 RECIPE_LABEL = "io.casemate.recipe"
+PROFILE_LABEL = "io.casemate.lab.profile"  # absent on nodes from before profiles: docker
+# What a node is: "docker", a container host (the default), or "k8s", a kubeadm v1.32 control-plane
+# node that also runs workloads, its layout written by the lab (layout.py). The inventory groups
+# each profile's nodes belong to:
+PROFILE_GROUPS = {
+    "docker": ("docker_hosts",),
+    "k8s": ("k8s_control_plane", "k8s_workers", "etcd"),
+}
+PROFILES = tuple(PROFILE_GROUPS)
 MAX_NODES = 20
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,20}")
 
@@ -52,6 +61,11 @@ def validate_name(name: str) -> None:
         raise BadInputError(
             f"lab name {name!r}: use 1-21 lowercase letters, digits or '-', starting with a letter"
         )
+
+
+def validate_profile(profile: str) -> None:
+    if profile not in PROFILES:
+        raise BadInputError(f"--profile must be one of {', '.join(PROFILES)}, not {profile!r}")
 
 
 def validate_nodes(nodes: int) -> None:
@@ -129,7 +143,7 @@ def node_order(node: str) -> tuple[int, str]:
     return (int(tail), node) if tail.isdigit() else (10**6, node)
 
 
-def run_args(lab: str, node: str, image: str) -> list[str]:
+def run_args(lab: str, node: str, image: str, profile: str = "docker") -> list[str]:
     """`docker run` arguments for one node: systemd with its own dockerd. Not --privileged: this
     kind of host refuses it (it does not grant CAP_SYS_RESOURCE), so every other capability is
     added instead, and /sys, seccomp and AppArmor are opened explicitly."""
@@ -140,6 +154,7 @@ def run_args(lab: str, node: str, image: str) -> list[str]:
         "--hostname", node,
         "--network", network_name(lab),
         "--label", f"{LAB_LABEL}={lab}",
+        "--label", f"{PROFILE_LABEL}={profile}",
         "--cap-add", "ALL",
         "--cap-drop", "SYS_RESOURCE",
         "--security-opt", "seccomp=unconfined",
@@ -157,16 +172,17 @@ def run_args(lab: str, node: str, image: str) -> list[str]:
     ]  # fmt: skip
 
 
-def inventory_text(lab: str, nodes: Sequence[str]) -> str:
-    """The lab's Ansible inventory: every node in docker_hosts, reached by `docker exec`."""
+def inventory_text(lab: str, nodes: Sequence[str], profile: str = "docker") -> str:
+    """The lab's Ansible inventory, every node reached by `docker exec`: docker nodes in
+    docker_hosts; k8s nodes (each a single-node cluster) in k8s_control_plane, k8s_workers and
+    etcd."""
     hosts = "".join(f"        {n}: {{ansible_host: {n}}}\n" for n in nodes)
+    groups = "".join(f"    {g}:\n      hosts:\n{hosts}" for g in PROFILE_GROUPS[profile])
     return (
         "# written by casemate lab up; do not edit\n"
         "all:\n"
         "  children:\n"
-        "    docker_hosts:\n"
-        "      hosts:\n"
-        f"{hosts}"
+        f"{groups}"
         "  vars:\n"
         "    ansible_connection: docker        # the short name on purpose: the mitogen strategy"
         " only accelerates this one\n"
