@@ -101,7 +101,7 @@ def test_manifest_flag_with_and_without_the_live_process() -> None:
     stopped = obs({f"read:{APISERVER}": good, "proc_any:kube-apiserver": {"running": False}})
     v = run("manifest_flag", p, stopped)
     assert v.status is Status.PASS
-    assert "manifest alone was judged" in v.observed
+    assert v.observed == "false (from manifest; no kube-apiserver process runs here)"
     live_old = {"running": True, "argv": ["kube-apiserver", "--profiling=true"]}
     v = run(
         "manifest_flag", p, obs({f"read:{APISERVER}": good, "proc_any:kube-apiserver": live_old})
@@ -374,3 +374,12 @@ def test_subset_of_allowed_values() -> None:
     weak = kubelet({"tlsCipherSuites": [*allowed, "TLS_RSA_WITH_AES_128_CBC_SHA"]})
     assert run("kubelet_config_key", p, weak).status is Status.FAIL
     assert run("kubelet_config_key", p, kubelet({})).status is Status.FAIL  # Go's defaults: not set
+
+
+def test_kubelet_unset_says_where_it_looked() -> None:
+    p = {"pointer": "/tlsCipherSuites", "flags": ["--tls-cipher-suites"], "type": "list",
+         "op": "nonempty"}  # fmt: skip
+    v = run("kubelet_config_key", p, kubelet({}))
+    assert v.observed == (
+        "<unset> (not on the kubelet.service's command line nor in /var/lib/kubelet/config.yaml)"
+    )

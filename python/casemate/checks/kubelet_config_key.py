@@ -104,4 +104,9 @@ class KubeletConfigKey:
             said = f"{source} the " if source.endswith("which means") else ""
             value, source = coerce(p.unset, p.type), f"{said}kubelet default"
         status = Status.PASS if compare(p.op, value, p.value) else Status.FAIL
+        if value is MISSING:
+            places = [f"on the {where}'s command line"] if p.flags else []
+            if p.pointer is not None:
+                places.append(f"in {raw.get('config_path')}")
+            return Verdict(status, expected, f"<unset> (not {' nor '.join(places)})", (probe.key,))
         return Verdict(status, expected, f"{show(value)} (from {source})", (probe.key,))

@@ -101,12 +101,8 @@ class ManifestFlag:
         if error_of(proc):
             return Verdict(Status.ERROR, expected, f"{seen}; {error_of(proc)}", evidence)
         if not proc.get("running"):
-            return Verdict(
-                Status.PASS if ok else Status.FAIL,
-                expected,
-                f"{seen}; no {p.process} process runs here, so the manifest alone was judged",
-                evidence,
-            )
+            seen = seen[:-1] + f"; no {p.process} process runs here)"
+            return Verdict(Status.PASS if ok else Status.FAIL, expected, seen, evidence)
         live, live_source = _value([str(a) for a in proc.get("argv", [])], p)
         live_ok = compare(p.op, live, p.value)
         shown = f"{show(live)} (from the running {p.process}'s {live_source})"
