@@ -8,7 +8,8 @@ module: auditd_rules_facts
 short_description: Resolve watched paths and report the audit system's state (read-only)
 options:
   targets: {description: name -> one of path, unit (its unit file) or command (on PATH), type: dict, required: true}
-  rules_file: {description: the rule file casemate owns, type: path, required: true}
+  rules_file: {description: the Docker rule file casemate owns, type: path, required: true}
+  host_rules_file: {description: the host rule file casemate owns (identity, sudoers, runsc), type: path, required: false}
 """
 
 RETURN = r"""
@@ -16,7 +17,8 @@ paths: {description: name -> resolved path, or empty when it does not exist here
 container: {description: the container technology the host runs in, or empty, type: str}
 auditctl: {description: whether auditctl can talk to the kernel's audit system here, type: bool}
 installed: {description: whether auditd's unit is known to systemd, type: bool}
-current: {description: the content of casemate's rule file, or empty, type: str}
+current: {description: the content of casemate's Docker rule file, or empty, type: str}
+host_current: {description: the content of casemate's host rule file, or empty, type: str}
 packages_dry_run: {description: whether the package manager can dry-run here (apt needs python3-apt), type: bool}
 """
 
@@ -39,11 +41,20 @@ def resolve(module, target):
     return shutil.which(target.get("command", "")) or ""
 
 
+def read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
             "targets": {"type": "dict", "required": True},
             "rules_file": {"type": "path", "required": True},
+            "host_rules_file": {"type": "path", "required": False},
         },
         supports_check_mode=True,
     )
@@ -53,11 +64,10 @@ def main():
     rc, out, _ = module.run_command(
         ["systemctl", "show", "auditd.service", "-p", "LoadState", "--value"]
     )
-    try:
-        with open(module.params["rules_file"]) as handle:
-            current = handle.read()
-    except OSError:
-        current = ""
+    current = read(module.params["rules_file"])
+    host_current = (
+        read(module.params["host_rules_file"]) if module.params["host_rules_file"] else ""
+    )
     module.exit_json(
         changed=False,
         paths={name: resolve(module, t) for name, t in module.params["targets"].items()},
@@ -65,6 +75,7 @@ def main():
         auditctl=auditctl,
         installed=out.strip() == "loaded",
         current=current,
+        host_current=host_current,
         packages_dry_run=not shutil.which("apt-get") or importlib.util.find_spec("apt") is not None,
     )
 

@@ -1,0 +1,134 @@
+"""conf_key: a setting of a plain-text configuration file, as the program that reads it would see
+it: `KEY VALUE` lines (login.defs, limits.conf, where the key may be several words: `* hard core`)
+or INI sections (`[Coredump]` / `Storage=none`, systemd's files and drop-ins). The files are read in
+the order given (globs in name order); a later setting wins, and with none the program's built-in
+value (`unset`) applies."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from casemate.checks.argv import ValueType, coerce
+from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
+from casemate.checks.compare import MISSING, UNARY, Op, compare, describe, show
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+class ConfKeyParams(Params):
+    paths: list[str] = Field(min_length=1)  # files or globs, in the order the program reads them
+    key: str = Field(min_length=1)
+    format: Literal["words", "ini"] = "words"
+    section: str | None = None  # ini: the [section] the key belongs to
+    ignore_case: bool = False  # match the key case-insensitively (PAM reads login.defs so)
+    type: ValueType = "str"
+    unset: Any = None  # the program's built-in value when no file sets the key
+    op: Op = Op.EQ
+    value: Any = None
+    missing: Literal["fail", "not_applicable"] = "fail"  # when none of the files exists
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConfKeyParams:
+        if self.op not in UNARY and self.value is None:
+            raise ValueError(f"op '{self.op}' needs a value")
+        if (self.section is not None) != (self.format == "ini"):
+            raise ValueError("section goes with format: ini, and format: ini needs a section")
+        return self
+
+
+def file_probe(path: str) -> Probe:
+    return Probe("read_glob", path) if _GLOB.search(path) else Probe("read", path)
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    value: str
+    path: str
+    line: int
+
+
+def _same(a: str, b: str, ignore_case: bool) -> bool:
+    return a.lower() == b.lower() if ignore_case else a == b
+
+
+def _words(p: ConfKeyParams, path: str, text: str) -> list[Setting]:
+    want = p.key.split()
+    found = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        words = raw.split("#", 1)[0].split()
+        head = words[: len(want)]
+        if len(words) > len(want) and all(
+            _same(a, b, p.ignore_case) for a, b in zip(head, want, strict=True)
+        ):
+            found.append(Setting(" ".join(words[len(want) :]), path, number))
+    return found
+
+
+def _ini(p: ConfKeyParams, path: str, text: str) -> list[Setting]:
+    found = []
+    section = ""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+            continue
+        key, eq, value = line.partition("=")
+        if eq and section == p.section and _same(key.strip(), p.key, p.ignore_case):
+            found.append(Setting(value.strip(), path, number))
+    return found
+
+
+def _files(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The existing files of a `read` or `read_glob` observation."""
+    if "files" in raw:
+        return [f for f in raw["files"] if isinstance(f, Mapping) and f.get("exists")]
+    return [raw] if raw.get("exists") else []
+
+
+class ConfKey:
+    name: ClassVar[str] = "conf_key"
+    params: ClassVar[type[ConfKeyParams]] = ConfKeyParams
+
+    def wants(self, p: ConfKeyParams) -> list[Probe]:
+        return [file_probe(path) for path in p.paths]
+
+    def judge(self, p: ConfKeyParams, obs: Observations) -> Verdict:
+        probes = [file_probe(path) for path in p.paths]
+        evidence = tuple(probe.key for probe in probes)
+        where = f"[{p.section}] " if p.section else ""
+        expected = f"{where}{p.key} {describe(p.op, p.value)}"
+        files: list[Mapping[str, Any]] = []
+        for probe in probes:
+            raw = obs.get(probe)
+            err = error_of(raw) or next((error_of(f) for f in raw.get("files", [])), None)
+            if err:
+                return Verdict(Status.ERROR, expected, err, evidence)
+            files.extend(_files(raw))
+        if not files:
+            status = Status.NOT_APPLICABLE if p.missing == "not_applicable" else Status.FAIL
+            return Verdict(status, expected, f"none of {', '.join(p.paths)} exists", evidence)
+        parse = _ini if p.format == "ini" else _words
+        settings = [
+            s for f in files for s in parse(p, str(f.get("path")), str(f.get("content", "")))
+        ]
+        value: Any
+        if settings:
+            last = settings[-1]
+            value, source = last.value, f"{last.path}:{last.line}"
+            if len(settings) > 1:
+                source += f"; set {len(settings)} times, the last wins"
+        elif p.unset is not None:
+            value, source = p.unset, "built-in default"
+        else:
+            value, source = MISSING, "not set in any file"
+        if value is not MISSING:
+            value = coerce(value, p.type)
+        status = Status.PASS if compare(p.op, value, p.value) else Status.FAIL
+        return Verdict(status, expected, f"{p.key} = {show(value)} ({source})", evidence)

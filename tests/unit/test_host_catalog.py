@@ -1,0 +1,270 @@
+"""The casemate host baseline (sections 2-4) judged on crafted hosts: a real (non-container) host
+set right passes everything, one set wrong fails every automated control, including those a lab
+node cannot be made to get wrong (machine-wide kernel parameters, loaded audit rules, at, a
+systemd-coredump that keeps dumps); inside a container the machine-wide ones are not_verifiable
+whatever their value, never pass; and the container-engine preconditions pick the right ip_forward
+control and leave rp_filter to the CNI plugin where a kubelet runs."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from casemate.catalog.loader import load_catalog
+from casemate.checks import builtin_kinds
+from casemate.checks.base import Observations, Probe, Status
+from casemate.verify import Selection, judge, select, wanted_probes
+
+from .obs import stat
+
+KINDS = builtin_kinds()
+ENTRIES = [
+    e
+    for e in select(load_catalog(None, KINDS), Selection(level=2, benchmark="casemate-host"))
+    if e.section in ("2", "3", "4")
+]
+AUTOMATED = [e for e in ENTRIES if e.control.automated]
+MACHINE_WIDE = {f"cm_host_3_{n}" for n in range(1, 9)}
+AUDIT = {"cm_host_2_2", "cm_host_2_3", "cm_host_2_4"}
+
+GOOD_SYSCTL = {
+    "kernel.kptr_restrict": 1, "kernel.dmesg_restrict": 1, "kernel.randomize_va_space": 2,
+    "kernel.yama.ptrace_scope": 1, "kernel.unprivileged_bpf_disabled": 2,
+    "fs.protected_hardlinks": 1, "fs.protected_symlinks": 1, "fs.protected_fifos": 2,
+    "fs.protected_regular": 2, "fs.suid_dumpable": 0,
+    **{f"net.{v}.conf.{i}.{k}": 0 for v in ("ipv4", "ipv6") for i in ("all", "default") for k in ("accept_redirects", "accept_source_route")},
+    **{f"net.ipv4.conf.{i}.{k}": 0 for i in ("all", "default") for k in ("send_redirects", "secure_redirects")},
+    **{f"net.ipv4.conf.{i}.{k}": 1 for i in ("all", "default") for k in ("rp_filter", "log_martians")},
+    "net.ipv4.icmp_echo_ignore_broadcasts": 1, "net.ipv4.icmp_ignore_bogus_error_responses": 1,
+    "net.ipv4.tcp_syncookies": 1, "net.ipv4.ip_forward": 1,
+    "net.bridge.bridge-nf-call-iptables": 1, "net.bridge.bridge-nf-call-ip6tables": 1,
+}  # fmt: skip
+# Each key one step off what the control wants (ptrace_scope 0, bpf 0, fifos 1, rp_filter 0...).
+BAD_SYSCTL = {
+    k: (0 if v else 1) if k != "kernel.randomize_va_space" and "protected_fifos" not in k else 1
+    for k, v in GOOD_SYSCTL.items()
+}
+WATCHED = [
+    "-w /etc/passwd -p wa -k identity", "-w /etc/group -p wa -k identity",
+    "-w /etc/shadow -p wa -k identity", "-w /etc/gshadow -p wa -k identity",
+    "-w /etc/security/opasswd -p wa -k identity", "-w /etc/sudoers -p wa -k scope",
+    "-w /etc/sudoers.d -p wa -k scope", "-w /usr/bin/runsc -k runtime",
+]  # fmt: skip
+CRON_DIRS = ["/etc/cron.d", *(f"/etc/cron.{p}ly" for p in ("hour", "dai", "week", "month", "year"))]
+
+
+@dataclass
+class Host:
+    """What a crafted host answers to each probe."""
+
+    container: str = ""
+    sysctl: dict[str, Any] = field(default_factory=lambda: dict(GOOD_SYSCTL))
+    engines: str = "dockerd containerd"
+    kubelet: str = ""
+    modprobe: str = ""
+    rules: str = "\n".join(WATCHED) + "\n"
+    loaded: dict[str, Any] = field(
+        default_factory=lambda: {"rc": 0, "stdout": "\n".join(WATCHED) + "\n", "stderr": ""}
+    )
+    auditd: str = "enabled"
+    pam: str = "yescrypt rounds=5"
+    coredumpd: str = "installed"
+    cron: str = "installed"
+    at: str = "installed"
+    units: dict[str, str] = field(default_factory=lambda: {"avahi-daemon.service": "disabled"})
+    texts: dict[str, str] = field(
+        default_factory=lambda: {
+            "/etc/security/limits.conf": "# stock\n",
+            "/etc/security/limits.d/99-zz-casemate-core.conf": "* hard core 0\n",
+            "/etc/systemd/coredump.conf": "[Coredump]\n#Storage=external\n",
+            "/etc/systemd/coredump.conf.d/99-zz-casemate.conf": "[Coredump]\nStorage=none\nProcessSizeMax=0\n",
+            "/etc/login.defs": "ENCRYPT_METHOD YESCRYPT\nPASS_MAX_DAYS 365\nUMASK 027\n",
+            "/proc/self/mountinfo": "1 0 0:1 / / rw - ext4 /dev/sda1 rw\n"
+            "2 1 0:2 / /tmp rw,nosuid,nodev,noexec - tmpfs tmpfs rw\n",
+        }
+    )
+    files: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {
+            **{p: stat(p) for p in ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow")},
+            "/etc/security/opasswd": stat("/etc/security/opasswd", "0600"),
+            "/etc/sudoers": stat("/etc/sudoers", "0440"),
+            "/etc/sudoers.d": stat("/etc/sudoers.d", "0755", kind="dir"),
+            "/etc/crontab": stat("/etc/crontab", "0600"),
+            **{d: stat(d, "0700", kind="dir") for d in CRON_DIRS},
+            "/etc/cron.allow": stat("/etc/cron.allow", "0640"),
+            "/etc/at.allow": stat("/etc/at.allow", "0600"),
+        }
+    )
+
+    def commands(self) -> list[tuple[str, str]]:
+        return [
+            ("for c in dockerd containerd kubelet", self.engines),
+            ("command -v kubelet", self.kubelet),
+            ("modprobe.d", self.modprobe),
+            ("common-password", self.pam),
+            ("systemd-coredump", self.coredumpd),
+            ("/usr/sbin/cron", self.cron),
+            ("/usr/bin/at", self.at),
+            ("command -v runsc", "/usr/bin/runsc"),
+        ]
+
+    def answer(self, probe: Probe) -> dict[str, Any]:
+        kind, arg = probe.kind, probe.arg
+        if kind == "sysctl":
+            value = self.sysctl.get(arg)
+            return {"exists": False} if value is None else {"exists": True, "value": str(value)}
+        if kind == "stat":
+            return self.files.get(arg, {"path": arg, "exists": False})
+        if kind == "glob":
+            return {
+                "matches": [s for p, s in sorted(self.files.items()) if fnmatch.fnmatch(p, arg)]
+            }
+        if kind == "read":
+            found = self.texts.get(arg)
+            return (
+                {"path": arg, "exists": False}
+                if found is None
+                else {"path": arg, "exists": True, "content": found}
+            )
+        if kind == "read_glob":
+            return {"files": [{"path": p, "exists": True, "content": c} for p, c in sorted(self.texts.items()) if fnmatch.fnmatch(p, arg)]}  # fmt: skip
+        if kind == "unit":
+            state = self.units.get(arg)
+            props = (
+                {"LoadState": "loaded", "UnitFileState": state, "ActiveState": "active" if state == "enabled" else "inactive"}
+                if state
+                else {"LoadState": "not-found", "UnitFileState": "", "ActiveState": "inactive"}
+            )  # fmt: skip
+            if arg == "auditd.service":
+                props = {
+                    "LoadState": "loaded",
+                    "UnitFileState": self.auditd,
+                    "ActiveState": "active",
+                }
+            return {"properties": props, "fragment": {"exists": bool(state)}, "dropins": []}
+        if arg.startswith("cat /etc/audit/rules.d"):
+            return {"rc": 0, "stdout": self.rules, "stderr": ""}
+        if arg.startswith("auditctl"):
+            return self.loaded
+        out = next((o for needle, o in self.commands() if needle in arg), None)
+        assert out is not None, f"no crafted answer for {probe.key}"
+        return {"rc": 0, "stdout": out + "\n", "stderr": ""}
+
+    def observations(self) -> Observations:
+        data = {p.key: self.answer(p) for p in wanted_probes(ENTRIES, KINDS)}
+        return Observations(host="h1", facts={"container": self.container}, data=data)
+
+
+def verdicts(host: Host) -> dict[str, Status]:
+    o = host.observations()
+    return {e.id: judge(e, o, KINDS).status for e in AUTOMATED}
+
+
+def bad_host(**changes: Any) -> Host:
+    wrong = Host(
+        sysctl=dict(BAD_SYSCTL),
+        modprobe="install overlay /bin/false",
+        rules="",
+        loaded={"rc": 0, "stdout": "No rules\n", "stderr": ""},
+        auditd="disabled",
+        pam="md5 rounds=none",
+        units={"avahi-daemon.service": "enabled", "cups.socket": "enabled"},
+    )
+    wrong.texts.update(
+        {
+            "/etc/security/limits.d/99-zz-casemate-core.conf": "* hard core unlimited\n",
+            "/etc/systemd/coredump.conf.d/99-zz-casemate.conf": "[Coredump]\nStorage=external\n",
+            "/etc/login.defs": "ENCRYPT_METHOD MD5\nPASS_MAX_DAYS 99999\nUMASK 022\n",
+            "/proc/self/mountinfo": "1 0 0:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:2 / /tmp rw,nodev - tmpfs tmpfs rw\n",
+        }
+    )
+    wrong.files.update(
+        {
+            "/etc/crontab": stat("/etc/crontab", "0644"),
+            **{d: stat(d, "0755", kind="dir") for d in CRON_DIRS},
+            "/etc/cron.deny": stat("/etc/cron.deny", "0644"),
+            "/etc/at.deny": stat("/etc/at.deny", "0640"),
+        }
+    )
+    del wrong.files["/etc/cron.allow"], wrong.files["/etc/at.allow"]
+    return replace(wrong, **changes)
+
+
+def test_the_host_sections_are_all_there() -> None:
+    assert {e.id for e in ENTRIES} == {
+        *(f"cm_host_2_{n}" for n in range(1, 5)),
+        *(f"cm_host_3_{n}" for n in range(1, 21)),
+        *(f"cm_host_4_{n}" for n in range(1, 13)),
+    }
+    assert {e.id for e in ENTRIES if e.control.mode == "check-only"} == {
+        "cm_host_3_20",
+        "cm_host_4_6",
+    }
+
+
+def test_a_real_host_set_right_passes_everything() -> None:
+    got = verdicts(Host())
+    assert {c: s for c, s in got.items() if s is not Status.PASS} == {
+        "cm_host_3_17": Status.NOT_APPLICABLE  # an engine runs: cm_host_3_18 applies instead
+    }
+
+
+def test_a_real_host_set_wrong_fails_every_automated_control() -> None:
+    got = verdicts(bad_host())
+    assert {c: s for c, s in got.items() if s is not Status.FAIL} == {
+        "cm_host_3_17": Status.NOT_APPLICABLE
+    }
+    # without an engine, forwarding must be off; the engine's own controls do not apply
+    plain = verdicts(bad_host(engines="", sysctl={**BAD_SYSCTL, "net.ipv4.ip_forward": 1}))
+    assert plain["cm_host_3_17"] is Status.FAIL
+    assert {plain[c] for c in ("cm_host_3_18", "cm_host_3_19", "cm_host_3_20")} == {
+        Status.NOT_APPLICABLE
+    }
+    assert (
+        verdicts(Host(engines="", sysctl={**GOOD_SYSCTL, "net.ipv4.ip_forward": 0}))["cm_host_3_17"]
+        is Status.PASS
+    )
+
+
+def test_rules_in_files_but_not_loaded_fail_on_a_real_host() -> None:
+    got = verdicts(Host(loaded={"rc": 0, "stdout": "No rules\n", "stderr": ""}))
+    assert {c for c, s in got.items() if s is Status.FAIL} == AUDIT
+
+
+def test_inside_a_container_machine_wide_and_audit_are_never_pass() -> None:
+    for host in (Host(container="docker"), bad_host(container="docker")):
+        got = verdicts(host)
+        assert {got[c] for c in MACHINE_WIDE - {"cm_host_3_4"}} == {Status.NOT_VERIFIABLE}
+    good = verdicts(Host(container="docker", loaded={"rc": 1, "stdout": "", "stderr": "refused"}))
+    assert {good[c] for c in AUDIT} == {Status.NOT_VERIFIABLE}
+    assert {c: s for c, s in good.items() if s is Status.FAIL} == {}
+    # the rule files are still judged: missing rules fail even where loading cannot be seen
+    assert {verdicts(bad_host(container="docker"))[c] for c in AUDIT} == {Status.FAIL}
+
+
+def test_a_kernel_without_a_key_is_not_concerned() -> None:
+    sysctl = {k: v for k, v in GOOD_SYSCTL.items() if "yama" not in k and "ipv6" not in k}
+    got = verdicts(Host(sysctl=sysctl))
+    assert got["cm_host_3_4"] is Status.NOT_APPLICABLE  # no Yama
+    assert got["cm_host_3_10"] is Status.PASS  # the IPv4 half still judged
+
+
+def test_a_kubelet_leaves_reverse_path_filtering_to_the_cni() -> None:
+    host = bad_host(engines="containerd kubelet", kubelet="/usr/bin/kubelet")
+    o = host.observations()
+    entry = next(e for e in ENTRIES if e.id == "cm_host_3_13")
+    v = judge(entry, o, KINDS)
+    assert v.status is Status.NOT_APPLICABLE
+    assert "kubelet" in v.observed
+    forward = judge(next(e for e in ENTRIES if e.id == "cm_host_3_17"), o, KINDS)
+    assert forward.status is Status.NOT_APPLICABLE
+    assert "containerd kubelet" in forward.observed
+
+
+def test_optional_software_absent_is_not_concerned() -> None:
+    got = verdicts(bad_host(coredumpd="absent", at="absent", cron="absent"))
+    assert {got[c] for c in ("cm_host_4_3", "cm_host_4_11", "cm_host_4_12")} == {
+        Status.NOT_APPLICABLE
+    }
+    assert verdicts(Host(units={}))["cm_host_4_1"] is Status.PASS  # none installed

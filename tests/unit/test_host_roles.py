@@ -1,0 +1,180 @@
+"""The host roles' planning, without a host: what the sysctl role writes and applies (never a
+machine-wide parameter inside a container, what the engines need kept, stricter values kept, other
+controls' keys left alone), and how host_baseline rewrites login.defs and narrows modes."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from casemate.locations import content_root
+
+ROLES = content_root() / "roles"
+
+
+def module(role: str, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROLES / role / "library" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+SYSCTL = module("sysctl", "sysctl_facts")
+BASELINE = module("host_baseline", "host_baseline_facts")
+DEFAULTS = yaml.safe_load((ROLES / "sysctl" / "defaults" / "main.yml").read_text())
+VARS = yaml.safe_load((ROLES / "sysctl" / "vars" / "main.yml").read_text())
+EVERY_KEY = sorted({k for keys in VARS["sysctl_controls"].values() for k in keys})
+
+
+def params(wanted: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "wanted": EVERY_KEY if wanted is None else wanted,
+        "settings": DEFAULTS["sysctl_settings"],
+        "engine_settings": DEFAULTS["sysctl_engine_settings"],
+        "no_engine_settings": DEFAULTS["sysctl_no_engine_settings"],
+        "accepted": DEFAULTS["sysctl_accepted"],
+        "cni_owned": DEFAULTS["sysctl_cni_owned"],
+        "machine_wide": VARS["sysctl_machine_wide"],
+    }
+
+
+def running(**overrides: str | None) -> dict[str, str | None]:
+    """A kernel where every key exists with a value none of the controls wants."""
+    values: dict[str, str | None] = dict.fromkeys(EVERY_KEY, "7")
+    values.update(overrides)
+    return values
+
+
+def keys_of(content: str) -> dict[str, str]:
+    return SYSCTL.parse_file(content)  # type: ignore[no-any-return]
+
+
+def test_inside_a_container_no_machine_wide_key_is_written_or_applied() -> None:
+    old = "kernel.kptr_restrict = 1\nfs.suid_dumpable = 0\nnet.ipv4.tcp_syncookies = 1\n"
+    content, apply, notes = SYSCTL.plan(params(), "docker", ["dockerd"], running(), old)
+    written = keys_of(content)
+    machine = ("kernel.", "fs.", "vm.")
+    assert written and not [k for k in written if k.startswith(machine)]
+    assert apply and not [a for a in apply if a.startswith(machine)]
+    assert all(k.startswith("net.") for k in written)
+    assert "kernel.*, fs.* and vm.* belong to the whole machine" in content
+    assert any("not managed on this host" in n and "kernel.kptr_restrict" in n for n in notes)
+
+
+def test_on_a_real_host_everything_is_written_and_applied() -> None:
+    content, apply, _ = SYSCTL.plan(params(), "", [], running(), "")
+    written = keys_of(content)
+    assert written["kernel.kptr_restrict"] == "1"
+    assert written["net.ipv4.ip_forward"] == "0"  # no engine: no forwarding
+    assert "net.bridge.bridge-nf-call-iptables" not in written  # engine settings only with one
+    assert "fs.suid_dumpable=0" in apply
+    again, apply2, _ = SYSCTL.plan(params(), "", [], {**running(), **written}, content)
+    assert (again, apply2) == (content, [])  # a second run changes nothing
+
+
+def test_an_engine_keeps_forwarding_and_bridge_netfilter() -> None:
+    content, apply, notes = SYSCTL.plan(params(), "", ["dockerd", "containerd"], running(), "")
+    written = keys_of(content)
+    assert written["net.ipv4.ip_forward"] == "1"
+    assert written["net.bridge.bridge-nf-call-iptables"] == "1"
+    assert "net.ipv4.ip_forward=1" in apply
+    assert any(n.startswith("kept for the container engine (dockerd, containerd)") for n in notes)
+
+
+def test_a_kubelet_leaves_rp_filter_to_the_cni_and_a_missing_key_is_skipped() -> None:
+    kernel = running(**{"kernel.yama.ptrace_scope": None})
+    content, apply, notes = SYSCTL.plan(params(), "", ["kubelet"], kernel, "")
+    written = keys_of(content)
+    assert "net.ipv4.conf.all.rp_filter" not in written
+    assert "kernel.yama.ptrace_scope" not in written
+    assert not [a for a in apply if "rp_filter" in a or "yama" in a]
+    assert any("left to the CNI plugin" in n for n in notes)
+    assert any(n == "not on this kernel: kernel.yama.ptrace_scope" for n in notes)
+
+
+def test_stricter_running_values_are_kept() -> None:
+    kernel = running(**{"kernel.yama.ptrace_scope": "3", "kernel.unprivileged_bpf_disabled": "1"})
+    content, apply, notes = SYSCTL.plan(params(), "", [], kernel, "")
+    assert not [a for a in apply if "ptrace_scope" in a or "unprivileged_bpf" in a]
+    assert keys_of(content)["kernel.yama.ptrace_scope"] == "1"  # the file holds the setting
+    assert any("kernel.yama.ptrace_scope=3" in n for n in notes)
+
+
+def test_keys_of_controls_not_selected_stay_as_they_are() -> None:
+    old = "net.ipv4.tcp_syncookies = 1\nnet.ipv4.conf.all.log_martians = 1\n"
+    kernel = running(**{"net.ipv4.tcp_syncookies": "1", "net.ipv4.conf.all.log_martians": "1"})
+    content, apply, _ = SYSCTL.plan(params(["kernel.dmesg_restrict"]), "", [], kernel, old)
+    assert keys_of(content) == {
+        "kernel.dmesg_restrict": "1",
+        "net.ipv4.tcp_syncookies": "1",
+        "net.ipv4.conf.all.log_martians": "1",
+    }
+    assert apply == ["kernel.dmesg_restrict=1"]
+
+
+def test_login_defs_sets_each_key_once(tmp_path: Path) -> None:
+    path = tmp_path / "login.defs"
+    path.write_text(
+        "# UMASK 077\nUMASK\t\t022\nPASS_MAX_DAYS 99999\nUMASK 002\nMAIL_DIR /var/mail\n"
+    )
+    wanted = {"UMASK": "027", "PASS_MAX_DAYS": 365, "ENCRYPT_METHOD": "YESCRYPT"}
+    found = BASELINE.login_defs(str(path), wanted)
+    assert found["new"].splitlines() == [
+        "# UMASK 077",
+        "UMASK\t027",
+        "PASS_MAX_DAYS\t365",
+        "# UMASK 002  (casemate: set above)",
+        "MAIL_DIR /var/mail",
+        "# set by casemate",
+        "ENCRYPT_METHOD\tYESCRYPT",
+    ]
+    path.write_text(found["new"])
+    assert BASELINE.login_defs(str(path), wanted)["new"] == found["new"]  # idempotent
+    assert BASELINE.login_defs(str(tmp_path / "none"), wanted)["exists"] is False
+
+
+def test_modes_are_narrowed_never_widened(tmp_path: Path) -> None:
+    loose, tight = tmp_path / "crontab", tmp_path / "cron.d"
+    loose.write_text("")
+    loose.chmod(0o644)
+    tight.mkdir()
+    tight.chmod(0o500)
+    fixes = BASELINE.mode_fixes(
+        {str(loose): "0600", str(tight): "0700", str(tmp_path / "x"): "0600"}
+    )
+    by_path = {f["path"]: f for f in fixes}
+    assert by_path[str(loose)]["fixed"] == "0600"
+    if os.geteuid() == 0:  # as root the files are root:root, so only the mode can be wrong
+        assert str(tight) not in by_path
+
+
+class Systemctl:
+    def __init__(self, fragment: str) -> None:
+        self.fragment = fragment
+
+    def run_command(self, argv: list[str]) -> tuple[int, str, str]:
+        return 0, self.fragment + "\n", ""
+
+
+def test_tmp_mount_plans_the_fstab_line_or_the_unit(monkeypatch: Any, tmp_path: Path) -> None:
+    files = {
+        "/proc/self/mountinfo": "1 0 0:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:2 / /tmp rw,nodev - tmpfs tmpfs rw\n",
+        "/etc/fstab": "# /tmp\ntmpfs /tmp tmpfs defaults,nodev 0 0\n",
+    }
+    monkeypatch.setattr(BASELINE, "read", files.get)
+    found = BASELINE.tmp_mount(Systemctl(""), ["nosuid", "nodev", "noexec"])
+    assert found["mounted"] and found["missing"] == ["nosuid", "noexec"]
+    assert found["fstab"]["new"] == "tmpfs\t/tmp\ttmpfs\tdefaults,nodev,nosuid,noexec\t0\t0"
+    assert found["unit"] is None
+    unit = tmp_path / "tmp.mount"
+    unit.write_text("[Mount]\nWhat=tmpfs\nOptions=mode=1777,strictatime,nosuid,nodev\n")
+    files.update({"/etc/fstab": "", str(unit): unit.read_text()})
+    found = BASELINE.tmp_mount(Systemctl(str(unit)), ["nosuid", "nodev", "noexec"])
+    assert found["fstab"] is None
+    assert found["unit"]["options"] == "mode=1777,strictatime,nosuid,nodev,noexec"
