@@ -46,10 +46,10 @@ class Sysctl:
             return Verdict(
                 Status.NOT_VERIFIABLE,
                 expected,
-                f"{value} (machine-wide setting; this host is a {obs.container} container and "
-                "cannot own it)",
+                f"{p.name} = {value} (machine-wide setting; this host is a {obs.container} "
+                "container and cannot own it)",
                 (probe.key, "facts"),
             )
         wanted = " ".join(str(p.value).split())
         status = Status.PASS if compare(p.op, value, wanted) else Status.FAIL
-        return Verdict(status, expected, value, (probe.key,))
+        return Verdict(status, expected, f"{p.name} = {value}", (probe.key,))
