@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from casemate import __version__
+from casemate import __version__, breakglass
 from casemate.catalog.loader import Catalog, load_catalog
 from casemate.catalog.model import Entry
 from casemate.checks import builtin_kinds
@@ -252,10 +252,10 @@ def _progress(c: Ctx) -> Any:
 
 def _print_lab(c: Ctx, status: Any) -> None:
     t = Table(title=f"lab {status.name} ({status.image or 'no image'})", title_justify="left")
-    for col in ("node", "address", "state", "health"):
+    for col in ("node", "profile", "address", "state", "health"):
         t.add_column(col)
     for n in status.nodes:
-        t.add_row(n.name, n.address or "-", n.state, n.health)
+        t.add_row(n.name, n.profile, n.address or "-", n.state, n.health)
     c.out.print(t)
     if status.inventory is not None:
         c.out.print(f"inventory: {status.inventory}")
@@ -268,10 +268,15 @@ def lab_up_cmd(
     name: LabName = "lab",
     release: Annotated[str, typer.Option(help="Debian release of the nodes.")] = "bookworm",
     rebuild: Annotated[bool, typer.Option(help="Rebuild the node image even if cached.")] = False,
+    profile: Annotated[
+        str, typer.Option(help="docker (container hosts) or k8s (kubeadm v1.32 nodes).")
+    ] = "docker",
 ) -> None:
     """Build (or reuse) the node image and start the lab's node containers."""
     c = _ctx(ctx)
-    status = lab_up(name, nodes, c.state, _progress(c), release=release, rebuild=rebuild)
+    status = lab_up(
+        name, nodes, c.state, _progress(c), release=release, rebuild=rebuild, profile=profile
+    )
     _print_lab(c, status)
 
 
@@ -383,6 +388,14 @@ def harden_cmd(
     ] = "linear",
     forks: ForksOpt = 10,
     profile: ProfileOpt = "standard",
+    break_glass: Annotated[
+        str | None,
+        typer.Option(
+            "--break-glass",
+            help="Profile immutable over SSH: the way in once SSH is off "
+            "(console, serial, docker, ssm); docker is proven with a command first.",
+        ),
+    ] = None,
 ) -> int:
     """Apply the selected controls with Ansible; exit 3 if any host failed or was unreachable."""
     c = _ctx(ctx)
@@ -395,6 +408,11 @@ def harden_cmd(
     entries = select(catalog, selection)
     inv = resolve_inventory(inventory)
     harden_plan = plan(entries, inv, limit)
+    # before any host is touched: SSH goes off only where a break-glass path is named (and proven)
+    paths = breakglass.assess(
+        inv, harden_plan.hosts, profile, break_glass, breakglass.turns_ssh_off(harden_plan.entries)
+    )
+    glass = breakglass.prove(inv, paths) if paths else None
     content = content_root()
     run = new_run(c.state, "harden")
     mode = " (check mode)" if check else ""
@@ -402,6 +420,9 @@ def harden_cmd(
         f"hardening {len(harden_plan.hosts)} host(s), {len(harden_plan.tags)} controls, "
         f"level {level}, profile {profile}{mode}"
     )
+    for host, way in (glass or {}).items():
+        proof = "proven" if way["proven"] else "declared, not provable by casemate"
+        c.err.print(f"  break-glass {host}: {way['path']} ({proof})")
     began = time.monotonic()
     with _HardenProgress(c.err, harden_plan.hosts) as progress:
         outcome = run_harden(
@@ -418,6 +439,8 @@ def harden_cmd(
             forks=forks,
             command=sys.argv,
             on_event=progress,
+            break_glass=break_glass,
+            break_glass_record=glass,
         )
     if diff:
         _print_diffs(c, run)

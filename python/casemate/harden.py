@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,8 @@ def run_harden(
     forks: int,
     command: list[str],
     on_event: Callable[[HostEvent], None],
+    break_glass: str | None = None,
+    break_glass_record: Mapping[str, Any] | None = None,
 ) -> PlaybookOutcome:
     started = now_utc().isoformat()
     meta: dict[str, Any] = {
@@ -65,6 +67,12 @@ def run_harden(
         "check": check,
         "diff": diff,
     }
+    extravars: dict[str, Any] = {"casemate_level": level, "casemate_profile": profile}
+    if break_glass_record is not None:  # profile immutable: how each host stays reachable
+        meta["break_glass"] = {"flag": break_glass, "hosts": dict(break_glass_record)}
+        run.write_json("breakglass.json", meta["break_glass"])
+    if break_glass is not None:
+        extravars["casemate_break_glass"] = break_glass
     run.write_json("inventory.json", inventory.raw)
     run.write_json("run.json", meta | {"state": "running"})
     outcome = run_playbook(
@@ -74,7 +82,7 @@ def run_harden(
         inventory=inventory.source,
         hosts=harden_plan.hosts,
         tags=harden_plan.tags,
-        extravars={"casemate_level": level, "casemate_profile": profile},
+        extravars=extravars,
         check=check,
         diff=diff,
         strategy=strategy,

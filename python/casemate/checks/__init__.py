@@ -9,6 +9,7 @@ from casemate.checks.all_of import AllOf
 from casemate.checks.audit_rule import AuditRule
 from casemate.checks.base import CheckKind
 from casemate.checks.command_output import CommandOutput
+from casemate.checks.conf_key import ConfKey
 from casemate.checks.container_field import ContainerField
 from casemate.checks.container_rule import ContainerRule
 from casemate.checks.daemon_json_key import DaemonJsonKey
@@ -20,9 +21,15 @@ from casemate.checks.file_owner import FileOwner
 from casemate.checks.group_members import GroupMembers
 from casemate.checks.image_rule import ImageRule
 from casemate.checks.kubelet_config_key import KubeletConfigKey
+from casemate.checks.listening import Listening
 from casemate.checks.manifest_flag import ManifestFlag
+from casemate.checks.mount_options import MountOptions
+from casemate.checks.package_state import PackageState
 from casemate.checks.process_flag import ProcessFlag
 from casemate.checks.service_state import ServiceState
+from casemate.checks.services_off import ServicesOff
+from casemate.checks.ssh_host_keys import SshHostKeys
+from casemate.checks.sshd_option import SshdOption
 from casemate.checks.sysctl import Sysctl
 from casemate.checks.tls_client_auth import TlsClientAuth
 
@@ -33,6 +40,7 @@ def builtin_kinds() -> Mapping[str, CheckKind[Any]]:
         AllOf(),
         AuditRule(),
         CommandOutput(),
+        ConfKey(),
         ContainerField(),
         ContainerRule(),
         DaemonJsonKey(),
@@ -44,9 +52,15 @@ def builtin_kinds() -> Mapping[str, CheckKind[Any]]:
         GroupMembers(),
         ImageRule(),
         KubeletConfigKey(),
+        Listening(),
         ManifestFlag(),
+        MountOptions(),
+        PackageState(),
         ProcessFlag(),
         ServiceState(),
+        ServicesOff(),
+        SshHostKeys(),
+        SshdOption(),
         Sysctl(),
         TlsClientAuth(),
     ]

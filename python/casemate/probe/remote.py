@@ -1,6 +1,7 @@
 # casemate probe: runs ON THE TARGET HOST in one command and prints one JSON document.
 # It only reads. It must run on any python3 >= 3.6 with the standard library alone, so it is kept
 # free of casemate imports and of modern syntax. REQUEST is set by the controller before sending.
+import base64
 import glob
 import grp
 import json
@@ -8,6 +9,7 @@ import os
 import pwd
 import re
 import shlex
+import socket
 import ssl
 import stat
 import subprocess
@@ -65,6 +67,11 @@ def c_stat(path):
 
 def c_glob(pattern):
     return {"matches": [c_stat(p) for p in sorted(glob.glob(pattern, recursive=True))]}
+
+
+def c_read_glob(pattern):
+    """The content of every regular file a pattern matches, in name order (drop-in directories)."""
+    return {"files": [c_read(p) for p in sorted(glob.glob(pattern)) if os.path.isfile(p)]}
 
 
 def c_read(path):
@@ -469,6 +476,153 @@ def c_image_files(max_mib):
     return {"images": images}
 
 
+# --- SSH server (roles/sshd): effective configuration, host keys, listeners, packages ---------
+
+
+def _sshd_binary():
+    dirs = [*os.environ.get("PATH", "").split(os.pathsep), "/usr/sbin", "/usr/local/sbin", "/sbin"]
+    for directory in dirs:
+        path = os.path.join(directory, "sshd")
+        if directory and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def _sshd_effective(config):
+    """sshd -T: the configuration sshd would run with (drop-ins and defaults applied)."""
+    sshd = _sshd_binary()
+    if sshd is None or not os.path.exists(config):
+        return {"installed": False, "config": config}
+    res = _run([sshd, "-T", "-f", config])
+    if res.get("error") or res["rc"] != 0:
+        said = (res.get("error") or res["stderr"]).strip().splitlines()
+        return {
+            "installed": True,
+            "config": config,
+            "error": "sshd -T failed: %s" % (" ".join(said)[:300] or "exit %s" % res["rc"]),
+        }
+    options = {}
+    for line in res["stdout"].splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key:
+            options.setdefault(key.lower(), []).append(value.strip())
+    return {"installed": True, "config": config, "sshd": sshd, "options": options}
+
+
+def c_sshd_effective(config):
+    return _sshd_effective(config)
+
+
+def _ssh_string(blob, offset):
+    size = int.from_bytes(blob[offset : offset + 4], "big")
+    return blob[offset + 4 : offset + 4 + size], offset + 4 + size
+
+
+def _key_type_bits(line):
+    """(type, bits) read from the blob of an OpenSSH public key line."""
+    parts = line.split()
+    if len(parts) < 2:
+        return None, None
+    try:
+        blob = base64.b64decode(parts[1])
+        kind, offset = _ssh_string(blob, 0)
+        kind = kind.decode()
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    if kind == "ssh-rsa":
+        _, offset = _ssh_string(blob, offset)
+        modulus, _ = _ssh_string(blob, offset)
+        return "rsa", int.from_bytes(modulus, "big").bit_length()
+    if kind == "ssh-dss":
+        prime, _ = _ssh_string(blob, offset)
+        return "dsa", int.from_bytes(prime, "big").bit_length()
+    if kind.startswith("ecdsa-sha2-nistp"):
+        return "ecdsa", int(kind[len("ecdsa-sha2-nistp") :])
+    if kind == "ssh-ed25519":
+        return "ed25519", 256
+    return kind, None
+
+
+def c_ssh_host_keys(config):
+    """Every host key sshd loads (sshd -T) and every ssh_host_*_key in /etc/ssh, with its type and
+    size, read from the public half (or derived with ssh-keygen -y when that is missing)."""
+    eff = _sshd_effective(config)
+    if not eff.get("installed") or eff.get("error"):
+        return eff
+    configured = eff["options"].get("hostkey", [])
+    paths = sorted(set(configured) | set(glob.glob("/etc/ssh/ssh_host_*_key")))
+    keys = []
+    for path in paths:
+        entry = {"path": path, "configured": path in configured, "exists": os.path.exists(path)}
+        if entry["exists"]:
+            line = ""
+            try:
+                with open(path + ".pub") as handle:
+                    line = handle.read().strip()
+            except OSError:
+                res = _run(["ssh-keygen", "-y", "-f", path])
+                line = res["stdout"].strip() if res.get("rc") == 0 else ""
+            entry["type"], entry["bits"] = _key_type_bits(line)
+        keys.append(entry)
+    return {"installed": True, "config": config, "keys": keys}
+
+
+_TCP_STATES = {"0A": "listen"}
+
+
+def _hex_addr(text, family):
+    raw = bytes.fromhex(text)
+    if family == "ipv4":
+        return ".".join(str(b) for b in raw[::-1])
+    return socket.inet_ntop(
+        socket.AF_INET6, b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    )
+
+
+def c_listening(proto):
+    """Listening sockets from /proc/net/tcp and tcp6 (this host's network namespace)."""
+    sockets = []
+    for family, table in (("ipv4", "/proc/net/" + proto), ("ipv6", "/proc/net/" + proto + "6")):
+        try:
+            with open(table) as handle:
+                rows = [line.split() for line in list(handle)[1:]]
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return {"error": "read %s: %s" % (table, exc.strerror)}
+        for row in rows:
+            if len(row) < 4 or _TCP_STATES.get(row[3]) != "listen":
+                continue
+            addr, _, port = row[1].rpartition(":")
+            sockets.append(
+                {"family": family, "addr": _hex_addr(addr, family), "port": int(port, 16)}
+            )
+    return {"proto": proto, "sockets": sockets}
+
+
+def c_package(name):
+    """Whether a package is installed, from dpkg (Debian family) or rpm."""
+    res = _run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev}|${Version}", name])
+    if res.get("rc") != 127:
+        status, _, version = res["stdout"].partition("|")
+        installed = res["rc"] == 0 and status.startswith("ii")
+        return {
+            "manager": "dpkg",
+            "installed": installed,
+            "status": status.strip(),
+            "version": version.strip() if installed else "",
+        }
+    res = _run(["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", name])
+    if res.get("rc") != 127:
+        installed = res["rc"] == 0
+        return {
+            "manager": "rpm",
+            "installed": installed,
+            "version": res["stdout"].strip() if installed else "",
+        }
+    return {"error": "neither dpkg nor rpm is available to tell whether %s is installed" % name}
+
+
 def _container():
     res = _run(["systemd-detect-virt", "--container"])
     out = res.get("stdout", "").strip()
@@ -504,6 +658,7 @@ def _os_release():
 COLLECTORS = {
     "stat": c_stat,
     "glob": c_glob,
+    "read_glob": c_read_glob,
     "read": c_read,
     "proc": c_proc,
     "proc_any": c_proc_any,
@@ -516,6 +671,10 @@ COLLECTORS = {
     "ref_stat": c_ref_stat,
     "container_procs": c_container_procs,
     "image_files": c_image_files,
+    "sshd_effective": c_sshd_effective,
+    "ssh_host_keys": c_ssh_host_keys,
+    "listening": c_listening,
+    "package": c_package,
 }
 
 

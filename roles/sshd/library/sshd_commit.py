@@ -1,0 +1,373 @@
+#!/usr/bin/python
+"""Change sshd's configuration commit-confirmed, as on a router: back up, arm a rollback on the host
+itself, write, validate, reload; later confirm (disarm) or roll back."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sshd_commit
+short_description: Apply, confirm or roll back an sshd configuration change (commit-confirmed)
+description:
+  - state=applied backs up every file the change touches into a directory of its own under
+    backup_dir, arms a rollback on the host (a transient systemd timer, or a detached sleeper where
+    systemd is not running) that restores the backup after rollback_delay seconds, then writes and
+    removes the files, validates the result with sshd -t and reloads sshd (never restarts it, so
+    open sessions survive). A failed validation or reload restores the backup at once.
+  - state=confirmed disarms the rollback; it fails if the rollback already fired.
+  - state=rolled_back restores the backup now and reloads sshd (nothing happens twice: the timer
+    and the controller race for one decision).
+options:
+  state: {description: applied, confirmed or rolled_back, type: str, required: true}
+  backup_dir: {description: "the role's backup directory (a directory per change is made in it)", type: path, required: true}
+  change_id: {description: the change to confirm or roll back (returned by state=applied), type: str, default: ""}
+  writes: {description: "path -> {content, mode} to write", type: dict, default: {}}
+  removes: {description: files to remove, type: list, default: []}
+  rollback_delay: {description: seconds until the armed rollback fires, type: int, default: 120}
+  service: {description: systemd unit of sshd, type: str, default: ssh.service}
+  ports: {description: TCP ports sshd listens on (waited for after the reload), type: list, default: []}
+"""
+
+RETURN = r"""
+change_id: {description: identifies the change and its backup directory, type: str}
+backup: {description: the backup directory of this change, type: str}
+armed: {description: "how the rollback is armed: {kind, unit or pid, delay}", type: dict}
+decided_by: {description: who settled the change (confirmed, timer, controller, apply), type: str}
+"""
+
+import contextlib
+import datetime
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+UNIT_PREFIX = "casemate-sshd-rollback-"
+
+
+def sshd_binary():
+    return shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+def rollback_script(change_dir, manifest, service):
+    lines = [
+        "#!/bin/sh",
+        "# casemate: put sshd's configuration back as it was before change %s."
+        % os.path.basename(change_dir),
+        "# Armed by the sshd role before the reload; the first of timer, confirmation and controller",
+        "# rollback to create the 'decided' directory wins.",
+        "dir=%s" % shlex.quote(change_dir),
+        'mkdir "$dir/decided" 2>/dev/null || exit 3',
+        'echo "${1:-timer} $(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$dir/decided/by"',
+    ]
+    for entry in manifest["files"]:
+        path = shlex.quote(entry["path"])
+        if entry["existed"]:
+            lines.append(
+                "cp -p %s %s"
+                % (shlex.quote(os.path.join(change_dir, "files", entry["saved"])), path)
+            )
+        else:
+            lines.append("rm -f %s" % path)
+    unit = shlex.quote(service)
+    lines += [
+        "if [ -d /run/systemd/system ]; then",
+        "    systemctl is-active --quiet %s && systemctl reload %s" % (unit, unit),
+        "elif [ -f /run/sshd.pid ]; then",
+        '    kill -HUP "$(cat /run/sshd.pid)"',
+        "fi",
+        'echo "restored" >> "$dir/decided/by"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def new_change_dir(backup_dir):
+    stamp = datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%SZ")
+    os.makedirs(backup_dir, mode=0o700, exist_ok=True)
+    for n in range(100):
+        change_id = "%s-%d" % (stamp, os.getpid() + n)
+        path = os.path.join(backup_dir, change_id)
+        if not os.path.exists(path):
+            os.mkdir(path, 0o700)
+            return change_id, path
+    raise RuntimeError("cannot make a backup directory under %s" % backup_dir)
+
+
+def back_up(change_dir, paths):
+    os.mkdir(os.path.join(change_dir, "files"), 0o700)
+    files = []
+    for n, path in enumerate(paths):
+        entry = {"path": path, "existed": os.path.lexists(path)}
+        if entry["existed"]:
+            entry["saved"] = str(n)
+            target = os.path.join(change_dir, "files", str(n))
+            shutil.copy2(path, target)
+            st = os.stat(path)
+            os.chown(target, st.st_uid, st.st_gid)
+        files.append(entry)
+    return {"files": files}
+
+
+def arm(module, change_id, change_dir, delay):
+    script = os.path.join(change_dir, "rollback.sh")
+    if os.path.isdir("/run/systemd/system") and shutil.which("systemd-run"):
+        unit = UNIT_PREFIX + change_id
+        rc, _, err = module.run_command(
+            [
+                "systemd-run",
+                "--unit",
+                unit,
+                "--description",
+                "casemate: roll sshd back unless the change is confirmed",
+                "--on-active=%ds" % delay,
+                "--timer-property=AccuracySec=1s",
+                "/bin/sh",
+                script,
+                "timer",
+            ]
+        )
+        if rc != 0:
+            raise RuntimeError("systemd-run could not arm the rollback: %s" % err.strip())
+        return {"kind": "systemd-timer", "unit": unit + ".timer", "delay": delay}
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", "sleep %d; exec /bin/sh %s timer" % (delay, shlex.quote(script))],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
+    return {"kind": "sleeper", "pid": proc.pid, "delay": delay}
+
+
+def disarm(module, armed):
+    if not armed:
+        return
+    if armed.get("kind") == "systemd-timer":
+        module.run_command(["systemctl", "stop", armed["unit"]])
+    elif armed.get("pid"):
+        with contextlib.suppress(OSError):
+            os.killpg(armed["pid"], 15)
+
+
+def decided_by(change_dir):
+    try:
+        with open(os.path.join(change_dir, "decided", "by")) as handle:
+            return handle.read().split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def write(path, content, mode):
+    directory = os.path.dirname(path)
+    tmp = os.path.join(directory, ".%s.casemate-new" % os.path.basename(path))
+    with open(tmp, "w") as handle:
+        handle.write(content)
+    os.chown(tmp, 0, 0)
+    os.chmod(tmp, int(mode, 8))
+    os.rename(tmp, path)
+
+
+def restore(module, change_dir, who):
+    rc, out, err = module.run_command(["/bin/sh", os.path.join(change_dir, "rollback.sh"), who])
+    return rc, (out + err).strip()
+
+
+def one_line(text):
+    return " ".join(line.strip() for line in (text or "").splitlines() if line.strip())[:400]
+
+
+def diffs(writes, removes):
+    out = []
+    for path, spec in sorted(writes.items()):
+        before = ""
+        if os.path.exists(path):
+            with open(path) as handle:
+                before = handle.read()
+        out.append(
+            {
+                "before_header": path,
+                "after_header": path,
+                "before": before,
+                "after": spec["content"],
+            }
+        )
+    for path in removes:
+        out.append({"prepared": "remove %s (weak host key)" % path})
+    return out
+
+
+def listen_inodes(ports):
+    """Inodes of the listening TCP sockets on `ports` (from /proc/net/tcp and tcp6)."""
+    wanted = {"%04X" % int(port) for port in ports}
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as handle:
+                rows = [line.split() for line in list(handle)[1:]]
+        except OSError:
+            continue
+        for row in rows:
+            if len(row) > 9 and row[3] == "0A" and row[1].rsplit(":", 1)[-1] in wanted:
+                found.add(row[9])
+    return found
+
+
+def wait_listening(ports, old, timeout):
+    """True once sshd listens again after the reload: it closes its sockets and re-executes
+    itself, so the listening sockets are new ones."""
+    if not ports:
+        return True
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        now = listen_inodes(ports)
+        if now and not now & old:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def service_active(module, service):
+    if not os.path.isdir("/run/systemd/system"):
+        return os.path.exists("/run/sshd.pid")
+    rc, _, _ = module.run_command(["systemctl", "is-active", "--quiet", service])
+    return rc == 0
+
+
+def reload(module, service):
+    if os.path.isdir("/run/systemd/system"):
+        return module.run_command(["systemctl", "reload", service])
+    with open("/run/sshd.pid") as handle:
+        pid = int(handle.read().strip())
+    os.kill(pid, 1)
+    return 0, "", ""
+
+
+def applied(module, p):
+    writes, removes = p["writes"], p["removes"]
+    result = {"changed": bool(writes or removes), "diff": diffs(writes, removes)}
+    if module.check_mode or not result["changed"]:
+        module.exit_json(**result)
+    change_id, change_dir = new_change_dir(p["backup_dir"])
+    result.update(change_id=change_id, backup=change_dir)
+    manifest = back_up(change_dir, sorted(writes) + list(removes))
+    with open(os.path.join(change_dir, "rollback.sh"), "w") as handle:
+        handle.write(rollback_script(change_dir, manifest, p["service"]))
+    active = service_active(module, p["service"])
+    try:
+        armed = arm(module, change_id, change_dir, p["rollback_delay"])
+    except (RuntimeError, OSError) as exc:
+        module.fail_json(msg="nothing changed: %s" % exc, **result)
+    manifest["armed"] = armed
+    with open(os.path.join(change_dir, "manifest.json"), "w") as handle:
+        json.dump(manifest, handle, indent=2)
+    result["armed"] = armed
+
+    def undo(why):
+        rc, said = restore(module, change_dir, "apply")
+        disarm(module, armed)
+        back = (
+            "the previous configuration is back"
+            if rc == 0
+            else "restoring failed too: %s" % one_line(said)
+        )
+        module.fail_json(
+            msg="rolled back at once: %s; %s" % (why, back), decided_by="apply", **result
+        )
+
+    try:
+        for path, spec in writes.items():
+            write(path, spec["content"], spec["mode"])
+        for path in removes:
+            if os.path.lexists(path):
+                os.unlink(path)
+    except OSError as exc:
+        undo("writing failed (%s)" % exc)
+    rc, _, err = module.run_command([sshd_binary(), "-t"])
+    if rc != 0:
+        undo("sshd -t refused the new configuration: %s" % one_line(err))
+    result["reloaded"] = False
+    if active:
+        old = listen_inodes(p["ports"])
+        rc, out, err = reload(module, p["service"])
+        if rc != 0:
+            undo("reloading %s failed: %s" % (p["service"], one_line(out + err)))
+        if not wait_listening(p["ports"], old, 15):
+            undo("sshd did not listen again within 15 s of the reload")
+        result["reloaded"] = True
+    module.exit_json(**result)
+
+
+def settle(module, p):
+    change_dir = os.path.join(p["backup_dir"], p["change_id"])
+    result = {"changed": False, "change_id": p["change_id"], "backup": change_dir}
+    if not p["change_id"] or not os.path.isdir(change_dir):
+        module.exit_json(msg="nothing was applied, nothing to settle", **result)
+    try:
+        with open(os.path.join(change_dir, "manifest.json")) as handle:
+            armed = json.load(handle).get("armed")
+    except (OSError, ValueError):
+        armed = None
+    if p["state"] == "confirmed":
+        try:
+            os.mkdir(os.path.join(change_dir, "decided"))
+        except FileExistsError:
+            who = decided_by(change_dir)
+            module.fail_json(
+                msg="the %s rolled the change back before it was confirmed (rollback_delay %s s too short?): the "
+                "previous configuration is back"
+                % ("host-side timer" if who == "timer" else who, (armed or {}).get("delay")),
+                decided_by=who,
+                **result,
+            )
+        with open(os.path.join(change_dir, "decided", "by"), "w") as handle:
+            handle.write(
+                "confirmed %s\n" % datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+            )
+        disarm(module, armed)
+        module.exit_json(decided_by="confirmed", armed=armed, **result)
+    rc, said = restore(module, change_dir, "controller")
+    disarm(module, armed)
+    who = decided_by(change_dir)
+    if rc == 3:
+        module.exit_json(msg="already settled by %s" % who, decided_by=who, **result)
+    if rc != 0:
+        module.fail_json(
+            msg="restoring the previous configuration failed: %s" % one_line(said), **result
+        )
+    result["changed"] = True
+    module.exit_json(msg="the previous configuration is back", decided_by=who, **result)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "state": {
+                "type": "str",
+                "required": True,
+                "choices": ["applied", "confirmed", "rolled_back"],
+            },
+            "backup_dir": {"type": "path", "required": True},
+            "change_id": {"type": "str", "default": ""},
+            "writes": {"type": "dict", "default": {}},
+            "removes": {"type": "list", "elements": "str", "default": []},
+            "rollback_delay": {"type": "int", "default": 120},
+            "service": {"type": "str", "default": "ssh.service"},
+            "ports": {"type": "list", "elements": "int", "default": []},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p["state"] == "applied":
+        applied(module, p)
+    if module.check_mode:
+        module.exit_json(changed=False)
+    settle(module, p)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,911 @@
+#!/usr/bin/python
+"""Read sshd's configuration, find the SSH session Ansible arrived by, plan the change, test the
+candidate with `sshd -t`/`sshd -T`, and run the lockout guard: all in one read-only call."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sshd_facts
+short_description: Plan an sshd change and check it cannot lock the connecting user out (read-only)
+description:
+  - Reads the main sshd configuration and its drop-in directory, merges the managed options into
+    casemate's drop-in (or a managed block at the top of the main file where no drop-in directory is
+    included first), and returns every file the change would write or remove.
+  - Builds the candidate configuration in a private temporary directory (copies, with the Include
+    of the drop-in directory pointed at the copies) and validates it with sshd -t; nothing on the
+    host is changed.
+  - Finds the SSH session this module runs under (an sshd ancestor process), its user and address,
+    and judges the candidate configuration for that user with sshd -T -C (Match blocks included):
+    AllowUsers, AllowGroups, DenyUsers, DenyGroups, PermitRootLogin, password and key
+    authentication, AuthorizedKeysFile and the key the controller uses.
+options:
+  config: {description: main sshd configuration file, type: path, default: /etc/ssh/sshd_config}
+  dropin_dir: {description: drop-in directory, type: path, default: /etc/ssh/sshd_config.d}
+  dropin_name: {description: casemate's drop-in file name, type: str, default: 00-casemate-hardening.conf}
+  mode: {description: auto, dropin or main, type: str, default: auto}
+  settings: {description: managed option name -> value (bool, int, str or list), type: dict, default: {}}
+  owned: {description: options the selected controls own (set, or removed when absent from settings), type: list, default: []}
+  banner_path: {description: banner file the Banner option points to, type: str, default: ""}
+  banner_text: {description: banner content ("" leaves the file alone), type: str, default: ""}
+  remove_weak_keys: {description: remove DSA and short RSA host keys and their HostKey lines, type: bool, default: false}
+  min_rsa_bits: {description: shortest RSA host key kept, type: int, default: 3072}
+  guard: {description: run the lockout guard, type: bool, default: true}
+  connection: {description: Ansible's connection plugin for this host, type: str, default: ""}
+  ansible_user: {description: the user Ansible was told to log in as (may be empty), type: str, default: ""}
+  controller_pubkey: {description: public key of the controller's private key file, type: str, default: ""}
+  uses_password: {description: whether Ansible logs in with a password, type: bool, default: false}
+  server_package: {description: package of the SSH server, type: str, default: openssh-server}
+"""
+
+RETURN = r"""
+installed: {description: whether an sshd binary exists, type: bool}
+mode: {description: dropin or main, type: str}
+managed_path: {description: the file holding casemate's options, type: str}
+writes: {description: path -> {content, mode} for every file the change writes, type: dict}
+removes: {description: files the change removes (weak host keys), type: list}
+pending: {description: whether the change alters anything, type: bool}
+candidate: {description: "{valid, error}: sshd -t on the candidate configuration", type: dict}
+session: {description: "{via_ssh, user, client_addr, server_addr, server_port, pid}", type: dict}
+guard: {description: "{checked, ok, reasons, message}", type: dict}
+overridden: {description: managed options whose effective value after the change is not casemate's, type: list}
+before: {description: effective options now (for the session's user when there is one), type: dict}
+after: {description: effective options after the change (same user), type: dict}
+host_keys: {description: every host key file with type, bits and whether it is weak, type: list}
+units: {description: "{service, socket}: systemd units of the SSH server with their states", type: dict}
+package: {description: "{name, installed, version}", type: dict}
+"""
+
+import base64
+import fnmatch
+import glob
+import grp
+import hashlib
+import ipaddress
+import os
+import pwd
+import re
+import shutil
+import struct
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+SSH_DIR = "/etc/ssh"
+SESSION_COMMS = ("sshd", "sshd-session")
+COMMA_LISTS = (
+    "kexalgorithms",
+    "ciphers",
+    "macs",
+    "hostkeyalgorithms",
+    "pubkeyacceptedalgorithms",
+    "casignaturealgorithms",
+    "hostbasedacceptedalgorithms",
+)
+QUERY = {
+    "kexalgorithms": "kex",
+    "ciphers": "cipher",
+    "macs": "mac",
+    "hostkeyalgorithms": "HostKeyAlgorithms",
+}
+HEADER = (
+    "# Managed by casemate (role sshd): changes here are overwritten on the next run.\n"
+    "# Previous versions are kept in casemate's backup directory.\n"
+)
+BEGIN = "# BEGIN casemate sshd (managed block: edits are overwritten)"
+END = "# END casemate sshd"
+WEAK_MARK = "# disabled by casemate (weak host key): "
+
+
+# --- configuration text -------------------------------------------------------------------------
+
+
+def words(line):
+    """(keyword lowercased, argument text) of a configuration line, or (None, None)."""
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None, None
+    parts = re.split(r"[\s=]+", text, maxsplit=1)
+    return parts[0].lower(), (parts[1].strip() if len(parts) > 1 else "")
+
+
+def value_text(name, value):
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        sep = "," if name.lower() in COMMA_LISTS else " "
+        return sep.join(str(v) for v in value)
+    return str(value)
+
+
+def parse_managed(text):
+    """Options of casemate's own file or block: [(Name, value)], in order."""
+    out = []
+    for line in (text or "").splitlines():
+        key, arg = words(line)
+        if key is not None:
+            out.append((line.strip().split(None, 1)[0], arg))
+    return out
+
+
+def merge(existing, settings, owned):
+    """The managed options after this run: earlier ones stay unless a selected control owns them;
+    the selected controls' values (and the site's extra options) replace or add. None removes."""
+    owned_l = {o.lower() for o in owned} | {k.lower() for k in settings}
+    kept = [(k, v) for k, v in existing if k.lower() not in owned_l]
+    new = [(k, value_text(k, v)) for k, v in settings.items() if v is not None]
+    return sorted(kept + new, key=lambda kv: kv[0].lower())
+
+
+def render(options, header=HEADER):
+    return header + "".join("%s %s\n" % (k, v) for k, v in options)
+
+
+def strip_block(text):
+    """The main file without casemate's managed block, and the block's text."""
+    lines = text.splitlines(True)
+    try:
+        start = next(i for i, text_line in enumerate(lines) if text_line.strip() == BEGIN)
+        end = next(i for i, text_line in enumerate(lines) if i > start and text_line.strip() == END)
+    except StopIteration:
+        return text, ""
+    return "".join(lines[:start] + lines[end + 1 :]), "".join(lines[start + 1 : end])
+
+
+def resolve(pattern):
+    return pattern if pattern.startswith("/") else os.path.join(SSH_DIR, pattern)
+
+
+def include_targets(arg):
+    return [resolve(p) for p in arg.split()]
+
+
+def dropin_support(main_text, dropin_dir, managed_names, earlier=None):
+    """(supported, why): the main file includes dropin_dir/*.conf before it sets any managed option
+    and outside any Match block, and no drop-in read before casemate's sets one, so casemate's
+    drop-in is read first and wins (sshd keeps the first value it reads)."""
+    seen = set()
+    for line in main_text.splitlines():
+        key, arg = words(line)
+        if key is None:
+            continue
+        if key == "match":
+            return False, "the Include of %s comes after a Match block or is missing" % dropin_dir
+        if key == "include" and any(
+            os.path.dirname(t) == dropin_dir.rstrip("/") for t in include_targets(arg)
+        ):
+            early = sorted(seen & managed_names)
+            if early:
+                return False, "the main file sets %s before including %s" % (
+                    ", ".join(early),
+                    dropin_dir,
+                )
+            for path, text in sorted((earlier or {}).items()):
+                found = sorted({words(row)[0] for row in text.splitlines()} & managed_names)
+                if found:
+                    return False, "%s, read before casemate's drop-in, sets %s" % (
+                        path,
+                        ", ".join(found),
+                    )
+            return True, ""
+        seen.add(key)
+    return False, "the main file does not include %s/*.conf" % dropin_dir
+
+
+# What sshd -T prints for a value that is spelled differently in the configuration.
+ALIASES = {"prohibit-password": "without-password"}
+
+
+TIME_OPTIONS = ("logingracetime", "clientaliveinterval")
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def seconds(text):
+    """sshd's time format (1h30m, 90, 2m) in seconds, as sshd -T prints it; None if unreadable."""
+    parts = re.findall(r"(\d+)([smhdw]?)", text.lower())
+    if not parts or "".join(n + u for n, u in parts) != text.lower():
+        return None
+    return str(sum(int(n) * UNITS[u] for n, u in parts))
+
+
+def normal(name, value):
+    text = value_text(name, value).strip()
+    text = ALIASES.get(text, text)
+    if name.lower() in TIME_OPTIONS:
+        return seconds(text) or text
+    return text if name.lower() in COMMA_LISTS else " ".join(text.split()).lower()
+
+
+def overridden(settings, effective_after):
+    """Managed options whose effective value (sshd -T on the candidate) is not the one casemate
+    writes: something sshd reads first sets them. Only plain values are compared."""
+    out = []
+    for name, value in sorted(settings.items()):
+        if value is None or isinstance(value, dict):
+            continue
+        key = name.lower()
+        seen = effective_after.get(key)
+        if not seen:
+            continue
+        got = seen[0] if key in COMMA_LISTS or len(seen) == 1 else " ".join(seen)
+        got = got if key in COMMA_LISTS else " ".join(got.split()).lower()
+        want = normal(name, value)
+        if not re.match(r"^[\w@.,/:+-]+( [\w@.,/:+-]+)*$", want):
+            continue  # time units (1m), patterns or quoting: sshd rewrites them, do not compare
+        if got != want:
+            out.append("%s %s (wanted %s)" % (name, got, want))
+    return out
+
+
+# --- host keys ----------------------------------------------------------------------------------
+
+
+def _read_string(blob, offset):
+    (size,) = struct.unpack(">I", blob[offset : offset + 4])
+    return blob[offset + 4 : offset + 4 + size], offset + 4 + size
+
+
+def key_info(public_line):
+    """(type, bits) of an OpenSSH public key line, read from the key blob itself."""
+    parts = public_line.split()
+    if len(parts) < 2:
+        return None, None
+    try:
+        return _blob_info(base64.b64decode(parts[1]))
+    except (ValueError, struct.error, UnicodeDecodeError):
+        return None, None
+
+
+def _blob_info(blob):
+    kind, offset = _read_string(blob, 0)
+    kind = kind.decode()
+    if kind == "ssh-rsa":
+        _, offset = _read_string(blob, offset)  # the public exponent, then the modulus
+        n, _ = _read_string(blob, offset)
+        return "rsa", int.from_bytes(n, "big").bit_length()
+    if kind == "ssh-dss":
+        prime, _ = _read_string(blob, offset)
+        return "dsa", int.from_bytes(prime, "big").bit_length()
+    if kind.startswith("ecdsa-sha2-nistp"):
+        return "ecdsa", int(kind[len("ecdsa-sha2-nistp") :])
+    if kind == "ssh-ed25519":
+        return "ed25519", 256
+    return kind, None
+
+
+def describe_key(module, path, min_rsa_bits):
+    entry = {"path": path, "exists": os.path.exists(path)}
+    if not entry["exists"]:
+        return entry
+    line = ""
+    try:
+        with open(path + ".pub") as handle:
+            line = handle.read().strip()
+    except OSError:
+        rc, out, _ = module.run_command(["ssh-keygen", "-y", "-f", path])
+        line = out.strip() if rc == 0 else ""
+    kind, bits = key_info(line)
+    entry.update(type=kind, bits=bits)
+    entry["weak"] = kind == "dsa" or (kind == "rsa" and (bits or 0) < min_rsa_bits)
+    return entry
+
+
+# --- effective configuration --------------------------------------------------------------------
+
+
+def parse_effective(text):
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key:
+            out.setdefault(key.lower(), []).append(value.strip())
+    return out
+
+
+def first(options, name, default=""):
+    values = options.get(name) or [default]
+    return values[0]
+
+
+def all_words(options, name):
+    out = []
+    for value in options.get(name, []):
+        out.extend(value.split())
+    return out
+
+
+def effective(module, sshd, config, spec):
+    argv = [sshd, "-T", "-f", config]
+    if spec:
+        argv += ["-C", spec]
+    rc, out, err = module.run_command(argv)
+    if rc != 0:
+        return None, one_line(err) or "sshd -T exited %d" % rc
+    return parse_effective(out), ""
+
+
+def one_line(text):
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    return "; ".join(lines)[:400]
+
+
+# --- the session Ansible arrived by -------------------------------------------------------------
+
+
+def _proc(pid):
+    with open("/proc/%d/stat" % pid) as handle:
+        data = handle.read()
+    comm = data[data.index("(") + 1 : data.rindex(")")]
+    ppid = int(data[data.rindex(")") + 2 :].split()[1])
+    uid = None
+    with open("/proc/%d/status" % pid) as handle:
+        for line in handle:
+            if line.startswith("Uid:"):
+                uid = int(line.split()[1])
+    return comm, ppid, uid
+
+
+def _environ(pid):
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as handle:
+            items = handle.read().split(b"\0")
+    except OSError:
+        return {}
+    out = {}
+    for item in items:
+        key, _, value = item.partition(b"=")
+        out[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+    return out
+
+
+def find_session(start=None):
+    """The SSH session this process runs under: the nearest sshd ancestor (its user process runs
+    with the login user's uid) and the client address from the environment of its child."""
+    pid, child, hops = start or os.getpid(), None, 0
+    while pid > 1 and hops < 64:
+        try:
+            comm, ppid, uid = _proc(pid)
+        except (OSError, ValueError, IndexError):
+            break
+        if comm in SESSION_COMMS:
+            try:
+                user = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                user = str(uid)
+            conn = _environ(child).get("SSH_CONNECTION", "").split() if child else []
+            session = {"via_ssh": True, "user": user, "pid": pid}
+            if len(conn) == 4:
+                session.update(client_addr=conn[0], server_addr=conn[2], server_port=conn[3])
+            return session
+        child, pid, hops = pid, ppid, hops + 1
+    return {"via_ssh": False}
+
+
+# --- the lockout guard --------------------------------------------------------------------------
+
+
+def _addr_matches(pattern, addr):
+    if "/" in pattern:
+        try:
+            return ipaddress.ip_address(addr) in ipaddress.ip_network(pattern, strict=False)
+        except ValueError:
+            return False
+    return fnmatch.fnmatchcase(addr, pattern)
+
+
+def user_matches(pattern, user, addr):
+    """sshd's USER or USER@HOST pattern (wildcards, CIDR in the host part)."""
+    negate = pattern.startswith("!")
+    pattern = pattern.lstrip("!")
+    upat, at, hpat = pattern.partition("@")
+    hit = fnmatch.fnmatchcase(user, upat) and (not at or (addr and _addr_matches(hpat, addr)))
+    return bool(hit) != negate
+
+
+def groups_of(user):
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return []
+    names = set()
+    for gid in os.getgrouplist(user, entry.pw_gid):
+        try:
+            names.add(grp.getgrgid(gid).gr_name)
+        except KeyError:
+            names.add(str(gid))
+    return sorted(names)
+
+
+def key_blob(line):
+    """(type, base64 blob) of an authorized_keys or .pub line, options skipped."""
+    tokens = re.findall(r'(?:[^\s"]+|"[^"]*")+', line)
+    for i, token in enumerate(tokens):
+        if re.match(r"^(ssh-|ecdsa-|sk-)", token) and i + 1 < len(tokens):
+            return token, tokens[i + 1]
+    return None, None
+
+
+def fingerprint(blob):
+    """SHA256:... as ssh-keygen -l and sshd's log print it."""
+    try:
+        digest = hashlib.sha256(base64.b64decode(blob)).digest()
+    except ValueError:
+        return "unreadable key"
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def key_files(options, user, home):
+    out = []
+    for pattern in all_words(options, "authorizedkeysfile"):
+        if pattern == "none":
+            continue
+        path = pattern.replace("%%", "\0").replace("%h", home).replace("%u", user)
+        path = path.replace("%U", str(pwd.getpwnam(user).pw_uid) if user else "").replace("\0", "%")
+        out.append(path if path.startswith("/") else os.path.join(home, path))
+    return out
+
+
+ALGS_FOR_KEY = {
+    "ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"),
+}
+
+
+def guard_reasons(session, after, connection_password, pubkey, read=None):
+    """Why the session's user could not log in with the configuration `after` ([] = it can)."""
+    read = read or _read_lines
+    user, addr = session.get("user", ""), session.get("client_addr", "")
+    reasons = []
+    root_login = first(after, "permitrootlogin", "yes")
+    if user == "root" and root_login in ("no", "forced-commands-only"):
+        reasons.append(
+            "root login is turned off (PermitRootLogin %s) and Ansible logs in as root" % root_login
+        )
+    if (
+        user == "root"
+        and root_login in ("prohibit-password", "without-password")
+        and connection_password
+    ):
+        reasons.append(
+            "root may log in with a key only (PermitRootLogin %s) and Ansible uses a password"
+            % root_login
+        )
+    allow = all_words(after, "allowusers")
+    if allow and not any(user_matches(p, user, addr) for p in allow):
+        reasons.append("%s is not in AllowUsers (%s)" % (user, " ".join(allow)))
+    deny = [p for p in all_words(after, "denyusers") if user_matches(p, user, addr)]
+    if deny:
+        reasons.append("%s matches DenyUsers (%s)" % (user, " ".join(deny)))
+    mine = groups_of(user)
+    allow_g = all_words(after, "allowgroups")
+    if allow_g and not any(fnmatch.fnmatchcase(g, p) for g in mine for p in allow_g):
+        reasons.append(
+            "%s (groups %s) is in none of AllowGroups (%s)"
+            % (user, ", ".join(mine) or "none", " ".join(allow_g))
+        )
+    deny_g = sorted(
+        {g for g in mine for p in all_words(after, "denygroups") if fnmatch.fnmatchcase(g, p)}
+    )
+    if deny_g:
+        reasons.append("%s is in DenyGroups (%s)" % (user, ", ".join(deny_g)))
+    if connection_password:
+        if first(after, "passwordauthentication", "yes") == "no":
+            reasons.append("Ansible logs in with a password and password login is turned off")
+        return reasons
+    reasons.extend(_key_reasons(after, user, pubkey, read))
+    return reasons
+
+
+def _read_lines(path):
+    try:
+        with open(path) as handle:
+            return handle.read().splitlines()
+    except OSError:
+        return None
+
+
+def _key_reasons(after, user, pubkey, read):
+    if first(after, "pubkeyauthentication", "yes") == "no":
+        return ["public-key login is turned off (PubkeyAuthentication no)"]
+    methods = first(after, "authenticationmethods", "any")
+    if methods != "any" and not any(m.split(",") == ["publickey"] for m in methods.split()):
+        return ["AuthenticationMethods %s asks for more than a key" % methods]
+    kind, blob = key_blob(pubkey) if pubkey else (None, None)
+    accepted = first(after, "pubkeyacceptedalgorithms", "")
+    if kind and accepted:
+        names = set(accepted.split(","))
+        if not names & set(ALGS_FOR_KEY.get(kind, (kind,))):
+            return ["the key Ansible uses (%s) is not among PubkeyAcceptedAlgorithms" % kind]
+    if first(after, "authorizedkeyscommand", "none") != "none":
+        return []  # keys come from a command: the fresh login after the reload decides
+    try:
+        home = pwd.getpwnam(user).pw_dir
+    except KeyError:
+        return ["no local account %s" % user]
+    files = key_files(after, user, home)
+    found = []
+    for path in files:
+        for line in read(path) or []:
+            k, b = key_blob(line)
+            if b and not line.lstrip().startswith("#"):
+                found.append((k, b))
+    where = " ".join(files) or "none"
+    if blob is not None:
+        if not any(b == blob for _, b in found):
+            return [
+                "%s's key (%s %s) is not in %s (AuthorizedKeysFile after the change)"
+                % (user, kind, fingerprint(blob), where)
+            ]
+        return []
+    if not found:
+        return ["%s has no key in %s (AuthorizedKeysFile after the change)" % (user, where)]
+    return []
+
+
+# --- units and package --------------------------------------------------------------------------
+
+
+def units(module):
+    names = ["ssh.service", "sshd.service", "ssh.socket", "sshd.socket"]
+    rc, out, _ = module.run_command(
+        ["systemctl", "show", *names, "-p", "Id,LoadState,ActiveState,UnitFileState"]
+    )
+    found = {"service": None, "socket": None}
+    if rc != 0:
+        return found
+    blocks = out.strip().split("\n\n")
+    for i, name in enumerate(names):
+        block = blocks[i] if i < len(blocks) else ""
+        props = dict(row.split("=", 1) for row in block.splitlines() if "=" in row)
+        props["Name"] = name
+        kind = "service" if name.endswith(".service") else "socket"
+        if found[kind] is None and props.get("LoadState") not in (None, "not-found"):
+            props["Name"] = props.get("Id") or name
+            found[kind] = props
+    for kind in ("service", "socket"):
+        if found[kind] is None:  # not installed (or removed): still masked under its Debian name
+            found[kind] = {
+                "Name": "ssh." + kind,
+                "LoadState": "not-found",
+                "ActiveState": "inactive",
+            }
+    return found
+
+
+def package(module, name):
+    if shutil.which("dpkg-query"):
+        rc, out, _ = module.run_command(
+            ["dpkg-query", "-W", "-f", "${db:Status-Abbrev}|${Version}", name]
+        )
+        status, _, version = out.partition("|")
+        return {
+            "name": name,
+            "installed": rc == 0 and status.startswith("ii"),
+            "version": version.strip(),
+        }
+    if shutil.which("rpm"):
+        rc, out, _ = module.run_command(["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", name])
+        return {"name": name, "installed": rc == 0, "version": out.strip() if rc == 0 else ""}
+    return {"name": name, "installed": None, "version": ""}
+
+
+# --- planning -----------------------------------------------------------------------------------
+
+
+def read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def supported(module, settings):
+    """Drop algorithms this OpenSSH does not know (older releases lack the newest names)."""
+    out = dict(settings)
+    ssh = shutil.which("ssh")
+    for name, value in settings.items():
+        query = QUERY.get(name.lower())
+        if not ssh or query is None or not isinstance(value, list):
+            continue
+        rc, listed, _ = module.run_command([ssh, "-Q", query])
+        if rc != 0:
+            continue
+        known = set(listed.split())
+        kept = [a for a in value if a in known]
+        if not kept:
+            module.fail_json(
+                msg="none of the %s casemate wants is known to this OpenSSH (%s)"
+                % (name, ", ".join(value))
+            )
+        out[name] = kept
+    return out
+
+
+def comment_weak(text, weak_paths):
+    out, changed = [], False
+    for line in text.splitlines(True):
+        key, arg = words(line)
+        if key == "hostkey" and resolve(arg) in weak_paths:
+            out.append(WEAK_MARK + line.lstrip())
+            changed = True
+        else:
+            out.append(line)
+    return "".join(out), changed
+
+
+def managed_change(p, main_text, dropins, settings):
+    """(mode, why the main file is used, the managed file, {path: new content})."""
+    main_path, dropin_dir = p["config"], p["dropin_dir"].rstrip("/")
+    managed = {k.lower() for k in settings} | {o.lower() for o in p["owned"]}
+    mode, why = p["mode"], ""
+    if mode == "auto":
+        earlier = {
+            path: text
+            for path, text in dropins.items()
+            if os.path.basename(path) < p["dropin_name"]
+        }
+        ok, why = dropin_support(main_text, dropin_dir, managed, earlier)
+        mode = "dropin" if ok else "main"
+    new = {}
+    stripped, block = strip_block(main_text)
+    if mode == "dropin":
+        dropin_path = os.path.join(dropin_dir, p["dropin_name"])
+        current = dropins.get(dropin_path)
+        options = merge(parse_managed(current), settings, p["owned"])
+        text = render(options)
+        if options and text != current:
+            new[dropin_path] = text
+        if block:  # a block from an earlier main-file run: the drop-in takes over
+            new[main_path] = stripped
+        return mode, "", dropin_path, new
+    options = merge(parse_managed(block), settings, p["owned"])
+    text = (BEGIN + "\n" + render(options, "") + END + "\n" + stripped) if options else stripped
+    if text != main_text:
+        new[main_path] = text
+    return mode, why, main_path, new
+
+
+def host_keys(module, sshd, p):
+    """Every host key sshd loads now and every key file in /etc/ssh, with type, size, weakness."""
+    effective_now, _ = effective(module, sshd, p["config"], "")
+    configured = all_words(effective_now or {}, "hostkey")
+    paths = sorted(set(configured) | set(glob.glob(os.path.join(SSH_DIR, "ssh_host_*_key"))))
+    keys = [describe_key(module, path, p["min_rsa_bits"]) for path in paths]
+    for key in keys:
+        key["configured"] = key["path"] in configured
+    return keys
+
+
+def weak_change(module, keys, texts, new):
+    """Weak key files to remove; their HostKey lines are commented out in `new`. Never the last
+    strong key: with none left, the weak keys stay and the host is told why."""
+    strong = [k for k in keys if k["configured"] and k.get("exists") and not k["weak"]]
+    weak = [k["path"] for k in keys if k.get("exists") and k["weak"]]
+    if weak and not strong:
+        module.warn(
+            "only weak host keys are configured (%s): kept, never the last key" % ", ".join(weak)
+        )
+        return []
+    for path, text in texts.items():
+        edited, changed = comment_weak(new.get(path, text), set(weak))
+        if changed:
+            new[path] = edited
+    removes = []
+    for path in weak:
+        removes.append(path)
+        if os.path.exists(path + ".pub"):
+            removes.append(path + ".pub")
+    return removes
+
+
+def file_specs(p, new):
+    writes = {}
+    for path, content in new.items():
+        if path == p["banner_path"]:
+            bits = "0644"
+        elif os.path.exists(path):
+            bits = "%04o" % (os.stat(path).st_mode & 0o7777)
+        else:
+            bits = "0600"
+        writes[path] = {"content": content, "mode": bits}
+    return writes
+
+
+def plan(module, p, sshd):
+    main_path, dropin_dir = p["config"], p["dropin_dir"].rstrip("/")
+    main_text = read(main_path)
+    if main_text is None:
+        module.fail_json(msg="cannot read %s" % main_path)
+    dropins = {
+        path: read(path) or "" for path in sorted(glob.glob(os.path.join(dropin_dir, "*.conf")))
+    }
+    settings = supported(module, p["settings"])
+    mode, why, managed_path, new = managed_change(p, main_text, dropins, settings)
+    keys = host_keys(module, sshd, p)
+    removes = []
+    if p["remove_weak_keys"]:
+        removes = weak_change(module, keys, dict(dropins, **{main_path: main_text}), new)
+    if p["banner_text"] and p["banner_path"]:
+        banner = p["banner_text"].rstrip("\n") + "\n"
+        if read(p["banner_path"]) != banner:
+            new[p["banner_path"]] = banner
+    return {
+        "mode": mode,
+        "why_main": why,
+        "managed_path": managed_path,
+        "writes": file_specs(p, new),
+        "removes": removes,
+        "keys": keys,
+        "main_text": main_text,
+        "dropins": dropins,
+        "settings": settings,
+    }
+
+
+def candidate_tree(tmp, p, planned):
+    """Copies of the configuration with the change applied; Include of the drop-in directory is
+    pointed at the copies. Returns the candidate main file."""
+    main_path, dropin_dir = p["config"], p["dropin_dir"].rstrip("/")
+    main_text, dropins, new = planned["main_text"], planned["dropins"], planned["writes"]
+    ddir = os.path.join(tmp, "sshd_config.d")
+    os.mkdir(ddir)
+    files = dict(dropins)
+    for path, spec in new.items():
+        if os.path.dirname(path) == dropin_dir:
+            files[path] = spec["content"]
+    for path, text in files.items():
+        with open(os.path.join(ddir, os.path.basename(path)), "w") as handle:
+            handle.write(text)
+    text = new[main_path]["content"] if main_path in new else main_text
+    lines = []
+    for line in text.splitlines(True):
+        key, arg = words(line)
+        if key != "include":
+            lines.append(line)
+            continue
+        targets = [
+            os.path.join(ddir, os.path.basename(t)) if os.path.dirname(t) == dropin_dir else t
+            for t in include_targets(arg)
+        ]
+        lines.append("Include %s\n" % " ".join(targets))
+    main = os.path.join(tmp, "sshd_config")
+    with open(main, "w") as handle:
+        handle.write("".join(lines))
+    return main
+
+
+def new_reasons(session, before, after, p, read=None):
+    """What the change would take away: a reason that holds for the current configuration too
+    cannot be the way this session got in (it did get in, e.g. with an agent key rather than the
+    key file named in the inventory), so only reasons the change adds count."""
+    args = (p["uses_password"], p["controller_pubkey"], read)
+    now = guard_reasons(session, before, *args) if before else []
+    return [r for r in guard_reasons(session, after, *args) if r not in now]
+
+
+def real_paths(text, tmp, p):
+    """sshd's complaint about the candidate copies, naming the files they stand for."""
+    text = text.replace(os.path.join(tmp, "sshd_config.d"), p["dropin_dir"].rstrip("/"))
+    return text.replace(os.path.join(tmp, "sshd_config"), p["config"])
+
+
+def spec_of(session):
+    if not session.get("via_ssh"):
+        return ""
+    parts = ["user=%s" % session["user"]]
+    if session.get("client_addr"):
+        parts += ["host=%s" % session["client_addr"], "addr=%s" % session["client_addr"]]
+    if session.get("server_addr"):
+        parts += ["laddr=%s" % session["server_addr"], "lport=%s" % session["server_port"]]
+    return ",".join(parts)
+
+
+SSH_CONNECTIONS = (
+    "ssh",
+    "smart",
+    "ansible.builtin.ssh",
+    "paramiko",
+    "paramiko_ssh",
+    "ansible.builtin.paramiko_ssh",
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "config": {"type": "path", "default": "/etc/ssh/sshd_config"},
+            "dropin_dir": {"type": "path", "default": "/etc/ssh/sshd_config.d"},
+            "dropin_name": {"type": "str", "default": "00-casemate-hardening.conf"},
+            "mode": {"type": "str", "default": "auto", "choices": ["auto", "dropin", "main"]},
+            "settings": {"type": "dict", "default": {}},
+            "owned": {"type": "list", "elements": "str", "default": []},
+            "banner_path": {"type": "str", "default": ""},
+            "banner_text": {"type": "str", "default": ""},
+            "remove_weak_keys": {"type": "bool", "default": False},
+            "min_rsa_bits": {"type": "int", "default": 3072},
+            "guard": {"type": "bool", "default": True},
+            "connection": {"type": "str", "default": ""},
+            "ansible_user": {"type": "str", "default": ""},
+            "controller_pubkey": {"type": "str", "default": "", "no_log": False},
+            "uses_password": {"type": "bool", "default": False, "no_log": False},
+            "server_package": {"type": "str", "default": "openssh-server"},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    session = find_session()
+    connection = p["connection"] or "ssh"
+    result = {
+        "changed": False,
+        "session": session,
+        "connection": connection,
+        "units": units(module),
+        "package": package(module, p["server_package"]),
+    }
+    sshd = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+    result["installed"] = bool(sshd) and os.path.exists(p["config"])
+    if not result["installed"]:
+        result.update(
+            guard={"checked": False, "ok": True, "reasons": [], "message": ""},
+            writes={},
+            removes=[],
+        )
+        module.exit_json(**result)
+    planned = plan(module, p, sshd)
+    result.update(
+        mode=planned["mode"],
+        why_main=planned["why_main"],
+        managed_path=planned["managed_path"],
+        writes=planned["writes"],
+        removes=planned["removes"],
+        host_keys=planned["keys"],
+        pending=bool(planned["writes"] or planned["removes"]),
+    )
+    spec = spec_of(session)
+    result["before"], before_err = effective(module, sshd, p["config"], spec)
+    tmp = tempfile.mkdtemp(prefix="casemate-sshd-")
+    try:
+        cand = candidate_tree(tmp, p, planned)
+        rc, _, err = module.run_command([sshd, "-t", "-f", cand])
+        error = real_paths(one_line(err), tmp, p) if rc != 0 else ""
+        after, after_err = (None, error) if rc != 0 else effective(module, sshd, cand, spec)
+        whole = effective(module, sshd, cand, "")[0] if spec and after is not None else after
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["candidate"] = {"valid": rc == 0 and after is not None, "error": error or after_err}
+    result["after"] = after or {}
+    # casemate's values must be the ones sshd uses (Match blocks aside): anything read first wins
+    result["overridden"] = overridden(planned["settings"], whole or {})
+    ssh_path = session["via_ssh"] or connection in SSH_CONNECTIONS
+    guard = {
+        "checked": False,
+        "ok": True,
+        "reasons": [],
+        "message": "",
+        "user": session.get("user", ""),
+    }
+    if p["guard"] and ssh_path and result["candidate"]["valid"] and result["pending"]:
+        guard["checked"] = True
+        if not session["via_ssh"]:
+            reasons = [
+                "the connection is %s but no SSH session is among this task's parent processes, so the user "
+                "Ansible logs in as cannot be checked" % connection
+            ]
+        else:
+            reasons = new_reasons(session, result["before"], after, p)
+        guard["reasons"] = reasons
+        guard["ok"] = not reasons
+        if reasons:
+            who = session.get("user") or p["ansible_user"] or "the connecting user"
+            guard["message"] = (
+                "skipped, nothing changed: after this change %s could no longer log in over SSH: %s; "
+                "fix the access first, or set sshd_lockout_guard: false to force it (commit-confirmed "
+                "still rolls back a failed login)" % (who, "; ".join(reasons))
+            )
+    result["guard"] = guard
+    if before_err:
+        result["before_error"] = before_err
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
