@@ -76,7 +76,9 @@ def test_seccomp_profile_denies_what_it_blocks(lab: Lab, tmp_path: Path) -> None
     lab.casemate("harden", "-i", inv, "--limit", node, "--level", "2", check=0)
     assert harden_stats(lab.state)[node]["changed"] == 0
 
-    # Docker 20.10 has no authorization plugin to offer: 2.12 is the one expected failure
+    # Expected failures at level 2, each a decision only the site can make: Docker 20.10 has no
+    # authorization plugin to offer (2.12), and who may log in over SSH (cm_host_1_18, AllowGroups)
+    # is not casemate's to guess
     lab.casemate(
         "verify", "-i", inv, "--limit", node, "--level", "2", "--report-dir", str(tmp_path), check=1
     )
@@ -89,7 +91,8 @@ def test_seccomp_profile_denies_what_it_blocks(lab: Lab, tmp_path: Path) -> None
     assert got["cm_rt_2_4"]["observed"].endswith(
         "syncfs=denied io_uring_setup=denied ptrace=denied"
     )
-    assert {c for c, r in got.items() if r["status"] in ("fail", "error")} == {"cis_docker_2_12"}
+    failing = {c for c, r in got.items() if r["status"] in ("fail", "error")}
+    assert failing == {"cis_docker_2_12", "cm_host_1_18"}
     # AppArmor: the profile is installed and parses, but a container cannot prove enforcement
     apparmor = {c: got[c]["status"] for c in ("cm_rt_3_1", "cm_rt_3_2", "cm_rt_3_3")}
     assert apparmor == {"cm_rt_3_1": "pass", "cm_rt_3_2": "pass", "cm_rt_3_3": "not_verifiable"}
