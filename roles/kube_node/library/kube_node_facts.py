@@ -1,0 +1,199 @@
+#!/usr/bin/python
+"""Read what the Kubernetes roles need to know about a node, in one call (read-only)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: kube_node_facts
+short_description: Processes, systemd units, sysctls and file modes of a Kubernetes node (read-only)
+description:
+  - Finds the running process of each named component (by the basename of argv[0]; when several
+    match, the one sharing most flags with the given command line), reads systemd unit properties,
+    kernel sysctls, whether the host is a container, and which files have mode bits beyond a limit.
+  - Standard library only; works with any python3 >= 3.6 on the node.
+options:
+  processes:
+    description: component name -> the command line it is expected to run (a hint to pick among several processes).
+    type: dict
+    default: {}
+  units: {description: systemd units to describe, type: list, elements: str, default: []}
+  sysctls: {description: sysctl names (dotted) to read, type: list, elements: str, default: []}
+  modes:
+    description: "list of {id, glob or globs, max}: regular files matching glob (or any of globs, recursive ** allowed) whose mode has bits outside max (octal string)."
+    type: list
+    elements: dict
+    default: []
+  owners:
+    description: "list of {id, glob or globs, owner, group}: files and directories matching that another user or group owns."
+    type: list
+    elements: dict
+    default: []
+  verify:
+    description: "list of {cert, ca}: whether openssl verifies cert against ca."
+    type: list
+    elements: dict
+    default: []
+"""
+
+RETURN = r"""
+processes: {description: "name -> {running, pid, start, argv}", type: dict}
+units: {description: "name -> {load_state, active_state, main_pid, fragment_path, drop_in_paths, environment_files}", type: dict}
+sysctls: {description: name -> value (null when unreadable), type: dict}
+loose_modes: {description: "list of {id, path, mode, fixed}: files with mode bits beyond their limit and the mode they should get (bits removed, never added)", type: list}
+wrong_owners: {description: "list of {id, path, owner, group}: paths owned by someone else, with their current owner and group", type: list}
+verified: {description: "list of {cert, ca, ok, reason}", type: list}
+container: {description: container technology systemd detects, or empty, type: str}
+"""
+
+import glob
+import grp
+import os
+import pwd
+import stat
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.kube_process import pick, processes_named
+
+
+def find_process(name, hint):
+    chosen = pick(processes_named(name), hint)
+    if chosen is None:
+        return {"running": False, "pid": 0, "start": 0, "argv": []}
+    return dict(chosen, running=True)
+
+
+def unit(module, name):
+    props = "LoadState,ActiveState,MainPID,FragmentPath,DropInPaths,EnvironmentFiles"
+    rc, out, _ = module.run_command(["systemctl", "show", name, "-p", props])
+    found = {"load_state": "", "active_state": "", "main_pid": 0, "fragment_path": "",
+             "drop_in_paths": [], "environment_files": []}  # fmt: skip
+    if rc != 0:
+        return found
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        if key == "LoadState":
+            found["load_state"] = value
+        elif key == "ActiveState":
+            found["active_state"] = value
+        elif key == "MainPID":
+            found["main_pid"] = int(value) if value.isdigit() else 0
+        elif key == "FragmentPath":
+            found["fragment_path"] = value
+        elif key == "DropInPaths":
+            found["drop_in_paths"] = value.split()
+        elif key == "EnvironmentFiles" and value:
+            found["environment_files"].append(value.split(" (")[0])
+    return found
+
+
+def sysctl(name):
+    try:
+        with open("/proc/sys/" + name.replace(".", "/")) as handle:
+            return " ".join(handle.read().split())
+    except OSError:
+        return None
+
+
+def paths_of(spec):
+    """Every existing path matching the spec's `glob` (a string) or `globs` (a list)."""
+    patterns = spec.get("globs") or []
+    if spec.get("glob"):
+        patterns = [spec["glob"], *patterns]
+    found = set()
+    for pattern in patterns:
+        found.update(glob.glob(pattern, recursive=True))
+    return sorted(found)
+
+
+def loose_modes(specs):
+    found = []
+    for spec in specs:
+        limit = int(str(spec.get("max", "0644")), 8)
+        for path in paths_of(spec):
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            mode = stat.S_IMODE(st.st_mode)
+            if mode & ~limit:
+                found.append({"id": spec.get("id", ""), "path": path, "mode": "%04o" % mode,
+                              "fixed": "%04o" % (mode & limit)})  # fmt: skip
+    return found
+
+
+def name_of(lookup, ident):
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
+
+
+def wrong_owners(specs):
+    found = []
+    for spec in specs:
+        for path in paths_of(spec):
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            owner, group = name_of(pwd.getpwuid, st.st_uid), name_of(grp.getgrgid, st.st_gid)
+            if (owner, group) != (spec.get("owner", "root"), spec.get("group", "root")):
+                found.append(
+                    {"id": spec.get("id", ""), "path": path, "owner": owner, "group": group}
+                )
+    return found
+
+
+def verify(module, specs):
+    found = []
+    for spec in specs:
+        cert, ca = spec.get("cert", ""), spec.get("ca", "")
+        if not (os.path.isfile(cert) and os.path.isfile(ca)):
+            found.append({"cert": cert, "ca": ca, "ok": False, "reason": "missing"})
+            continue
+        rc, out, err = module.run_command(["openssl", "verify", "-CAfile", ca, cert])
+        reason = (err or out).strip().splitlines()[-1:] if rc != 0 else []
+        found.append({"cert": cert, "ca": ca, "ok": rc == 0, "reason": " ".join(reason)})
+    return found
+
+
+def container(module):
+    path = module.get_bin_path("systemd-detect-virt")
+    if not path:
+        return ""
+    _, out, _ = module.run_command([path, "--container"])
+    value = out.strip()
+    return "" if value in ("", "none") else value
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "processes": {"type": "dict", "default": {}},
+            "units": {"type": "list", "elements": "str", "default": []},
+            "sysctls": {"type": "list", "elements": "str", "default": []},
+            "modes": {"type": "list", "elements": "dict", "default": []},
+            "owners": {"type": "list", "elements": "dict", "default": []},
+            "verify": {"type": "list", "elements": "dict", "default": []},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    module.exit_json(
+        changed=False,
+        processes={n: find_process(n, h) for n, h in p["processes"].items()},
+        units={n: unit(module, n) for n in p["units"]},
+        sysctls={n: sysctl(n) for n in p["sysctls"]},
+        loose_modes=loose_modes(p["modes"]),
+        wrong_owners=wrong_owners(p["owners"]),
+        verified=verify(module, p["verify"]),
+        container=container(module),
+    )
+
+
+if __name__ == "__main__":
+    main()
