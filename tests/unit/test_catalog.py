@@ -142,3 +142,24 @@ def test_profiles_select(tmp_path: Path) -> None:
         select(catalog, Selection(controls=("cm_host_9_2",)))
     with pytest.raises(BadInputError, match="--profile must be one of standard, immutable"):
         select(catalog, Selection(profile="frozen"))
+
+
+def test_opt_in_remediation_needs_guidance_and_shows_as_opt_in() -> None:
+    from casemate.catalog.model import Control
+
+    base = {
+        "id": "cis_k8s_1_2_1",
+        "title": "Refuse anonymous requests",
+        "description": "anonymous requests reach the authorizers",
+        "level": 1,
+        "automated": True,
+        "applies_to": ["k8s_control_plane"],
+        "remediation": {"role": "kube_control_plane", "opt_in": True},
+        "check": {"kind": "manifest_flag", "params": {}},
+    }
+    with pytest.raises(ValueError, match="an opt-in remediation needs `manual:`"):
+        Control.model_validate(base)
+    control = Control.model_validate(base | {"manual": "weigh the anonymous health probes first"})
+    assert control.mode == "opt-in"
+    entry = load_catalog(None, KINDS).get("cis_k8s_1_2_1")
+    assert entry is not None and entry.control.mode == "opt-in"

@@ -30,6 +30,10 @@ class CheckSpec(_Strict):
 class Remediation(_Strict):
     role: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     vars: list[str] = Field(default_factory=list)
+    # The role can fix it, but only when a site sets its variable: the fix risks availability on
+    # some clusters (e.g. anonymous health probes). By default the role leaves it as it is, and
+    # `manual:` says what to weigh before opting in.
+    opt_in: bool = False
 
 
 class Control(_Strict):
@@ -58,16 +62,21 @@ class Control(_Strict):
             self.manual or self.report_only
         ):
             raise ValueError("a control that is not both checked and remediated needs `manual:`")
+        if self.remediation is not None and self.remediation.opt_in and not self.manual:
+            raise ValueError("an opt-in remediation needs `manual:` (what to weigh first)")
         return self
 
     @property
     def mode(self) -> str:
-        """automated (checked and remediated), check-only, report-only, or manual."""
+        """automated (checked and remediated), opt-in (checked; remediated when a site asks),
+        check-only, report-only, or manual."""
         if not self.automated:
             return "manual"
         if self.report_only:
             return "report-only"
-        return "automated" if self.remediation is not None else "check-only"
+        if self.remediation is None:
+            return "check-only"
+        return "opt-in" if self.remediation.opt_in else "automated"
 
 
 class CatalogFile(_Strict):
