@@ -84,6 +84,7 @@ def test_rendered_dockerfile() -> None:
         "console-getty.service",
         "systemd-udevd.service",
         "systemd-modules-load.service",
+        "systemd-sysctl.service",  # it would write machine-wide kernel parameters at every boot
     ]
 
 
