@@ -41,8 +41,12 @@ lint: setup
 unit: setup
 	$(VENV)/pytest -q tests/unit
 
+# The node image is built once first; then the lab test modules run three at a time, each on a
+# lab of its own (most of their time is spent waiting on nodes and Ansible, not on the CPU).
+LAB_WORKERS ?= 3
 lab-test: setup
-	$(VENV)/pytest -q -m lab tests/lab
+	$(CASEMATE) lab build
+	$(VENV)/pytest -q -m lab -n $(LAB_WORKERS) --dist loadfile tests/lab
 
 molecule: setup
 	PATH="$(CURDIR)/$(VENV):$$PATH" $(VENV)/molecule test

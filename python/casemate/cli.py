@@ -22,7 +22,7 @@ from casemate.catalog.model import Entry
 from casemate.checks import builtin_kinds
 from casemate.errors import BadInputError, CasemateError
 from casemate.harden import host_failed, plan, run_harden, vars_of
-from casemate.lab import lab_down, lab_status, lab_up
+from casemate.lab import lab_build, lab_down, lab_status, lab_up
 from casemate.locations import content_root, state_dir
 from casemate.report import diff, document, junit, table
 from casemate.rundir import RunDir, find_run, new_run, now_utc
@@ -278,6 +278,17 @@ def lab_up_cmd(
         name, nodes, c.state, _progress(c), release=release, rebuild=rebuild, profile=profile
     )
     _print_lab(c, status)
+
+
+@lab_app.command("build")
+def lab_build_cmd(
+    ctx: typer.Context,
+    release: Annotated[str, typer.Option(help="Debian release of the nodes.")] = "bookworm",
+    rebuild: Annotated[bool, typer.Option(help="Rebuild the node image even if cached.")] = False,
+) -> None:
+    """Build (or reuse) the node image without starting any node."""
+    c = _ctx(ctx)
+    c.out.print(lab_build(c.state, _progress(c), release=release, rebuild=rebuild))
 
 
 @lab_app.command("status")

@@ -8,6 +8,7 @@ reported as not_verifiable, never as pass.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-LAB = "t"
+# Each pytest-xdist worker gets a lab of its own (workers run test modules side by side).
+LAB = "t" + os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
 NODES = 4
 CASEMATE = str(Path(sys.executable).parent / "casemate")
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -66,6 +66,21 @@ def inventory_path(state: Path, lab: str) -> Path:
     return state / "lab" / lab / "inventory.yml"
 
 
+def lab_build(
+    state: Path,
+    progress: Callable[[str], None],
+    *,
+    release: str = "bookworm",
+    rebuild: bool = False,
+    docker: str = "docker",
+) -> str:
+    """Build the node image unless it is cached (or again, with `rebuild`); its tag."""
+    r = recipe(release)
+    engine = Engine(docker)
+    engine.ping()
+    return ensure_image(engine, r, state / "lab" / "build", progress, rebuild=rebuild)
+
+
 def lab_up(
     name: str,
     nodes: int,
