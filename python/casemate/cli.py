@@ -18,7 +18,7 @@ from rich.table import Table
 
 from casemate import __version__, breakglass
 from casemate.catalog.loader import Catalog, load_catalog
-from casemate.catalog.model import Entry
+from casemate.catalog.model import PROFILES, Entry
 from casemate.checks import builtin_kinds
 from casemate.errors import BadInputError, CasemateError
 from casemate.harden import host_failed, plan, run_harden, vars_of
@@ -127,6 +127,7 @@ def _entry_json(e: Entry) -> dict[str, Any]:
         "automated": c.automated,
         "mode": c.mode,
         "applies_to": list(c.applies_to),
+        "profiles": list(c.profiles),
         "remediation": c.remediation.model_dump() if c.remediation else None,
         "manual": c.manual,
         "check": c.check.model_dump() if c.check else None,
@@ -154,7 +155,7 @@ def catalog_list(
         typer.echo(json.dumps([_entry_json(e) for e in entries], indent=2))
         return
     t = Table(title=f"{len(entries)} controls", title_justify="left")
-    for col in ("id", "ref", "lvl", "mode", "remediation", "check", "title"):
+    for col in ("id", "ref", "lvl", "mode", "profile", "remediation", "check", "title"):
         t.add_column(col, overflow="fold")
     for e in entries:
         ctl = e.control
@@ -163,6 +164,7 @@ def catalog_list(
             f"{e.benchmark} {e.ref}",
             str(ctl.level),
             ctl.mode,
+            "all" if set(ctl.profiles) == set(PROFILES) else ",".join(ctl.profiles),
             ctl.remediation.role if ctl.remediation else "-",
             ctl.check.kind if ctl.check else "-",
             ctl.title,

@@ -112,6 +112,21 @@ def test_catalog_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(e["benchmark"] == "cis-docker" for e in entries)
 
 
+def test_catalog_list_shows_each_controls_profiles(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = call_out(
+        capsys, "catalog", "list", "--benchmark", "casemate-host", "--format", "json"
+    )
+    assert code == 0
+    profiles = {e["id"]: e["profiles"] for e in json.loads(out)}
+    assert profiles["cm_host_1_1"] == ["standard"]
+    assert profiles["cm_host_1_19"] == ["immutable"]
+    assert profiles["cm_host_3_1"] == ["standard", "immutable"]
+    code, table_out, _ = call_out(capsys, "catalog", "list", "--benchmark", "casemate-host")
+    rows = {line.split("│")[1].strip(): line for line in table_out.splitlines() if "│" in line}
+    assert "immutable" in rows["cm_host_1_19"] and "standard" not in rows["cm_host_1_19"]
+    assert " all " in rows["cm_host_3_1"]
+
+
 def test_catalog_tags_follow_level(capsys: pytest.CaptureFixture[str]) -> None:
     _, level1, _ = call_out(capsys, "catalog", "tags", "--level", "1")
     _, level2, _ = call_out(capsys, "catalog", "tags", "--level", "2")
