@@ -209,6 +209,79 @@ def test_a_mount_path_taken_by_another_directory_is_refused() -> None:
         km.edit_pod(doc(APISERVER), volumes=[AUDIT_POLICY | {"mountPath": "/etc/kubernetes/pki"}])
 
 
+def _with_site_volume(volume: dict[str, Any], mount: dict[str, Any]) -> Any:
+    start = doc(APISERVER)
+    start["spec"]["volumes"].append(volume)
+    start["spec"]["containers"][0]["volumeMounts"].append(mount)
+    km.validate_pod(start)
+    return start
+
+
+def test_a_site_volume_of_the_same_name_with_another_source_is_refused() -> None:
+    site = _with_site_volume(
+        {"hostPath": {"path": "/srv/audit", "type": "DirectoryOrCreate"}, "name": "audit-log"},
+        {"mountPath": "/srv/audit", "name": "audit-log"},
+    )
+    before = copy.deepcopy(site)
+    with pytest.raises(
+        km.ManifestError, match="already has a volume 'audit-log' \\(hostPath /srv/audit\\)"
+    ):
+        km.edit_pod(site, volumes=[AUDIT_LOG])
+    assert site == before  # nothing of the site's was touched
+    # through plan_edit, as the action runs it: refused, nothing to write
+    with pytest.raises(km.ManifestError, match="refusing to replace it"):
+        km.plan_edit("pod", km.dump_yaml(site), {"volumes": [AUDIT_LOG]})
+    # not a hostPath at all
+    other = _with_site_volume(
+        {"configMap": {"name": "audit"}, "name": "audit-log"},
+        {"mountPath": "/etc/audit-cm", "name": "audit-log"},
+    )
+    with pytest.raises(km.ManifestError, match="configMap"):
+        km.edit_pod(other, volumes=[AUDIT_LOG])
+
+
+def test_a_site_mount_of_the_same_name_elsewhere_is_refused() -> None:
+    site = _with_site_volume(
+        {"hostPath": {"path": "/var/log/kubernetes/audit"}, "name": "audit-log"},
+        {"mountPath": "/audit", "name": "audit-log"},
+    )
+    with pytest.raises(km.ManifestError, match="already mounted at /audit"):
+        km.edit_pod(site, volumes=[AUDIT_LOG])
+
+
+def test_a_site_volume_of_the_same_name_and_path_is_kept_as_it_is() -> None:
+    site = _with_site_volume(
+        {
+            "hostPath": {"path": "/var/log/kubernetes/audit/", "type": "Directory"},
+            "name": "audit-log",
+        },
+        {"mountPath": "/var/log/kubernetes/audit", "name": "audit-log"},
+    )
+    assert km.edit_pod(site, volumes=[AUDIT_LOG]) == site
+
+
+def test_mount_paths_are_compared_normalised() -> None:
+    # a site mount written with a trailing slash is the same directory: reused, not mounted twice
+    site = _with_site_volume(
+        {"hostPath": {"path": "/var/log/kubernetes/audit/"}, "name": "site-audit"},
+        {"mountPath": "/var/log/kubernetes/audit/", "name": "site-audit"},
+    )
+    assert km.edit_pod(site, volumes=[AUDIT_LOG]) == site
+    slashed = AUDIT_LOG | {
+        "hostPath": "/var/log/kubernetes/audit/",
+        "mountPath": "/var/log/kubernetes/audit/",
+    }
+    once = km.edit_pod(doc(APISERVER), volumes=[AUDIT_LOG])
+    assert km.edit_pod(once, volumes=[slashed]) == once
+    # a pod that mounts one directory twice, once with a slash, is not valid
+    twice = copy.deepcopy(once)
+    twice["spec"]["containers"][0]["volumeMounts"].append(
+        {"mountPath": "/var/log/kubernetes/audit/", "name": "audit-log"}
+    )
+    with pytest.raises(km.ManifestError, match="used twice"):
+        km.validate_pod(twice)
+
+
 def test_unknown_fields_are_kept() -> None:
     start = doc(APISERVER)
     start["spec"]["futureField"] = {"nested": [1, 2]}

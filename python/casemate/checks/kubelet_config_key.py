@@ -1,7 +1,9 @@
 """kubelet_config_key: a kubelet setting, read where it takes effect.
 
 A kubelet command-line flag wins over its KubeletConfiguration file (`--config`), which wins over
-the kubelet's built-in default (`unset`). The command line is the running kubelet's when one runs;
+the kubelet's built-in default (`unset`). The command line is the running kubelet's when one runs
+(the main process of its active unit, else one in the probe's own PID namespace: a kubelet inside
+a container, such as a kind pod, is not this host's);
 otherwise it is the one systemd would start: the unit's ExecStart with its Environment= and
 EnvironmentFile= variables expanded (kubeadm puts flags in kubeadm-flags.env and
 /etc/default/kubelet through its 10-kubeadm.conf drop-in).

@@ -2,6 +2,7 @@
 # It only reads. It must run on any python3 >= 3.6 with the standard library alone, so it is kept
 # free of casemate imports and of modern syntax. REQUEST is set by the controller before sending.
 import base64
+import fnmatch
 import glob
 import grp
 import json
@@ -236,11 +237,31 @@ def unit_argv(name):
     return _expand(found.group(1).split(), env), None
 
 
+def _unit_main_argv(name):
+    """The command line of a unit's main process while the unit is active, else None."""
+    res = _run(["systemctl", "show", name, "-p", "ActiveState", "-p", "MainPID"])
+    if res.get("error") or res["rc"] != 0:
+        return None
+    props = dict(line.partition("=")[::2] for line in res["stdout"].splitlines())
+    pid = props.get("MainPID", "")
+    if props.get("ActiveState") not in ("active", "reloading") or not pid.isdigit() or pid == "0":
+        return None
+    try:
+        with open("/proc/%s/cmdline" % pid, "rb") as handle:
+            argv = [a.decode("utf-8", "replace") for a in handle.read().split(b"\0") if a]
+    except OSError:
+        return None
+    return argv or None
+
+
 def c_svc_config(arg):
     """A service's command line (the running process's, else the one its unit would start) and
-    the config file that command line names with `config_flag` (else `config`)."""
+    the config file that command line names with `config_flag` (else `config`). The running
+    process is the unit's main process, else one of that name in our own PID namespace: a
+    process of that name in a container (a pod running kind) is not this host's service."""
     spec = json.loads(arg)
-    proc = c_proc(spec["process"], any_ns=True)
+    argv = _unit_main_argv(spec["unit"])
+    proc = {"running": True, "argv": argv} if argv else c_proc(spec["process"])
     if proc.get("running"):
         argv, source, why = proc["argv"], "process", None
     else:
@@ -506,7 +527,47 @@ def _sshd_effective(config):
         key, _, value = line.strip().partition(" ")
         if key:
             options.setdefault(key.lower(), []).append(value.strip())
-    return {"installed": True, "config": config, "sshd": sshd, "options": options}
+    out = {"installed": True, "config": config, "sshd": sshd, "options": options}
+    # sshd -T leaves Match blocks out: what they set is read from the files themselves
+    out["match"], out["match_error"] = [], ""
+    try:
+        _sshd_match_scan(config, "", out["match"], 0)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        out["match_error"] = "cannot read the Match blocks: %s" % exc
+    files = {}
+    for path in options.get("banner", []):
+        if path != "none":
+            try:
+                files[path] = {"exists": True, "size": os.stat(path).st_size}
+            except OSError as exc:
+                files[path] = {"exists": False, "error": exc.strerror or str(exc)}
+    out["files"] = files
+    return out
+
+
+def _sshd_match_scan(path, match, found, depth):
+    """Options set inside Match blocks of `path` and the files it includes, in sshd's order:
+    [{file, line, match, option, value}]. `match` is the Match line the file is read under."""
+    if depth > 16:
+        raise ValueError("Include nested too deep at %s" % path)
+    with open(path) as handle:
+        lines = handle.read().splitlines()
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = re.split(r"[\s=]+", text, maxsplit=1)
+        key, arg = parts[0].lower(), (parts[1].strip() if len(parts) > 1 else "")
+        if key == "match":
+            match = "Match %s" % arg
+        elif key == "include":
+            for pattern in arg.split():
+                full = pattern if pattern.startswith("/") else os.path.join("/etc/ssh", pattern)
+                for target in sorted(glob.glob(full)):
+                    _sshd_match_scan(target, match, found, depth + 1)
+        elif match:
+            entry = {"file": path, "line": number, "match": match, "option": key, "value": arg}
+            found.append(entry)
 
 
 def c_sshd_effective(config):
@@ -623,23 +684,71 @@ def c_package(name):
     return {"error": "neither dpkg nor rpm is available to tell whether %s is installed" % name}
 
 
+def classify_container(virt, markers, environ):
+    """The container this host runs in, from systemd-detect-virt's (rc, output) or None when it
+    cannot run, the marker files that exist, and pid 1's container= value (None when unset or
+    unreadable). Any sign of a container wins; with no systemd-detect-virt answer and no sign the
+    host is 'unknown', which counts as a container. The facts modules of the sysctl, auditd_rules
+    and host_baseline roles carry the same function (tests/unit/test_host_review.py checks it)."""
+    rc, out = virt if virt is not None else (None, "")
+    if rc == 0 and out and out != "none":
+        return out
+    if "/.dockerenv" in markers:
+        return "docker"
+    if "/run/.containerenv" in markers:
+        return "podman"
+    if environ is not None:
+        return environ or "container"
+    if rc == 1 and out == "none":
+        return ""
+    return "unknown"
+
+
 def _container():
     res = _run(["systemd-detect-virt", "--container"])
-    out = res.get("stdout", "").strip()
-    if res.get("rc") == 0 and out and out != "none":
-        return out
-    if os.path.exists("/.dockerenv"):
-        return "docker"
-    if os.path.exists("/run/.containerenv"):
-        return "podman"
+    virt = None if res.get("error") else (res.get("rc"), res.get("stdout", "").strip())
+    markers = [m for m in ("/.dockerenv", "/run/.containerenv") if os.path.exists(m)]
+    environ = None
     try:
         with open("/proc/1/environ", "rb") as handle:
             for item in handle.read().split(b"\0"):
                 if item.startswith(b"container="):
-                    return item.split(b"=", 1)[1].decode() or "container"
+                    environ = item.split(b"=", 1)[1].decode()
     except OSError:
         pass
-    return ""
+    return classify_container(virt, markers, environ)
+
+
+def c_engines(arg):
+    """Evidence of a container engine: `names;patterns;path` (names and interface patterns comma
+    separated). The names found as commands on `path`, those with a running process (its comm is
+    the name, or starts with name-: k3s-server), and the network interfaces matching a pattern."""
+    names, patterns, path = [*arg.split(";", 2), "", ""][:3]
+    names = [n for n in names.split(",") if n]
+    commands = {}
+    for name in names:
+        for folder in path.split(":"):
+            candidate = os.path.join(folder, name)
+            if folder and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                commands[name] = candidate
+                break
+    running = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % pid) as handle:
+                comm = handle.read().strip()
+        except OSError:
+            continue
+        running.update(n for n in names if comm == n or comm.startswith(n + "-"))
+    try:
+        links = os.listdir("/sys/class/net")
+    except OSError as exc:
+        return {"error": "cannot list /sys/class/net: %s" % exc}
+    wanted = [p for p in patterns.split(",") if p]
+    interfaces = sorted(i for i in links if any(fnmatch.fnmatchcase(i, p) for p in wanted))
+    return {"commands": commands, "running": sorted(running), "interfaces": interfaces}
 
 
 def _os_release():
@@ -675,6 +784,7 @@ COLLECTORS = {
     "ssh_host_keys": c_ssh_host_keys,
     "listening": c_listening,
     "package": c_package,
+    "engines": c_engines,
 }
 
 

@@ -249,44 +249,71 @@ def _place(items: list[dict[str, Any]], new: dict[str, Any]) -> None:
         items.append(new)
 
 
+def _same_path(a: Any, b: Any) -> bool:
+    """Whether two absolute paths name the same place (`/x/` and `/x` do)."""
+    return posixpath.normpath(str(a or "")) == posixpath.normpath(str(b or ""))
+
+
+def _source(volume: Mapping[str, Any]) -> str:
+    """A volume's source, for a message: `hostPath /srv/audit`, `configMap`, ..."""
+    kinds = sorted(set(volume) - {"name"})
+    if kinds == ["hostPath"]:
+        return f"hostPath {(volume.get('hostPath') or {}).get('path')}"
+    return ", ".join(kinds) or "no source"
+
+
 def add_volume(doc: dict[str, Any], container: dict[str, Any], spec: Mapping[str, Any]) -> None:
     """One hostPath volume and its mount. A mount that already puts the same host path at the same
-    place (under any name) is reused; one that puts something else there is refused."""
+    place (under any name) is reused; one that puts something else there is refused, and so is a
+    volume or mount of the same name that is something else (a site's own is never replaced).
+    Paths are compared normalised (`/x/` is `/x`)."""
     for key in ("name", "hostPath", "mountPath"):
         if not spec.get(key):
             raise ManifestError(f"volume {dict(spec)}: '{key}' is required")
-    name, host, where = str(spec["name"]), str(spec["hostPath"]), str(spec["mountPath"])
+    name = str(spec["name"])
+    host = posixpath.normpath(str(spec["hostPath"]))
+    where = posixpath.normpath(str(spec["mountPath"]))
     volumes: list[dict[str, Any]] = doc["spec"].setdefault("volumes", [])
     mounts: list[dict[str, Any]] = container.setdefault("volumeMounts", [])
     by_name = {v.get("name"): v for v in volumes}
     for m in mounts:
-        if m.get("mountPath") != where or m.get("name") == name:
+        if not _same_path(m.get("mountPath"), where) or m.get("name") == name:
             continue
         other = by_name.get(m.get("name"), {})
-        if (other.get("hostPath") or {}).get("path") == host:
+        if set(other) - {"name"} == {"hostPath"} and _same_path(
+            (other.get("hostPath") or {}).get("path"), host
+        ):
             return  # the site mounts it already
         raise ManifestError(
             f"{where} is already mounted from volume '{m.get('name')}'; "
             f"refusing to mount {host} there"
         )
-    host_path: dict[str, Any] = {"path": host}
-    if spec.get("type"):
-        host_path["type"] = str(spec["type"])
     volume = by_name.get(name)
     if volume is None:
+        host_path: dict[str, Any] = {"path": host}
+        if spec.get("type"):
+            host_path["type"] = str(spec["type"])
         _place(volumes, {"hostPath": host_path, "name": name})
-    elif volume.get("hostPath") != host_path or set(volume) - {"name", "hostPath"}:
-        volume.clear()
-        volume.update({"hostPath": host_path, "name": name})
-    mount: dict[str, Any] = {"mountPath": where, "name": name}
-    if spec.get("readOnly"):
-        mount["readOnly"] = True
+    elif set(volume) - {"name"} != {"hostPath"} or not _same_path(
+        (volume.get("hostPath") or {}).get("path"), host
+    ):
+        raise ManifestError(
+            f"the pod already has a volume '{name}' ({_source(volume)}); "
+            f"refusing to replace it with hostPath {host}"
+        )
     current = next((m for m in mounts if m.get("name") == name), None)
     if current is None:
+        mount: dict[str, Any] = {"mountPath": where, "name": name}
+        if spec.get("readOnly"):
+            mount["readOnly"] = True
         _place(mounts, mount)
-    elif current != mount:
-        current.clear()
-        current.update(mount)
+    elif not _same_path(current.get("mountPath"), where):
+        raise ManifestError(
+            f"volume '{name}' is already mounted at {current.get('mountPath')}; "
+            f"refusing to move it to {where}"
+        )
+    elif spec.get("readOnly") and not current.get("readOnly"):
+        current["readOnly"] = True
 
 
 def _shape_problem(doc: Any) -> str | None:
@@ -323,7 +350,7 @@ def _mount_problem(container: dict[str, Any], volumes: set[str]) -> str | None:
     where = f"container {container['name']}"
     if not isinstance(mounts, list) or not all(isinstance(m, dict) for m in mounts):
         return f"{where}: volumeMounts is not a list"
-    paths = [m.get("mountPath") for m in mounts]
+    paths = [posixpath.normpath(str(m.get("mountPath", ""))) for m in mounts]
     if len(paths) != len(set(paths)):
         return f"{where}: a mount path is used twice"
     for m in mounts:

@@ -13,6 +13,10 @@ description:
   - Fails with a one-line account of what it last saw when the timeout passes. Read-only.
 options:
   name: {description: component name (basename of argv[0]), type: str, required: true}
+  unit:
+    description: "the component's systemd unit: its process is then the unit's MainPID while the unit is active, not any process called name (in whatever PID namespace)"
+    type: str
+    default: ""
   hint: {description: the expected command line (picks among several processes), type: list, elements: str, default: []}
   previous: {description: "{pid, start} of the process before the change ({} when none ran)", type: dict, default: {}}
   present: {description: "items (--name=value or --name) the new command line must contain", type: list, elements: str, default: []}
@@ -32,7 +36,7 @@ from urllib.error import HTTPError, URLError
 from urllib.request import urlopen
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.kube_process import pick, processes_named
+from ansible.module_utils.kube_process import pick, processes_named, unit_process, unit_state
 
 
 def health(url):
@@ -62,6 +66,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "name": {"type": "str", "required": True},
+            "unit": {"type": "str", "default": ""},
             "hint": {"type": "list", "elements": "str", "default": []},
             "previous": {"type": "dict", "default": {}},
             "present": {"type": "list", "elements": "str", "default": []},
@@ -78,9 +83,12 @@ def main():
     healthy = 0  # consecutive healthy answers of the same process: one lucky answer is not enough
     last_pid = 0
     while True:
-        proc = pick(
-            [c for c in processes_named(p["name"]) if (c["pid"], c["start"]) != old], p["hint"]
-        )
+        if p["unit"]:
+            found = unit_process(unit_state(module.run_command, p["unit"]))
+            candidates = [found] if found else []
+        else:
+            candidates = processes_named(p["name"])
+        proc = pick([c for c in candidates if (c["pid"], c["start"]) != old], p["hint"])
         if proc is None or proc["pid"] != last_pid:
             healthy = 0
         if proc is not None:

@@ -7,13 +7,18 @@ DOCUMENTATION = r"""
 module: kube_node_facts
 short_description: Processes, systemd units, sysctls and file modes of a Kubernetes node (read-only)
 description:
-  - Finds the running process of each named component (by the basename of argv[0]; when several
-    match, the one sharing most flags with the given command line), reads systemd unit properties,
+  - Finds the running process of each named component (by the basename of argv[0], in any PID
+    namespace; when several match, the one sharing most flags with the given command line) and of
+    each service (the main process of its systemd unit, only while the unit is active), reads systemd unit properties,
     kernel sysctls, whether the host is a container, and which files have mode bits beyond a limit.
   - Standard library only; works with any python3 >= 3.6 on the node.
 options:
   processes:
     description: component name -> the command line it is expected to run (a hint to pick among several processes).
+    type: dict
+    default: {}
+  services:
+    description: "component name -> its systemd unit: the process is the unit's MainPID while the unit is active, never a same-named process elsewhere (e.g. a kubelet in a pod)."
     type: dict
     default: {}
   units: {description: systemd units to describe, type: list, elements: str, default: []}
@@ -36,7 +41,7 @@ options:
 """
 
 RETURN = r"""
-processes: {description: "name -> {running, pid, start, argv}", type: dict}
+processes: {description: "name -> {running, pid, start, argv}, for processes and services", type: dict}
 units: {description: "name -> {load_state, active_state, main_pid, fragment_path, drop_in_paths, environment_files}", type: dict}
 sysctls: {description: name -> value (null when unreadable), type: dict}
 loose_modes: {description: "list of {id, path, mode, fixed}: files with mode bits beyond their limit and the mode they should get (bits removed, never added)", type: list}
@@ -52,13 +57,22 @@ import pwd
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.kube_process import pick, processes_named
+from ansible.module_utils.kube_process import pick, processes_named, unit_process
+
+NOT_RUNNING = {"running": False, "pid": 0, "start": 0, "argv": []}
 
 
 def find_process(name, hint):
     chosen = pick(processes_named(name), hint)
     if chosen is None:
-        return {"running": False, "pid": 0, "start": 0, "argv": []}
+        return dict(NOT_RUNNING)
+    return dict(chosen, running=True)
+
+
+def service_process(module, unit_name):
+    chosen = unit_process(unit(module, unit_name))
+    if chosen is None:
+        return dict(NOT_RUNNING)
     return dict(chosen, running=True)
 
 
@@ -174,6 +188,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "processes": {"type": "dict", "default": {}},
+            "services": {"type": "dict", "default": {}},
             "units": {"type": "list", "elements": "str", "default": []},
             "sysctls": {"type": "list", "elements": "str", "default": []},
             "modes": {"type": "list", "elements": "dict", "default": []},
@@ -183,9 +198,11 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    processes = {n: find_process(n, h) for n, h in p["processes"].items()}
+    processes.update({n: service_process(module, u) for n, u in p["services"].items()})
     module.exit_json(
         changed=False,
-        processes={n: find_process(n, h) for n, h in p["processes"].items()},
+        processes=processes,
         units={n: unit(module, n) for n in p["units"]},
         sysctls={n: sysctl(n) for n in p["sysctls"]},
         loose_modes=loose_modes(p["modes"]),
