@@ -98,18 +98,19 @@ def test_harden_over_ssh_keeps_key_login_and_open_sessions(
     session = ssh.Session.open(ip, ssh.USER, key)
     try:
         lab.casemate("harden", "-i", str(inventory), "--controls", CONTROLS, check=0)
+        # the confirmation was a new login after the reload, not the shared connection: read the
+        # journal now, before this test logs in by itself
+        log = lab.sh(node, "journalctl -u ssh --no-pager -o cat")
         assert harden_stats(lab.state)[node]["changed"] > 0
         assert session.run("echo still-here").strip() == "still-here"  # survived the reload
     finally:
         session.close()
+    reload_at = log.rindex("Received SIGHUP")
+    assert f"Accepted publickey for {ssh.USER}" in log[reload_at:]
     assert ssh.login(ip, ssh.USER, key=key) == "ok"
     assert ssh.login(ip, ssh.USER, password=ssh.PASSWORD).startswith("refused")
     assert ssh.login(ip, "root", key=key).startswith("refused")
     lab.sh(node, "sshd -t")
-    # the confirmation was a new login after the reload, not the shared connection
-    log = lab.sh(node, "journalctl -u ssh --no-pager -o cat")
-    reload_at = log.rindex("Received SIGHUP")
-    assert f"Accepted publickey for {ssh.USER}" in log[reload_at:]
     assert lab.sh(node, "ls /etc/ssh/sshd_config.d/").split() == ["00-casemate-hardening.conf"]
 
     lab.casemate("harden", "-i", str(inventory), "--controls", CONTROLS, check=0)
@@ -138,6 +139,48 @@ def test_drifted_node_fails_every_control_then_recovers(lab: Lab, tmp_path: Path
     )
     assert "# disabled by casemate (weak host key): HostKey /etc/ssh/ssh_host_rsa2048_key" in (
         lab.sh(node, "cat /etc/ssh/sshd_config.d/10-legacy-keys.conf")
+    )
+    # the Match block at the end no longer gives passwords, root login or X11 back
+    main = lab.sh(node, "cat /etc/ssh/sshd_config")
+    for line in ("PasswordAuthentication yes", "PermitRootLogin yes", "X11Forwarding yes"):
+        assert f"# disabled by casemate (a Match block undid casemate's setting): {line}" in main
+
+
+def test_match_block_that_gives_passwords_back_fails_the_check(
+    lab: Lab, key: Path, tmp_path: Path
+) -> None:
+    """Plain sshd -T leaves a Match User block out: a hardened node whose Match block turns
+    password login back on for every user must fail cm_host_1_2 (and passwords really work there), and the next
+    harden takes the line out again."""
+    node = lab.nodes[1]
+    wait_for_sshd(lab, node)
+    ssh.add_user(lab, node, ssh.USER, key, password=ssh.PASSWORD)
+    ip = ssh.bridge_ip(node)
+    inventory = lab.inventory_with(tmp_path / "inv.yml", {node: {"sshd_allow_groups": [ssh.GROUP]}})
+    lab.casemate("harden", "-i", str(inventory), "--controls", CONTROLS, check=0)
+    assert ssh.login(ip, ssh.USER, password=ssh.PASSWORD).startswith("refused")
+    lab.sh(node, "printf 'Match User *\\n    PasswordAuthentication yes\\n' >> /etc/ssh/sshd_config"
+                 " && sshd -t && systemctl reload ssh")  # fmt: skip
+    wait_for_sshd(lab, node)
+    assert wait_until(lambda: ssh.login(ip, ssh.USER, password=ssh.PASSWORD) == "ok", 10)
+    out = tmp_path / "match"
+    lab.casemate("verify", "-i", str(inventory), "--controls", CONTROLS, "--report-dir", str(out),
+                 check=1)  # fmt: skip
+    got = results(report_of(out), node)
+    assert got["cm_host_1_2"]["status"] == "fail"
+    assert (
+        "passwordauthentication yes in /etc/ssh/sshd_config line " in got["cm_host_1_2"]["observed"]
+    )
+    assert "(Match User *)" in got["cm_host_1_2"]["observed"]
+    assert got["cm_host_1_2"]["observed"].startswith(
+        "passwordauthentication no (effective, sshd -T), but "
+    )
+    assert {c for c, r in got.items() if r["status"] != "pass"} == {"cm_host_1_2"}
+
+    lab.casemate("harden", "-i", str(inventory), "--controls", CONTROLS, check=0)
+    assert ssh.login(ip, ssh.USER, password=ssh.PASSWORD).startswith("refused")
+    assert ssh_results(lab, inventory, tmp_path / "fixed", check=0) == dict.fromkeys(
+        HARDENING, "pass"
     )
 
 
@@ -262,6 +305,24 @@ def test_host_side_rollback_fires_without_a_confirmation(
     assert ssh.login(ip, ssh.USER, password=ssh.PASSWORD) == "ok"
 
 
+def test_sshd_that_dies_at_the_reload_is_started_again(lab: Lab, key: Path, tmp_path: Path) -> None:
+    """sshd -t accepts a ListenAddress the node does not have (it never binds), the reload then
+    stops sshd for good (exit 255, not restarted by systemd): the rollback must start it again."""
+    node = lab.nodes[2]
+    ip, inventory = ssh_node(
+        lab, node, key, tmp_path, sshd_extra_options={"ListenAddress": "192.0.2.1"}
+    )
+    snapshot = lab.sh(node, SNAPSHOT)
+    lab.casemate("harden", "-i", str(inventory), "--controls", CONTROLS, check=3)
+    said = failure_message(lab, node)
+    assert said.startswith("Fail loudly for this host: rolled back: rolled back at once: ssh.service stopped at the reload; the previous configuration is back; ssh.service is running")  # fmt: skip
+    assert lab.sh(node, "systemctl is-active ssh").strip() == "active"
+    assert lab.sh(node, SNAPSHOT) == snapshot
+    assert ssh.login(ip, ssh.USER, key=key) == "ok"
+    assert ssh.login(ip, ssh.USER, password=ssh.PASSWORD) == "ok"  # the old config is in force
+    assert decided_by(lab, node) == "apply"
+
+
 def armed_and_applied(lab: Lab, node: str) -> bool:
     timers = "systemctl list-units --all --no-legend 'casemate-sshd-rollback-*.timer' || true"
     applied = "sshd -T | grep -x 'permitrootlogin no' || true"
@@ -334,4 +395,26 @@ def test_immutable_over_ssh_is_refused_and_over_docker_turns_ssh_off(
         "masked",
         "masked",
     ]
+    assert ssh.login(ip, ssh.USER, key=key).startswith("failed")  # nothing answers on port 22
+
+
+def test_immutable_over_ssh_with_the_docker_break_glass_path(
+    lab: Lab, key: Path, tmp_path: Path
+) -> None:
+    """A host reached over SSH goes SSH-off when the operator names the Docker connection as its
+    break-glass path: casemate proves that path first, then SSH goes off."""
+    node = lab.nodes[0]
+    glass = {"ansible_connection": "community.docker.docker", "ansible_host": node}
+    ip, inventory = ssh_node(lab, node, key, tmp_path, casemate_break_glass=glass)
+    lab.casemate("harden", "-i", str(inventory), "--profile", "immutable", "--level", "2",
+                 "--controls", ",".join(OFF), "--break-glass", "docker", check=0)  # fmt: skip
+    proof = json.loads((last_run(lab.state, "harden") / "breakglass.json").read_text())
+    entry = proof["hosts"][node]
+    assert entry | {"proven": True, "path": "docker", "rc": 0} == entry
+    assert entry["stdout"].split() == ["casemate-break-glass", "root", node]
+    docker_inventory = lab.inventory_with(tmp_path / "docker.yml", {node: {}})
+    after = ssh_results(
+        lab, docker_inventory, tmp_path / "off", ids=OFF, profile="immutable", check=0
+    )
+    assert after == dict.fromkeys(OFF, "pass")
     assert ssh.login(ip, ssh.USER, key=key).startswith("failed")  # nothing answers on port 22

@@ -34,12 +34,18 @@ def run(kind: str, params: dict[str, Any], o: Observations) -> Verdict:
     return k.judge(k.params.model_validate(params), o)
 
 
-def sshd(**options: str | list[str]) -> Observations:
+def sshd(
+    *, match: list[dict[str, Any]] | None = None, files: dict[str, Any] | None = None,
+    **options: str | list[str],
+) -> Observations:  # fmt: skip
     return obs(
         {
             EFFECTIVE: {
                 "installed": True,
                 "options": {k: v if isinstance(v, list) else [v] for k, v in options.items()},
+                "match": match or [],
+                "match_error": "",
+                "files": files or {},
             }
         }
     )
@@ -119,6 +125,91 @@ def test_sshd_option_any_of_and_lists() -> None:
     assert run("sshd_option", keys, two).status is Status.FAIL
     one = sshd(authorizedkeysfile=".ssh/authorized_keys")
     assert run("sshd_option", keys, one).status is Status.PASS
+
+
+def entry(cid: str) -> dict[str, Any]:
+    (found,) = [e for e in SSH if e.id == cid]
+    params: dict[str, Any] = found.control.check.params
+    return params
+
+
+def match(option: str, value: str, line: int = 130) -> dict[str, Any]:
+    return {"file": "/etc/ssh/sshd_config", "line": line, "match": "Match all",
+            "option": option, "value": value}  # fmt: skip
+
+
+def test_a_match_block_that_undoes_a_setting_fails() -> None:
+    """sshd -T leaves Match blocks out: passwords off globally but back on for every connection."""
+    p = entry("cm_host_1_2")
+    bad = run("sshd_option", p, sshd(passwordauthentication="no",
+                                     match=[match("passwordauthentication", "Yes")]))  # fmt: skip
+    assert bad.status is Status.FAIL
+    assert bad.observed == (
+        "passwordauthentication no (effective, sshd -T), but passwordauthentication yes in "
+        "/etc/ssh/sshd_config line 130 (Match all)"
+    )
+    ok = sshd(passwordauthentication="no", match=[match("passwordauthentication", "no"),
+                                                  match("x11forwarding", "yes")])  # fmt: skip
+    assert run("sshd_option", p, ok).status is Status.PASS
+    root = run("sshd_option", entry("cm_host_1_1"),
+               sshd(permitrootlogin="no", match=[match("permitrootlogin", "prohibit-password")]))  # fmt: skip
+    assert root.status is Status.FAIL
+    # times are judged as sshd prints them: 10m is 600 s, more than 300
+    alive = sshd(clientaliveinterval="300", clientalivecountmax="2",
+                 match=[match("clientaliveinterval", "10m")])  # fmt: skip
+    assert run("sshd_option", entry("cm_host_1_8"), alive).status is Status.FAIL
+    # an allow list in a Match block only narrows access further
+    groups = sshd(allowgroups="ops", match=[match("allowgroups", "")])
+    assert run("sshd_option", entry("cm_host_1_18"), groups).status is Status.PASS
+
+
+def test_match_blocks_that_could_not_be_read_are_not_verifiable() -> None:
+    p = entry("cm_host_1_2")
+    raw = {"installed": True, "options": {"passwordauthentication": ["no"]},
+           "match": [], "match_error": "cannot read the Match blocks: [Errno 13] /etc/ssh/x.conf"}  # fmt: skip
+    v = run("sshd_option", p, obs({EFFECTIVE: raw}))
+    assert v.status is Status.NOT_VERIFIABLE
+    assert v.observed.endswith("Match blocks not judged: cannot read the Match blocks: [Errno 13] /etc/ssh/x.conf")  # fmt: skip
+    old = {"installed": True, "options": {"passwordauthentication": ["no"]}}
+    assert run("sshd_option", p, obs({EFFECTIVE: old})).status is Status.NOT_VERIFIABLE
+    # a value that is already wrong fails, whatever the Match blocks say
+    wrong = {**raw, "options": {"passwordauthentication": ["yes"]}}
+    assert run("sshd_option", p, obs({EFFECTIVE: wrong})).status is Status.FAIL
+
+
+def test_banner_must_name_a_file_with_something_in_it() -> None:
+    p = entry("cm_host_1_16")
+    path = "/etc/ssh/sshd_banner"
+    good = sshd(banner=path, files={path: {"exists": True, "size": 80}})
+    assert run("sshd_option", p, good).status is Status.PASS
+    missing = run("sshd_option", p, sshd(banner=path, files={path: {"exists": False, "error": "No such file or directory"}}))  # fmt: skip
+    assert missing.status is Status.FAIL
+    assert missing.observed.endswith(
+        f"but banner {path} does not exist (No such file or directory)"
+    )
+    empty = run("sshd_option", p, sshd(banner=path, files={path: {"exists": True, "size": 0}}))
+    assert (empty.status, empty.observed.endswith(f"but banner {path} is empty")) == (
+        Status.FAIL,
+        True,
+    )
+    assert run("sshd_option", p, sshd(banner=path)).status is Status.FAIL  # not examined
+    assert run("sshd_option", p, sshd(banner="none")).status is Status.FAIL
+
+
+@pytest.mark.parametrize(
+    ("files", "status"),
+    [
+        (".ssh/authorized_keys", Status.PASS),
+        (".ssh/authorized_keys .ssh/authorized_keys2", Status.FAIL),
+        ("%h/.ssh/authorized_keys2", Status.FAIL),
+        ("/etc/ssh/keys/%u/authorized_keys2", Status.FAIL),
+        ("/etc/ssh/authorized_keys/%u", Status.PASS),
+    ],
+)
+def test_legacy_key_file_is_refused_however_it_is_spelled(files: str, status: Status) -> None:
+    opts = {"pubkeyauthentication": "yes", "hostbasedauthentication": "no", "ignorerhosts": "yes",
+            "permituserenvironment": "no", "authorizedkeysfile": files}  # fmt: skip
+    assert run("sshd_option", entry("cm_host_1_5"), sshd(**opts)).status is status
 
 
 @pytest.mark.parametrize(

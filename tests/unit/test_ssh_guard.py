@@ -161,9 +161,12 @@ def test_keys_and_passwords() -> None:
         "the key Ansible uses (ssh-ed25519) is not among PubkeyAcceptedAlgorithms"
     ]
     assert reasons(after(authorizedkeyscommand="/usr/bin/keys %u"), read=files({})) == []
-    assert reasons(after(), password=True) == [
+    # a password gets in through PasswordAuthentication or keyboard-interactive (PAM): only both
+    # turned off lock a password login out
+    assert reasons(after(kbdinteractiveauthentication="no"), password=True) == [
         "Ansible logs in with a password and password login is turned off"
     ]
+    assert reasons(after(kbdinteractiveauthentication="yes"), password=True) == []
     assert reasons(after(passwordauthentication="yes"), password=True) == []
     assert reasons(after(), session={**SESSION, "user": "mallory"}) == ["no local account mallory"]
 
@@ -265,6 +268,11 @@ def test_overridden_names_values_sshd_would_not_use() -> None:
             "ciphers": ["a,b"], "logingracetime": ["60"], "allowgroups": ["ops", "adm"]}  # fmt: skip
     assert F.overridden(wanted, seen) == ["X11Forwarding yes (wanted no)"]
     assert F.overridden({"LoginGraceTime": "2m"}, seen) == ["LoginGraceTime 60 (wanted 120)"]
+    listen = {"listenaddress": ["192.0.2.1:22"]}
+    assert F.overridden({"ListenAddress": "192.0.2.1"}, listen) == []
+    assert F.overridden({"ListenAddress": "192.0.2.9"}, listen) == [
+        "ListenAddress 192.0.2.1:22 (wanted 192.0.2.9)"
+    ]
     assert F.seconds("1h30m") == "5400"
     assert F.seconds("soon") is None
 
@@ -316,3 +324,111 @@ def test_only_what_the_change_takes_away_counts() -> None:
     two = files({"/home/alice/.ssh/authorized_keys2": [KEY]})
     both = after(authorizedkeysfile=".ssh/authorized_keys .ssh/authorized_keys2")
     assert len(F.new_reasons(SESSION, both, after(), p, two)) == 1
+
+
+# --- keys: what the change takes away, not what the inventory names ------------------------------
+
+DEBIAN_BEFORE = after(authorizedkeysfile=".ssh/authorized_keys .ssh/authorized_keys2")
+
+
+def test_an_agent_key_kept_readable_passes_on_debian() -> None:
+    """Debian reads authorized_keys and authorized_keys2 today; casemate keeps authorized_keys.
+    The inventory's key file is not what the session used (an agent key): nothing is taken away."""
+    p = {"uses_password": False, "controller_pubkey": KEY}
+    agent = files({"/home/alice/.ssh/authorized_keys": [OTHER]})
+    assert F.new_reasons(SESSION, DEBIAN_BEFORE, after(), p, agent) == []
+
+
+def test_keys_that_would_no_longer_be_read_are_named_when_the_key_is_unknown() -> None:
+    p = {"uses_password": False, "controller_pubkey": ""}
+    both = files({"/home/alice/.ssh/authorized_keys": [OTHER],
+                  "/home/alice/.ssh/authorized_keys2": [KEY]})  # fmt: skip
+    (why,) = F.new_reasons(SESSION, DEBIAN_BEFORE, after(), p, both)
+    assert why.startswith("alice's keys SHA256:")
+    assert why.endswith(
+        "would no longer be read: they are not in /home/alice/.ssh/authorized_keys "
+        "(AuthorizedKeysFile after the change)"
+    )
+    assert F.fingerprint(KEY.split()[1]) in why
+    kept = files({"/home/alice/.ssh/authorized_keys": [OTHER, KEY]})
+    assert F.new_reasons(SESSION, DEBIAN_BEFORE, after(), p, kept) == []
+
+
+def test_the_named_key_dropped_with_authorized_keys2_is_still_refused() -> None:
+    p = {"uses_password": False, "controller_pubkey": KEY}
+    two = files({"/home/alice/.ssh/authorized_keys2": [KEY]})
+    (why,) = F.new_reasons(SESSION, DEBIAN_BEFORE, after(), p, two)
+    assert why.startswith("alice's key (ssh-ed25519 SHA256:")
+    assert why.endswith("is not in /home/alice/.ssh/authorized_keys (AuthorizedKeysFile after the change)")  # fmt: skip
+
+
+def test_certificates_need_no_key_file() -> None:
+    p = {"uses_password": False, "controller_pubkey": KEY}
+    ca = after(trustedusercakeys="/etc/ssh/user_ca.pub")
+    assert F.new_reasons(SESSION, DEBIAN_BEFORE, ca, p, files({})) == []
+    assert reasons(ca, read=files({})) == []
+
+
+# --- Match blocks in the role: casemate's single values are not undone ---------------------------
+
+
+def test_match_lines_against_casemate_values_are_commented_out_lists_are_reported() -> None:
+    main = (
+        DEBIAN_MAIN
+        + "Match all\n    PasswordAuthentication yes\n    X11Forwarding no\n    AllowGroups adm\n"
+    )
+    cloud = "/etc/ssh/sshd_config.d/50-cloud.conf"
+    texts = {"/etc/ssh/sshd_config": main, cloud: "Match User bob\n  PermitRootLogin yes\n"}
+    new: dict[str, str] = {}
+    settings = {"PasswordAuthentication": False, "X11Forwarding": False, "PermitRootLogin": "no",
+                "AllowGroups": ["ops"]}  # fmt: skip
+    kept = F.match_change("/etc/ssh/sshd_config", texts, new, settings)
+    assert kept == ["/etc/ssh/sshd_config line 12 (Match all): allowgroups adm"]
+    assert new["/etc/ssh/sshd_config"].splitlines()[-3:] == [
+        F.MATCH_MARK + "PasswordAuthentication yes", "    X11Forwarding no", "    AllowGroups adm"
+    ]  # fmt: skip
+    assert new[cloud] == "Match User bob\n" + F.MATCH_MARK + "PermitRootLogin yes\n"
+    # a second run finds nothing left to do
+    again: dict[str, str] = {}
+    assert F.match_change("/etc/ssh/sshd_config", {**texts, **new}, again, settings) == kept
+    assert again == {}
+
+
+def test_include_inside_a_match_block_puts_the_whole_file_under_it() -> None:
+    main = "Match Address 10.0.0.0/8\nInclude /etc/ssh/extra/*.conf\n"
+    texts = {"/etc/ssh/sshd_config": main, "/etc/ssh/extra/a.conf": "PasswordAuthentication yes\n"}
+    found = F.match_lines("/etc/ssh/sshd_config", texts)
+    assert found == {"/etc/ssh/extra/a.conf": [(0, "Match Address 10.0.0.0/8", "passwordauthentication", "yes")]}  # fmt: skip
+
+
+# --- older OpenSSH and other systems ---------------------------------------------------------------
+
+
+class Queries:
+    def __init__(self, answers: dict[str, tuple[int, str, str]]) -> None:
+        self.answers = answers
+
+    def run_command(self, argv: list[str]) -> tuple[int, str, str]:
+        return self.answers.get(argv[-1], (1, "", "unsupported query"))
+
+    def fail_json(self, **kw: Any) -> None:
+        raise AssertionError(kw)
+
+
+def test_host_key_algorithms_fall_back_to_key_and_sig_queries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(F.shutil, "which", lambda name: "/usr/bin/ssh")
+    old = Queries({"key": (0, "ssh-ed25519\nssh-rsa\n", ""), "sig": (0, "rsa-sha2-512\n", "")})
+    wanted = {"HostKeyAlgorithms": ["sk-ssh-ed25519@openssh.com", "ssh-ed25519", "rsa-sha2-512"]}
+    assert F.supported(old, wanted) == {"HostKeyAlgorithms": ["ssh-ed25519", "rsa-sha2-512"]}
+
+
+def test_only_the_debian_family_is_supported(tmp_path: Path) -> None:
+    release = tmp_path / "os-release"
+    release.write_text('ID=ubuntu\nID_LIKE=debian\nVERSION_ID="24.04"\n')
+    assert F.os_release(str(release)) == {"id": "ubuntu", "id_like": "debian", "version": "24.04"}
+    assert F.debian_family(F.os_release(str(release)))
+    assert F.debian_family({"id": "debian", "id_like": ""})
+    assert not F.debian_family({"id": "rhel", "id_like": "fedora"})
+    assert not F.debian_family({"id": "", "id_like": ""})

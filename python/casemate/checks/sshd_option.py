@@ -1,8 +1,12 @@
 """sshd_option: settings of the SSH server as sshd itself resolves them (`sshd -T`: the main file,
-its drop-ins and the built-in defaults, Match blocks aside), not as one file states them."""
+its drop-ins and the built-in defaults), not as one file states them. `sshd -T` leaves Match blocks
+out, so what a Match block sets (in the main file or a file it includes) is judged too: a Match
+block can give some or all connections back what the global setting takes away."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
@@ -48,6 +52,66 @@ class SshdOptionParams(Params):
     expect: list[Rule] = Field(min_length=1)
     any_of: bool = False  # one rule holding is enough (e.g. AllowUsers or AllowGroups)
     config: str = CONFIG
+    # the option names a file (Banner) that must exist and not be empty
+    nonempty_file: str | None = Field(default=None, pattern=r"^[a-z0-9]+$")
+
+
+TIME_OPTIONS = frozenset({"logingracetime", "clientaliveinterval"})
+UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def as_sshd_prints(option: str, text: str) -> str:
+    """A value as written in a configuration file, the way sshd -T would print it."""
+    if option in COMMA_LISTS:
+        return text.strip()
+    words = " ".join(text.split())
+    if option in TIME_OPTIONS:
+        parts = re.findall(r"(\d+)([smhdw]?)", words.lower())
+        if parts and "".join(n + u for n, u in parts) == words.lower():
+            return str(sum(int(n) * UNIT_SECONDS[u] for n, u in parts))
+    return words if option in MULTI else words.lower()
+
+
+def match_findings(p: SshdOptionParams, raw: Mapping[str, Any]) -> list[str]:
+    """Options a Match block sets to a value the rules do not accept, with file, line and Match."""
+    if p.any_of:  # a Match block can only narrow an allow list further
+        return []
+    out = []
+    for entry in raw.get("match") or []:
+        if not isinstance(entry, dict):
+            continue
+        option = str(entry.get("option", ""))
+        for rule in p.expect:
+            if rule.option != option:
+                continue
+            value = value_of(
+                {option: [as_sshd_prints(option, str(entry.get("value", "")))]}, option
+            )
+            if not holds(rule, value):
+                out.append(
+                    f"{observed_of(rule, value)} in {entry.get('file')} line {entry.get('line')}"
+                    f" ({entry.get('match')})"
+                )
+                break
+    return out
+
+
+def file_finding(p: SshdOptionParams, options: dict[str, list[str]], raw: Mapping[str, Any]) -> str:
+    """Why the file the option names is no good ('' when it exists and is not empty)."""
+    if p.nonempty_file is None:
+        return ""
+    files = raw.get("files") or {}
+    for path in options.get(p.nonempty_file) or []:
+        if path == "none":
+            continue
+        seen = files.get(path)
+        if not isinstance(seen, dict):
+            return f"{p.nonempty_file} {path}: not examined"
+        if not seen.get("exists"):
+            return f"{p.nonempty_file} {path} does not exist ({seen.get('error', 'missing')})"
+        if not seen.get("size"):
+            return f"{p.nonempty_file} {path} is empty"
+    return ""
 
 
 def value_of(options: dict[str, list[str]], option: str) -> Any:
@@ -115,9 +179,23 @@ class SshdOption:
         shown = [observed_of(r, v) for r, v in seen]
         if not ok and not p.any_of:  # name the settings that are wrong
             shown = [s for s, good in zip(shown, results, strict=True) if not good]
-        return Verdict(
-            Status.PASS if ok else Status.FAIL,
-            expected,
-            "; ".join(dict.fromkeys(shown)) + " (effective, sshd -T)",
-            (probe.key,),
-        )
+        said = "; ".join(dict.fromkeys(shown)) + " (effective, sshd -T)"
+        if not ok:
+            return Verdict(Status.FAIL, expected, said, (probe.key,))
+        in_match = match_findings(p, raw)
+        if in_match:
+            return Verdict(
+                Status.FAIL, expected, f"{said}, but {'; '.join(in_match)}", (probe.key,)
+            )
+        bad_file = file_finding(p, options, raw)
+        if bad_file:
+            return Verdict(Status.FAIL, expected, f"{said}, but {bad_file}", (probe.key,))
+        if "match" not in raw or raw.get("match_error"):
+            why = raw.get("match_error") or "the probe did not read the Match blocks"
+            return Verdict(
+                Status.NOT_VERIFIABLE,
+                expected,
+                f"{said}; Match blocks not judged: {why}",
+                (probe.key,),
+            )
+        return Verdict(Status.PASS, expected, said, (probe.key,))

@@ -25,6 +25,8 @@ options:
   rollback_delay: {description: seconds until the armed rollback fires, type: int, default: 120}
   service: {description: systemd unit of sshd, type: str, default: ssh.service}
   ports: {description: TCP ports sshd listens on (waited for after the reload), type: list, default: []}
+  socket: {description: "systemd socket unit of sshd; while it is active, systemd holds the listening sockets", type: str, default: ssh.socket}
+  config: {description: main sshd configuration file (validated with sshd -t -f), type: path, default: /etc/ssh/sshd_config}
 """
 
 RETURN = r"""
@@ -52,7 +54,11 @@ def sshd_binary():
     return shutil.which("sshd") or "/usr/sbin/sshd"
 
 
-def rollback_script(change_dir, manifest, service):
+def rollback_script(change_dir, manifest, service, was_active=True, sshd=None):
+    """The host-side rollback: restore the files, then bring sshd back. A reload alone is not
+    enough: a configuration sshd -t accepts can still stop sshd at the reload (a ListenAddress the
+    host lacks, a port in use), and systemd does not restart an sshd that exited 255. So a dead
+    sshd that was running before the change is started again."""
     lines = [
         "#!/bin/sh",
         "# casemate: put sshd's configuration back as it was before change %s."
@@ -73,11 +79,18 @@ def rollback_script(change_dir, manifest, service):
         else:
             lines.append("rm -f %s" % path)
     unit = shlex.quote(service)
+    start = "systemctl reset-failed %s; systemctl start %s" % (unit, unit) if was_active else ":"
     lines += [
         "if [ -d /run/systemd/system ]; then",
-        "    systemctl is-active --quiet %s && systemctl reload %s" % (unit, unit),
-        "elif [ -f /run/sshd.pid ]; then",
+        "    if systemctl is-active --quiet %s; then systemctl reload %s; else %s; fi"
+        % (unit, unit, start),
+        'elif [ -f /run/sshd.pid ] && kill -0 "$(cat /run/sshd.pid)" 2>/dev/null; then',
         '    kill -HUP "$(cat /run/sshd.pid)"',
+    ]
+    if was_active:
+        lines.append("else")
+        lines.append("    %s" % shlex.quote(sshd or sshd_binary()))
+    lines += [
         "fi",
         'echo "restored" >> "$dir/decided/by"',
         "",
@@ -164,6 +177,8 @@ def decided_by(change_dir):
 
 def write(path, content, mode):
     directory = os.path.dirname(path)
+    if not os.path.isdir(directory):  # an Include of a drop-in directory nobody made yet
+        os.makedirs(directory, 0o755)
     tmp = os.path.join(directory, ".%s.casemate-new" % os.path.basename(path))
     with open(tmp, "w") as handle:
         handle.write(content)
@@ -202,7 +217,8 @@ def diffs(writes, removes):
 
 
 def listen_inodes(ports):
-    """Inodes of the listening TCP sockets on `ports` (from /proc/net/tcp and tcp6)."""
+    """Inodes of the listening TCP sockets on `ports` (every port when empty), from /proc/net/tcp
+    and tcp6."""
     wanted = {"%04X" % int(port) for port in ports}
     found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -212,30 +228,112 @@ def listen_inodes(ports):
         except OSError:
             continue
         for row in rows:
-            if len(row) > 9 and row[3] == "0A" and row[1].rsplit(":", 1)[-1] in wanted:
+            port = row[1].rsplit(":", 1)[-1] if len(row) > 9 else ""
+            if len(row) > 9 and row[3] == "0A" and (not wanted or port in wanted):
                 found.add(row[9])
     return found
 
 
-def wait_listening(ports, old, timeout):
-    """True once sshd listens again after the reload: it closes its sockets and re-executes
-    itself, so the listening sockets are new ones."""
-    if not ports:
-        return True
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        now = listen_inodes(ports)
-        if now and not now & old:
-            return True
+def held_by(pid):
+    """Inodes of the sockets process `pid` holds open (/proc/PID/fd)."""
+    out = set()
+    if not pid:
+        return out
+    fd_dir = "/proc/%d/fd" % pid
+    try:
+        names = os.listdir(fd_dir)
+    except OSError:
+        return out
+    for name in names:
+        try:
+            target = os.readlink(os.path.join(fd_dir, name))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(target[len("socket:[") : -1])
+    return out
+
+
+def sshd_sockets(pid, ports):
+    """The listening sockets on `ports` that sshd (process `pid`) itself holds: another program on
+    the same port (docker-proxy on another address) does not count."""
+    return listen_inodes(ports) & held_by(pid)
+
+
+def main_pid(module, service):
+    if os.path.isdir("/run/systemd/system"):
+        rc, out, _ = module.run_command(["systemctl", "show", "-p", "MainPID", "--value", service])
+        try:
+            return int(out.strip()) if rc == 0 else 0
+        except ValueError:
+            return 0
+    try:
+        with open("/run/sshd.pid") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def wait_listening(module, service, ports, old, timeout, *, socket_active=False):
+    """'' once sshd listens again after the reload (it closes its sockets and re-executes itself,
+    so the sockets its main process holds are new ones); else why not. Where systemd holds the
+    sockets (socket activation) they stay the same across the reload: then sshd only has to stay
+    up. An sshd that stopped (it could not bind) is reported at once, not after the timeout."""
+    started = time.time()
+    down_since = None
+    while True:
+        now = time.time()
+        if service_active(module, service):
+            down_since = None
+            if socket_active:
+                if now - started >= 1:
+                    return ""
+            else:
+                held = sshd_sockets(main_pid(module, service), ports)
+                if held and not held & old:
+                    return ""
+        else:
+            down_since = down_since or now
+            if now - down_since >= 2:
+                return "%s stopped at the reload" % service
+        if now - started >= timeout:
+            return "sshd did not listen again within %d s of the reload" % timeout
         time.sleep(0.1)
-    return False
 
 
 def service_active(module, service):
     if not os.path.isdir("/run/systemd/system"):
-        return os.path.exists("/run/sshd.pid")
+        try:
+            with open("/run/sshd.pid") as handle:
+                os.kill(int(handle.read().strip()), 0)
+        except (OSError, ValueError):
+            return False
+        return True
     rc, _, _ = module.run_command(["systemctl", "is-active", "--quiet", service])
     return rc == 0
+
+
+def unit_active(module, unit):
+    if not os.path.isdir("/run/systemd/system"):
+        return False
+    rc, _, _ = module.run_command(["systemctl", "is-active", "--quiet", unit])
+    return rc == 0
+
+
+def running_after(module, service, was_active):
+    """What the rollback left running, said plainly (checked, not assumed)."""
+    if not was_active:
+        return "%s was not running before the change" % service
+    for _ in range(30):
+        if service_active(module, service):
+            return "%s is running" % service
+        time.sleep(0.1)
+    return "%s is NOT running (start it from the console)" % service
+
+
+def validate_argv(config):
+    """sshd -t on the configuration the role manages (not the compiled-in default path)."""
+    return [sshd_binary(), "-t", "-f", config]
 
 
 def reload(module, service):
@@ -255,9 +353,10 @@ def applied(module, p):
     change_id, change_dir = new_change_dir(p["backup_dir"])
     result.update(change_id=change_id, backup=change_dir)
     manifest = back_up(change_dir, sorted(writes) + list(removes))
-    with open(os.path.join(change_dir, "rollback.sh"), "w") as handle:
-        handle.write(rollback_script(change_dir, manifest, p["service"]))
     active = service_active(module, p["service"])
+    manifest["was_active"] = active
+    with open(os.path.join(change_dir, "rollback.sh"), "w") as handle:
+        handle.write(rollback_script(change_dir, manifest, p["service"], active))
     try:
         armed = arm(module, change_id, change_dir, p["rollback_delay"])
     except (RuntimeError, OSError) as exc:
@@ -275,6 +374,7 @@ def applied(module, p):
             if rc == 0
             else "restoring failed too: %s" % one_line(said)
         )
+        back += "; " + running_after(module, p["service"], active)
         module.fail_json(
             msg="rolled back at once: %s; %s" % (why, back), decided_by="apply", **result
         )
@@ -287,17 +387,19 @@ def applied(module, p):
                 os.unlink(path)
     except OSError as exc:
         undo("writing failed (%s)" % exc)
-    rc, _, err = module.run_command([sshd_binary(), "-t"])
+    rc, _, err = module.run_command(validate_argv(p["config"]))
     if rc != 0:
         undo("sshd -t refused the new configuration: %s" % one_line(err))
     result["reloaded"] = False
     if active:
-        old = listen_inodes(p["ports"])
+        socket_active = bool(p["socket"]) and unit_active(module, p["socket"])
+        old = sshd_sockets(main_pid(module, p["service"]), p["ports"])
         rc, out, err = reload(module, p["service"])
         if rc != 0:
             undo("reloading %s failed: %s" % (p["service"], one_line(out + err)))
-        if not wait_listening(p["ports"], old, 15):
-            undo("sshd did not listen again within 15 s of the reload")
+        why = wait_listening(module, p["service"], p["ports"], old, 15, socket_active=socket_active)
+        if why:
+            undo(why)
         result["reloaded"] = True
     module.exit_json(**result)
 
@@ -339,6 +441,16 @@ def settle(module, p):
         module.fail_json(
             msg="restoring the previous configuration failed: %s" % one_line(said), **result
         )
+    try:
+        with open(os.path.join(change_dir, "manifest.json")) as handle:
+            was_active = json.load(handle).get("was_active", True)
+    except (OSError, ValueError):
+        was_active = True
+    running = running_after(module, p["service"], was_active)
+    if "NOT running" in running:
+        module.fail_json(
+            msg="the previous configuration is back, but %s" % running, decided_by=who, **result
+        )
     result["changed"] = True
     module.exit_json(msg="the previous configuration is back", decided_by=who, **result)
 
@@ -358,6 +470,8 @@ def main():
             "rollback_delay": {"type": "int", "default": 120},
             "service": {"type": "str", "default": "ssh.service"},
             "ports": {"type": "list", "elements": "int", "default": []},
+            "socket": {"type": "str", "default": "ssh.socket"},
+            "config": {"type": "path", "default": "/etc/ssh/sshd_config"},
         },
         supports_check_mode=True,
     )

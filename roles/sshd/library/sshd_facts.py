@@ -18,6 +18,8 @@ description:
     and judges the candidate configuration for that user with sshd -T -C (Match blocks included):
     AllowUsers, AllowGroups, DenyUsers, DenyGroups, PermitRootLogin, password and key
     authentication, AuthorizedKeysFile and the key the controller uses.
+  - Comments out lines inside Match blocks that set one of casemate's single values to something
+    else (a Match block would give those connections back what casemate turns off).
 options:
   config: {description: main sshd configuration file, type: path, default: /etc/ssh/sshd_config}
   dropin_dir: {description: drop-in directory, type: path, default: /etc/ssh/sshd_config.d}
@@ -53,6 +55,12 @@ after: {description: effective options after the change (same user), type: dict}
 host_keys: {description: every host key file with type, bits and whether it is weak, type: list}
 units: {description: "{service, socket}: systemd units of the SSH server with their states", type: dict}
 package: {description: "{name, installed, version}", type: dict}
+listen_ports: {description: TCP ports sshd listens on after the change (its listenaddress lines), type: list}
+ssh_connection: {description: whether Ansible's connection plugin is an SSH one, type: bool}
+reached_over_ssh: {description: an sshd among this task's parents, or an SSH connection plugin, type: bool}
+os: {description: "{id, id_like, version} from /etc/os-release", type: dict}
+os_supported: {description: whether the host is of the Debian family the role knows, type: bool}
+match_kept: {description: Match-block lines setting a list casemate also sets (kept, reported), type: list}
 """
 
 import base64
@@ -87,6 +95,7 @@ QUERY = {
     "macs": "mac",
     "hostkeyalgorithms": "HostKeyAlgorithms",
 }
+QUERY_FALLBACK = {"hostkeyalgorithms": ("key", "sig")}
 HEADER = (
     "# Managed by casemate (role sshd): changes here are overwritten on the next run.\n"
     "# Previous versions are kept in casemate's backup directory.\n"
@@ -94,6 +103,7 @@ HEADER = (
 BEGIN = "# BEGIN casemate sshd (managed block: edits are overwritten)"
 END = "# END casemate sshd"
 WEAK_MARK = "# disabled by casemate (weak host key): "
+MATCH_MARK = "# disabled by casemate (a Match block undid casemate's setting): "
 
 
 # --- configuration text -------------------------------------------------------------------------
@@ -231,6 +241,8 @@ def overridden(settings, effective_after):
         want = normal(name, value)
         if not re.match(r"^[\w@.,/:+-]+( [\w@.,/:+-]+)*$", want):
             continue  # time units (1m), patterns or quoting: sshd rewrites them, do not compare
+        if key == "listenaddress" and got.startswith(want + ":"):
+            continue  # sshd -T adds the port to a ListenAddress given without one
         if got != want:
             out.append("%s %s (wanted %s)" % (name, got, want))
     return out
@@ -449,8 +461,9 @@ ALGS_FOR_KEY = {
 }
 
 
-def guard_reasons(session, after, connection_password, pubkey, read=None):
-    """Why the session's user could not log in with the configuration `after` ([] = it can)."""
+def guard_reasons(session, after, connection_password, pubkey, read=None, *, before=None):
+    """Why the session's user could not log in with the configuration `after` ([] = it can).
+    With `before` (the configuration now), keys count by what the change takes away."""
     read = read or _read_lines
     user, addr = session.get("user", ""), session.get("client_addr", "")
     reasons = []
@@ -487,10 +500,14 @@ def guard_reasons(session, after, connection_password, pubkey, read=None):
     if deny_g:
         reasons.append("%s is in DenyGroups (%s)" % (user, ", ".join(deny_g)))
     if connection_password:
-        if first(after, "passwordauthentication", "yes") == "no":
+        # a password reaches sshd as PasswordAuthentication or through PAM's keyboard-interactive
+        if (
+            first(after, "passwordauthentication", "yes") == "no"
+            and first(after, "kbdinteractiveauthentication", "yes") == "no"
+        ):
             reasons.append("Ansible logs in with a password and password login is turned off")
         return reasons
-    reasons.extend(_key_reasons(after, user, pubkey, read))
+    reasons.extend(_key_reasons(after, user, pubkey, read, before))
     return reasons
 
 
@@ -502,7 +519,39 @@ def _read_lines(path):
         return None
 
 
-def _key_reasons(after, user, pubkey, read):
+def authorized(options, user, home, read):
+    """(the AuthorizedKeysFile paths, the set of key blobs found in them) under `options`."""
+    files = key_files(options, user, home)
+    found = set()
+    for path in files:
+        for line in read(path) or []:
+            _, b = key_blob(line)
+            if b and not line.lstrip().startswith("#"):
+                found.add(b)
+    return files, found
+
+
+def _keys_taken_away(user, key, now, found, where):
+    """Compare the keys sshd finds for the user now and after the change: only a key the change
+    stops reading can be the one this session (or its agent) logged in with."""
+    kind, blob = key
+    if blob is not None and blob in found:
+        return []
+    if blob is not None and blob in now:
+        return [
+            "%s's key (%s %s) is not in %s (AuthorizedKeysFile after the change)"
+            % (user, kind, fingerprint(blob), where)
+        ]
+    lost = sorted(now - found)
+    if lost:  # the session's key is unknown (or not read today): keep every key readable
+        return [
+            "%s's keys %s would no longer be read: they are not in %s (AuthorizedKeysFile "
+            "after the change)" % (user, ", ".join(fingerprint(b) for b in lost), where)
+        ]
+    return []  # nothing the change takes away (an agent key, a certificate, ...)
+
+
+def _key_reasons(after, user, pubkey, read, before=None):
     if first(after, "pubkeyauthentication", "yes") == "no":
         return ["public-key login is turned off (PubkeyAuthentication no)"]
     methods = first(after, "authenticationmethods", "any")
@@ -516,20 +565,19 @@ def _key_reasons(after, user, pubkey, read):
             return ["the key Ansible uses (%s) is not among PubkeyAcceptedAlgorithms" % kind]
     if first(after, "authorizedkeyscommand", "none") != "none":
         return []  # keys come from a command: the fresh login after the reload decides
+    if first(after, "trustedusercakeys", "none") != "none":
+        return []  # certificates need no authorized_keys line: the fresh login decides
     try:
         home = pwd.getpwnam(user).pw_dir
     except KeyError:
         return ["no local account %s" % user]
-    files = key_files(after, user, home)
-    found = []
-    for path in files:
-        for line in read(path) or []:
-            k, b = key_blob(line)
-            if b and not line.lstrip().startswith("#"):
-                found.append((k, b))
+    files, found = authorized(after, user, home, read)
     where = " ".join(files) or "none"
+    if before is not None:
+        _, now = authorized(before, user, home, read)
+        return _keys_taken_away(user, (kind, blob), now, found, where)
     if blob is not None:
-        if not any(b == blob for _, b in found):
+        if blob not in found:
             return [
                 "%s's key (%s %s) is not in %s (AuthorizedKeysFile after the change)"
                 % (user, kind, fingerprint(blob), where)
@@ -606,10 +654,18 @@ def supported(module, settings):
         query = QUERY.get(name.lower())
         if not ssh or query is None or not isinstance(value, list):
             continue
+        known = set()
         rc, listed, _ = module.run_command([ssh, "-Q", query])
-        if rc != 0:
+        if rc == 0:
+            known = set(listed.split())
+        if not known and name.lower() in QUERY_FALLBACK:
+            # OpenSSH before 8.x knows no `ssh -Q HostKeyAlgorithms`: key types and signatures
+            for one in QUERY_FALLBACK[name.lower()]:
+                rc, listed, _ = module.run_command([ssh, "-Q", one])
+                if rc == 0:
+                    known |= set(listed.split())
+        if not known:
             continue
-        known = set(listed.split())
         kept = [a for a in value if a in known]
         if not kept:
             module.fail_json(
@@ -630,6 +686,57 @@ def comment_weak(text, weak_paths):
         else:
             out.append(line)
     return "".join(out), changed
+
+
+def match_lines(main_path, texts):
+    """Lines set inside a Match block, file by file: {path: [(index, Match line, key, arg)]}.
+    The main file's Match lasts to its end; an Include read inside a Match puts the whole included
+    file under it; a Match inside an included file lasts to the end of that file."""
+    out = {}
+
+    def scan(path, match, depth):
+        text = texts.get(path)
+        if text is None or depth > 8:
+            return
+        for index, line in enumerate(text.splitlines(True)):
+            key, arg = words(line)
+            if key == "match":
+                match = "Match %s" % arg
+            elif key == "include":
+                for target in include_targets(arg):
+                    for inc in sorted(t for t in texts if fnmatch.fnmatchcase(t, target)):
+                        scan(inc, match, depth + 1)
+            elif match and key is not None:
+                out.setdefault(path, []).append((index, match, key, arg))
+
+    scan(main_path, "", 0)
+    return out
+
+
+def match_change(main_path, texts, new, settings):
+    """Comment out what a Match block sets against casemate's managed single values (the block
+    would give those connections back what casemate turns off), in `new`; return the lines kept
+    because they hold lists (AllowGroups, AuthorizedKeysFile...), which casemate will not guess."""
+    wanted = {
+        k.lower(): normal(k, v)
+        for k, v in settings.items()
+        if v is not None and not isinstance(v, (list, tuple, dict))
+    }
+    current = {path: new.get(path, text) for path, text in texts.items()}
+    kept, edits = [], {}
+    for path, found in match_lines(main_path, current).items():
+        for index, match, key, arg in found:
+            if key in wanted:
+                if normal(key, arg) != wanted[key]:
+                    edits.setdefault(path, set()).add(index)
+            elif key in {k.lower() for k, v in settings.items() if v is not None}:
+                kept.append("%s line %d (%s): %s %s" % (path, index + 1, match, key, arg))
+    for path, indexes in edits.items():
+        lines = current[path].splitlines(True)
+        for index in indexes:
+            lines[index] = MATCH_MARK + lines[index].lstrip()
+        new[path] = "".join(lines)
+    return kept
 
 
 def managed_change(p, main_text, dropins, settings):
@@ -724,6 +831,11 @@ def plan(module, p, sshd):
     removes = []
     if p["remove_weak_keys"]:
         removes = weak_change(module, keys, dict(dropins, **{main_path: main_text}), new)
+    texts = dict(dropins, **{main_path: main_text})
+    dropin_path = os.path.join(dropin_dir, p["dropin_name"])
+    if dropin_path in new:
+        texts.setdefault(dropin_path, "")
+    match_kept = match_change(main_path, texts, new, settings)
     if p["banner_text"] and p["banner_path"]:
         banner = p["banner_text"].rstrip("\n") + "\n"
         if read(p["banner_path"]) != banner:
@@ -738,6 +850,7 @@ def plan(module, p, sshd):
         "main_text": main_text,
         "dropins": dropins,
         "settings": settings,
+        "match_kept": match_kept,
     }
 
 
@@ -778,8 +891,9 @@ def new_reasons(session, before, after, p, read=None):
     cannot be the way this session got in (it did get in, e.g. with an agent key rather than the
     key file named in the inventory), so only reasons the change adds count."""
     args = (p["uses_password"], p["controller_pubkey"], read)
-    now = guard_reasons(session, before, *args) if before else []
-    return [r for r in guard_reasons(session, after, *args) if r not in now]
+    now = guard_reasons(session, before, *args, before=before) if before else []
+    later = guard_reasons(session, after, *args, before=before or None)
+    return [r for r in later if r not in now]
 
 
 def real_paths(text, tmp, p):
@@ -797,6 +911,38 @@ def spec_of(session):
     if session.get("server_addr"):
         parts += ["laddr=%s" % session["server_addr"], "lport=%s" % session["server_port"]]
     return ",".join(parts)
+
+
+def listen_ports(options):
+    """The TCP ports sshd listens on, from sshd -T's listenaddress lines (a ListenAddress with a
+    port of its own overrides Port), else its port lines."""
+    ports = []
+    for value in options.get("listenaddress", []):
+        addr = value.split()[0] if value.split() else ""
+        port = addr.rsplit(":", 1)[-1] if ":" in addr else ""
+        if port.isdigit() and int(port) not in ports:
+            ports.append(int(port))
+    if not ports:
+        ports = [int(v) for v in options.get("port", ["22"]) if v.isdigit()]
+    return sorted(set(ports))
+
+
+def os_release(path="/etc/os-release"):
+    out = {}
+    for line in (read(path) or "").splitlines():
+        key, eq, value = line.partition("=")
+        if eq:
+            out[key.strip()] = value.strip().strip("\"'")
+    return {
+        "id": out.get("ID", ""),
+        "id_like": out.get("ID_LIKE", ""),
+        "version": out.get("VERSION_ID", ""),
+    }
+
+
+def debian_family(release):
+    """The role knows Debian's layout: ssh.service and ssh.socket, openssh-server, sshd_config.d."""
+    return "debian" in [release.get("id", ""), *release.get("id_like", "").split()]
 
 
 SSH_CONNECTIONS = (
@@ -834,13 +980,29 @@ def main():
     p = module.params
     session = find_session()
     connection = p["connection"] or "ssh"
+    release = os_release()
     result = {
         "changed": False,
         "session": session,
         "connection": connection,
+        # reached over SSH: an sshd among this task's parents, or an SSH connection plugin (the
+        # process tree can hide the session: become through machinectl or run0, a hidden /proc)
+        "ssh_connection": connection in SSH_CONNECTIONS,
+        "reached_over_ssh": bool(session["via_ssh"]) or connection in SSH_CONNECTIONS,
+        "os": release,
+        "os_supported": debian_family(release),
         "units": units(module),
         "package": package(module, p["server_package"]),
+        "listen_ports": [],
     }
+    if not result["os_supported"]:
+        result.update(
+            installed=False,
+            guard={"checked": False, "ok": True, "reasons": [], "message": ""},
+            writes={},
+            removes=[],
+        )
+        module.exit_json(**result)
     sshd = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
     result["installed"] = bool(sshd) and os.path.exists(p["config"])
     if not result["installed"]:
@@ -873,9 +1035,21 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     result["candidate"] = {"valid": rc == 0 and after is not None, "error": error or after_err}
     result["after"] = after or {}
+    result["listen_ports"] = listen_ports(after or {})
+    result["match_kept"] = planned["match_kept"]
+    for line in planned["match_kept"]:
+        module.warn("a Match block sets a list casemate also sets, kept as it is: %s" % line)
     # casemate's values must be the ones sshd uses (Match blocks aside): anything read first wins
     result["overridden"] = overridden(planned["settings"], whole or {})
-    ssh_path = session["via_ssh"] or connection in SSH_CONNECTIONS
+    result["guard"] = guard_of(p, session, result, after)
+    if before_err:
+        result["before_error"] = before_err
+    module.exit_json(**result)
+
+
+def guard_of(p, session, result, after):
+    """The lockout guard's verdict on a planned, valid change."""
+    connection = result["connection"]
     guard = {
         "checked": False,
         "ok": True,
@@ -883,7 +1057,12 @@ def main():
         "message": "",
         "user": session.get("user", ""),
     }
-    if p["guard"] and ssh_path and result["candidate"]["valid"] and result["pending"]:
+    if (
+        p["guard"]
+        and result["reached_over_ssh"]
+        and result["candidate"]["valid"]
+        and result["pending"]
+    ):
         guard["checked"] = True
         if not session["via_ssh"]:
             reasons = [
@@ -901,10 +1080,7 @@ def main():
                 "fix the access first, or set sshd_lockout_guard: false to force it (commit-confirmed "
                 "still rolls back a failed login)" % (who, "; ".join(reasons))
             )
-    result["guard"] = guard
-    if before_err:
-        result["before_error"] = before_err
-    module.exit_json(**result)
+    return guard
 
 
 if __name__ == "__main__":
