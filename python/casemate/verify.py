@@ -227,7 +227,9 @@ def verify_hosts(
                 hostvars = inventory.hostvars(host)
                 outcome = collect(host, transport, probes, interpreter_of(hostvars))
                 if outcome.observations is not None:
-                    observed = replace(outcome.observations, vars=hostvars)
+                    # checks see the host's inventory variables and, as in Ansible, its groups
+                    facts = {**hostvars, "group_names": [g for g in groups if g != "all"]}
+                    observed = replace(outcome.observations, vars=facts)
                     outcome = ProbeOutcome(observed, outcome.raw, outcome.error)
         done = HostVerification(
             host, tuple(groups), outcome, tuple(host_results(host, groups, mine, outcome, kinds))

@@ -1,9 +1,13 @@
 """The casemate host baseline (sections 2-4: audit, kernel parameters, OS baseline) on real lab
 nodes: a fresh node and a drifted one hardened and verified, idempotence, check mode, Docker
-networking on the hardened node, and the machine's own kernel parameters untouched throughout."""
+networking on the hardened node (between containers on one bridge, and routed by the node: a
+container on its default bridge reaching the other node, which fails with ip_forward=0), and the
+machine's own kernel parameters untouched throughout."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,11 +18,12 @@ from casemate.locations import content_root
 
 from .conftest import FIXTURES, Lab, harden_stats, open_lab, report_of, results
 
-LAB = "basehost"
+LAB = "basehost" + os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
 # Not verifiable inside a container: machine-wide kernel parameters (kernel.*, fs.*) belong to the
-# whole machine, and the kernel refuses audit there (the rule files are judged, loading is not).
+# whole machine, and the kernel refuses audit there (the rule files are judged, loading is not;
+# auditd's unit is judged enabled, but it cannot run).
 MACHINE_WIDE = {f"cm_host_3_{n}" for n in (1, 2, 3, 5, 6, 7, 8)}
-AUDIT_LOADED = {"cm_host_2_2", "cm_host_2_3", "cm_host_2_4"}
+AUDIT_LOADED = {"cm_host_2_1", "cm_host_2_2", "cm_host_2_3", "cm_host_2_4"}
 # Not applicable on a lab node: this kernel has no Yama; the node runs dockerd (forwarding stays
 # on, cm_host_3_18 applies instead of 3.17); the image has no systemd-coredump and no at.
 FRESH_NOT_APPLICABLE = {"cm_host_3_4", "cm_host_3_17", "cm_host_4_3", "cm_host_4_12"}
@@ -85,6 +90,43 @@ docker rm -f cm-a >/dev/null; docker network rm cm-net >/dev/null
 """
 
 
+# Traffic the node must route: a container on the node's default bridge (docker0) fetches a page
+# from the other node's lab address, through the node's forwarding and Docker's masquerading.
+# With net.ipv4.ip_forward=0 in the node (its own network namespace) this fails.
+SERVE = """
+mkdir -p /root/cm-www && echo routed > /root/cm-www/index.html
+nohup /bin/busybox httpd -f -p 18080 -h /root/cm-www >/dev/null 2>&1 &
+echo $! > /root/cm-www.pid
+"""
+FETCH = """
+mkdir -p /root/bb && cp /bin/busybox /root/bb/busybox
+docker image inspect cm-bb >/dev/null 2>&1 || tar -C /root/bb -c . | docker import - cm-bb >/dev/null
+docker run --rm --pull never cm-bb /busybox sh -c \\
+  'printf "GET /index.html HTTP/1.0\\r\\n\\r\\n" | /busybox nc -w 5 {address} 18080' 2>/dev/null \\
+  | tail -n 1 | grep . || echo unreachable
+"""
+
+
+def address_of(node: str) -> str:
+    """The node's address on the lab network (a lab container's address, nothing else)."""
+    done = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", node],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    found = done.stdout.split()
+    assert len(found) == 1, done.stdout
+    return found[0]
+
+
+def routed(lab: Lab, source: str, target: str) -> str:
+    """What a container on `source`'s default bridge gets from a web server on `target`."""
+    lab.sh(target, SERVE)
+    try:
+        return lab.sh(source, FETCH.format(address=address_of(target))).strip()
+    finally:
+        lab.sh(target, "kill $(cat /root/cm-www.pid) && rm -f /root/cm-www.pid")
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with open_lab(tmp_path_factory, LAB, 2) as bed:
@@ -132,6 +174,8 @@ def test_fresh_node_hardened_verified_idempotent_and_networking_works(
     assert machine_values() == machine  # the machine's own parameters are untouched
 
     assert lab.sh(node, NETWORK_TEST).strip() == "reached"
+    assert lab.sh(node, "sysctl -n net.ipv4.ip_forward").strip() == "1"
+    assert routed(lab, node, lab.nodes[1]) == "routed"  # the node still routes its containers
 
 
 def test_drifted_node_fails_every_control_then_recovers(lab: Lab, tmp_path: Path) -> None:
@@ -153,6 +197,14 @@ def test_drifted_node_fails_every_control_then_recovers(lab: Lab, tmp_path: Path
     assert harden(lab, node, "--check", "--diff")["changed"] > 0
     assert lab.sh(node, STATE) == drifted  # a dry run on a drifted node changes nothing
 
+    # ip_forward=0 (spoil_host.sh) cuts what the node routes for its containers; the sysctl role
+    # alone (cm_host_3_18, no dockerd restart that would turn forwarding on by itself) brings it back
+    assert lab.sh(node, "sysctl -n net.ipv4.ip_forward").strip() == "0"
+    assert routed(lab, node, lab.nodes[0]) == "unreachable"
+    assert harden(lab, node, "--controls", "cm_host_3_18")["changed"] > 0
+    assert lab.sh(node, "sysctl -n net.ipv4.ip_forward").strip() == "1"
+    assert routed(lab, node, lab.nodes[0]) == "routed"
+
     harden(lab, node)
     assert harden(lab, node)["changed"] == 0
 
@@ -171,4 +223,5 @@ def test_drifted_node_fails_every_control_then_recovers(lab: Lab, tmp_path: Path
     assert lab.sh(node, "ls /var/backups/casemate/host_baseline").count("cron.deny.") == 1
     assert machine_values() == machine
 
-    assert lab.sh(node, NETWORK_TEST).strip() == "reached"  # forwarding is back on
+    assert lab.sh(node, NETWORK_TEST).strip() == "reached"  # containers on one bridge
+    assert routed(lab, node, lab.nodes[0]) == "routed"  # and routed traffic, after the full harden

@@ -112,7 +112,10 @@ def test_catalog_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(e["benchmark"] == "cis-docker" for e in entries)
 
 
-def test_catalog_list_shows_each_controls_profiles(capsys: pytest.CaptureFixture[str]) -> None:
+def test_catalog_list_shows_each_controls_profiles(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one line per row in the table
     code, out, _ = call_out(
         capsys, "catalog", "list", "--benchmark", "casemate-host", "--format", "json"
     )

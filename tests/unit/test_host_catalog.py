@@ -60,14 +60,18 @@ class Host:
 
     container: str = ""
     sysctl: dict[str, Any] = field(default_factory=lambda: dict(GOOD_SYSCTL))
-    engines: str = "dockerd containerd"
-    kubelet: str = ""
+    engines: str = "dockerd containerd"  # engine commands on the search path
+    running: str = ""  # engine processes running
+    interfaces: str = "lo eth0"
+    groups: tuple[str, ...] = ()  # inventory groups, as verify passes them (vars group_names)
+    engine_host: str | None = None  # the inventory's sysctl_engine_host
     modprobe: str = ""
     rules: str = "\n".join(WATCHED) + "\n"
     loaded: dict[str, Any] = field(
         default_factory=lambda: {"rc": 0, "stdout": "\n".join(WATCHED) + "\n", "stderr": ""}
     )
     auditd: str = "enabled"
+    auditd_active: str = "active"
     pam: str = "yescrypt rounds=5"
     coredumpd: str = "installed"
     cron: str = "installed"
@@ -99,8 +103,7 @@ class Host:
 
     def commands(self) -> list[tuple[str, str]]:
         return [
-            ("for c in dockerd containerd kubelet", self.engines),
-            ("command -v kubelet", self.kubelet),
+            ('E="dockerd', self.engines),
             ("modprobe.d", self.modprobe),
             ("common-password", self.pam),
             ("systemd-coredump", self.coredumpd),
@@ -111,6 +114,12 @@ class Host:
 
     def answer(self, probe: Probe) -> dict[str, Any]:
         kind, arg = probe.kind, probe.arg
+        if kind == "engines":
+            return {
+                "commands": {n: f"/usr/bin/{n}" for n in self.engines.split()},
+                "running": self.running.split(),
+                "interfaces": self.interfaces.split(),
+            }
         if kind == "sysctl":
             value = self.sysctl.get(arg)
             return {"exists": False} if value is None else {"exists": True, "value": str(value)}
@@ -140,7 +149,7 @@ class Host:
                 props = {
                     "LoadState": "loaded",
                     "UnitFileState": self.auditd,
-                    "ActiveState": "active",
+                    "ActiveState": self.auditd_active,
                 }
             return {"properties": props, "fragment": {"exists": bool(state)}, "dropins": []}
         if arg.startswith("cat /etc/audit/rules.d"):
@@ -153,7 +162,12 @@ class Host:
 
     def observations(self) -> Observations:
         data = {p.key: self.answer(p) for p in wanted_probes(ENTRIES, KINDS)}
-        return Observations(host="h1", facts={"container": self.container}, data=data)
+        hostvars: dict[str, Any] = {"group_names": list(self.groups)}
+        if self.engine_host is not None:
+            hostvars["sysctl_engine_host"] = self.engine_host
+        return Observations(
+            host="h1", facts={"container": self.container}, data=data, vars=hostvars
+        )
 
 
 def verdicts(host: Host) -> dict[str, Status]:
@@ -168,6 +182,7 @@ def bad_host(**changes: Any) -> Host:
         rules="",
         loaded={"rc": 0, "stdout": "No rules\n", "stderr": ""},
         auditd="disabled",
+        auditd_active="failed",
         pam="md5 rounds=none",
         units={"avahi-daemon.service": "enabled", "cups.socket": "enabled"},
     )
@@ -251,7 +266,7 @@ def test_a_kernel_without_a_key_is_not_concerned() -> None:
 
 
 def test_a_kubelet_leaves_reverse_path_filtering_to_the_cni() -> None:
-    host = bad_host(engines="containerd kubelet", kubelet="/usr/bin/kubelet")
+    host = bad_host(engines="containerd kubelet")
     o = host.observations()
     entry = next(e for e in ENTRIES if e.id == "cm_host_3_13")
     v = judge(entry, o, KINDS)
@@ -259,7 +274,8 @@ def test_a_kubelet_leaves_reverse_path_filtering_to_the_cni() -> None:
     assert "kubelet" in v.observed
     forward = judge(next(e for e in ENTRIES if e.id == "cm_host_3_17"), o, KINDS)
     assert forward.status is Status.NOT_APPLICABLE
-    assert "containerd kubelet" in forward.observed
+    assert "containerd (/usr/bin/containerd)" in forward.observed
+    assert "kubelet (/usr/bin/kubelet)" in forward.observed
 
 
 def test_optional_software_absent_is_not_concerned() -> None:

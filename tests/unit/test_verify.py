@@ -100,3 +100,23 @@ def test_a_host_no_control_concerns_is_not_contacted() -> None:
     )
     assert cp.calls == 0
     assert done[0].results == ()
+
+
+def test_checks_see_the_hosts_variables_and_groups() -> None:
+    raw = {
+        "_meta": {"hostvars": {"n1": {"sysctl_engine_host": "auto"}}},
+        "docker_hosts": {"hosts": ["n1"]},
+    }
+    entries = list(select(load_catalog(None, KINDS), Selection(level=2)))
+    done = verify_hosts(
+        Inventory(Path("inv.yml"), raw),
+        ["n1"],
+        entries,
+        KINDS,
+        forks=1,
+        transport_for=lambda inv, h: Canned(answer()),
+    )
+    observations = done[0].outcome.observations
+    assert observations is not None
+    assert observations.vars["group_names"] == ["docker_hosts"]
+    assert observations.vars["sysctl_engine_host"] == "auto"

@@ -4,7 +4,6 @@ there) the verdict is not_verifiable, carrying what the rule files say; never pa
 
 from __future__ import annotations
 
-import re
 from typing import ClassVar
 
 from pydantic import model_validator
@@ -19,7 +18,8 @@ class AuditRuleParams(Params):
     path: str | None = None
     unit: str | None = None  # watch the unit's file (where systemd says it is)
     command: str | None = None  # watch the binary found on PATH
-    key: str = "docker"
+    key: str = "docker"  # the key casemate's rules carry (shown; any key counts)
+    permissions: str | None = None  # what the rule must watch, e.g. "wa" (None: any watch)
 
     @model_validator(mode="after")
     def _one_target(self) -> AuditRuleParams:
@@ -50,13 +50,49 @@ def _resolve(p: AuditRuleParams, obs: Observations) -> tuple[str | None, str | N
     return (out.splitlines()[0] if raw.get("rc") == 0 and out else None), None
 
 
-def watched(rules: str, path: str) -> bool:
-    """Whether a watch rule (-w PATH, or -F path=/dir=PATH) covers exactly `path`."""
-    quoted = re.escape(path)
-    return bool(
-        re.search(rf"(?m)^\s*-w\s+{quoted}(\s|$)", rules)
-        or re.search(rf"(?m)^\s*-a\s.*-F\s+(path|dir)={quoted}(\s|$)", rules)
-    )
+def _norm(path: str) -> str:
+    return path.rstrip("/") or "/"
+
+
+def watches(rules: str) -> list[tuple[str, str]]:
+    """(path, permissions) of every watch rule in `rules`: `-w PATH [-p PERMS]` or a syscall rule
+    with `-F path=PATH` / `-F dir=PATH` [`-F perm=PERMS`]. A rule without permissions watches
+    everything (rwxa), as auditctl does."""
+    found = []
+    for raw in rules.splitlines():
+        words = raw.split("#", 1)[0].split()
+        if not words or words[0] not in ("-w", "-a", "-A"):
+            continue
+        path, perms = "", "rwxa"
+        for i, word in enumerate(words):
+            nxt = words[i + 1] if i + 1 < len(words) else ""
+            if word == "-w":
+                path = nxt
+            elif word == "-p":
+                perms = nxt
+            elif word == "-F" and "=" in nxt:
+                field, _, value = nxt.partition("=")
+                if field in ("path", "dir"):
+                    path = value
+                elif field == "perm":
+                    perms = value
+        if path:
+            found.append((_norm(path), perms))
+    return found
+
+
+def watched(rules: str, path: str, permissions: str | None = None) -> bool:
+    """Whether a watch rule covers exactly `path`, with at least `permissions` (e.g. "wa")."""
+    need = set(permissions or "")
+    return any(p == _norm(path) and need <= set(perms) for p, perms in watches(rules))
+
+
+def _lacking(rules: str, path: str, permissions: str | None) -> str:
+    """Why no rule in `rules` is good enough for `path` (for the verdict)."""
+    perms = [p for w, p in watches(rules) if w == _norm(path)]
+    if perms and permissions:
+        return f"watched with -p {'/'.join(perms)}, not -p {permissions}"
+    return "not watched"
 
 
 class AuditRule:
@@ -69,7 +105,8 @@ class AuditRule:
     def judge(self, p: AuditRuleParams, obs: Observations) -> Verdict:
         evidence = (_target_probe(p).key, RULE_FILES.key, LOADED.key)
         what = p.path or (f"the unit file of {p.unit}" if p.unit else str(p.command))
-        expected = f"{what} watched by a loaded audit rule (key {p.key})"
+        perms = f" -p {p.permissions}" if p.permissions else ""
+        expected = f"{what} watched{perms} by a loaded audit rule (key {p.key})"
         path, err = _resolve(p, obs)
         if err:
             return Verdict(Status.ERROR, expected, err, evidence)
@@ -78,10 +115,15 @@ class AuditRule:
         files = obs.get(RULE_FILES)
         if error_of(files):
             return Verdict(Status.ERROR, expected, str(error_of(files)), evidence)
-        if not watched(str(files.get("stdout", "")), path):
-            return Verdict(
-                Status.FAIL, expected, f"no rule for {path} in /etc/audit/rules.d", evidence
+        text = str(files.get("stdout", ""))
+        if not watched(text, path, p.permissions):
+            why = _lacking(text, path, p.permissions)
+            observed = (
+                f"no rule for {path} in /etc/audit/rules.d"
+                if why == "not watched"
+                else f"{path} in /etc/audit/rules.d is {why}"
             )
+            return Verdict(Status.FAIL, expected, observed, evidence)
         if obs.container:
             return Verdict(
                 Status.NOT_VERIFIABLE,
@@ -97,7 +139,7 @@ class AuditRule:
             return Verdict(
                 Status.FAIL, expected, f"rule file has {path}, but auditctl: {said}", evidence
             )
-        if not watched(text, path):
+        if not watched(text, path, p.permissions):
             return Verdict(
                 Status.FAIL, expected, f"{path} is in the rule files but not loaded", evidence
             )

@@ -23,6 +23,7 @@ _GLOB = re.compile(r"[*?\[]")
 class ConfKeyParams(Params):
     paths: list[str] = Field(min_length=1)  # files or globs, in the order the program reads them
     key: str = Field(min_length=1)
+    aliases: tuple[str, ...] = ()  # other spellings of the key (limits.conf: `* - core`)
     format: Literal["words", "ini"] = "words"
     section: str | None = None  # ini: the [section] the key belongs to
     ignore_case: bool = False  # match the key case-insensitively (PAM reads login.defs so)
@@ -57,15 +58,17 @@ def _same(a: str, b: str, ignore_case: bool) -> bool:
 
 
 def _words(p: ConfKeyParams, path: str, text: str) -> list[Setting]:
-    want = p.key.split()
+    spellings = [k.split() for k in (p.key, *p.aliases)]
     found = []
     for number, raw in enumerate(text.splitlines(), start=1):
         words = raw.split("#", 1)[0].split()
-        head = words[: len(want)]
-        if len(words) > len(want) and all(
-            _same(a, b, p.ignore_case) for a, b in zip(head, want, strict=True)
-        ):
-            found.append(Setting(" ".join(words[len(want) :]), path, number))
+        for want in spellings:
+            head = words[: len(want)]
+            if len(words) > len(want) and all(
+                _same(a, b, p.ignore_case) for a, b in zip(head, want, strict=True)
+            ):
+                found.append(Setting(" ".join(words[len(want) :]), path, number))
+                break
     return found
 
 
@@ -80,7 +83,8 @@ def _ini(p: ConfKeyParams, path: str, text: str) -> list[Setting]:
             section = line[1:-1].strip()
             continue
         key, eq, value = line.partition("=")
-        if eq and section == p.section and _same(key.strip(), p.key, p.ignore_case):
+        names = (p.key, *p.aliases)
+        if eq and section == p.section and any(_same(key.strip(), n, p.ignore_case) for n in names):
             found.append(Setting(value.strip(), path, number))
     return found
 

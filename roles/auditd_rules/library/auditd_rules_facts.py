@@ -10,6 +10,7 @@ options:
   targets: {description: name -> one of path, unit (its unit file) or command (on PATH), type: dict, required: true}
   rules_file: {description: the Docker rule file casemate owns, type: path, required: true}
   host_rules_file: {description: the host rule file casemate owns (identity, sudoers, runsc), type: path, required: false}
+  loaded_rules: {description: rule lines casemate wants loaded; the answer says which the kernel lacks, type: list, elements: str, required: false}
 """
 
 RETURN = r"""
@@ -17,6 +18,10 @@ paths: {description: name -> resolved path, or empty when it does not exist here
 container: {description: the container technology the host runs in, or empty, type: str}
 auditctl: {description: whether auditctl can talk to the kernel's audit system here, type: bool}
 installed: {description: whether auditd's unit is known to systemd, type: bool}
+active: {description: whether auditd.service is running, type: bool}
+enabled: {description: the kernel audit system's "enabled" flag from auditctl -s (0, 1, or 2 = locked until reboot), or null, type: int}
+missing: {description: those of loaded_rules the kernel has not loaded (auditctl -l), type: list}
+os: {description: ID and VERSION_ID from /etc/os-release, type: dict}
 current: {description: the content of casemate's Docker rule file, or empty, type: str}
 host_current: {description: the content of casemate's host rule file, or empty, type: str}
 packages_dry_run: {description: whether the package manager can dry-run here (apt needs python3-apt), type: bool}
@@ -49,21 +54,129 @@ def read(path):
         return ""
 
 
+def _norm(path):
+    return path.rstrip("/") or "/"
+
+
+def watches(rules):
+    """(path, permissions, key) of every watch rule: `-w PATH [-p PERMS] [-k KEY]` or a syscall
+    rule with `-F path=`/`-F dir=` [`-F perm=`] [`-F key=`/`-k`]. No permissions means rwxa, as
+    auditctl -l shows it (the same reading as casemate's audit_rule check kind)."""
+    found = []
+    for raw in rules.splitlines():
+        words = raw.split("#", 1)[0].split()
+        if not words or words[0] not in ("-w", "-a", "-A"):
+            continue
+        path, perms, key = "", "rwxa", ""
+        for i, word in enumerate(words):
+            nxt = words[i + 1] if i + 1 < len(words) else ""
+            if word == "-w":
+                path = nxt
+            elif word == "-p":
+                perms = nxt
+            elif word == "-k":
+                key = nxt
+            elif word == "-F" and "=" in nxt:
+                field, _, value = nxt.partition("=")
+                if field in ("path", "dir"):
+                    path = value
+                elif field == "perm":
+                    perms = value
+                elif field == "key":
+                    key = value
+        if path:
+            found.append((_norm(path), "".join(sorted(perms)), key))
+    return found
+
+
+def missing_rules(wanted, loaded):
+    """The lines of `wanted` whose watch (path, permissions, key) `loaded` (auditctl -l) lacks."""
+    have = set(watches(loaded))
+    return [line for line in wanted if watches(line) and not set(watches(line)) <= have]
+
+
+def audit_status(text):
+    """The `enabled` flag of `auditctl -s` (2: rules locked until reboot), or None."""
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "enabled" and words[1].isdigit():
+            return int(words[1])
+    return None
+
+
+# --- the same container detection as casemate's probe (python/casemate/probe/remote.py)
+def classify_container(virt, markers, environ):
+    """The container this host runs in, from systemd-detect-virt's (rc, output) or None when it
+    cannot run, the marker files that exist, and pid 1's container= value (None when unset or
+    unreadable). Any sign of a container wins; with no systemd-detect-virt answer and no sign the
+    host is 'unknown', which counts as a container."""
+    rc, out = virt if virt is not None else (None, "")
+    if rc == 0 and out and out != "none":
+        return out
+    if "/.dockerenv" in markers:
+        return "docker"
+    if "/run/.containerenv" in markers:
+        return "podman"
+    if environ is not None:
+        return environ or "container"
+    if rc == 1 and out == "none":
+        return ""
+    return "unknown"
+
+
+def detect_container(module):
+    virt = None
+    if module.get_bin_path("systemd-detect-virt"):
+        rc, out, _ = module.run_command(["systemd-detect-virt", "--container"])
+        virt = (rc, out.strip())
+    markers = [m for m in ("/.dockerenv", "/run/.containerenv") if os.path.exists(m)]
+    environ = None
+    try:
+        with open("/proc/1/environ", "rb") as handle:
+            for item in handle.read().split(b"\0"):
+                if item.startswith(b"container="):
+                    environ = item.split(b"=", 1)[1].decode()
+    except OSError:
+        pass
+    return classify_container(virt, markers, environ)
+
+
+def os_release(path="/etc/os-release"):
+    info = {"id": "", "version_id": ""}
+    try:
+        with open(path) as handle:
+            for line in handle:
+                key, _, value = line.strip().partition("=")
+                if key in ("ID", "VERSION_ID"):
+                    info[key.lower()] = value.strip("\"'")
+    except OSError:
+        pass
+    return info
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
             "targets": {"type": "dict", "required": True},
             "rules_file": {"type": "path", "required": True},
             "host_rules_file": {"type": "path", "required": False},
+            "loaded_rules": {"type": "list", "elements": "str", "required": False},
         },
         supports_check_mode=True,
     )
-    rc, out, _ = module.run_command(["systemd-detect-virt", "--container"])
-    container = out.strip() if rc == 0 and out.strip() != "none" else ""
-    auditctl = bool(shutil.which("auditctl")) and module.run_command(["auditctl", "-s"])[0] == 0
+    container = detect_container(module)
+    auditctl, enabled, missing = False, None, []
+    if module.get_bin_path("auditctl"):
+        rc, status, _ = module.run_command(["auditctl", "-s"])
+        auditctl = rc == 0
+        enabled = audit_status(status) if auditctl else None
+        if auditctl and module.params["loaded_rules"]:
+            rc, loaded, _ = module.run_command(["auditctl", "-l"])
+            missing = missing_rules(module.params["loaded_rules"], loaded if rc == 0 else "")
     rc, out, _ = module.run_command(
-        ["systemctl", "show", "auditd.service", "-p", "LoadState", "--value"]
+        ["systemctl", "show", "auditd.service", "-p", "LoadState", "-p", "ActiveState"]
     )
+    unit = dict(line.partition("=")[::2] for line in out.splitlines()) if rc == 0 else {}
     current = read(module.params["rules_file"])
     host_current = (
         read(module.params["host_rules_file"]) if module.params["host_rules_file"] else ""
@@ -73,7 +186,11 @@ def main():
         paths={name: resolve(module, t) for name, t in module.params["targets"].items()},
         container=container,
         auditctl=auditctl,
-        installed=out.strip() == "loaded",
+        installed=unit.get("LoadState") == "loaded",
+        active=unit.get("ActiveState") == "active",
+        enabled=enabled,
+        missing=missing,
+        os=os_release(),
         current=current,
         host_current=host_current,
         packages_dry_run=not shutil.which("apt-get") or importlib.util.find_spec("apt") is not None,

@@ -14,6 +14,8 @@ options:
   login_defs_wanted: {description: login.defs key -> value of the controls selected in this run, type: dict, required: true}
   files: {description: name -> path of a file whose content the role compares (limits file, drop-ins), type: dict, required: true}
   modes: {description: path -> the widest mode it may have (root:root), type: dict, required: true}
+  cron_allow: {description: users /etc/cron.allow must name (root always), type: list, elements: str, required: true}
+  at_allow: {description: users /etc/at.allow must name (root always), type: list, elements: str, required: true}
 """
 
 RETURN = r"""
@@ -24,7 +26,8 @@ tmp: {description: the /tmp mount, its fstab line and its systemd unit, type: di
 login_defs: {description: exists, content and the content wanted, type: dict}
 files: {description: name -> current content or null when absent, type: dict}
 modes: {description: paths whose mode or owner needs fixing, with what they have, type: list}
-cron: {description: whether cron and at are installed, and their allow/deny files, type: dict}
+cron: {description: whether cron and at are installed, their allow/deny files, and the allow files wanted (null when nothing is missing), type: dict}
+os: {description: ID and VERSION_ID from /etc/os-release, type: dict}
 """
 
 import grp
@@ -178,9 +181,68 @@ def mode_fixes(modes):
     return fixes
 
 
+def allow_file(existing, users):
+    """An allow file (cron.allow, at.allow) naming root and `users`, each line kept and the missing
+    names appended on lines of their own; None when the file exists and names them all."""
+    want = list(dict.fromkeys(["root", *users]))
+    have = [line.strip() for line in (existing or "").splitlines()]
+    missing = [u for u in want if u not in have]
+    if existing is not None and not missing:
+        return None
+    text = existing or ""
+    if text and not text.endswith("\n"):
+        text += "\n"  # a last line without its newline must not swallow the first added name
+    return text + "".join(u + "\n" for u in missing)
+
+
+# --- the same container detection as casemate's probe (python/casemate/probe/remote.py)
+def classify_container(virt, markers, environ):
+    """The container this host runs in, from systemd-detect-virt's (rc, output) or None when it
+    cannot run, the marker files that exist, and pid 1's container= value (None when unset or
+    unreadable). Any sign of a container wins; with no systemd-detect-virt answer and no sign the
+    host is 'unknown', which counts as a container."""
+    rc, out = virt if virt is not None else (None, "")
+    if rc == 0 and out and out != "none":
+        return out
+    if "/.dockerenv" in markers:
+        return "docker"
+    if "/run/.containerenv" in markers:
+        return "podman"
+    if environ is not None:
+        return environ or "container"
+    if rc == 1 and out == "none":
+        return ""
+    return "unknown"
+
+
 def detect_container(module):
-    rc, out, _ = module.run_command(["systemd-detect-virt", "--container"])
-    return out.strip() if rc == 0 and out.strip() != "none" else ""
+    virt = None
+    if module.get_bin_path("systemd-detect-virt"):
+        rc, out, _ = module.run_command(["systemd-detect-virt", "--container"])
+        virt = (rc, out.strip())
+    markers = [m for m in ("/.dockerenv", "/run/.containerenv") if os.path.exists(m)]
+    environ = None
+    try:
+        with open("/proc/1/environ", "rb") as handle:
+            for item in handle.read().split(b"\0"):
+                if item.startswith(b"container="):
+                    environ = item.split(b"=", 1)[1].decode()
+    except OSError:
+        pass
+    return classify_container(virt, markers, environ)
+
+
+def os_release(path="/etc/os-release"):
+    info = {"id": "", "version_id": ""}
+    try:
+        with open(path) as handle:
+            for line in handle:
+                key, _, value = line.strip().partition("=")
+                if key in ("ID", "VERSION_ID"):
+                    info[key.lower()] = value.strip("\"'")
+    except OSError:
+        pass
+    return info
 
 
 def main():
@@ -192,6 +254,8 @@ def main():
             "login_defs_wanted": {"type": "dict", "required": True},
             "files": {"type": "dict", "required": True},
             "modes": {"type": "dict", "required": True},
+            "cron_allow": {"type": "list", "elements": "str", "required": True},
+            "at_allow": {"type": "list", "elements": "str", "required": True},
         },
         supports_check_mode=True,
     )
@@ -202,6 +266,8 @@ def main():
     }
     for name in ("cron.allow", "cron.deny", "at.allow", "at.deny"):
         cron[name.replace(".", "_")] = read("/etc/" + name)
+    cron["cron_allow_new"] = allow_file(cron["cron_allow"], p["cron_allow"])
+    cron["at_allow_new"] = allow_file(cron["at_allow"], p["at_allow"])
     module.exit_json(
         changed=False,
         container=detect_container(module),
@@ -215,6 +281,7 @@ def main():
         files={name: read(path) for name, path in p["files"].items()},
         modes=mode_fixes(p["modes"]),
         cron=cron,
+        os=os_release(),
     )
 
 

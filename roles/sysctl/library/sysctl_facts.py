@@ -14,14 +14,25 @@ options:
   no_engine_settings: {description: key -> value where none is, type: dict, required: true}
   accepted: {description: key -> running values kept as they are (as strict or stricter), type: dict, required: true}
   cni_owned: {description: keys left to the CNI plugin where a kubelet is present, type: list, elements: str, required: true}
-  engines: {description: commands whose presence on PATH marks a container engine host, type: list, elements: str, required: true}
+  engines: {description: engine names; a command on engine_path or a running process of one marks an engine host, type: list, elements: str, required: true}
+  kubernetes_engines: {description: the engine names that mean Kubernetes runs here (its CNI plugin owns cni_owned), type: list, elements: str, required: true}
+  engine_interfaces: {description: network interface patterns an engine creates (docker0), type: list, elements: str, required: true}
+  cni_interfaces: {description: network interface patterns a Kubernetes CNI plugin creates (cni0, flannel*), type: list, elements: str, required: true}
+  engine_groups: {description: inventory groups whose hosts are engine hosts, type: list, elements: str, required: true}
+  kubernetes_groups: {description: inventory groups whose hosts run Kubernetes, type: list, elements: str, required: true}
+  group_names: {description: this host's inventory groups, type: list, elements: str, required: true}
+  engine_path: {description: where engine commands are looked for (colon separated), type: str, required: true}
+  engine_host: {description: auto (decide from the evidence), true or false, type: str, required: true}
   machine_wide: {description: key prefixes that belong to the whole machine inside a container, type: list, elements: str, required: true}
   path: {description: casemate's sysctl.d file, type: path, required: true}
 """
 
 RETURN = r"""
 container: {description: the container technology this host runs in, or empty, type: str}
-engines: {description: the engine commands found on this host, type: list}
+engines: {description: the evidence of a container engine on this host, one line each, type: list}
+kubernetes: {description: whether Kubernetes runs here (its CNI plugin owns reverse-path filtering), type: bool}
+revert: {description: key=value writes that put back the running values apply changes, type: list}
+os: {description: ID and VERSION_ID from /etc/os-release, type: dict}
 current: {description: key -> running value, or null where the kernel has no such key, type: dict}
 content: {description: the sysctl.d file casemate wants, type: str}
 existing: {description: the file's current content, or empty, type: str}
@@ -29,12 +40,10 @@ apply: {description: key=value writes the running kernel needs, type: list}
 notes: {description: what is not managed here and why, one line each, type: list}
 """
 
+import fnmatch
 import os
-import shutil
 
 from ansible.module_utils.basic import AnsibleModule
-
-SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def read_key(name):
@@ -90,7 +99,7 @@ def _notes(params, found, lines, skipped, stricter):
         notes.append(say)
     if skipped["cni"]:
         notes.append(
-            "left to the CNI plugin (a kubelet is present): %s" % ", ".join(sorted(skipped["cni"]))
+            "left to the CNI plugin (Kubernetes runs here): %s" % ", ".join(sorted(skipped["cni"]))
         )
     if skipped["absent"]:
         notes.append("not on this kernel: %s" % ", ".join(sorted(skipped["absent"])))
@@ -99,11 +108,13 @@ def _notes(params, found, lines, skipped, stricter):
     return header, notes
 
 
-def plan(params, container, engines, current, existing):
-    """(content, apply, notes): pure, so it can be tested without a host."""
+def plan(params, container, engines, current, existing, *, kubernetes=None):
+    """(content, apply, notes): pure, so it can be tested without a host. `engines` is the
+    evidence of a container engine (empty: none); `kubernetes` whether a kubelet or a CNI plugin
+    runs here (default: a kubelet among `engines`)."""
     values = dict(params["settings"])
     values.update(params["engine_settings"] if engines else params["no_engine_settings"])
-    kubelet = "kubelet" in engines
+    kubelet = any("kubelet" in e for e in engines) if kubernetes is None else kubernetes
     wanted = list(dict.fromkeys(params["wanted"]))
     kept = parse_file(existing)  # keys of controls not selected in this run stay as they are
     lines, apply, stricter = {}, [], []
@@ -127,9 +138,126 @@ def plan(params, container, engines, current, existing):
     return "\n".join(header + body) + "\n", apply, notes
 
 
+def revert_of(apply, current):
+    """The writes that put back what `apply` changes (the running values read before)."""
+    keys = [a.partition("=")[0] for a in apply]
+    return ["%s=%s" % (k, current[k]) for k in keys if current.get(k) is not None]
+
+
+# --- the same engine evidence as casemate's sysctl check kind (python/casemate/checks/sysctl.py)
+def gather_engines(names, patterns, path):
+    """Engine commands on `path`, running engine processes and matching interfaces (the same as
+    the probe's `engines` collector)."""
+    commands = {}
+    for name in names:
+        for folder in path.split(":"):
+            candidate = os.path.join(folder, name)
+            if folder and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                commands[name] = candidate
+                break
+    running = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % pid) as handle:
+                comm = handle.read().strip()
+        except OSError:
+            continue
+        running.update(n for n in names if comm == n or comm.startswith(n + "-"))
+    try:
+        links = os.listdir("/sys/class/net")
+    except OSError:
+        links = []
+    interfaces = sorted(i for i in links if any(fnmatch.fnmatchcase(i, p) for p in patterns))
+    return {"commands": commands, "running": sorted(running), "interfaces": interfaces}
+
+
+def evidence(found, names, interfaces, groups, host_groups):
+    """What marks this host as running one of `names`, one line each (empty: nothing)."""
+    commands = found.get("commands") or {}
+    out = ["group %s" % g for g in groups if g in host_groups]
+    out += ["%s (%s)" % (n, commands[n]) for n in names if n in commands]
+    out += ["%s (running)" % n for n in names if n in (found.get("running") or [])]
+    out += [
+        "%s (interface)" % i
+        for i in found.get("interfaces") or []
+        if any(fnmatch.fnmatchcase(i, p) for p in interfaces)
+    ]
+    return out
+
+
+def engine_host(params, found):
+    """(evidence of a container engine, whether Kubernetes runs here); engine_host true/false
+    overrides what the host shows."""
+    groups = params["group_names"]
+    kube_names = [n for n in params["engines"] if n in params["kubernetes_engines"]]
+    kube = evidence(
+        found, kube_names, params["cni_interfaces"], params["kubernetes_groups"], groups
+    )
+    every = evidence(
+        found,
+        params["engines"],
+        list(params["engine_interfaces"]) + list(params["cni_interfaces"]),
+        params["engine_groups"],
+        groups,
+    )
+    forced = str(params["engine_host"]).lower()
+    if forced == "true":
+        return ["sysctl_engine_host: true", *every], bool(kube)
+    if forced == "false":
+        return [], False
+    return every, bool(kube)
+
+
+# --- the same container detection as casemate's probe (python/casemate/probe/remote.py)
+def classify_container(virt, markers, environ):
+    """The container this host runs in, from systemd-detect-virt's (rc, output) or None when it
+    cannot run, the marker files that exist, and pid 1's container= value (None when unset or
+    unreadable). Any sign of a container wins; with no systemd-detect-virt answer and no sign the
+    host is 'unknown', which counts as a container."""
+    rc, out = virt if virt is not None else (None, "")
+    if rc == 0 and out and out != "none":
+        return out
+    if "/.dockerenv" in markers:
+        return "docker"
+    if "/run/.containerenv" in markers:
+        return "podman"
+    if environ is not None:
+        return environ or "container"
+    if rc == 1 and out == "none":
+        return ""
+    return "unknown"
+
+
 def detect_container(module):
-    rc, out, _ = module.run_command(["systemd-detect-virt", "--container"])
-    return out.strip() if rc == 0 and out.strip() != "none" else ""
+    virt = None
+    if module.get_bin_path("systemd-detect-virt"):
+        rc, out, _ = module.run_command(["systemd-detect-virt", "--container"])
+        virt = (rc, out.strip())
+    markers = [m for m in ("/.dockerenv", "/run/.containerenv") if os.path.exists(m)]
+    environ = None
+    try:
+        with open("/proc/1/environ", "rb") as handle:
+            for item in handle.read().split(b"\0"):
+                if item.startswith(b"container="):
+                    environ = item.split(b"=", 1)[1].decode()
+    except OSError:
+        pass
+    return classify_container(virt, markers, environ)
+
+
+def os_release(path="/etc/os-release"):
+    info = {"id": "", "version_id": ""}
+    try:
+        with open(path) as handle:
+            for line in handle:
+                key, _, value = line.strip().partition("=")
+                if key in ("ID", "VERSION_ID"):
+                    info[key.lower()] = value.strip("\"'")
+    except OSError:
+        pass
+    return info
 
 
 def main():
@@ -142,6 +270,14 @@ def main():
             "accepted": {"type": "dict", "required": True},
             "cni_owned": {"type": "list", "elements": "str", "required": True},
             "engines": {"type": "list", "elements": "str", "required": True},
+            "kubernetes_engines": {"type": "list", "elements": "str", "required": True},
+            "engine_interfaces": {"type": "list", "elements": "str", "required": True},
+            "cni_interfaces": {"type": "list", "elements": "str", "required": True},
+            "engine_groups": {"type": "list", "elements": "str", "required": True},
+            "kubernetes_groups": {"type": "list", "elements": "str", "required": True},
+            "group_names": {"type": "list", "elements": "str", "required": True},
+            "engine_path": {"type": "str", "required": True},
+            "engine_host": {"type": "str", "required": True},
             "machine_wide": {"type": "list", "elements": "str", "required": True},
             "path": {"type": "path", "required": True},
         },
@@ -149,7 +285,10 @@ def main():
     )
     p = module.params
     container = detect_container(module)
-    engines = [e for e in p["engines"] if shutil.which(e, path=SEARCH_PATH)]
+    found = gather_engines(
+        p["engines"], list(p["engine_interfaces"]) + list(p["cni_interfaces"]), p["engine_path"]
+    )
+    engines, kubernetes = engine_host(p, found)
     try:
         with open(p["path"]) as handle:
             existing = handle.read()
@@ -157,11 +296,14 @@ def main():
         existing = ""
     keys = set(p["wanted"]) | set(parse_file(existing))
     current = {k: read_key(k) for k in sorted(keys)}
-    content, apply, notes = plan(p, container, engines, current, existing)
+    content, apply, notes = plan(p, container, engines, current, existing, kubernetes=kubernetes)
     module.exit_json(
         changed=False,
         container=container,
         engines=engines,
+        kubernetes=kubernetes,
+        revert=revert_of(apply, current),
+        os=os_release(),
         current=current,
         content=content,
         existing=existing,
