@@ -32,6 +32,11 @@ import os
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.casemate_host import (  # shared by the host roles (role host_common)
+    classify_container,  # noqa: F401  (what detect_container decides by; the tests read it here)
+    detect_container,
+    os_release,
+)
 
 
 def resolve(module, target):
@@ -102,56 +107,6 @@ def audit_status(text):
         if len(words) >= 2 and words[0] == "enabled" and words[1].isdigit():
             return int(words[1])
     return None
-
-
-# --- the same container detection as casemate's probe (python/casemate/probe/remote.py)
-def classify_container(virt, markers, environ):
-    """The container this host runs in, from systemd-detect-virt's (rc, output) or None when it
-    cannot run, the marker files that exist, and pid 1's container= value (None when unset or
-    unreadable). Any sign of a container wins; with no systemd-detect-virt answer and no sign the
-    host is 'unknown', which counts as a container."""
-    rc, out = virt if virt is not None else (None, "")
-    if rc == 0 and out and out != "none":
-        return out
-    if "/.dockerenv" in markers:
-        return "docker"
-    if "/run/.containerenv" in markers:
-        return "podman"
-    if environ is not None:
-        return environ or "container"
-    if rc == 1 and out == "none":
-        return ""
-    return "unknown"
-
-
-def detect_container(module):
-    virt = None
-    if module.get_bin_path("systemd-detect-virt"):
-        rc, out, _ = module.run_command(["systemd-detect-virt", "--container"])
-        virt = (rc, out.strip())
-    markers = [m for m in ("/.dockerenv", "/run/.containerenv") if os.path.exists(m)]
-    environ = None
-    try:
-        with open("/proc/1/environ", "rb") as handle:
-            for item in handle.read().split(b"\0"):
-                if item.startswith(b"container="):
-                    environ = item.split(b"=", 1)[1].decode()
-    except OSError:
-        pass
-    return classify_container(virt, markers, environ)
-
-
-def os_release(path="/etc/os-release"):
-    info = {"id": "", "version_id": ""}
-    try:
-        with open(path) as handle:
-            for line in handle:
-                key, _, value = line.strip().partition("=")
-                if key in ("ID", "VERSION_ID"):
-                    info[key.lower()] = value.strip("\"'")
-    except OSError:
-        pass
-    return info
 
 
 def main():
