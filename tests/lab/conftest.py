@@ -20,8 +20,16 @@ from typing import Any
 import pytest
 import yaml
 
-# Each pytest-xdist worker gets a lab of its own (workers run test modules side by side).
-LAB = "t" + os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+
+def lab_name(base: str) -> str:
+    """A lab name of this test process's own: each pytest-xdist worker gets a lab of its own
+    (workers run test modules side by side), and CASEMATE_TEST_LAB_SUFFIX keeps two test runs on
+    one machine (two checkouts) apart."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+    return base + os.environ.get("CASEMATE_TEST_LAB_SUFFIX", "") + worker
+
+
+LAB = lab_name("t")
 NODES = 4
 CASEMATE = str(Path(sys.executable).parent / "casemate")
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -6,7 +6,6 @@ machine's own kernel parameters untouched throughout."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +15,9 @@ import yaml
 
 from casemate.locations import content_root
 
-from .conftest import FIXTURES, Lab, harden_stats, open_lab, report_of, results
+from .conftest import FIXTURES, Lab, harden_stats, lab_name, open_lab, report_of, results
 
-LAB = "basehost" + os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+LAB = lab_name("basehost")
 # Not verifiable inside a container: machine-wide kernel parameters (kernel.*, fs.*) belong to the
 # whole machine, and the kernel refuses audit there (the rule files are judged, loading is not;
 # auditd's unit is judged enabled, but it cannot run).

@@ -15,9 +15,9 @@ import yaml
 from casemate.lab import kubeadm
 from casemate.lab.layout import facts_of
 
-from .conftest import Lab, open_lab
+from .conftest import Lab, lab_name, open_lab
 
-LAB = "k8slayout"
+LAB = lab_name("k8slayout")
 NODE = f"casemate-{LAB}-1"
 PKI = "/etc/kubernetes/pki"
 MANIFEST = "/etc/kubernetes/manifests/etcd.yaml"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import Lab, harden_stats, last_run, open_lab
+from .conftest import Lab, harden_stats, lab_name, last_run, open_lab
 
 MANIFESTS = "/etc/kubernetes/manifests"
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
@@ -38,7 +38,7 @@ MERGED = {"--enable-admission-plugins", "--authorization-mode"}
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with open_lab(tmp_path_factory, "k8sroles", 1, "--profile", "k8s") as lab:
+    with open_lab(tmp_path_factory, lab_name("k8sroles"), 1, "--profile", "k8s") as lab:
         yield lab
 
 

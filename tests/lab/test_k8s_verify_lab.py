@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import Lab, harden_stats, open_lab, report_of, results
+from .conftest import Lab, harden_stats, lab_name, open_lab, report_of, results
 
-LAB = "k8sverify"
+LAB = lab_name("k8sverify")
 NODE = f"casemate-{LAB}-1"
 
 # What kubeadm v1.32 leaves failing (shared/reference/kubeadm-1.32-defaults.md, "CIS-relevant flags

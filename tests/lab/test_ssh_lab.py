@@ -16,9 +16,19 @@ from typing import Any
 import pytest
 
 from . import ssh
-from .conftest import CASEMATE, FIXTURES, Lab, harden_stats, last_run, open_lab, report_of, results
+from .conftest import (
+    CASEMATE,
+    FIXTURES,
+    Lab,
+    harden_stats,
+    lab_name,
+    last_run,
+    open_lab,
+    report_of,
+    results,
+)
 
-NAME = "sshtest"
+NAME = lab_name("sshtest")
 HARDENING = tuple(f"cm_host_1_{n}" for n in range(1, 19))
 OFF = tuple(f"cm_host_1_{n}" for n in range(19, 23))
 CONTROLS = ",".join(HARDENING)
