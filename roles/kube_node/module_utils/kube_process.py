@@ -2,7 +2,6 @@
 kube_component_wait; standard library only, python3 >= 3.6)."""
 
 # Runs on the node with its python3 like the modules in library/: no pathlib idioms, % formatting.
-# ruff: noqa: PTH119, PTH123, PTH208, UP031
 
 from __future__ import annotations
 
