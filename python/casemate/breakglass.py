@@ -143,7 +143,7 @@ def prove(
     (with the proof, or why there is none). A path that does not work is bad input: SSH must not go
     off on a host whose way back in is broken."""
     if transport_for is None:
-        from casemate.verify import testinfra_transport  # noqa: PLC0415 - pulls in testinfra
+        from casemate.probe.transport import testinfra_transport  # noqa: PLC0415 - testinfra
 
         transport_for = testinfra_transport
     record: dict[str, dict[str, Any]] = {}

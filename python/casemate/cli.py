@@ -21,10 +21,12 @@ from casemate.catalog.loader import Catalog, load_catalog
 from casemate.catalog.model import PROFILES, Entry
 from casemate.checks import builtin_kinds
 from casemate.errors import BadInputError, CasemateError
-from casemate.harden import host_failed, plan, run_harden, vars_of
+from casemate.harden import plan, run_harden, run_outcome, stored_stats
 from casemate.lab import lab_build, lab_down, lab_status, lab_up
 from casemate.locations import content_root, state_dir
+from casemate.probe import reach
 from casemate.report import diff, document, junit, table
+from casemate.report import harden as harden_report
 from casemate.rundir import RunDir, find_run, new_run, now_utc
 from casemate.runner import STRATEGIES, HostEvent, resolve_inventory
 from casemate.verify import HostVerification, Selection, parse_controls, select, verify_hosts
@@ -433,6 +435,9 @@ def harden_cmd(
         f"hardening {len(harden_plan.hosts)} host(s), {len(harden_plan.tags)} controls, "
         f"level {level}, profile {profile}{mode}"
     )
+    gone = reach.unreachable(inv, harden_plan.hosts)
+    for host, why in gone.items():
+        c.err.print(f"  [red]unreachable[/] {host}: {why} (no task will run there)")
     for host, way in (glass or {}).items():
         proof = "proven" if way["proven"] else "declared, not provable by casemate"
         c.err.print(f"  break-glass {host}: {way['path']} ({proof})")
@@ -454,19 +459,19 @@ def harden_cmd(
             on_event=progress,
             break_glass=break_glass,
             break_glass_record=glass,
+            unreachable=gone,
         )
     if diff:
         _print_diffs(c, run)
-    _print_harden(c, run.read_json("run.json"))
+    came_to = _print_harden(c, run, run.read_json("run.json"))
     c.err.print(f"harden took {time.monotonic() - began:.1f}s; run stored in {run.path}")
-    failed = any(host_failed(vars_of(s)) for s in outcome.hosts.values())
-    if outcome.rc != 0 and not failed:
+    if came_to == "failed" and not any(s.failed or s.unreachable for s in outcome.hosts.values()):
         # the playbook itself failed (syntax, missing role, interrupted): no host is to blame
         stdout = next(iter(sorted(run.path.glob("ansible/artifacts/*/stdout"))), run.path)
         c.err.print(
             f"[red]ansible-playbook failed ({outcome.status}, rc={outcome.rc})[/]; see {stdout}"
         )
-    return 3 if failed or outcome.rc != 0 else 0
+    return 0 if came_to == "succeeded" else 3
 
 
 def _print_diffs(c: Ctx, run: RunDir) -> None:
@@ -476,23 +481,15 @@ def _print_diffs(c: Ctx, run: RunDir) -> None:
             c.out.print(body, markup=False, highlight=False)
 
 
-def _print_harden(c: Ctx, meta: dict[str, Any]) -> None:
-    t = Table(title=f"casemate harden ({meta.get('strategy')})", title_justify="left")
-    for col, style in (
-        ("host", ""),
-        ("ok", "green"),
-        ("changed", "yellow"),
-        ("failed", "red"),
-        ("unreachable", "red"),
-    ):
-        t.add_column(col, style=style, justify="left" if col == "host" else "right")
-    for host, s in meta.get("stats", {}).items():
-        t.add_row(host, str(s["ok"]), str(s["changed"]), str(s["failed"]), str(s["unreachable"]))
-    c.out.print(t)
-    for host, msgs in meta.get("messages", {}).items():
-        stats = meta.get("stats", {}).get(host, {})
-        if host_failed(stats):
-            c.out.print(f"[red]{host}[/]: {' '.join(msgs[-1].split())[:600]}")
+def _print_harden(c: Ctx, run: RunDir, meta: dict[str, Any]) -> str:
+    """Print a harden run's summary; return what it came to (see harden.run_outcome)."""
+    outcome = run_outcome(meta)
+    stats = stored_stats(run, meta)
+    c.out.print(harden_report.title(meta, outcome), soft_wrap=True)
+    c.out.print(harden_report.table(meta, stats))
+    for line in harden_report.failure_lines(meta, stats):
+        c.out.print(line, soft_wrap=True)  # one line per host, however narrow the log is
+    return outcome
 
 
 # --- verify and report --------------------------------------------------------------------------
@@ -599,8 +596,7 @@ def report_cmd(
     if meta.get("kind") == "harden":
         if fmt != "table":
             raise BadInputError("a harden run has only the table format")
-        _print_harden(c, meta)
-        return 3 if any(host_failed(s) for s in meta.get("stats", {}).values()) else 0
+        return 0 if _print_harden(c, run, meta) == "succeeded" else 3
     doc = run.read_json("report.json")
     try:
         document.validate(doc)

@@ -18,7 +18,13 @@ class Inventory:
     raw: dict[str, Any]  # `ansible-inventory --list` output, kept as evidence of what was targeted
 
     def hosts(self) -> list[str]:
-        return sorted(self.raw.get("_meta", {}).get("hostvars", {}))
+        """Every host: those with variables (ansible-inventory lists only those under _meta) and
+        every group's members."""
+        found = set(self.raw.get("_meta", {}).get("hostvars", {}))
+        for name, group in self.raw.items():
+            if name != "_meta" and isinstance(group, dict):
+                found.update(group.get("hosts", []))
+        return sorted(found)
 
     def groups(self) -> dict[str, list[str]]:
         """group -> every host in it, children included."""

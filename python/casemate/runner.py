@@ -4,6 +4,7 @@ status, return codes, stats and events, never from parsing Ansible's printed out
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -47,6 +48,7 @@ class PlaybookOutcome:
     hosts: dict[str, HostStats]
     messages: dict[str, list[str]] = field(default_factory=dict)  # host -> failure messages
     strategy: str = "linear"
+    stats_from: Literal["play", "events", "none"] = "play"  # Ansible's recap, or counted events
 
 
 def _ensure_tools_on_path() -> None:
@@ -108,7 +110,8 @@ def _strategy_env(strategy: str) -> dict[str, str]:
     return {"ANSIBLE_STRATEGY": strategy, "ANSIBLE_STRATEGY_PLUGINS": str(plugins)}
 
 
-def _event(raw: Mapping[str, Any]) -> HostEvent | None:
+def host_event(raw: Mapping[str, Any]) -> HostEvent | None:
+    """The per-host outcome of one task in an ansible-runner event, or None for other events."""
     kinds = {
         "runner_on_ok": "ok",
         "runner_on_failed": "failed",
@@ -130,6 +133,23 @@ def _event(raw: Mapping[str, Any]) -> HostEvent | None:
     if status == "failed" and data.get("ignore_errors"):
         status = "ok"
     return HostEvent(host=host, task=str(data.get("task", "")), status=status, message=message)  # type: ignore[arg-type]
+
+
+def tally_events(artifacts: Path) -> dict[str, HostStats]:
+    """Per-host counts from the events ansible-runner stored, for a play that never reached its
+    recap (casemate was killed while it ran)."""
+    seen: dict[str, dict[str, int]] = {}
+    for path in sorted(artifacts.glob("*/job_events/*.json")):
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # an event cut off mid-write by the kill
+        event = host_event(raw) if isinstance(raw, dict) else None
+        if event is not None:
+            tally = seen.setdefault(event.host, {})
+            for key in _TALLY[event.status]:
+                tally[key] = tally.get(key, 0) + 1
+    return {host: HostStats(**counts) for host, counts in seen.items()}
 
 
 def run_playbook(
@@ -159,12 +179,16 @@ def run_playbook(
         **_strategy_env(chosen),
     }
     messages: dict[str, list[str]] = {}
+    seen: dict[str, dict[str, int]] = {}  # per host, what the events said (when no stats come)
 
     def handle(raw: Mapping[str, Any]) -> bool:
-        event = _event(raw)
+        event = host_event(raw)
         if event is not None:
             if event.status in ("failed", "unreachable") and event.message:
                 messages.setdefault(event.host, []).append(f"{event.task}: {event.message}")
+            tally = seen.setdefault(event.host, {})
+            for key in _TALLY[event.status]:
+                tally[key] = tally.get(key, 0) + 1
             on_event(event)
         return True  # keep the event in the artifacts
 
@@ -183,9 +207,12 @@ def run_playbook(
         event_handler=handle,
         quiet=True,
     )
-    stats = result.stats or {}
+    stats = result.stats
     per_host: dict[str, HostStats] = {}
     for host in hosts:
+        if stats is None:  # the play never ended (interrupted, killed): count its events
+            per_host[host] = HostStats(**seen.get(host, {}))
+            continue
         per_host[host] = HostStats(
             ok=int(stats.get("ok", {}).get(host, 0)),
             changed=int(stats.get("changed", {}).get(host, 0)),
@@ -200,4 +227,16 @@ def run_playbook(
         hosts=per_host,
         messages=messages,
         strategy=chosen,
+        stats_from="events" if stats is None else "play",
     )
+
+
+# which counters an event adds to, as Ansible's own recap counts them (a changed task is also ok)
+_TALLY: dict[str, tuple[str, ...]] = {
+    "ok": ("ok",),
+    "changed": ("ok", "changed"),
+    "failed": ("failed",),
+    "skipped": ("skipped",),
+    "unreachable": ("unreachable",),
+    "rescued": ("rescued",),
+}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import configparser
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -15,6 +14,7 @@ from casemate.checks.command_output import CommandOutput, CommandOutputParams
 from casemate.errors import BadInputError
 from casemate.inventory import Inventory
 from casemate.probe.collect import ProbeOutcome, Transport, collect
+from casemate.probe.transport import interpreter_of, testinfra_transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,24 +182,6 @@ def relevant_entries(entries: list[Entry], groups: Iterable[str]) -> list[Entry]
     groups = list(groups)
     benchmarks = {e.benchmark for e in entries if concerns(e, groups)}
     return [e for e in entries if e.benchmark in benchmarks]
-
-
-def testinfra_transport(inventory: Inventory, host: str) -> Transport:
-    """A testinfra host built from the resolved inventory (docker, ssh, local... connections)."""
-    # testinfra pulls in pytest; import it only when a host is actually verified
-    from testinfra.utils.ansible_runner import get_ansible_host  # noqa: PLC0415
-
-    found = get_ansible_host(configparser.ConfigParser(), inventory.raw, host)
-    if found is None:
-        conn = inventory.hostvars(host).get("ansible_connection", "ssh")
-        raise BadInputError(f"{host}: connection '{conn}' is not supported by the verifier")
-    transport: Transport = found
-    return transport
-
-
-def interpreter_of(hostvars: Mapping[str, Any]) -> str:
-    value = str(hostvars.get("ansible_python_interpreter", "python3"))
-    return "python3" if value.startswith("auto") else value
 
 
 def verify_hosts(

@@ -23,6 +23,7 @@ def no_host_is_touched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr("casemate.runner.run_playbook", boom)
     monkeypatch.setattr("casemate.harden.run_playbook", boom)
     monkeypatch.setattr("casemate.verify.collect", boom)
+    monkeypatch.setattr("casemate.probe.reach.unreachable", boom)
     monkeypatch.setenv("CASEMATE_STATE_DIR", str(tmp_path / "state"))
 
 
@@ -141,13 +142,17 @@ def test_catalog_tags_follow_level(capsys: pytest.CaptureFixture[str]) -> None:
 def test_playbook_failure_without_host_failures_is_not_success(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    from casemate.harden import vars_of
     from casemate.runner import HostStats, PlaybookOutcome
 
     def broken_playbook(**kwargs: Any) -> PlaybookOutcome:
-        kwargs["run"].write_json("run.json", {"kind": "harden", "stats": {}, "messages": {}})
+        stats = {"ghost-1": vars_of(HostStats())}
+        record = {"kind": "harden", "state": "finished", "stats": stats, "messages": {}}
+        kwargs["run"].write_json("run.json", record | {"runner": {"status": "failed", "rc": 4}})
         return PlaybookOutcome(status="failed", rc=4, hosts={"ghost-1": HostStats()})
 
     monkeypatch.setattr("casemate.cli.run_harden", broken_playbook)
+    monkeypatch.setattr("casemate.probe.reach.unreachable", lambda *a: {})
     monkeypatch.setattr("casemate.cli.content_root", lambda: tmp_path)
     code, err = call(capsys, "harden", "-i", INV, "--limit", "ghost-1")
     assert code == 3

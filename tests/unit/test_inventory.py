@@ -57,3 +57,15 @@ def test_no_casemate_groups() -> None:
     )
     with pytest.raises(InventoryError, match="no host is in any of the groups"):
         inv.select(None)
+
+
+def test_a_host_without_variables_is_still_a_host(tmp_path: Path) -> None:
+    """ansible-inventory lists under _meta.hostvars only hosts that have variables."""
+    from casemate.runner import resolve_inventory
+
+    path = tmp_path / "inv.yml"
+    path.write_text("all:\n  children:\n    docker_hosts:\n      hosts:\n        bare-1:\n")
+    inv = resolve_inventory(path)
+    assert "bare-1" not in inv.raw["_meta"]["hostvars"]
+    assert inv.hosts() == ["bare-1"]
+    assert inv.select(None) == ["bare-1"]

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from casemate.errors import InventoryError
-from casemate.runner import _event, _inventory_error, resolve_inventory
+from casemate.runner import _inventory_error, host_event, resolve_inventory
 
 FIX = Path(__file__).parent.parent / "fixtures" / "inventories"
 
 
 def test_events() -> None:
-    ok = _event(
+    ok = host_event(
         {
             "event": "runner_on_ok",
             "event_data": {"host": "n1", "task": "t", "res": {"changed": True}},
@@ -21,7 +21,7 @@ def test_events() -> None:
     )
     assert ok is not None
     assert (ok.host, ok.status) == ("n1", "changed")
-    failed = _event(
+    failed = host_event(
         {
             "event": "runner_on_failed",
             "event_data": {"host": "n1", "task": "t", "res": {"msg": "boom"}},
@@ -29,7 +29,7 @@ def test_events() -> None:
     )
     assert failed is not None
     assert (failed.status, failed.message) == ("failed", "boom")
-    ignored = _event(
+    ignored = host_event(
         {
             "event": "runner_on_failed",
             "event_data": {"host": "n1", "ignore_errors": True, "res": {}},
@@ -37,7 +37,7 @@ def test_events() -> None:
     )
     assert ignored is not None
     assert ignored.status == "ok"
-    gone = _event(
+    gone = host_event(
         {
             "event": "runner_on_unreachable",
             "event_data": {"host": "g", "res": {"msg": "No such container"}},
@@ -45,8 +45,8 @@ def test_events() -> None:
     )
     assert gone is not None
     assert gone.status == "unreachable"
-    assert _event({"event": "playbook_on_start", "event_data": {}}) is None
-    transport = _event(
+    assert host_event({"event": "playbook_on_start", "event_data": {}}) is None
+    transport = host_event(
         {
             "event": "runner_on_failed",
             "event_data": {

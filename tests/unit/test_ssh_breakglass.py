@@ -208,7 +208,7 @@ def test_cli_records_the_break_glass_path(
     no_playbook: list[dict[str, Any]],
 ) -> None:
     path = str(inventory(tmp_path / "inv.yml", {**SSH_HOSTS, **DOCKER_HOST}))
-    monkeypatch.setattr("casemate.verify.testinfra_transport", Answer(OK))
+    monkeypatch.setattr("casemate.probe.transport.testinfra_transport", Answer(OK))
     code, _ = call(
         capsys, "harden", "-i", path, "--profile", "immutable", "--break-glass", "console"
     )
@@ -231,7 +231,7 @@ def test_cli_refuses_a_host_whose_path_does_not_work(
     no_playbook: list[dict[str, Any]],
 ) -> None:
     path = str(inventory(tmp_path / "inv.yml", DOCKER_HOST))
-    monkeypatch.setattr("casemate.verify.testinfra_transport", Answer(Done(1, "", "gone")))
+    monkeypatch.setattr("casemate.probe.transport.testinfra_transport", Answer(Done(1, "", "gone")))
     code, err = call(capsys, "harden", "-i", path, "--profile", "immutable")
     assert (code, err.count("\n")) == (2, 1)
     assert "node-1: the break-glass path (docker) does not work: exit 1: gone" in err

@@ -1,0 +1,68 @@
+"""Before a play: which hosts can be reached at all. One trivial command per host, all hosts at
+once, so that a fleet with dead entries costs one connection attempt each instead of a failed task
+per host in every play."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from casemate.errors import BadInputError
+from casemate.inventory import Inventory
+from casemate.probe.collect import Transport
+
+TransportFor = Callable[[Inventory, str], Transport]
+COMMAND = "true"
+WORKERS = 64  # connection attempts wait on the network, not on this machine's CPU
+
+
+def _without_become(inventory: Inventory, hosts: Iterable[str]) -> Inventory:
+    """The same inventory with privilege escalation off: reaching a host needs no sudo (and no
+    become password)."""
+    raw = dict(inventory.raw)
+    meta = dict(raw.get("_meta", {}))
+    hostvars = {h: dict(v) for h, v in meta.get("hostvars", {}).items()}
+    for host in hosts:
+        hostvars.setdefault(host, {})["ansible_become"] = False
+    meta["hostvars"] = hostvars
+    raw["_meta"] = meta
+    return Inventory(source=inventory.source, raw=raw)
+
+
+def _said(stderr: str, stdout: str, rc: int) -> str:
+    lines = [x.strip() for x in (stderr or stdout).splitlines() if x.strip()]
+    return lines[-1][:300] if lines else f"exit status {rc}"
+
+
+def unreachable(
+    inventory: Inventory, hosts: list[str], transport_for: TransportFor | None = None
+) -> dict[str, str]:
+    """host -> what the connection said, for every host on which `true` could not be run. A host
+    whose connection casemate cannot open itself (a connection plugin testinfra lacks) is left to
+    Ansible: it is not reported here."""
+    if transport_for is None:
+        from casemate.probe.transport import testinfra_transport  # noqa: PLC0415 - testinfra
+
+        transport_for = testinfra_transport
+    plain = _without_become(inventory, hosts)
+
+    def attempt(host: str) -> str | None:
+        try:
+            transport = transport_for(plain, host)
+        except BadInputError:
+            return None
+        try:
+            result = transport.run(COMMAND)
+        except Exception as exc:  # testinfra backends raise many kinds; all mean "no connection"
+            failed: Any = exc.args[0] if exc.args else None
+            if hasattr(failed, "stderr") and hasattr(failed, "rc"):  # ssh: the failed command
+                return _said(str(failed.stderr), str(getattr(failed, "stdout", "")), failed.rc)
+            return " ".join(str(exc).split())[:300] or type(exc).__name__
+        return None if result.rc == 0 else _said(result.stderr, result.stdout, result.rc)
+
+    if not hosts:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(hosts))) as pool:
+        answers = dict(zip(hosts, pool.map(attempt, hosts), strict=True))
+    return {h: why for h, why in answers.items() if why is not None}

@@ -1,0 +1,63 @@
+"""The summary of a harden run: what it came to, and per host what Ansible did there."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+_SAID = {
+    "succeeded": ("succeeded", "green"),
+    "failed": ("FAILED", "red"),
+    "canceled": (
+        "CANCELED before it finished: the counts are the events it recorded; hosts may have been "
+        "left part-way (run harden again to finish)",
+        "red",
+    ),
+    "unfinished": (
+        "UNFINISHED: casemate stopped before it recorded the end (killed?) or the run is still "
+        "going; the counts are the events stored so far",
+        "red",
+    ),
+}
+
+
+def title(meta: Mapping[str, Any], outcome: str) -> Text:
+    said, style = _SAID.get(outcome, (outcome, "red"))
+    check = " (check mode)" if meta.get("check") else ""
+    text = Text(f"casemate harden{check} ({meta.get('strategy') or 'linear'}): ")
+    text.append(said, style=f"bold {style}")
+    return text
+
+
+def table(meta: Mapping[str, Any], stats: Mapping[str, Mapping[str, int]]) -> Table:
+    t = Table()
+    for col, style in (
+        ("host", ""),
+        ("ok", "green"),
+        ("changed", "yellow"),
+        ("failed", "red"),
+        ("unreachable", "red"),
+    ):
+        t.add_column(col, style=style, justify="left" if col == "host" else "right")
+    for host in meta.get("hosts") or sorted(stats):
+        s = stats.get(host, {})
+        t.add_row(host, *(str(s.get(k, 0)) for k in ("ok", "changed", "failed", "unreachable")))
+    return t
+
+
+def failure_lines(
+    meta: Mapping[str, Any], stats: Mapping[str, Mapping[str, int]], *, limit: int = 600
+) -> list[Text]:
+    """One line per failed or unreachable host: its last failure message, whitespace folded, so
+    that a log reader (CI) sees each host's cause on exactly one line."""
+    out = []
+    for host, msgs in (meta.get("messages") or {}).items():
+        s = stats.get(host, {})
+        if msgs and (s.get("failed", 0) > 0 or s.get("unreachable", 0) > 0):
+            line = Text(host, style="red")
+            line.append(f": {' '.join(str(msgs[-1]).split())[:limit]}")
+            out.append(line)
+    return out
