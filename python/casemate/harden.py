@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from casemate.catalog.loader import Catalog
 from casemate.catalog.model import Entry
 from casemate.errors import BadInputError
 from casemate.inventory import Inventory
-from casemate.rundir import RunDir, now_utc
+from casemate.rundir import ANSIBLE, RunDir, now_utc
 from casemate.runner import HostEvent, PlaybookOutcome, run_playbook
 
 PLAYBOOK = "harden.yml"
@@ -73,22 +73,29 @@ def run_harden(
         run.write_json("breakglass.json", meta["break_glass"])
     if break_glass is not None:
         extravars["casemate_break_glass"] = break_glass
-    run.write_json("inventory.json", inventory.raw)
+    run.write_json("inventory.json", inventory.redacted(run.redactor))
     run.write_json("run.json", meta | {"state": "running"})
-    outcome = run_playbook(
-        artifacts=run.path / "ansible",
-        content=content,
-        playbook=PLAYBOOK,
-        inventory=inventory.source,
-        hosts=harden_plan.hosts,
-        tags=harden_plan.tags,
-        extravars=extravars,
-        check=check,
-        diff=diff,
-        strategy=strategy,
-        forks=forks,
-        on_event=on_event,
-    )
+
+    def told(event: HostEvent) -> None:  # a failure message may echo a secret: never show it
+        on_event(replace(event, message=run.redactor.text(event.message)))
+
+    try:
+        outcome = run_playbook(
+            artifacts=run.path / ANSIBLE,
+            content=content,
+            playbook=PLAYBOOK,
+            inventory=inventory.source,
+            hosts=harden_plan.hosts,
+            tags=harden_plan.tags,
+            extravars=extravars,
+            check=check,
+            diff=diff,
+            strategy=strategy,
+            forks=forks,
+            on_event=told,
+        )
+    finally:  # interrupted too: what ansible-runner wrote so far is redacted
+        run.seal()
     run.write_json(
         "run.json",
         meta
