@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from casemate import __version__, breakglass
+from casemate import __version__, breakglass, private
 from casemate.catalog.loader import Catalog, load_catalog
 from casemate.catalog.model import PROFILES, Entry
 from casemate.checks import builtin_kinds
@@ -429,13 +430,15 @@ def harden_cmd(
     )
     glass = breakglass.prove(inv, paths) if paths else None
     content = content_root()
-    run = new_run(c.state, "harden")
+    run = new_run(c.state, "harden", inv.redactor(os.environ))
     mode = " (check mode)" if check else ""
     c.err.print(
         f"hardening {len(harden_plan.hosts)} host(s), {len(harden_plan.tags)} controls, "
         f"level {level}, profile {profile}{mode}"
     )
-    gone = reach.unreachable(inv, harden_plan.hosts)
+    gone = {
+        h: run.redactor.text(why) for h, why in reach.unreachable(inv, harden_plan.hosts).items()
+    }
     for host, why in gone.items():
         c.err.print(f"  [red]unreachable[/] {host}: {why} (no task will run there)")
     for host, way in (glass or {}).items():
@@ -519,7 +522,7 @@ def verify_cmd(
     hosts = inv.select(limit)
     if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
         raise BadInputError(f"--report-dir {report_dir}: not a directory")
-    run = new_run(c.state, "verify")
+    run = new_run(c.state, "verify", inv.redactor(os.environ))
     started = now_utc().isoformat()
     c.err.print(f"verifying {len(hosts)} host(s) against {len(entries)} controls, level {level}")
     began = time.monotonic()
@@ -533,20 +536,22 @@ def verify_cmd(
             )
 
     results = verify_hosts(inv, hosts, entries, builtin_kinds(), forks=forks, on_host=on_host)
-    doc = document.build(
-        run_id=run.id,
-        started=started,
-        finished=now_utc().isoformat(),
-        inventory=str(inventory),
-        catalog_digest=catalog.digest,
-        benchmarks=catalog.benchmarks(),
-        selection=selection,
-        hosts=results,
+    doc = run.redactor.scrub(  # no report holds a secret, whatever a host answered
+        document.build(
+            run_id=run.id,
+            started=started,
+            finished=now_utc().isoformat(),
+            inventory=str(inventory),
+            catalog_digest=catalog.digest,
+            benchmarks=catalog.benchmarks(),
+            selection=selection,
+            hosts=results,
+        )
     )
     document.validate(doc)
     for h in results:
         run.write_json(f"observations/{h.host}.json", h.outcome.raw | {"error": h.outcome.error})
-    run.write_json("inventory.json", inv.raw)
+    run.write_json("inventory.json", inv.redacted(run.redactor))
     paths = _write_reports(run.path, doc)
     run.write_json(
         "run.json",
@@ -569,11 +574,12 @@ def verify_cmd(
 
 
 def _write_reports(directory: Path, doc: dict[str, Any]) -> tuple[Path, Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    report = directory / "report.json"
-    report.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    xml = directory / "junit.xml"
-    xml.write_text(junit.render(doc))
+    """report.json and junit.xml, 0600 (a directory made for them 0700; an existing one keeps its
+    mode). `doc` is already redacted."""
+    report = private.write(
+        directory / "report.json", json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    )
+    xml = private.write(directory / "junit.xml", junit.render(doc))
     return report, xml
 
 

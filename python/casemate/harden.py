@@ -12,7 +12,7 @@ from casemate.catalog.loader import Catalog
 from casemate.catalog.model import Entry
 from casemate.errors import BadInputError
 from casemate.inventory import Inventory
-from casemate.rundir import RunDir, now_utc
+from casemate.rundir import ANSIBLE, RunDir, now_utc
 from casemate.runner import HostEvent, HostStats, PlaybookOutcome, run_playbook, tally_events
 
 PLAYBOOK = "harden.yml"
@@ -80,25 +80,32 @@ def run_harden(
         extravars["casemate_break_glass"] = break_glass
     if unreachable:
         meta["unreachable_before_play"] = unreachable
-    run.write_json("inventory.json", inventory.raw)
+    run.write_json("inventory.json", inventory.redacted(run.redactor))
     run.write_json("run.json", meta | {"state": "running"})
-    if playable:
-        played = run_playbook(
-            artifacts=run.path / "ansible",
-            content=content,
-            playbook=PLAYBOOK,
-            inventory=inventory.source,
-            hosts=playable,
-            tags=harden_plan.tags,
-            extravars=extravars,
-            check=check,
-            diff=diff,
-            strategy=strategy,
-            forks=forks,
-            on_event=on_event,
-        )
-    else:
-        played = PlaybookOutcome("skipped", 0, {}, strategy=strategy, stats_from="none")
+
+    def told(event: HostEvent) -> None:  # a failure message may echo a secret: never show it
+        on_event(replace(event, message=run.redactor.text(event.message)))
+
+    try:
+        if playable:
+            played = run_playbook(
+                artifacts=run.path / ANSIBLE,
+                content=content,
+                playbook=PLAYBOOK,
+                inventory=inventory.source,
+                hosts=playable,
+                tags=harden_plan.tags,
+                extravars=extravars,
+                check=check,
+                diff=diff,
+                strategy=strategy,
+                forks=forks,
+                on_event=told,
+            )
+        else:
+            played = PlaybookOutcome("skipped", 0, {}, strategy=strategy, stats_from="none")
+    finally:  # interrupted too: what ansible-runner wrote so far is redacted
+        run.seal()
     outcome = replace(
         played,
         hosts={h: played.hosts.get(h) or HostStats(unreachable=1) for h in harden_plan.hosts},
@@ -143,7 +150,7 @@ def stored_stats(run: RunDir, meta: Mapping[str, Any]) -> dict[str, dict[str, in
     what the events stored so far say."""
     if meta.get("state") == "finished":
         return {h: dict(s) for h, s in (meta.get("stats") or {}).items()}
-    seen = tally_events(run.path / "ansible" / "artifacts")
+    seen = tally_events(run.path / ANSIBLE / "artifacts")
     return {h: vars_of(seen.get(h) or HostStats()) for h in meta.get("hosts", [])}
 
 

@@ -8,14 +8,45 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from casemate import redact
 from casemate.catalog.model import GROUPS
 from casemate.errors import InventoryError
+from casemate.redact import Redactor
 
 
 @dataclass(frozen=True, slots=True)
 class Inventory:
     source: Path
-    raw: dict[str, Any]  # `ansible-inventory --list` output, kept as evidence of what was targeted
+    raw: dict[str, Any]  # `ansible-inventory --list` output; stored redacted (see redactor())
+
+    def variable_sets(self) -> list[Mapping[str, Any]]:
+        """Every mapping of variables in the listing: each host's, and each group's `vars`. Host
+        and group names are not variable names: a host called `secrets-1` is no secret."""
+        hostvars = self.raw.get("_meta", {}).get("hostvars", {})
+        groups = [g for name, g in self.raw.items() if name != "_meta" and isinstance(g, dict)]
+        return [*hostvars.values(), *(g["vars"] for g in groups if isinstance(g.get("vars"), dict))]
+
+    def redactor(self, environ: Mapping[str, str] | None = None) -> Redactor:
+        """What takes this inventory's secrets out of a run's records: its secret variables, vault
+        values and private keys, and the secret variables of `environ` (ansible-runner records
+        the environment it passes to Ansible)."""
+        return redact.redactor(*self.variable_sets(), dict(environ or {}))
+
+    def redacted(self, redactor: Redactor) -> dict[str, Any]:
+        """The listing as a run stores it: every variable set through `redactor.variables`, the
+        rest (host and group names, membership) scrubbed as any text is."""
+        out: dict[str, Any] = {}
+        for name, node in self.raw.items():
+            out[name] = node
+            if name == "_meta" and isinstance(node, dict):
+                hosts = node.get("hostvars", {})
+                out[name] = node | {
+                    "hostvars": {h: redactor.variables(v) for h, v in hosts.items()}
+                }
+            elif isinstance(node, dict) and isinstance(node.get("vars"), dict):
+                out[name] = node | {"vars": redactor.variables(node["vars"])}
+        redacted: dict[str, Any] = redactor.scrub(out)
+        return redacted
 
     def hosts(self) -> list[str]:
         """Every host: those with variables (ansible-inventory lists only those under _meta) and

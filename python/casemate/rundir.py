@@ -1,20 +1,29 @@
-"""Run directories: everything one harden or verify run produced, kept together as evidence."""
+"""Run directories: everything one harden or verify run produced, kept together as evidence.
+
+A run directory is private (0700, its files 0600) and holds no secret: whatever casemate writes
+passes through the run's redactor, and what ansible-runner wrote is redacted in place by `seal`.
+"""
 
 from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from casemate import private
 from casemate.errors import BadInputError
+from casemate.redact import Redactor
+
+ANSIBLE = "ansible"  # ansible-runner's private data directory inside a run
 
 
 @dataclass(frozen=True, slots=True)
 class RunDir:
     path: Path
+    redactor: Redactor = field(default_factory=Redactor)
 
     @property
     def id(self) -> str:
@@ -22,16 +31,51 @@ class RunDir:
 
     def file(self, *parts: str) -> Path:
         target = self.path.joinpath(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private.make_dir(target.parent)
         return target
 
     def write_json(self, name: str, data: Any) -> Path:
-        target = self.file(name)
-        target.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-        return target
+        clean = self.redactor.scrub(json.loads(json.dumps(data, default=str)))
+        return private.write(self.file(name), json.dumps(clean, indent=2, sort_keys=True) + "\n")
+
+    def write_text(self, name: str, text: str) -> Path:
+        return private.write(self.file(name), self.redactor.text(text))
 
     def read_json(self, name: str) -> Any:
         return json.loads(self.path.joinpath(name).read_text())
+
+    def seal(self) -> None:
+        """Once ansible-runner is done (or interrupted): every file it wrote under the run is
+        redacted in place, and every directory made 0700 and every file 0600."""
+        for path in sorted(self.path.joinpath(ANSIBLE).rglob("*")):
+            if not path.is_symlink() and path.is_file():  # never a link, a fifo or a socket
+                self._redact(path)
+        private.seal_modes(self.path)
+
+    def _redact(self, path: Path) -> None:
+        """A JSON file (events, `command`) is replaced when redaction changed it. A text file
+        (`stdout`, `stderr`) is replaced always: ansible-runner may still hold it open (an
+        interrupted run), and what it writes later then goes into a file nobody keeps."""
+        text = path.read_bytes().decode("utf-8", "surrogateescape")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            clean = self.redactor.text(text)
+        else:
+            redacted = self._runner_json(path, data)
+            if redacted == data:
+                return
+            clean = json.dumps(redacted, ensure_ascii=False)
+        private.write(path, clean.encode("utf-8", "surrogateescape"))
+
+    def _runner_json(self, path: Path, data: Any) -> Any:
+        """ansible-runner's JSON files: its `env/` files are variables; the `command` file (and
+        any other record with one) holds the whole environment under `env`."""
+        if "env" in path.relative_to(self.path / ANSIBLE).parts[:-1]:
+            return self.redactor.variables(data)
+        if isinstance(data, dict) and isinstance(data.get("env"), dict):
+            return self.redactor.scrub(data) | {"env": self.redactor.variables(data["env"])}
+        return self.redactor.scrub(data)
 
 
 def runs_root(state: Path) -> Path:
@@ -42,11 +86,14 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def new_run(state: Path, kind: str) -> RunDir:
+def new_run(state: Path, kind: str, redactor: Redactor | None = None) -> RunDir:
+    """A fresh, private run directory; what is written into it passes through `redactor`."""
     stamp = now_utc().strftime("%Y%m%dT%H%M%SZ")
-    path = runs_root(state) / f"{stamp}-{kind}-{secrets.token_hex(3)}"
-    path.mkdir(parents=True)
-    return RunDir(path)
+    root = private.state_dir(state, runs_root(state).name)
+    path = root / f"{stamp}-{kind}-{secrets.token_hex(3)}"
+    path.mkdir(mode=private.DIR_MODE)
+    path.chmod(private.DIR_MODE)
+    return RunDir(path, redactor or Redactor())
 
 
 def find_run(state: Path, ref: str) -> RunDir:

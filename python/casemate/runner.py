@@ -192,7 +192,7 @@ def run_playbook(
             on_event(event)
         return True  # keep the event in the artifacts
 
-    artifacts.mkdir(parents=True, exist_ok=True)
+    artifacts.mkdir(mode=0o700, parents=True, exist_ok=True)
     cmdline = " ".join(x for x in ("--check" if check else "", "--diff" if diff else "") if x)
     result = ansible_runner.run(
         private_data_dir=str(artifacts),
@@ -206,6 +206,9 @@ def run_playbook(
         envvars=envvars,
         event_handler=handle,
         quiet=True,
+        # no env/ files (envvars, extravars, cmdline): nothing is kept that the run does not need;
+        # the artifacts ansible-runner must write are redacted afterwards (RunDir.seal)
+        suppress_env_files=True,
     )
     stats = result.stats
     per_host: dict[str, HostStats] = {}

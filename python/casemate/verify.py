@@ -15,6 +15,7 @@ from casemate.errors import BadInputError
 from casemate.inventory import Inventory
 from casemate.probe.collect import ProbeOutcome, Transport, collect
 from casemate.probe.transport import interpreter_of, testinfra_transport
+from casemate.redact import Redactor
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +143,9 @@ def _evidence(verdict: Verdict, obs: Observations | None) -> dict[str, Any]:
     for key in verdict.evidence:
         if key == "facts":
             out[key] = dict(obs.facts)
-        elif key.startswith("var:"):  # only the inventory variable the verdict used, never all
-            out[key] = obs.vars.get(key.removeprefix("var:"))
+        elif key.startswith("var:"):  # only the inventory variable the verdict used, never all,
+            name = key.removeprefix("var:")  # and never a secret one's value
+            out[key] = Redactor().variable(name, obs.vars.get(name))  # values: the run's redactor
         else:
             out[key] = obs.data.get(key)
     return out

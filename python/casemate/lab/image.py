@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from casemate import private
 from casemate.errors import EnvironmentProblemError, LabError
 from casemate.lab.engine import Engine, last_line
 from casemate.lab.recipe import RECIPE_LABEL, Recipe, build_args, debootstrap_args
@@ -76,7 +77,7 @@ def build_node(
         )
     if done.returncode != 0:
         log = build_root / f"{r.node_tag.replace(':', '-')}.log"
-        log.write_text(done.stdout + done.stderr, encoding="utf-8")
+        private.write(log, done.stdout + done.stderr)
         why = _apt_error(done.stdout + done.stderr) or last_line(done.stderr)
         raise LabError(f"building {r.node_tag} failed: {why} (log: {log})")
     progress(f"node image {r.node_tag} ready ({time.monotonic() - began:.0f} s)")
@@ -144,7 +145,7 @@ def _apt_error(output: str) -> str:
 @contextmanager
 def _scratch(build_root: Path, prefix: str, progress: Progress) -> Iterator[Path]:
     """A fresh directory under `build_root`, removed afterwards even when the build fails."""
-    build_root.mkdir(parents=True, exist_ok=True)
+    private.make_dir(build_root)
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=build_root)).resolve()
     try:
         yield path

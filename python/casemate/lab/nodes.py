@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from casemate import private
 from casemate.errors import CasemateError, LabError
 from casemate.lab.engine import Engine, last_line
 from casemate.lab.health import FAILED_UNITS, READY, STARTING, failed_units, probe_for
@@ -144,7 +145,8 @@ def lab_up(
         progress=progress,
         timeout=ready_timeout,
     )
-    _write(inventory, inventory_text(name, wanted, profile))
+    private.state_dir(state, "lab", name)  # the state directory's lab part: 0700, its files 0600
+    private.write(inventory, inventory_text(name, wanted, profile))
     return lab_status(name, state, docker=docker)
 
 
@@ -356,10 +358,3 @@ def _exit_code(container: dict[str, Any]) -> int:
 def _address(container: dict[str, Any], network: str) -> str:
     networks = container.get("NetworkSettings", {}).get("Networks") or {}
     return str((networks.get(network) or {}).get("IPAddress", ""))
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
