@@ -9,7 +9,7 @@ from typing import Any
 
 from casemate.catalog.loader import Catalog
 from casemate.catalog.model import PROFILES, Entry
-from casemate.checks.base import CheckKind, Observations, Probe, Status, Verdict
+from casemate.checks.base import CheckKind, Observations, Probe, Status, Verdict, error_of
 from casemate.checks.command_output import CommandOutput, CommandOutputParams
 from casemate.errors import BadInputError
 from casemate.inventory import Inventory
@@ -117,20 +117,44 @@ def _precondition(only_if: Mapping[str, Any], obs: Observations) -> Verdict | No
     return held
 
 
+def unobserved(probes: Iterable[Probe], obs: Observations) -> tuple[str, str] | None:
+    """(key, the collector's message) of the first wanted observation that failed, or None."""
+    for probe in probes:
+        err = error_of(obs.get(probe))
+        if err:
+            return probe.key, err
+    return None
+
+
 def judge(entry: Entry, obs: Observations, kinds: Mapping[str, CheckKind[Any]]) -> Verdict:
     """The verdict on one control. A manual control with a check is still shown as manual: the
-    check only gathers what a person needs to decide."""
+    check only gathers what a person needs to decide.
+
+    A verdict is never given on a fact that could not be observed: when a collector the check
+    wants reported an error, the verdict is that error, whatever the kind made of it (a kind may
+    still say more, e.g. which daemon is down; it may not turn a failed observation into pass,
+    fail or not_applicable). A precondition (`only_if`) that does not hold still makes the control
+    not_applicable: then the check's own observations do not matter."""
     control = entry.control
     check = control.check
     if check is None:
         return Verdict(Status.MANUAL, control.manual or "", "not judged automatically")
     kind = kinds[check.kind]
+    failed: tuple[str, str] | None = None
     try:
         if check.only_if is not None and (skip := _precondition(check.only_if, obs)) is not None:
             return skip
-        verdict = kind.judge(kind.params.model_validate(check.params), obs)
+        params = kind.params.model_validate(check.params)
+        failed = unobserved(kind.wants(params), obs)
+        verdict = kind.judge(params, obs)
     except Exception as exc:  # a kind's bug must cost one verdict, not the whole report
+        if failed is not None:
+            return Verdict(Status.ERROR, "", failed[1], (failed[0],))
         return Verdict(Status.ERROR, "", f"check {check.kind} crashed: {type(exc).__name__}: {exc}")
+    if failed is not None and verdict.status is not Status.ERROR:
+        key, err = failed
+        evidence = tuple(dict.fromkeys((*verdict.evidence, key)))
+        return Verdict(Status.ERROR, verdict.expected, err, evidence)
     if not control.automated and verdict.status in (Status.PASS, Status.FAIL):
         return Verdict(Status.MANUAL, verdict.expected, verdict.observed, verdict.evidence)
     return verdict

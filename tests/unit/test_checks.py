@@ -128,10 +128,44 @@ def test_ref_target() -> None:
         "path": "/etc/docker/key.pem",
         "stat": stat("/etc/docker/key.pem", "0600"),
     }
-    v = run("file_mode", p, obs({key: configured}))
+    running = {"proc:dockerd": {"running": True, "argv": DOCKERD}}
+    v = run("file_mode", p, obs({key: configured, **running}))
     assert v.status is Status.FAIL
     assert "key.pem" in v.observed
-    assert run("file_mode", p, obs({key: {"source": "unset"}})).status is Status.NOT_APPLICABLE
+    unset = {key: {"source": "unset"}}
+    assert run("file_mode", p, obs(unset | running)).status is Status.NOT_APPLICABLE
+
+
+def test_ref_target_with_the_daemon_stopped() -> None:
+    # the file daemon.json names is judged; "not configured" cannot be told (a flag of the unit)
+    key = 'ref_stat:{"config": "/etc/docker/daemon.json", "flag": "--tlskey", "key": "tlskey", "process": "dockerd"}'
+    p = {"ref": {"key": "tlskey", "flag": "--tlskey"}, "mode": "0400"}
+    stopped = {"proc:dockerd": {"running": False}}
+    configured = {"source": "config", "path": "/k.pem", "stat": stat("/k.pem", "0400")}
+    assert run("file_mode", p, obs({key: configured} | stopped)).status is Status.PASS
+    v = run("file_mode", p, obs({key: {"source": "unset"}} | stopped))
+    assert v.status is Status.ERROR
+    assert v.observed == "dockerd is not running: cannot tell whether a flag names its tlskey"
+    assert v.evidence == (key, "proc:dockerd")
+
+
+@pytest.mark.parametrize(
+    ("target", "key", "raw"),
+    [
+        ({"glob": "/c/*.crt"}, "glob:/c/*.crt",
+         {"matches": [stat("/c/a.crt"), {"path": "/c/b.crt", "error": "stat /c/b.crt: denied"}]}),
+        ({"unit": "docker.service"}, "unit:docker.service",
+         {"properties": {}, "fragment": {"path": "/u", "error": "stat /u: denied"}, "dropins": []}),
+        ({"dropins": "kubelet.service"}, "unit:kubelet.service",
+         {"properties": {}, "fragment": {}, "dropins": [{"path": "/d", "error": "stat /d: denied"}]}),
+    ],
+)  # fmt: skip
+def test_a_file_that_could_not_be_examined_is_an_error(
+    target: dict[str, Any], key: str, raw: dict[str, Any]
+) -> None:
+    v = run("file_mode", {**target, "max_mode": "0644"}, obs({key: raw}))
+    assert v.status is Status.ERROR
+    assert "denied" in v.observed
 
 
 def test_file_target_needs_exactly_one() -> None:
@@ -282,10 +316,30 @@ def test_daemon_other_config_file_is_error() -> None:
     assert v.status is Status.ERROR
 
 
-def test_daemon_not_running_judges_file_only() -> None:
+def test_daemon_not_running_is_an_error_not_the_file_alone() -> None:
     v = run("daemon_json_key", ICC, daemon({"icc": False}, None))
-    assert v.status is Status.PASS
-    assert "not running" in v.observed
+    assert v.status is Status.ERROR
+    assert v.observed == "dockerd is not running: cannot tell what it would run with"
+    assert run("daemon_tls", {}, daemon({}, None)).status is Status.ERROR
+
+
+def test_daemon_runtime_answer_without_a_server_is_error() -> None:
+    # docker info exits 0 when it cannot reach the daemon: the JSON then carries ServerErrors
+    live = {"key": "live-restore", "flags": ["--live-restore"], "type": "bool", "unset": False,
+            "op": "eq", "value": True, "runtime": {"cmd": INFO, "pointer": "/LiveRestoreEnabled"}}  # fmt: skip
+    no_server = {
+        "rc": 0,
+        "stderr": "",
+        "stdout": '{"ServerErrors":["Cannot connect to the Docker daemon at unix:///var/run/docker.sock.'
+        ' Is the docker daemon running?"],"ClientInfo":{"Debug":false}}\n',
+    }
+    v = run(
+        "daemon_json_key",
+        live,
+        daemon({"live-restore": True}, DOCKERD, **{f"cmd:{INFO}": no_server}),
+    )
+    assert v.status is Status.ERROR
+    assert "Cannot connect to the Docker daemon" in v.observed
 
 
 def test_daemon_runtime_command_failure_is_error() -> None:
@@ -507,13 +561,19 @@ def test_every_kind_is_tested_here() -> None:
 
 # --- audit_rule --------------------------------------------------------------------------------
 
-RULES = "cmd:cat /etc/audit/rules.d/*.rules 2>/dev/null; true"
+RULES = "read_glob:/etc/audit/rules.d/*.rules"
 LOADED = "cmd:auditctl -l 2>&1"
-DOCKERD = {"cmd:command -v dockerd": {"rc": 0, "stdout": "/usr/sbin/dockerd\n", "stderr": ""}}
+DOCKERD_CMD = {"cmd:command -v dockerd": {"rc": 0, "stdout": "/usr/sbin/dockerd\n", "stderr": ""}}
+
+
+def rule_files(rules: str) -> dict[str, Any]:
+    return {
+        "files": [{"path": "/etc/audit/rules.d/docker.rules", "exists": True, "content": rules}]
+    }
 
 
 def audit(rules: str, loaded: dict[str, Any], container: str = "") -> Verdict:
-    data = {**DOCKERD, RULES: {"rc": 0, "stdout": rules, "stderr": ""}, LOADED: loaded}
+    data = {**DOCKERD_CMD, RULES: rule_files(rules), LOADED: loaded}
     return run("audit_rule", {"command": "dockerd"}, obs(data, container))
 
 
@@ -549,7 +609,7 @@ def test_audit_rule_missing_path_and_syscall_rules() -> None:
     gone = obs(
         {
             "stat:/etc/sysconfig/docker": {"exists": False},
-            RULES: {"rc": 0, "stdout": "", "stderr": ""},
+            RULES: rule_files(""),
             LOADED: {"rc": 0, "stdout": "", "stderr": ""},
         }
     )
@@ -560,8 +620,73 @@ def test_audit_rule_missing_path_and_syscall_rules() -> None:
     here = obs(
         {
             "stat:/run/containerd": {"exists": True},
-            RULES: {"rc": 0, "stdout": syscall_rule, "stderr": ""},
+            RULES: rule_files(syscall_rule),
             LOADED: {"rc": 0, "stdout": syscall_rule, "stderr": ""},
         }
     )
     assert run("audit_rule", {"path": "/run/containerd"}, here).status is Status.PASS
+
+
+# --- failed observations, kind by kind (tests/unit/test_failed_observations.py has the catalog) --
+
+
+def test_audit_rules_that_cannot_be_read_are_errors() -> None:
+    unreadable = {"files": [{"path": "/etc/audit/rules.d/a.rules", "error": "read: Permission denied"}]}  # fmt: skip
+    data = {**DOCKERD_CMD, RULES: unreadable, LOADED: {"rc": 0, "stdout": "", "stderr": ""}}
+    v = run("audit_rule", {"command": "dockerd"}, obs(data))
+    assert (v.status, v.observed) == (Status.ERROR, "read: Permission denied")
+    # outside a container, auditctl -l failing is no answer about the loaded rules
+    refused = {"rc": 1, "stdout": "You must be root to run this program.\n", "stderr": ""}
+    v = audit("-w /usr/sbin/dockerd -k docker\n", refused)
+    assert v.status is Status.ERROR
+    assert "You must be root" in v.observed
+    # `command -v` that complains is not "no such command here"
+    broken = {"cmd:command -v dockerd": {"rc": 127, "stdout": "", "stderr": "sh: 1: command: Permission denied\n"}}  # fmt: skip
+    data = {**broken, RULES: rule_files(""), LOADED: {"rc": 0, "stdout": "", "stderr": ""}}
+    assert run("audit_rule", {"command": "dockerd"}, obs(data)).status is Status.ERROR
+    quiet = {"cmd:command -v dockerd": {"rc": 1, "stdout": "", "stderr": ""}}
+    data = {**quiet, RULES: rule_files(""), LOADED: {"rc": 0, "stdout": "", "stderr": ""}}
+    assert run("audit_rule", {"command": "dockerd"}, obs(data)).status is Status.NOT_APPLICABLE
+
+
+def test_getent_that_complains_is_not_a_missing_group() -> None:
+    key = "cmd:getent group docker"
+    params = {"group": "docker", "allowed_var": "casemate_docker_group_allow"}
+    said = {key: {"rc": 2, "stdout": "", "stderr": "getent: cannot open /etc/group\n"}}
+    v = run("group_members", params, obs(said))
+    assert (v.status, v.observed) == (
+        Status.ERROR,
+        "getent exited 2: getent: cannot open /etc/group",
+    )
+
+
+def test_a_collector_error_is_an_error_even_where_a_failed_command_is_not_verifiable() -> None:
+    p = {"cmd": "aa-status", "op": "present", "on_error": "not_verifiable"}
+    v = run("command_output", p, obs({"cmd:aa-status": {"error": "timed out after 60 s"}}))
+    assert (v.status, v.observed) == (Status.ERROR, "timed out after 60 s")
+    exit3 = {"cmd:aa-status": {"rc": 3, "stdout": "", "stderr": "in a container\n"}}
+    assert run("command_output", p, obs(exit3)).status is Status.NOT_VERIFIABLE
+
+
+def test_docker_info_without_a_server_is_no_value() -> None:
+    p = {"cmd": INFO, "format": "json", "pointer": "/Driver", "what": "storage driver",
+         "op": "ne", "value": "aufs", "daemon": "dockerd"}  # fmt: skip
+    no_server = {
+        "rc": 0,
+        "stderr": "",
+        "stdout": '{"ServerErrors":["Cannot connect to the Docker daemon at unix:///var/run/docker.sock.'
+        ' Is the docker daemon running?"],"ClientInfo":{"Debug":false}}\n',
+    }
+    up = {"proc:dockerd": {"running": True, "argv": DOCKERD}}
+    v = run("command_output", p, obs({f"cmd:{INFO}": no_server, **up}))
+    assert v.status is Status.ERROR
+    assert v.observed.startswith("Cannot connect to the Docker daemon")
+    v = run(
+        "command_output", p, obs({f"cmd:{INFO}": no_server, "proc:dockerd": {"running": False}})
+    )
+    assert (v.status, v.observed) == (
+        Status.ERROR,
+        "dockerd is not running: cannot tell what it would run with",
+    )
+    answer = {"rc": 0, "stdout": '{"Driver": "overlay2"}', "stderr": ""}
+    assert run("command_output", p, obs({f"cmd:{INFO}": answer, **up})).status is Status.PASS

@@ -136,6 +136,8 @@ class Host:
                 if found is None
                 else {"path": arg, "exists": True, "content": found}
             )
+        if kind == "read_glob" and arg == "/etc/audit/rules.d/*.rules":
+            return {"files": [{"path": "/etc/audit/rules.d/casemate.rules", "exists": True, "content": self.rules}]}  # fmt: skip
         if kind == "read_glob":
             return {"files": [{"path": p, "exists": True, "content": c} for p, c in sorted(self.texts.items()) if fnmatch.fnmatch(p, arg)]}  # fmt: skip
         if kind == "unit":
@@ -152,8 +154,6 @@ class Host:
                     "ActiveState": self.auditd_active,
                 }
             return {"properties": props, "fragment": {"exists": bool(state)}, "dropins": []}
-        if arg.startswith("cat /etc/audit/rules.d"):
-            return {"rc": 0, "stdout": self.rules, "stderr": ""}
         if arg.startswith("auditctl"):
             return self.loaded
         out = next((o for needle, o in self.commands() if needle in arg), None)

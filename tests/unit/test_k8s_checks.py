@@ -147,7 +147,13 @@ def kubelet(
         else {"exists": False}
     )
     return obs({SVC: {"argv": KUBELET_UNIT_ARGV if argv is None else argv, "argv_source": source,
-                      "config_path": "/var/lib/kubelet/config.yaml", "config": cfg}})  # fmt: skip
+                      "unit": UNIT_OFF, "config_path": "/var/lib/kubelet/config.yaml",
+                      "config": cfg}})  # fmt: skip
+
+
+# the lab's kubelet unit: installed, never enabled or started (no kubelet binary in a lab node)
+UNIT_OFF = {"LoadState": "loaded", "UnitFileState": "disabled", "ActiveState": "inactive",
+            "SubState": "dead"}  # fmt: skip
 
 
 RO_PORT = {"pointer": "/readOnlyPort", "flags": ["--read-only-port"], "type": "int", "unset": 0,
@@ -187,6 +193,7 @@ def test_kubelet_config_key_nested_bool_and_no_kubelet() -> None:
         {
             SVC: {
                 "argv": KUBELET_UNIT_ARGV,
+                "unit": UNIT_OFF,
                 "config_path": "/c",
                 "config": {"exists": True, "content": "a: [\n"},
             }

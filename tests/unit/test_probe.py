@@ -10,7 +10,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from casemate.checks.base import Probe
+from casemate.probe import remote
 from casemate.probe.collect import collect, parse_answer, remote_command
 
 
@@ -133,3 +136,65 @@ def test_command_is_self_contained_and_shell_safe() -> None:
     command = remote_command([Probe("cmd", "docker info --format '{{json .}}'")])
     assert command.startswith("python3 -c ")
     assert "'{{json" not in command  # the request travels compressed, not as shell text
+
+
+# --- collectors never turn a failure into an empty answer ---------------------------------------
+
+
+def _ran(rc: int, stdout: str = "", stderr: str = "") -> dict[str, object]:
+    return {"rc": rc, "stdout": stdout, "stderr": stderr}
+
+
+def test_image_listing_that_fails_is_an_error_not_no_images(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    said = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.\n"
+    monkeypatch.setattr(remote, "_run", lambda cmd, shell=False: _ran(1, "", said))
+    assert remote.c_image_files("1024") == {"error": "docker images: " + said.strip()}
+    monkeypatch.setattr(remote, "_run", lambda cmd, shell=False: _ran(0))
+    assert remote.c_image_files("1024") == {"images": []}
+
+
+def test_an_image_scan_that_fails_is_an_error_of_that_image(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = iter([_ran(0, "sha256:aa\nsha256:aa\n"), _ran(0, 'sha256:aa 10 ["x:1"]\n')])
+    monkeypatch.setattr(remote, "_run", lambda cmd, shell=False: next(answers))
+
+    def broken(ident: str) -> None:
+        raise RuntimeError("docker save sha256:aa failed: no space left on device")
+
+    monkeypatch.setattr(remote, "_scan_image", broken)
+    (image,) = remote.c_image_files("1024")["images"]
+    assert image["error"] == "scan failed: docker save sha256:aa failed: no space left on device"
+    assert "skipped" not in image
+
+
+def test_a_directory_glob_cannot_list_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "a.rules").write_text("-w /etc/passwd -p wa\n")
+    pattern = f"{tmp_path}/*.rules"
+    assert [f["path"] for f in remote.c_read_glob(pattern)["files"]] == [str(tmp_path / "a.rules")]
+
+    def denied(path: str) -> list[str]:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(remote.os, "listdir", denied)  # root reads every directory otherwise
+    assert remote.c_read_glob(pattern) == {"error": f"list {tmp_path}: Permission denied"}
+    assert remote.c_glob(pattern) == {"error": f"list {tmp_path}: Permission denied"}
+
+
+def test_svc_config_says_when_systemd_could_not_be_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bus = _ran(1, "", "Failed to connect to bus: No such file or directory\n")
+    monkeypatch.setattr(remote, "_run", lambda cmd, shell=False: bus)
+    monkeypatch.setattr(remote, "_processes", lambda name, any_ns=False: [])
+    spec = {"unit": "kubelet.service", "process": "kubelet", "config_flag": "--config",
+            "config": "/nonexistent/config.yaml"}  # fmt: skip
+    out = remote.c_svc_config(json.dumps(spec))
+    assert out["argv_source"] == "none"
+    assert out["unit_error"] == (
+        "systemctl show kubelet.service: Failed to connect to bus: No such file or directory"
+    )

@@ -37,6 +37,7 @@ def cmd_key(control_id: str) -> str:
     return f"cmd:{entry.control.check.params['cmd']}"
 
 
+DOCKERD_UP = {"proc:dockerd": {"running": True, "argv": ["/usr/sbin/dockerd", "-H", "fd://"]}}
 RHEL = {f"cmd:{OS}": ran("rhel centos fedora\n")}
 DEBIAN = {f"cmd:{OS}": ran("debian\n")}
 
@@ -92,14 +93,33 @@ def test_gvisor_functional_check_fails_without_the_sandbox() -> None:
     runc_kernel = ran(
         "[    0.000000] Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org)\n"
     )
-    assert verdict("cm_rt_1_4", {cmd_key("cm_rt_1_4"): runc_kernel})[0] is Status.FAIL
+    assert verdict("cm_rt_1_4", {cmd_key("cm_rt_1_4"): runc_kernel} | DOCKERD_UP)[0] is Status.FAIL
     # the check pipes the container's output through `head`, so a refused run is text, not an rc
     missing = ran("docker: Error response from daemon: unknown or invalid runtime name: runsc\n")
-    got, observed = verdict("cm_rt_1_4", {cmd_key("cm_rt_1_4"): missing})
+    got, observed = verdict("cm_rt_1_4", {cmd_key("cm_rt_1_4"): missing} | DOCKERD_UP)
     assert got is Status.FAIL
     assert "unknown or invalid runtime name: runsc" in observed
 
 
 def test_seccomp_probe_must_see_every_call_denied() -> None:
     partly = ran("syncfs=denied io_uring_setup=allowed ptrace=denied\n")
-    assert verdict("cm_rt_2_4", {cmd_key("cm_rt_2_4"): partly})[0] is Status.FAIL
+    assert verdict("cm_rt_2_4", {cmd_key("cm_rt_2_4"): partly} | DOCKERD_UP)[0] is Status.FAIL
+
+
+UNREACHABLE = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n"  # fmt: skip
+
+
+@pytest.mark.parametrize("control_id", ["cm_rt_1_4", "cm_rt_2_3", "cm_rt_2_4"])
+def test_functional_probes_are_errors_without_a_daemon_to_ask(control_id: str) -> None:
+    # `docker image inspect` cannot tell a missing image from a daemon it cannot reach: the
+    # command then says "not present" and exits 0, but no image was looked for
+    said = ran("probe image casemate-probe:busybox not present\n", 0, UNREACHABLE)
+    stopped = {"proc:dockerd": {"running": False}}
+    got, observed = verdict(control_id, {cmd_key(control_id): said} | stopped)
+    assert (got, observed) == (
+        Status.ERROR, "dockerd is not running: cannot tell what it would run with"
+    )  # fmt: skip
+    got, observed = verdict(control_id, {cmd_key(control_id): said} | DOCKERD_UP)
+    assert (got, observed) == (Status.ERROR, UNREACHABLE.strip())
+    missing = ran("probe image casemate-probe:busybox not present\n", 0, "Error: No such image: casemate-probe:busybox\n")  # fmt: skip
+    assert verdict(control_id, {cmd_key(control_id): missing} | DOCKERD_UP)[0] is Status.FAIL

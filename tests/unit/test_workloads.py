@@ -15,7 +15,7 @@ import pytest
 
 from casemate.checks import builtin_kinds
 from casemate.checks.base import Observations, Status, Verdict
-from casemate.checks.workloads import CONTAINERS, IMAGES
+from casemate.checks.workloads import CONTAINERS, DOCKER_INFO, IMAGES
 from casemate.probe.collect import parse_answer
 
 KINDS = builtin_kinds()
@@ -131,13 +131,41 @@ def test_container_fields(params: dict[str, Any], offender: str) -> None:
 def test_container_field_pass_and_not_applicable() -> None:
     params = {"pointer": "/HostConfig/PidMode", "what": "PID mode", "op": "ne", "value": "host"}
     assert run("container_field", params).status is Status.PASS
-    empty = Observations("n", {}, {CONTAINERS.key: {"rc": 0, "stdout": "", "stderr": ""}})
+    up = {"proc:dockerd": OBS.data["proc:dockerd"]}
+    empty = Observations("n", {}, {CONTAINERS.key: {"rc": 0, "stdout": "", "stderr": ""}, **up})
     v = run("container_field", params, empty)
     assert (v.status, v.observed) == (Status.NOT_APPLICABLE, "no running containers")
     broken = Observations(
-        "n", {}, {CONTAINERS.key: {"rc": 1, "stdout": "", "stderr": "Cannot connect"}}
+        "n", {}, {CONTAINERS.key: {"rc": 1, "stdout": "", "stderr": "Cannot connect"}, **up}
     )
     assert run("container_field", params, broken).status is Status.ERROR
+
+
+def test_nothing_listed_by_an_unreachable_daemon_is_not_no_containers() -> None:
+    # `docker ps | xargs -r docker inspect` exits 0 when docker ps could not reach the daemon
+    params = {"pointer": "/HostConfig/PidMode", "what": "PID mode", "op": "ne", "value": "host"}
+    said = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n"  # fmt: skip
+    silent = {"rc": 0, "stdout": "", "stderr": said}
+    up = {"proc:dockerd": OBS.data["proc:dockerd"]}
+    down = {"proc:dockerd": {"running": False}}
+    v = run("container_field", params, Observations("n", {}, {CONTAINERS.key: silent, **up}))
+    assert (v.status, v.observed) == (Status.ERROR, said.strip())
+    for rule in ("cpu_limited", "sshd_running"):
+        v = run(
+            "container_rule",
+            {"rule": rule},
+            Observations("n", {}, {CONTAINERS.key: silent, **down}),
+        )
+        assert (v.status, v.observed) == (
+            Status.ERROR, "dockerd is not running: its containers cannot be listed"
+        )  # fmt: skip
+    v = run(
+        "image_rule", {"rule": "healthcheck"}, Observations("n", {}, {IMAGES.key: silent, **down})
+    )
+    assert (v.status, v.observed) == (
+        Status.ERROR,
+        "dockerd is not running: its images cannot be listed",
+    )
 
 
 @pytest.mark.parametrize(
@@ -154,6 +182,22 @@ def test_image_rules(rule: str, offender: str) -> None:
     observed = failing(run("image_rule", {"rule": rule}))
     assert offender in observed
     assert "app:good" not in observed
+
+
+def test_image_rule_failed_or_missing_scan_is_an_error() -> None:
+    images = json.loads(OBS.data[IMAGES.key]["stdout"])
+    data = dict(OBS.data)
+    data["image_files:1024"] = {
+        "images": [{"id": images[0]["Id"], "error": "scan failed: docker save: broken pipe"}]
+        + [{"id": i["Id"], "setuid": [], "secrets": []} for i in images[1:]]
+    }
+    v = run("image_rule", {"rule": "setuid_files"}, Observations("n", {}, data))
+    assert v.status is Status.ERROR
+    assert "scan failed: docker save: broken pipe" in v.observed
+    data["image_files:1024"] = {"images": [{"id": i["Id"], "setuid": []} for i in images[1:]]}
+    v = run("image_rule", {"rule": "setuid_files"}, Observations("n", {}, data))
+    assert v.status is Status.ERROR
+    assert v.observed.startswith("not scanned: ")
 
 
 def test_image_rule_skipped_scan_is_not_verifiable() -> None:
@@ -195,3 +239,15 @@ def test_group_members() -> None:
         "group_members", params, Observations("n", {}, {key: {"rc": 2, "stdout": "", "stderr": ""}})
     )
     assert none.status is Status.NOT_APPLICABLE
+
+
+def test_container_rules_that_cannot_get_their_context_are_errors() -> None:
+    data = dict(OBS.data)
+    data[DOCKER_INFO.key] = {"rc": 0, "stdout": '{"ServerErrors": ["error during connect"]}', "stderr": ""}  # fmt: skip
+    v = run("container_rule", {"rule": "apparmor_profile"}, Observations("n", {}, data))
+    assert (v.status, v.observed) == (Status.ERROR, "error during connect")
+    data = dict(OBS.data)
+    data["read:/etc/docker/daemon.json"] = {"exists": True, "content": "{"}
+    v = run("container_rule", {"rule": "no_new_privileges"}, Observations("n", {}, data))
+    assert v.status is Status.ERROR
+    assert "not valid JSON" in v.observed

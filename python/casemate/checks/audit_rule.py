@@ -10,7 +10,7 @@ from pydantic import model_validator
 
 from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
 
-RULE_FILES = Probe("cmd", "cat /etc/audit/rules.d/*.rules 2>/dev/null; true")
+RULE_FILES = Probe("read_glob", "/etc/audit/rules.d/*.rules")  # what augenrules loads at boot
 LOADED = Probe("cmd", "auditctl -l 2>&1")
 
 
@@ -47,6 +47,9 @@ def _resolve(p: AuditRuleParams, obs: Observations) -> tuple[str | None, str | N
         frag = raw.get("fragment") or {}
         return (str(frag.get("path")) if frag.get("exists") else None), None
     out = str(raw.get("stdout", "")).strip()
+    said = str(raw.get("stderr", "")).strip()
+    if raw.get("rc") != 0 and said:  # `command -v` says nothing when it only finds nothing
+        return None, f"command -v {p.command} exited {raw.get('rc')}: {said[:200]}"
     return (out.splitlines()[0] if raw.get("rc") == 0 and out else None), None
 
 
@@ -113,9 +116,12 @@ class AuditRule:
         if path is None:
             return Verdict(Status.NOT_APPLICABLE, expected, f"{what} does not exist here", evidence)
         files = obs.get(RULE_FILES)
-        if error_of(files):
-            return Verdict(Status.ERROR, expected, str(error_of(files)), evidence)
-        text = str(files.get("stdout", ""))
+        err = error_of(files) or next(
+            (error_of(f) for f in files.get("files") or [] if error_of(f)), None
+        )
+        if err:
+            return Verdict(Status.ERROR, expected, err, evidence)
+        text = "\n".join(str(f.get("content", "")) for f in files.get("files") or [])
         if not watched(text, path, p.permissions):
             why = _lacking(text, path, p.permissions)
             observed = (
@@ -134,10 +140,15 @@ class AuditRule:
             )
         loaded = obs.get(LOADED)
         text = str(loaded.get("stdout", ""))
-        if error_of(loaded) or loaded.get("rc") != 0:
-            said = text.strip().splitlines()[-1] if text.strip() else "auditctl failed"
+        if error_of(loaded) or loaded.get("rc") != 0:  # the loaded rules could not be read
+            said = error_of(loaded) or (
+                text.strip().splitlines()[-1] if text.strip() else f"exit {loaded.get('rc')}"
+            )
             return Verdict(
-                Status.FAIL, expected, f"rule file has {path}, but auditctl: {said}", evidence
+                Status.ERROR,
+                expected,
+                f"rule file has {path}, but the loaded rules cannot be read: auditctl -l: {said}",
+                evidence,
             )
         if not watched(text, path, p.permissions):
             return Verdict(

@@ -1,4 +1,10 @@
-"""command_output: the output of a read-only command, as text or as a field of its JSON output."""
+"""command_output: the output of a read-only command, as text or as a field of its JSON output.
+
+A command that failed is not an empty answer: a non-zero exit is the verdict `on_error` (error
+unless the catalog documents a limit of the host, e.g. not_verifiable for AppArmor in a container).
+A command that asks a daemon names it in `daemon`: with that daemon not running the verdict is an
+error saying so, and an answer in which the client says it could not reach the daemon is an error
+too (checks/dockerd.py), never a value."""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from pydantic import model_validator
 from casemate.checks.argv import ValueType, coerce
 from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
 from casemate.checks.compare import MISSING, UNARY, Op, compare, describe, show
+from casemate.checks.dockerd import cli_failure, not_running, process_probe
 from casemate.checks.pointer import lookup
 
 
@@ -21,7 +28,8 @@ class CommandOutputParams(Params):
     op: Op
     value: Any = None
     what: str = ""  # how the report names the observed value, e.g. "storage driver"
-    on_error: Literal["error", "not_verifiable", "not_applicable"] = "error"
+    on_error: Literal["error", "not_verifiable"] = "error"  # when the command exits non-zero
+    daemon: Literal["dockerd"] | None = None  # the daemon the command asks (through its CLI)
 
     @model_validator(mode="after")
     def _consistent(self) -> CommandOutputParams:
@@ -37,29 +45,31 @@ class CommandOutput:
     params: ClassVar[type[CommandOutputParams]] = CommandOutputParams
 
     def wants(self, p: CommandOutputParams) -> list[Probe]:
-        return [Probe("cmd", p.cmd)]
+        return [Probe("cmd", p.cmd)] + ([process_probe(p.daemon)] if p.daemon else [])
 
     def judge(self, p: CommandOutputParams, obs: Observations) -> Verdict:
         probe = Probe("cmd", p.cmd)
+        evidence = tuple(q.key for q in self.wants(p))
         label = p.what or (p.pointer.lstrip("/") if p.pointer else "output")
         expected = f"{label} {describe(p.op, p.value)}"
         raw = obs.get(probe)
-        err = error_of(raw)
-        if err is None and raw.get("rc") != 0:
+        err = error_of(raw) or (not_running(obs, p.daemon) if p.daemon else None)
+        if err:
+            return Verdict(Status.ERROR, expected, err, evidence)
+        if raw.get("rc") != 0:
             said = str(raw.get("stderr", "")).strip()[:200]
             err = f"exit {raw.get('rc')}: {said}" if said else f"`{p.cmd}` exited {raw.get('rc')}"
-        if err:
-            return Verdict(Status(p.on_error), expected, err, (probe.key,))
+            return Verdict(Status(p.on_error), expected, err, evidence)
+        if p.daemon and (err := cli_failure(raw)):
+            return Verdict(Status.ERROR, expected, err, evidence)
         stdout = str(raw.get("stdout", ""))
         value: Any = stdout.strip()
         if p.format == "json":
             try:
                 value = lookup(json.loads(stdout), p.pointer)
             except ValueError:
-                return Verdict(
-                    Status.ERROR, expected, f"`{p.cmd}` did not print JSON", (probe.key,)
-                )
+                return Verdict(Status.ERROR, expected, f"`{p.cmd}` did not print JSON", evidence)
         if value is not MISSING:
             value = coerce(value, p.type)
         status = Status.PASS if compare(p.op, value, p.value) else Status.FAIL
-        return Verdict(status, expected, f"{label} = {show(value)}", (probe.key,))
+        return Verdict(status, expected, f"{label} = {show(value)}", evidence)

@@ -10,6 +10,7 @@ from pydantic import model_validator
 from casemate.checks.argv import ValueType, coerce
 from casemate.checks.base import Observations, Params, Probe, Status, Verdict
 from casemate.checks.compare import MISSING, UNARY, Op, compare, describe, show
+from casemate.checks.dockerd import DOCKERD
 from casemate.checks.pointer import lookup
 from casemate.checks.workloads import CONTAINERS, container_name, inspected, listing
 
@@ -33,10 +34,10 @@ class ContainerField:
     params: ClassVar[type[ContainerFieldParams]] = ContainerFieldParams
 
     def wants(self, p: ContainerFieldParams) -> list[Probe]:
-        return [CONTAINERS]
+        return [CONTAINERS, DOCKERD]
 
     def judge(self, p: ContainerFieldParams, obs: Observations) -> Verdict:
-        evidence = (CONTAINERS.key,)
+        evidence = (CONTAINERS.key, DOCKERD.key)
         expected = f"every running container: {p.what} {describe(p.op, p.value)}"
         containers, err = inspected(obs, CONTAINERS)
         if err:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
 from casemate.checks.compare import MISSING
 from casemate.checks.daemon_view import daemon_probes, daemon_view
+from casemate.checks.dockerd import DOCKERD, cli_failure
 from casemate.checks.workloads import (
     CONTAINER_PROCS,
     CONTAINERS,
@@ -196,23 +197,34 @@ class ContainerRuleParams(Params):
     rule: Rule
 
 
+class Unobserved(Exception):  # noqa: N818 - it is a verdict (error), not a failure of casemate
+    """A fact the rule needs could not be observed: the verdict is an error."""
+
+
 def _context(p: ContainerRuleParams, obs: Observations) -> Context:
     info: Mapping[str, Any] = {}
     if p.rule == "apparmor_profile":
-        raw = obs.get(DOCKER_INFO)
-        if error_of(raw) or raw.get("rc") != 0:
-            raise NotVerifiable("docker info did not answer")
-        info = json.loads(str(raw.get("stdout", "{}")) or "{}")
+        failed = cli_failure(obs.get(DOCKER_INFO))
+        if failed:
+            raise Unobserved(failed)
+        try:
+            info = json.loads(str(obs.get(DOCKER_INFO).get("stdout", "")))
+        except ValueError:
+            raise Unobserved("docker info did not print JSON") from None
+        if not isinstance(info, Mapping):
+            raise Unobserved("docker info did not print a JSON object")
     nnp = False
     if p.rule == "no_new_privileges":
         view = daemon_view(obs, "/etc/docker/daemon.json", "dockerd")
+        if view.error:
+            raise Unobserved(view.error)
         value, _ = view.setting("no-new-privileges", ["--no-new-privileges"], "bool")
         nnp = value is not MISSING and value is True
     procs: Mapping[str, list[str]] = {}
     if p.rule == "sshd_running":
         raw = obs.get(CONTAINER_PROCS)
         if error_of(raw):
-            raise NotVerifiable(str(error_of(raw)))
+            raise Unobserved(str(error_of(raw)))
         procs = raw.get("containers", {})
     return Context(info, nnp, procs)
 
@@ -227,10 +239,10 @@ class ContainerRule:
             "no_new_privileges": daemon_probes("/etc/docker/daemon.json", "dockerd"),
             "sshd_running": [CONTAINER_PROCS],
         }
-        return [CONTAINERS, *extra.get(p.rule, [])]
+        return [CONTAINERS, DOCKERD, *extra.get(p.rule, [])]
 
     def judge(self, p: ContainerRuleParams, obs: Observations) -> Verdict:
-        evidence = tuple(probe.key for probe in self.wants(p))
+        evidence = tuple(dict.fromkeys(probe.key for probe in self.wants(p)))
         text, rule = RULES[p.rule]
         expected = f"every running container {text}"
         containers, err = inspected(obs, CONTAINERS)
@@ -243,6 +255,8 @@ class ContainerRule:
             bad = [f"{container_name(c)} {why}" for c in containers if (why := rule(c, ctx))]
         except NotVerifiable as exc:
             return Verdict(Status.NOT_VERIFIABLE, expected, str(exc), evidence)
+        except Unobserved as exc:
+            return Verdict(Status.ERROR, expected, str(exc), evidence)
         if p.rule == "no_new_privileges" and ctx.nnp_default:
             return Verdict(
                 Status.PASS, expected, "the daemon default no-new-privileges is on", evidence

@@ -2,7 +2,8 @@
 
 The value comes from the dockerd flag if one is given, else the daemon.json key, else the daemon's
 built-in default (`unset`). With `runtime`, the running daemon must also report the value (e.g. in
-`docker info`), so a file changed without a restart does not pass.
+`docker info`), so a file changed without a restart does not pass. With the daemon not running the
+verdict is an error (checks/dockerd.py): daemon.json alone is not what it would run with.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any, ClassVar
 from pydantic import model_validator
 
 from casemate.checks.argv import ValueType, coerce
-from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
+from casemate.checks.base import Observations, Params, Probe, Status, Verdict
 from casemate.checks.compare import MISSING, UNARY, Op, compare, describe, show
 from casemate.checks.daemon_view import daemon_probes, daemon_view
+from casemate.checks.dockerd import cli_failure
 from casemate.checks.pointer import lookup
 
 
@@ -62,11 +64,9 @@ class DaemonJsonKey:
         if value is MISSING and p.unset is not None:
             value, source = coerce(p.unset, p.type), "default"
         observed = f"{show(value)} (from {source})" if source != "unset" else "<unset>"
-        if view.argv is None:
-            observed += f"; {p.process} is not running, judged from {p.config} only"
         if not compare(p.op, value, p.value):
             return Verdict(Status.FAIL, expected, observed, evidence)
-        if p.runtime is None or view.argv is None:
+        if p.runtime is None:
             return Verdict(Status.PASS, expected, observed, evidence)
         return self._judge_runtime(p, obs, expected, observed, evidence)
 
@@ -79,13 +79,12 @@ class DaemonJsonKey:
         evidence: tuple[str, ...],
     ) -> Verdict:
         assert p.runtime is not None
-        raw = obs.get(Probe("cmd", p.runtime.cmd))
-        err = error_of(raw)
-        if err or raw.get("rc") != 0:
-            why = err or str(raw.get("stderr", "")).strip() or f"rc={raw.get('rc')}"
+        why = cli_failure(obs.get(Probe("cmd", p.runtime.cmd)))
+        if why:
             return Verdict(
                 Status.ERROR, expected, f"{observed}; runtime check failed: {why}", evidence
             )
+        raw = obs.get(Probe("cmd", p.runtime.cmd))
         live = _runtime_value(str(raw.get("stdout", "")), p.runtime.pointer, p.type)
         if live is MISSING:
             return Verdict(

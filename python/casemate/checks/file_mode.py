@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from casemate.checks.base import Observations, Probe, Verdict
 from casemate.checks.compare import mode_within
-from casemate.checks.targets import FileTarget, describe_target, judge_files, target_probe
+from casemate.checks.targets import FileTarget, describe_target, judge_files, target_probes
 
 _OCTAL = r"^0?[0-7]{3}$"
 
@@ -36,7 +36,7 @@ class FileMode:
     params: ClassVar[type[FileModeParams]] = FileModeParams
 
     def wants(self, p: FileModeParams) -> list[Probe]:
-        return [target_probe(p)]
+        return target_probes(p)
 
     def judge(self, p: FileModeParams, obs: Observations) -> Verdict:
         limit = f"mode {p.mode} exactly" if p.mode else f"mode {p.max_mode} or stricter"

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from casemate.checks.base import Observations, Probe, Verdict
-from casemate.checks.targets import FileTarget, describe_target, judge_files, target_probe
+from casemate.checks.targets import FileTarget, describe_target, judge_files, target_probes
 
 
 class FileOwnerParams(FileTarget):
@@ -19,7 +19,7 @@ class FileOwner:
     params: ClassVar[type[FileOwnerParams]] = FileOwnerParams
 
     def wants(self, p: FileOwnerParams) -> list[Probe]:
-        return [target_probe(p)]
+        return target_probes(p)
 
     def judge(self, p: FileOwnerParams, obs: Observations) -> Verdict:
         want = f"{p.owner}:{p.group}" if p.group else p.owner

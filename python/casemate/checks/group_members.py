@@ -26,10 +26,12 @@ class GroupMembers:
         raw = obs.get(probe)
         if error_of(raw):
             return Verdict(Status.ERROR, expected, str(error_of(raw)), evidence)
-        if raw.get("rc") == 2:  # getent: no such group
+        said = str(raw.get("stderr", "")).strip()
+        if raw.get("rc") == 2 and not said:  # getent: no such group (and nothing went wrong)
             return Verdict(Status.NOT_APPLICABLE, expected, f"no group {p.group}", evidence)
         if raw.get("rc") != 0:
-            return Verdict(Status.ERROR, expected, f"getent exited {raw.get('rc')}", evidence)
+            why = f"getent exited {raw.get('rc')}" + (f": {said[:200]}" if said else "")
+            return Verdict(Status.ERROR, expected, why, evidence)
         fields = str(raw.get("stdout", "")).strip().split(":")
         members = sorted(m for m in (fields[3] if len(fields) > 3 else "").split(",") if m)
         shown = ", ".join(members) or "none"

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
+from casemate.checks.dockerd import DOCKERD, cli_failure
 from casemate.checks.workloads import HISTORY, IMAGE_FILES, IMAGES, image_name, inspected, listing
 
 Rule = Literal["healthcheck", "update_layers", "add_layers", "setuid_files", "secret_files"]
@@ -33,11 +34,9 @@ class ImageRuleParams(Params):
 def _history(obs: Observations) -> tuple[dict[str, list[str]], str | None]:
     """image id -> its layers' commands, newest first."""
     raw = obs.get(HISTORY)
-    err = error_of(raw)
-    if err is None and raw.get("rc") != 0:
-        err = f"docker history failed: {str(raw.get('stderr', '')).strip()[:200]}"
+    err = cli_failure(raw, quiet=True)
     if err:
-        return {}, err
+        return {}, f"docker history: {err}"
     out: dict[str, list[str]] = {}
     for line in str(raw.get("stdout", "")).splitlines():
         ident, _, created = line.partition(" ")
@@ -70,6 +69,25 @@ def _finding(
     return f"{name}: {', '.join(files[:5])}{' ...' if len(files) > 5 else ''}" if files else None
 
 
+def _scans(
+    obs: Observations, images: list[dict[str, Any]]
+) -> tuple[dict[str, Mapping[str, Any]], str | None]:
+    """image id -> its layer scan. A scan that failed, or an image the scan never saw (pulled
+    after it listed the images), is an error: an image not scanned has not been found clean."""
+    raw = obs.get(IMAGE_FILES)
+    err = error_of(raw)
+    if err:
+        return {}, err
+    scans = {str(s.get("id")): s for s in raw.get("images") or [] if isinstance(s, Mapping)}
+    for ident, scan in scans.items():
+        if error_of(scan):
+            return {}, f"{ident[:19]}: {error_of(scan)}"
+    unseen = [image_name(i) for i in images if str(i.get("Id")) not in scans]
+    if unseen:
+        return {}, f"not scanned: {', '.join(unseen[:5])}"
+    return scans, None
+
+
 class ImageRule:
     name: ClassVar[str] = "image_rule"
     params: ClassVar[type[ImageRuleParams]] = ImageRuleParams
@@ -77,10 +95,10 @@ class ImageRule:
     def wants(self, p: ImageRuleParams) -> list[Probe]:
         extra = {"update_layers": [HISTORY], "add_layers": [HISTORY]}
         scans = {"setuid_files": [IMAGE_FILES], "secret_files": [IMAGE_FILES]}
-        return [IMAGES, *extra.get(p.rule, []), *scans.get(p.rule, [])]
+        return [IMAGES, DOCKERD, *extra.get(p.rule, []), *scans.get(p.rule, [])]
 
     def judge(self, p: ImageRuleParams, obs: Observations) -> Verdict:
-        evidence = tuple(probe.key for probe in self.wants(p))
+        evidence = tuple(dict.fromkeys(probe.key for probe in self.wants(p)))
         expected = TEXT[p.rule]
         images, err = inspected(obs, IMAGES)
         if err:
@@ -95,13 +113,14 @@ class ImageRule:
         scans: dict[str, Mapping[str, Any]] = {}
         skipped: list[str] = []
         if p.rule in ("setuid_files", "secret_files"):
-            raw = obs.get(IMAGE_FILES)
-            if error_of(raw):
-                return Verdict(Status.ERROR, expected, str(error_of(raw)), evidence)
-            for scan in raw.get("images", []):
-                scans[str(scan.get("id"))] = scan
-                if scan.get("skipped"):
-                    skipped.append(f"{scan.get('id', '')[:19]} ({scan['skipped']})")
+            scans, err = _scans(obs, images)
+            if err:
+                return Verdict(Status.ERROR, expected, err, evidence)
+            skipped = [
+                f"{ident[:19]} ({scan['skipped']})"
+                for ident, scan in scans.items()
+                if scan.get("skipped")
+            ]
         bad = [
             f
             for i in images

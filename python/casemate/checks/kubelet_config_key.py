@@ -7,11 +7,18 @@ a container, such as a kind pod, is not this host's);
 otherwise it is the one systemd would start: the unit's ExecStart with its Environment= and
 EnvironmentFile= variables expanded (kubeadm puts flags in kubeadm-flags.env and
 /etc/default/kubelet through its 10-kubeadm.conf drop-in).
+
+A kubelet that is meant to run here but does not (its unit enabled, failed or restarting) is an
+error: what it runs with cannot be observed. Where no kubelet runs by design (a unit installed but
+disabled and inactive, or none) the unit's command line and the config file are all there is, and
+the verdict is judged from them. A unit whose state systemd could not tell, or a config file that
+could not be read, is an error.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import model_validator
@@ -21,6 +28,7 @@ from casemate.checks.base import Observations, Params, Probe, Status, Verdict, e
 from casemate.checks.compare import MISSING, UNARY, Op, compare, describe, show
 from casemate.checks.doc_field import parse
 from casemate.checks.pointer import lookup
+from casemate.checks.services_off import ENABLED
 
 
 class KubeletConfigKeyParams(Params):
@@ -57,6 +65,28 @@ def kubelet_probe(p: KubeletConfigKeyParams) -> Probe:
     return Probe("svc_config", json.dumps(spec, sort_keys=True))
 
 
+# a unit in one of these states is meant to run (services_off.ENABLED: it starts at boot)
+_TRYING = frozenset({"active", "activating", "deactivating", "reloading", "failed", "refreshing"})
+
+
+def _not_running(p: KubeletConfigKeyParams, raw: Mapping[str, Any]) -> str | None:
+    """Why the kubelet's settings cannot be observed although it is meant to run, or None."""
+    if raw.get("argv_source") == "process":
+        return None
+    if raw.get("unit_error"):
+        return str(raw["unit_error"])
+    unit = raw.get("unit")
+    if not isinstance(unit, Mapping):
+        return f"the probe did not report the state of {p.unit}"
+    enabled, active = str(unit.get("UnitFileState", "")), str(unit.get("ActiveState", ""))
+    if enabled in ENABLED or active in _TRYING:
+        return (
+            f"{p.process} is not running though {p.unit} is {enabled or '-'}, {active or '-'}: "
+            "cannot tell what it would run with"
+        )
+    return None
+
+
 class KubeletConfigKey:
     name: ClassVar[str] = "kubelet_config_key"
     params: ClassVar[type[KubeletConfigKeyParams]] = KubeletConfigKeyParams
@@ -69,11 +99,11 @@ class KubeletConfigKey:
         name = p.pointer.lstrip("/").replace("/", ".") if p.pointer else p.flags[0]
         expected = f"{name} {describe(p.op, p.value)}"
         raw = obs.get(probe)
-        err = error_of(raw)
+        cfg = raw.get("config") or {}
+        err = error_of(raw) or error_of(cfg) or _not_running(p, raw)
         if err:
             return Verdict(Status.ERROR, expected, err, (probe.key,))
         argv = [str(a) for a in raw.get("argv") or []]
-        cfg = raw.get("config") or {}
         if not argv and not cfg.get("exists"):
             return Verdict(
                 Status.NOT_APPLICABLE,
@@ -85,8 +115,6 @@ class KubeletConfigKey:
         value: Any = setting_from_flags(argv, p.flags, p.type) if p.flags else MISSING
         source = f"flag of the {where}"
         if value is MISSING and p.pointer is not None:
-            if cfg.get("error"):
-                return Verdict(Status.ERROR, expected, str(cfg["error"]), (probe.key,))
             doc: Any = {}
             if cfg.get("exists"):
                 try:

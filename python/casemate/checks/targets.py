@@ -1,6 +1,12 @@
 """Which file a file check looks at: a path, a glob, a systemd unit's file or its drop-ins, or a
 path named by a setting (a daemon's config-file key or process flag, a static pod manifest's
-flag)."""
+flag).
+
+A file that could not be examined (stat failed) is an error, never a missing file. A path named by
+a daemon setting that is set neither by the running daemon's flag nor in its config file is "not
+configured" only while the daemon runs: with it stopped, a flag its unit passes cannot be seen, so
+that is an error; a path the config file names is judged (dockerd refuses a directive given both
+as a flag and in the file)."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from typing import Any, Literal
 from pydantic import model_validator
 
 from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
+from casemate.checks.dockerd import not_running, process_probe
 
 
 class Ref(Params):
@@ -65,6 +72,11 @@ def target_probe(t: FileTarget) -> Probe:
     return Probe("ref_stat", json.dumps(t.ref.model_dump(), sort_keys=True))
 
 
+def target_probes(t: FileTarget) -> list[Probe]:
+    """What a file check wants: the target, and for a daemon setting whether the daemon runs."""
+    return [target_probe(t)] + ([process_probe(t.ref.process)] if t.ref is not None else [])
+
+
 def describe_target(t: FileTarget) -> str:
     if t.path is not None:
         return t.path
@@ -81,6 +93,19 @@ def describe_target(t: FileTarget) -> str:
     return f"file named by {t.ref.key}{flag}"
 
 
+def _stats(raw: Mapping[str, Any], probe: Probe, t: FileTarget) -> list[Mapping[str, Any]]:
+    """Every stat the observation holds for the target (existing or not)."""
+    if probe.kind == "stat":
+        return [raw]
+    if probe.kind == "glob":
+        return [m for m in raw.get("matches") or [] if isinstance(m, Mapping)]
+    if probe.kind == "unit" and t.dropins is not None:
+        return [d for d in raw.get("dropins") or [] if isinstance(d, Mapping)]
+    if probe.kind == "unit":
+        return [raw.get("fragment") or {}]
+    return [raw.get("stat") or {}] if raw.get("source", "unset") != "unset" else []
+
+
 def resolve(t: FileTarget, obs: Observations) -> tuple[list[Mapping[str, Any]], str | None, str]:
     """(stats of the existing files, error, note about how they were found)."""
     probe = target_probe(t)
@@ -88,19 +113,20 @@ def resolve(t: FileTarget, obs: Observations) -> tuple[list[Mapping[str, Any]], 
     err = error_of(raw)
     if err:
         return [], err, ""
-    if probe.kind == "stat":
-        return ([raw] if raw.get("exists") else []), None, ""
-    if probe.kind == "glob":
-        return [m for m in raw.get("matches", []) if m.get("exists")], None, ""
-    if probe.kind == "unit" and t.dropins is not None:
-        return [d for d in raw.get("dropins", []) if d.get("exists")], None, ""
-    if probe.kind == "unit":
-        frag = raw.get("fragment") or {}
-        return ([frag] if frag.get("exists") else []), None, ""
+    stats = _stats(raw, probe, t)
+    failed = next((error_of(s) for s in stats if error_of(s)), None)
+    if failed:
+        return [], failed, ""
+    existing = [s for s in stats if s.get("exists")]
+    if probe.kind not in ("ref_stat", "manifest_ref_stat"):
+        return existing, None, ""
     source = raw.get("source", "unset")
-    stat = raw.get("stat") or {}
+    if source == "unset" and t.ref is not None:
+        down = not_running(obs, t.ref.process, f"cannot tell whether a flag names its {t.ref.key}")
+        if down:
+            return [], down, ""
     note = f"{raw.get('path')} (from {source})" if source != "unset" else "not configured"
-    return ([stat] if stat.get("exists") else []), None, note
+    return existing, None, note
 
 
 def judge_files(
@@ -112,7 +138,7 @@ def judge_files(
 ) -> Verdict:
     """The shared judgement of file kinds: every file of the target must be `ok`. The observed
     text lists the offending files, or every file when all pass."""
-    evidence = (target_probe(t).key,)
+    evidence = tuple(probe.key for probe in target_probes(t))
     stats, err, note = resolve(t, obs)
     if err:
         return Verdict(Status.ERROR, expected, err, evidence)

@@ -7,7 +7,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from casemate.checks.base import Observations, Probe, error_of
+from casemate.checks.base import Observations, Probe
+from casemate.checks.dockerd import cli_failure, not_running
 
 CONTAINERS = Probe("cmd", "docker ps -q --no-trunc | xargs -r docker inspect")
 IMAGES = Probe("cmd", "docker images -q --no-trunc | sort -u | xargs -r docker image inspect")
@@ -23,21 +24,25 @@ SHOWN = 15  # findings listed in `observed`; the evidence keeps all
 
 
 def inspected(obs: Observations, probe: Probe) -> tuple[list[dict[str, Any]], str | None]:
-    """The parsed JSON list a `docker ... inspect` command printed, or an error."""
-    raw = obs.get(probe)
-    err = error_of(raw)
-    if err is None and raw.get("rc") != 0:
-        err = f"docker failed: {str(raw.get('stderr', '')).strip()[:200] or raw.get('rc')}"
+    """The parsed JSON list a `docker ... inspect` command printed, or an error. Nothing listed is
+    an empty list only when dockerd runs and the listing complained of nothing: with the daemon
+    down, `docker ps | xargs docker inspect` prints nothing and exits 0."""
+    noun = "containers" if probe == CONTAINERS else "images"
+    err = not_running(obs, what=f"its {noun} cannot be listed") or cli_failure(
+        obs.get(probe), quiet=True
+    )
     if err:
         return [], err
-    text = str(raw.get("stdout", "")).strip()
+    text = str(obs.get(probe).get("stdout", "")).strip()
     if not text:
         return [], None
     try:
         doc = json.loads(text)
     except ValueError:
         return [], "docker printed something that is not JSON"
-    return ([d for d in doc if isinstance(d, dict)] if isinstance(doc, list) else []), None
+    if not isinstance(doc, list):
+        return [], "docker printed JSON that is not a list"
+    return [d for d in doc if isinstance(d, dict)], None
 
 
 def container_name(c: Mapping[str, Any]) -> str:

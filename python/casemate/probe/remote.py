@@ -66,12 +66,35 @@ def c_stat(path):
     }
 
 
+def _unlistable(pattern):
+    """Why the directory a pattern starts from cannot be listed (glob says nothing), or None."""
+    fixed = []
+    for part in pattern.split("/"):
+        if re.search(r"[*?[]", part):
+            break
+        fixed.append(part)
+    base = "/".join(fixed) or "/"
+    if not os.path.isdir(base):
+        return None
+    try:
+        os.listdir(base)
+    except OSError as exc:
+        return "list %s: %s" % (base, exc.strerror)
+    return None
+
+
 def c_glob(pattern):
+    err = _unlistable(pattern)
+    if err:
+        return {"error": err}
     return {"matches": [c_stat(p) for p in sorted(glob.glob(pattern, recursive=True))]}
 
 
 def c_read_glob(pattern):
     """The content of every regular file a pattern matches, in name order (drop-in directories)."""
+    err = _unlistable(pattern)
+    if err:
+        return {"error": err}
     return {"files": [c_read(p) for p in sorted(glob.glob(pattern)) if os.path.isfile(p)]}
 
 
@@ -237,30 +260,39 @@ def unit_argv(name):
     return _expand(found.group(1).split(), env), None
 
 
+UNIT_STATE = ("LoadState", "UnitFileState", "ActiveState", "SubState")
+
+
 def _unit_main_argv(name):
-    """The command line of a unit's main process while the unit is active, else None."""
-    res = _run(["systemctl", "show", name, "-p", "ActiveState", "-p", "MainPID"])
+    """(command line of the unit's main process while the unit is active, else None; the unit's
+    state properties; why systemd could not be asked, else None)."""
+    props_wanted = [a for prop in (*UNIT_STATE, "MainPID") for a in ("-p", prop)]
+    res = _run(["systemctl", "show", name, *props_wanted])
     if res.get("error") or res["rc"] != 0:
-        return None
+        why = res.get("error") or res["stderr"].strip() or "exit %s" % res["rc"]
+        return None, {}, "systemctl show %s: %s" % (name, why)
     props = dict(line.partition("=")[::2] for line in res["stdout"].splitlines())
+    state = {k: props.get(k, "") for k in UNIT_STATE}
     pid = props.get("MainPID", "")
     if props.get("ActiveState") not in ("active", "reloading") or not pid.isdigit() or pid == "0":
-        return None
+        return None, state, None
     try:
         with open("/proc/%s/cmdline" % pid, "rb") as handle:
             argv = [a.decode("utf-8", "replace") for a in handle.read().split(b"\0") if a]
     except OSError:
-        return None
-    return argv or None
+        return None, state, None
+    return argv or None, state, None
 
 
 def c_svc_config(arg):
     """A service's command line (the running process's, else the one its unit would start) and
     the config file that command line names with `config_flag` (else `config`). The running
     process is the unit's main process, else one of that name in our own PID namespace: a
-    process of that name in a container (a pod running kind) is not this host's service."""
+    process of that name in a container (a pod running kind) is not this host's service. The
+    unit's state goes along (a unit enabled or failed is meant to run), and `unit_error` says
+    when systemd could not be asked at all."""
     spec = json.loads(arg)
-    argv = _unit_main_argv(spec["unit"])
+    argv, state, unit_error = _unit_main_argv(spec["unit"])
     proc = {"running": True, "argv": argv} if argv else c_proc(spec["process"])
     if proc.get("running"):
         argv, source, why = proc["argv"], "process", None
@@ -272,6 +304,8 @@ def c_svc_config(arg):
         "argv": argv or [],
         "argv_source": source,
         "argv_missing": why,
+        "unit": state,
+        "unit_error": unit_error,
         "config_path": path or spec["config"],
         "config_source": "flag" if path else "default",
         "config": c_read(path or spec["config"]),
@@ -475,10 +509,14 @@ def _scan_image(ident):
 def c_image_files(max_mib):
     """setuid/setgid files and secret-looking files in every local image's layers, read from
     `docker save` as a stream (nothing is extracted or written)."""
+    res = _run(["docker", "images", "-q", "--no-trunc"])
+    if res.get("error") or res["rc"] != 0:
+        return {"error": res.get("error") or "docker images: " + res["stderr"].strip()[:200]}
+    idents = sorted(set(res["stdout"].split()))
+    if not idents:
+        return {"images": []}
     res = _run(
-        "docker images -q --no-trunc | sort -u | xargs -r docker image inspect "
-        "--format '{{.Id}} {{.Size}} {{json .RepoTags}}'",
-        shell=True,
+        ["docker", "image", "inspect", "--format", "{{.Id}} {{.Size}} {{json .RepoTags}}", *idents]
     )
     if res.get("error") or res["rc"] != 0:
         return {"error": res.get("error") or "docker image inspect: " + res["stderr"].strip()[:200]}
@@ -492,7 +530,7 @@ def c_image_files(max_mib):
             try:
                 entry["setuid"], entry["secrets"] = _scan_image(ident)
             except (RuntimeError, tarfile.TarError, OSError) as exc:
-                entry["skipped"] = "scan failed: %s" % exc
+                entry["error"] = "scan failed: %s" % exc  # not scanned is not found clean
         images.append(entry)
     return {"images": images}
 
