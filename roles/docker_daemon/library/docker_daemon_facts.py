@@ -1,19 +1,30 @@
 #!/usr/bin/python
-"""Read dockerd's configuration file and the running daemon's command line in one call."""
+"""Read dockerd's configuration file, the running daemon's command line and what that daemon
+reports it runs with, in one call, and work out what the role must do about them (read-only)."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: docker_daemon_facts
-short_description: Read daemon.json and the running dockerd command line (read-only)
+short_description: Read daemon.json and the running dockerd, and plan how to apply (read-only)
 description:
   - Returns the parsed daemon.json, the command line of the docker service's main process,
     and which managed keys are already set there as flags.
+  - Tells whether the running daemon has loaded daemon.json as it is now (the shared reader
+    config_loaded of role host_common, plus what `docker info` and the default bridge report), so
+    a run that wrote the file and died before the restart is finished by the next run.
+  - Works out which log options stay when the role sets a log driver (each driver accepts its own).
   - Fails with one line when daemon.json is not a valid JSON object, so nothing is changed.
 options:
   path: {description: daemon.json path, type: path, required: true}
   service: {description: systemd unit of the daemon, type: str, default: docker}
   flags: {description: daemon.json key -> list of dockerd flags that set it, type: dict, default: {}}
+  reloadable: {description: daemon.json keys dockerd applies on reload (SIGHUP), type: list, elements: str, default: []}
+  log_driver: {description: the log driver the role sets (cis_docker_2_13), type: str, default: ''}
+  log_opts: {description: the site's own log options for that driver (they win), type: dict, default: {}}
+  log_driver_opts: {description: log driver -> the log options it accepts, type: dict, default: {}}
+  log_common_opts: {description: the log options dockerd accepts for every driver, type: list, elements: str, default: []}
+  backup_dir: {description: where the role keeps its copies of daemon.json, type: path, default: ''}
 """
 
 RETURN = r"""
@@ -25,28 +36,51 @@ flag_values: {description: key -> list of values given by flags, type: dict}
 active: {description: whether the service is active, type: bool}
 installed: {description: whether systemd knows the service (its unit is loaded), type: bool}
 selinux_host: {description: whether the host is of the RHEL family (SELinux's home), type: bool}
+loaded: {description: "config_loaded's answer: loaded (true, false, null when not running), why, pid", type: dict}
+differing: {description: "daemon.json keys the running daemon reports other values for: key -> {file, running}", type: dict}
+pending: {description: "what daemon.json as found still needs: apply (bool), restart (bool), why", type: dict}
+notice: {description: what the run should say about the running daemon, or empty, type: str}
+dockerd: {description: the dockerd binary (the running one, else the one on PATH), type: str}
+validate: {description: whether that dockerd has --validate (Docker 23 and later), type: bool}
+log_opts: {description: "log-opts for log_driver: opts (dict, or null to leave them), remove (bool), dropped (keys), written_for (driver)", type: dict}
+previous: {description: "casemate's newest copy of daemon.json in backup_dir when it holds what the running dockerd runs with, or empty", type: str}
+now: {description: the host's clock when read (seconds since the epoch), type: int}
+unit: {description: the service's full unit name (docker.service), type: str}
 """
 
 import json
 import os
+import re
+import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.casemate_host import (  # shared by the roles (role host_common)
+    config_loaded,
+    file_digest,
+    parse_unit_process,
+    read_applied,
+)
+
+DEFAULT_LOG_DRIVER = "json-file"
+BRIDGE_ICC = "com.docker.network.bridge.enable_icc"
+NO_NEW_PRIVILEGES_REPORTED = 24  # docker info lists name=no-new-privileges from Docker 24 on
+VALIDATE_FROM = 23  # dockerd --validate exists from Docker 23 on
+BACKUP_NAME = re.compile(r"^daemon\.json\.\d{8}T\d{6}Z$")
 
 
-def main_argv(module, service):
-    rc, out, _ = module.run_command(
-        ["systemctl", "show", service, "-p", "MainPID,ActiveState,LoadState"]
-    )
-    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line) if rc == 0 else {}
-    pid = props.get("MainPID", "0")
+def main_process(module, service):
+    props = ["MainPID", "ActiveState", "LoadState", "ExecMainStartTimestampMonotonic"]
+    rc, out, _ = module.run_command(["systemctl", "show", service, "-p", ",".join(props)])
+    text = out if rc == 0 else ""
+    process = parse_unit_process(text)
     argv = []
-    if pid.isdigit() and pid != "0":
+    if process["pid"]:
         try:
-            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+            with open("/proc/%s/cmdline" % process["pid"], "rb") as handle:
                 argv = [a.decode("utf-8", "replace") for a in handle.read().split(b"\0") if a]
         except OSError:
             argv = []
-    return argv, props.get("ActiveState") == "active", props.get("LoadState") == "loaded"
+    return argv, process, "LoadState=loaded" in text.splitlines()
 
 
 def flag_values(argv, names):
@@ -65,16 +99,198 @@ def flag_values(argv, names):
     return values
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec={
-            "path": {"type": "path", "required": True},
-            "service": {"type": "str", "default": "docker"},
-            "flags": {"type": "dict", "default": {}},
-        },
-        supports_check_mode=True,
+def log_opts_for(config, driver, explicit, accepts, common):
+    """The log options daemon.json should carry once `driver` is the log driver: a site's own
+    options (`explicit`) win; otherwise the options already there were written for the driver
+    daemon.json names (json-file when none), and those `driver` does not accept (`accepts`: driver
+    -> its options; `common`: those dockerd takes for every driver) are dropped. For a driver
+    missing from `accepts`, options are kept only when the driver does not change."""
+    old = config.get("log-driver") or DEFAULT_LOG_DRIVER
+    answer = {"opts": None, "remove": False, "dropped": [], "written_for": old}
+    if explicit:
+        answer["opts"] = dict(explicit)
+        return answer
+    current = config.get("log-opts")
+    if not isinstance(current, dict) or not current or driver in ("", "none"):
+        return answer
+    accepted = accepts.get(driver)
+    if accepted is None:
+        if driver == old:
+            return answer
+        accepted = []
+    kept = {k: v for k, v in current.items() if k in accepted or k in common}
+    dropped = sorted(k for k in current if k not in kept)
+    if dropped:
+        answer.update(opts=kept or None, remove=not kept, dropped=dropped)
+    return answer
+
+
+def major_version(text):
+    """The major version in `dockerd --version` or a ServerVersion ('Docker version 26.1.5+dfsg1,
+    build 411e817' -> 26), or 0 when there is none."""
+    found = re.search(r"(\d+)\.\d+", text or "")
+    return int(found.group(1)) if found else 0
+
+
+def _as_bool(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def differing_keys(config, flag_keys, info, bridge, version):
+    """The daemon.json keys whose value the running daemon reports differently: key -> {'file',
+    'running'}. Only what the daemon shows is compared (`docker info`, the default bridge's options);
+    a key given as a flag, or one the daemon does not report, is not judged here."""
+    found = {}
+
+    def differs(key, running, want=None):
+        if key in config and key not in flag_keys and running is not None:
+            file_value = config[key] if want is None else want
+            if file_value != running:
+                found[key] = {"file": config[key], "running": running}
+
+    if isinstance(bridge, dict) and BRIDGE_ICC in bridge:
+        differs("icc", _as_bool(bridge[BRIDGE_ICC]), _as_bool(config.get("icc")))
+    if not isinstance(info, dict):
+        return found
+    differs("live-restore", info.get("LiveRestoreEnabled"), _as_bool(config.get("live-restore")))
+    differs("log-driver", info.get("LoggingDriver"))
+    differs("experimental", info.get("ExperimentalBuild"), _as_bool(config.get("experimental")))
+    differs("default-runtime", info.get("DefaultRuntime"))
+    options = info.get("SecurityOptions")
+    if isinstance(options, list):
+        differs("userns-remap", "name=userns" in options, bool(config.get("userns-remap")))
+        if version >= NO_NEW_PRIVILEGES_REPORTED:
+            differs(
+                "no-new-privileges",
+                "name=no-new-privileges" in options,
+                _as_bool(config.get("no-new-privileges")),
+            )
+        profile = config.get("seccomp-profile")
+        seccomp = [o for o in options if o.startswith("name=seccomp,")]
+        if isinstance(profile, str) and profile.startswith("/") and seccomp:
+            differs("seccomp-profile", seccomp[0].partition("profile=")[2])
+    runtimes, running = config.get("runtimes"), info.get("Runtimes")
+    if isinstance(runtimes, dict) and isinstance(running, dict) and "runtimes" not in flag_keys:
+        live = {name: running_runtime(running.get(name)) for name in runtimes}
+        if any(not same_runtime(spec, live[name]) for name, spec in runtimes.items()):
+            found["runtimes"] = {"file": runtimes, "running": live}
+    return found
+
+
+def same_runtime(spec, live):
+    """Whether a runtime the daemon reports (`live`, or None) is the one daemon.json describes:
+    the same path and arguments, where daemon.json gives them."""
+    if not isinstance(live, dict):
+        return False
+    if not isinstance(spec, dict):
+        return True
+    if "path" in spec and live.get("path") != spec["path"]:
+        return False
+    return "runtimeArgs" not in spec or (live.get("runtimeArgs") or []) == (
+        spec["runtimeArgs"] or []
     )
-    path = module.params["path"]
+
+
+def running_runtime(spec):
+    """A runtime as the running daemon reports it, without the status blob newer daemons add
+    (None when the daemon does not know it)."""
+    if not isinstance(spec, dict):
+        return None
+    return {k: v for k, v in spec.items() if k in ("path", "runtimeArgs")}
+
+
+def plan_apply(loaded, differing, recorded, reloadable):
+    """What daemon.json as found (before this run changes anything) still needs from the running
+    daemon: {'apply', 'restart', 'why'}, and a notice for the run.
+
+    - not running: nothing (a stopped daemon stays stopped; it reads the file when it starts);
+    - values the daemon reports differ from the file: apply, by reload when every such key is
+      one dockerd reloads and the process has loaded the file otherwise, else by restart; unless
+      casemate already restarted this very process with this very content (then a restart would
+      change nothing: say so, once per run, and leave it);
+    - the file was written after the process started and no reload of that content is recorded:
+      which keys are not in effect cannot all be seen, so restart."""
+    keys = sorted(differing)
+    shown = ", ".join(
+        "%s (daemon.json: %s, running: %s)"
+        % (k, json.dumps(differing[k]["file"]), json.dumps(differing[k]["running"]))
+        for k in keys
+    )
+    if loaded["loaded"] is None:
+        return {"apply": False, "restart": False, "why": loaded["why"]}, ""
+    if keys and recorded:
+        return (
+            {"apply": False, "restart": False, "why": "casemate already applied this daemon.json"},
+            "dockerd runs with daemon.json as casemate last applied it (pid %s) but still reports "
+            "other values for %s: restarting again would not change that (with live-restore, "
+            "containers still running keep the old default bridge settings until they stop)"
+            % (loaded["pid"], shown),
+        )
+    if keys:
+        restart = loaded["loaded"] is False or any(k not in reloadable for k in keys)
+        why = "the running dockerd (pid %s) reports other values than daemon.json for %s" % (
+            loaded["pid"],
+            shown,
+        )
+        return {"apply": True, "restart": restart, "why": why}, ""
+    if loaded["loaded"] is False:
+        return {
+            "apply": True,
+            "restart": True,
+            "why": "daemon.json is not in effect: %s" % loaded["why"],
+        }, ""
+    return {"apply": False, "restart": False, "why": loaded["why"]}, ""
+
+
+def latest_backup(directory, process, clock_offset, path, record):
+    """casemate's newest copy of daemon.json in `directory` (daemon.json.<UTC stamp>) when it holds
+    what the running main process (`process`) runs with: the copy was taken while that process ran
+    (its ctime), of a file written before the process started (the copy keeps the file's mtime),
+    or of exactly the content casemate recorded a reload of by that process (`record`). Otherwise
+    ''. `clock_offset` is wall-clock minus monotonic time, in seconds."""
+    try:
+        names = sorted(n for n in os.listdir(directory) if BACKUP_NAME.match(n))
+    except OSError:
+        return ""
+    if not names or not process["active"]:
+        return ""
+    newest = os.path.join(directory, names[-1])
+    try:
+        found = os.stat(newest)
+    except OSError:
+        return ""
+    taken = (found.st_ctime - clock_offset) * 1000000
+    written = (found.st_mtime - clock_offset) * 1000000
+    if taken <= process["started"]:
+        return ""
+    if written < process["started"]:
+        return newest
+    reloaded = (
+        record is not None
+        and record.get("pid") == process["pid"]
+        and record.get("started") == process["started"]
+        and (record.get("files") or {}).get(path) == file_digest(newest)["sha256"]
+    )
+    return newest if reloaded else ""
+
+
+def read_json(module, argv):
+    if not module.get_bin_path(argv[0]):
+        return None
+    rc, out, _ = module.run_command(argv)
+    if rc != 0:
+        return None
+    try:
+        return json.loads(out)
+    except ValueError:
+        return None
+
+
+def read_config(module, path):
     config, exists = {}, os.path.exists(path)
     if exists:
         try:
@@ -91,7 +307,10 @@ def main():
                 )
             if not isinstance(config, dict):
                 module.fail_json(msg="%s is not a JSON object; refusing to change it" % path)
-    argv, active, installed = main_argv(module, module.params["service"])
+    return config, exists
+
+
+def selinux_family():
     release = {}
     try:
         with open("/etc/os-release") as handle:
@@ -101,21 +320,88 @@ def main():
     except OSError:
         pass
     family = set((release.get("ID", "") + " " + release.get("ID_LIKE", "")).split())
+    return bool({"rhel", "fedora", "centos"} & family)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "service": {"type": "str", "default": "docker"},
+            "flags": {"type": "dict", "default": {}},
+            "reloadable": {"type": "list", "elements": "str", "default": []},
+            "log_driver": {"type": "str", "default": ""},
+            "log_opts": {"type": "dict", "default": {}},
+            "log_driver_opts": {"type": "dict", "default": {}},
+            "log_common_opts": {"type": "list", "elements": "str", "default": []},
+            "backup_dir": {"type": "path", "default": ""},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    path, service = p["path"], p["service"]
+    unit = service if "." in service else service + ".service"
+    config, exists = read_config(module, path)
+    argv, process, installed = main_process(module, service)
     found = {}
-    for key, names in module.params["flags"].items():
+    for key, names in p["flags"].items():
         values = flag_values(argv, names)
         if values:
             found[key] = values
+    dockerd = argv[0] if argv and argv[0].startswith("/") else module.get_bin_path("dockerd") or ""
+    version = 0
+    if dockerd:
+        rc, out, _ = module.run_command([dockerd, "--version"])
+        version = major_version(out) if rc == 0 else 0
+    loaded = config_loaded(module, service, [path])
+    differing = {}
+    if process["active"]:
+        info = read_json(module, ["docker", "info", "--format", "{{json .}}"])
+        bridge = read_json(
+            module, ["docker", "network", "inspect", "bridge", "--format", "{{json .Options}}"]
+        )
+        running_version = major_version((info or {}).get("ServerVersion", "")) or version
+        differing = differing_keys(config, sorted(found), info, bridge, running_version)
+    record = read_applied(service)
+    recorded = (
+        record is not None
+        and process["active"]
+        and record.get("pid") == process["pid"]
+        and record.get("started") == process["started"]
+        and record.get("files") == {path: file_digest(path)["sha256"]}
+    )
+    pending, notice = plan_apply(loaded, differing, recorded, p["reloadable"])
+    if not process["active"]:
+        notice = (
+            "%s is not running: casemate does not start it, so daemon.json (and any change "
+            "this run makes to it) is untested until it starts." % unit
+        )
     module.exit_json(
         changed=False,
         config=config,
         exists=exists,
         argv=argv,
-        active=active,
+        active=process["active"],
         installed=installed,
-        selinux_host=bool({"rhel", "fedora", "centos"} & family),
+        selinux_host=selinux_family(),
         flag_keys=sorted(found),
         flag_values=found,
+        loaded=loaded,
+        differing=differing,
+        pending=pending,
+        notice=notice,
+        dockerd=dockerd,
+        validate=version >= VALIDATE_FROM,
+        log_opts=log_opts_for(
+            config, p["log_driver"], p["log_opts"], p["log_driver_opts"], p["log_common_opts"]
+        ),
+        previous=latest_backup(
+            p["backup_dir"], process, time.time() - time.monotonic(), path, record
+        )
+        if p["backup_dir"]
+        else "",
+        now=int(time.time()),
+        unit=unit,
     )
 
 
