@@ -15,7 +15,9 @@ Three formats:
   named flags are removed or list items pruned from the named variables.
 
 The edit is judged on the parsed data: a file that already carries every setting is left as it
-is, whatever its formatting.
+is, whatever its formatting. A file that cannot be read or edited fails the task, or, with
+`if_broken: report`, is left alone and its reason returned as `broken` (the role then skips that
+one component and goes on with the others).
 """
 
 from __future__ import annotations
@@ -664,6 +666,7 @@ class ActionModule(ActionBase):
             "annotations",
             "document",
             "header",
+            "if_broken",
         )
     )
 
@@ -673,6 +676,8 @@ class ActionModule(ActionBase):
         args = _plain(dict(self._task.args))
         path, fmt = args.get("path"), args.get("format", "pod")
         backup_dir = args.get("backup_dir")
+        if args.get("if_broken", "fail") not in ("fail", "report"):
+            raise AnsibleActionFail("kube_manifest: if_broken is fail or report")
         if not path or fmt not in FORMATS:
             raise AnsibleActionFail(f"kube_manifest needs a path and a format among {FORMATS}")
         if not backup_dir or _inside(backup_dir, posixpath.dirname(path)):
@@ -721,7 +726,11 @@ class ActionModule(ActionBase):
         try:
             new_text, changed, facts = plan_edit(fmt, text, args)
         except ManifestError as exc:
-            raise AnsibleActionFail(f"{path}: {exc}; the file was left as it was") from None
+            reason = f"{path}: {exc}; the file was left as it was"
+            if args.get("if_broken") == "report":  # the role skips this one component
+                result.update(path=path, changed=False, broken=reason)
+                return result
+            raise AnsibleActionFail(reason) from None
         result.update(facts, path=path, changed=False)
         if not changed:  # owner and mode are the file controls' business, not a reason to write
             return result

@@ -38,6 +38,14 @@ options:
   settings: {description: "config: keys deep-merged into the document", type: dict, default: {}}
   document: {description: "config: the whole document of a file casemate owns (created when missing, rewritten only when its data differ)", type: dict}
   header: {description: "config with document: comment lines written above it", type: str, default: ""}
+  if_broken:
+    description: >-
+      fail (the default) fails the task when the file cannot be read or edited (it does not parse, is
+      no Pod, or the change cannot be made to it); report returns the reason as `broken` instead and
+      changes nothing, so the role can skip that one component and go on with the others.
+    type: str
+    choices: [fail, report]
+    default: fail
   remove_keys: {description: "config: dotted keys removed", type: list, elements: str, default: []}
   kind: {description: "config: the kind the document must have", type: str}
   variables: {description: "env: the variables holding flags", type: list, elements: str, default: []}
@@ -80,6 +88,7 @@ def main():
             "settings": {"type": "dict", "default": {}},
             "document": {"type": "dict"},
             "header": {"type": "str", "default": ""},
+            "if_broken": {"type": "str", "choices": ["fail", "report"], "default": "fail"},
             "remove_keys": {"type": "list", "elements": "str", "default": []},
             "kind": {"type": "str"},
             "variables": {"type": "list", "elements": "str", "default": []},

@@ -38,6 +38,15 @@ options:
     type: list
     elements: dict
     default: []
+  exclude:
+    description: files left out of modes and owners (a broken file casemate leaves exactly as it is).
+    type: list
+    elements: path
+    default: []
+  loaded:
+    description: "systemd unit -> the config files it reads: whether its running main process has loaded them (started after their last write, or a reload casemate recorded)."
+    type: dict
+    default: {}
 """
 
 RETURN = r"""
@@ -48,6 +57,7 @@ loose_modes: {description: "list of {id, path, mode, fixed}: files with mode bit
 wrong_owners: {description: "list of {id, path, owner, group}: paths owned by someone else, with their current owner and group", type: list}
 verified: {description: "list of {cert, ca, ok, reason}", type: list}
 container: {description: container technology systemd detects, or empty, type: str}
+loaded: {description: "unit -> {loaded (true, false, or null when the unit is not running), why, pid}", type: dict}
 """
 
 import glob
@@ -57,6 +67,9 @@ import pwd
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.casemate_host import (  # shared by the roles (role host_common)
+    config_loaded,
+)
 from ansible.module_utils.kube_process import pick, processes_named, unit_process
 
 NOT_RUNNING = {"running": False, "pid": 0, "start": 0, "argv": []}
@@ -108,22 +121,23 @@ def sysctl(name):
         return None
 
 
-def paths_of(spec):
-    """Every existing path matching the spec's `glob` (a string) or `globs` (a list)."""
+def paths_of(spec, exclude=()):
+    """Every existing path matching the spec's `glob` (a string) or `globs` (a list), but those in
+    `exclude`."""
     patterns = spec.get("globs") or []
     if spec.get("glob"):
         patterns = [spec["glob"], *patterns]
     found = set()
     for pattern in patterns:
         found.update(glob.glob(pattern, recursive=True))
-    return sorted(found)
+    return sorted(found - set(exclude))
 
 
-def loose_modes(specs):
+def loose_modes(specs, exclude=()):
     found = []
     for spec in specs:
         limit = int(str(spec.get("max", "0644")), 8)
-        for path in paths_of(spec):
+        for path in paths_of(spec, exclude):
             try:
                 st = os.lstat(path)
             except OSError:
@@ -144,10 +158,10 @@ def name_of(lookup, ident):
         return str(ident)
 
 
-def wrong_owners(specs):
+def wrong_owners(specs, exclude=()):
     found = []
     for spec in specs:
-        for path in paths_of(spec):
+        for path in paths_of(spec, exclude):
             try:
                 st = os.lstat(path)
             except OSError:
@@ -194,6 +208,8 @@ def main():
             "modes": {"type": "list", "elements": "dict", "default": []},
             "owners": {"type": "list", "elements": "dict", "default": []},
             "verify": {"type": "list", "elements": "dict", "default": []},
+            "exclude": {"type": "list", "elements": "path", "default": []},
+            "loaded": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )
@@ -205,10 +221,11 @@ def main():
         processes=processes,
         units={n: unit(module, n) for n in p["units"]},
         sysctls={n: sysctl(n) for n in p["sysctls"]},
-        loose_modes=loose_modes(p["modes"]),
-        wrong_owners=wrong_owners(p["owners"]),
+        loose_modes=loose_modes(p["modes"], p["exclude"]),
+        wrong_owners=wrong_owners(p["owners"], p["exclude"]),
         verified=verify(module, p["verify"]),
         container=container(module),
+        loaded={u: config_loaded(module, u, list(paths)) for u, paths in p["loaded"].items()},
     )
 
 

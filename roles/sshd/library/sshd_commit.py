@@ -27,6 +27,19 @@ options:
   ports: {description: TCP ports sshd listens on (waited for after the reload), type: list, default: []}
   socket: {description: "systemd socket unit of sshd; while it is active, systemd holds the listening sockets", type: str, default: ssh.socket}
   config: {description: main sshd configuration file (validated with sshd -t -f), type: path, default: /etc/ssh/sshd_config}
+  reload:
+    description: >-
+      reload sshd even when nothing is written: the files are already casemate's but the running sshd
+      has not loaded them (a run interrupted before the reload). Armed and confirmed like a change.
+    type: bool
+    default: false
+  rollback_to:
+    description: >-
+      path -> content (null: remove) that a rollback of this change puts in place instead of the
+      backup of the current file; with reload, the configuration without casemate's options (the
+      current files are still kept in the change's backup directory).
+    type: dict
+    default: {}
 """
 
 RETURN = r"""
@@ -96,6 +109,27 @@ def rollback_script(change_dir, manifest, service, was_active=True, sshd=None):
         "",
     ]
     return "\n".join(lines)
+
+
+def roll_back_to(change_dir, manifest, targets):
+    """Point the manifest's entries at `targets` ({path: content, or None to remove}) instead of the
+    backups of the current files, which stay in the change directory as they were."""
+    for n, entry in enumerate(manifest["files"]):
+        if entry["path"] not in targets:
+            continue
+        content = targets[entry["path"]]
+        entry["current"] = entry.pop("saved", None)
+        entry["existed"] = content is not None
+        if content is not None:
+            entry["saved"] = "target-%d" % n
+            target = os.path.join(change_dir, "files", entry["saved"])
+            with open(target, "w") as handle:
+                handle.write(content)
+            if entry["current"] is not None:
+                st = os.stat(os.path.join(change_dir, "files", entry["current"]))
+                os.chmod(target, st.st_mode & 0o7777)
+                os.chown(target, st.st_uid, st.st_gid)
+    return manifest
 
 
 def new_change_dir(backup_dir):
@@ -347,12 +381,18 @@ def reload(module, service):
 
 def applied(module, p):
     writes, removes = p["writes"], p["removes"]
-    result = {"changed": bool(writes or removes), "diff": diffs(writes, removes)}
+    result = {"changed": bool(writes or removes or p["reload"]), "diff": diffs(writes, removes)}
+    if p["reload"] and not (writes or removes):
+        result["diff"].append(
+            {"prepared": "reload %s: it has not loaded its configuration files yet" % p["service"]}
+        )
     if module.check_mode or not result["changed"]:
         module.exit_json(**result)
     change_id, change_dir = new_change_dir(p["backup_dir"])
     result.update(change_id=change_id, backup=change_dir)
-    manifest = back_up(change_dir, sorted(writes) + list(removes))
+    paths = sorted(writes) + list(removes)
+    paths += sorted(x for x in p["rollback_to"] if x not in paths)
+    manifest = roll_back_to(change_dir, back_up(change_dir, paths), p["rollback_to"])
     active = service_active(module, p["service"])
     manifest["was_active"] = active
     with open(os.path.join(change_dir, "rollback.sh"), "w") as handle:
@@ -472,6 +512,8 @@ def main():
             "ports": {"type": "list", "elements": "int", "default": []},
             "socket": {"type": "str", "default": "ssh.socket"},
             "config": {"type": "path", "default": "/etc/ssh/sshd_config"},
+            "reload": {"type": "bool", "default": False},
+            "rollback_to": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )

@@ -46,6 +46,9 @@ managed_path: {description: the file holding casemate's options, type: str}
 writes: {description: path -> {content, mode} for every file the change writes, type: dict}
 removes: {description: files the change removes (weak host keys), type: list}
 pending: {description: whether the change alters anything, type: bool}
+loaded: {description: "{loaded, why, pid}: whether the running sshd has loaded casemate's file (null: sshd is not running)", type: dict}
+reload_pending: {description: "no file changes, but the running sshd has not loaded casemate's file (an interrupted run): it is reloaded, commit-confirmed", type: bool}
+rollback_to: {description: "for a pending reload: path -> content (null: remove) of the configuration without casemate's options, which a rollback puts back", type: dict}
 candidate: {description: "{valid, error}: sshd -t on the candidate configuration", type: dict}
 session: {description: "{via_ssh, user, client_addr, server_addr, server_port, pid}", type: dict}
 guard: {description: "{checked, ok, reasons, message}", type: dict}
@@ -77,6 +80,9 @@ import struct
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.casemate_host import (  # shared by the roles (role host_common)
+    config_loaded,
+)
 
 SSH_DIR = "/etc/ssh"
 SESSION_COMMS = ("sshd", "sshd-session")
@@ -854,6 +860,22 @@ def plan(module, p, sshd):
     }
 
 
+def without_casemate(p, planned):
+    """The configuration as it was before casemate's options (a reload that never happened): the
+    planned inputs with casemate's drop-in removed or its block taken out of the main file, and
+    what a rollback writes to get there ({path: content, or None to remove})."""
+    main_path, managed = p["config"], planned["managed_path"]
+    dropins = dict(planned["dropins"])
+    main_text = planned["main_text"]
+    if managed == main_path:
+        stripped, _ = strip_block(main_text)
+        return dict(planned, writes={main_path: {"content": stripped, "mode": "0644"}}), {
+            main_path: stripped
+        }
+    dropins.pop(managed, None)
+    return dict(planned, dropins=dropins, writes={}), {managed: None}
+
+
 def candidate_tree(tmp, p, planned):
     """Copies of the configuration with the change applied; Include of the drop-in directory is
     pointed at the copies. Returns the candidate main file."""
@@ -1022,10 +1044,22 @@ def main():
         host_keys=planned["keys"],
         pending=bool(planned["writes"] or planned["removes"]),
     )
+    # A file written after sshd last loaded its configuration (a run interrupted between the write
+    # and the reload) is reloaded too, through the same guard and commit-confirmed path: the change
+    # is then from the configuration without casemate's options, which a rollback puts back.
+    service = result["units"]["service"]["Name"]
+    result["loaded"] = config_loaded(module, service, [planned["managed_path"]])
+    result["reload_pending"] = not result["pending"] and result["loaded"]["loaded"] is False
+    result["rollback_to"] = {}
     spec = spec_of(session)
     result["before"], before_err = effective(module, sshd, p["config"], spec)
     tmp = tempfile.mkdtemp(prefix="casemate-sshd-")
     try:
+        if result["reload_pending"]:
+            fallback, result["rollback_to"] = without_casemate(p, planned)
+            os.mkdir(os.path.join(tmp, "before"))
+            earlier = candidate_tree(os.path.join(tmp, "before"), p, fallback)
+            result["before"], before_err = effective(module, sshd, earlier, spec)
         cand = candidate_tree(tmp, p, planned)
         rc, _, err = module.run_command([sshd, "-t", "-f", cand])
         error = real_paths(one_line(err), tmp, p) if rc != 0 else ""
@@ -1061,7 +1095,7 @@ def guard_of(p, session, result, after):
         p["guard"]
         and result["reached_over_ssh"]
         and result["candidate"]["valid"]
-        and result["pending"]
+        and (result["pending"] or result["reload_pending"])
     ):
         guard["checked"] = True
         if not session["via_ssh"]:
