@@ -46,7 +46,7 @@ unit: setup
 LAB_WORKERS ?= 3
 lab-test: setup
 	$(CASEMATE) lab build
-	$(VENV)/pytest -q -m lab -n $(LAB_WORKERS) --dist loadfile tests/lab
+	$(VENV)/pytest -q -m lab -n $(LAB_WORKERS) --dist loadfile --durations=30 tests/lab
 
 molecule: setup
 	PATH="$(CURDIR)/$(VENV):$$PATH" $(VENV)/molecule test

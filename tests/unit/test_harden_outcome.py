@@ -216,3 +216,25 @@ def test_no_task_runs_against_an_unreachable_host(
     with pytest.raises(SystemExit) as done:
         cli.main([*argv, "cis_docker_2_2"])
     assert (done.value.code, played) == (3, [])  # nobody to play: Ansible is not started
+
+
+def test_casemate_connects_through_the_control_socket_ansible_uses() -> None:
+    """A site (or a test) keeping a master connection open for Ansible: casemate's own reach
+    check and probe must use it too, not open a connection Ansible would not open."""
+    from casemate.probe.transport import ssh_options, testinfra_transport
+
+    hostvars = {
+        "ansible_host": "127.0.0.1",
+        "ansible_user": "cmadmin",
+        "ansible_ssh_extra_args": "-o StrictHostKeyChecking=no",
+        "ansible_control_path_dir": "/run/cm cp",
+        "ansible_control_path": "%(directory)s/master-%%h",
+    }
+    assert ssh_options(hostvars) == "-o ControlPath='/run/cm cp/master-%h'"
+    assert ssh_options({"ansible_host": "x"}) == ""
+    raw = {"_meta": {"hostvars": {"n1": hostvars}}, "all": {"children": ["docker_hosts"]}}
+    raw["docker_hosts"] = {"hosts": ["n1"]}
+    transport: Any = testinfra_transport(Inventory(Path("inv.yml"), raw), "n1")
+    args = transport.backend.ssh_extra_args
+    assert args.startswith("-o StrictHostKeyChecking=no")
+    assert args.endswith("-o ControlPath='/run/cm cp/master-%h'")
