@@ -253,3 +253,62 @@ def test_section_3_targets_are_the_files_and_limits_the_catalog_checks(
     fields = ("owner", "group") if aspect == "owner" else ("max_mode", "mode")
     for field in fields:
         assert _resolved(want.get(field), defaults) == params.get(field), f"{control}: {field}"
+
+
+def _checks(control: str) -> list[tuple[str, dict[str, Any]]]:
+    """(kind, params) of a control's check, with an all_of opened up."""
+    entry = CATALOG.get(control)
+    assert entry is not None, control
+    check = entry.control.check
+    if check is None:
+        return []
+    if check.kind == "all_of":
+        return [(c["kind"], c["params"]) for c in check.params["checks"]]
+    return [(check.kind, check.params)]
+
+
+def test_auditd_rules_watch_everything_the_catalog_checks() -> None:
+    role_vars = role_yaml("auditd_rules", "vars", "main.yml")
+    watched = {
+        (how, what)
+        for table in ("auditd_rules_targets", "auditd_rules_host_targets")
+        for target in role_vars[table].values()
+        for how, what in target.items()
+    }
+    checked = {
+        (how, params[how])
+        for control in catalog_ids("auditd_rules")
+        for kind, params in _checks(control)
+        if kind == "audit_rule"
+        for how in ("command", "path", "unit")
+        if how in params
+    }
+    assert checked <= watched, f"checked but never watched: {sorted(checked - watched)}"
+
+
+@pytest.mark.parametrize(
+    "table,kind",
+    [
+        ("kube_control_plane_mode_specs", "file_mode"),
+        ("kube_control_plane_owner_specs", "file_owner"),
+    ],
+)
+def test_control_plane_file_specs_are_the_files_and_limits_the_catalog_checks(
+    table: str, kind: str
+) -> None:
+    defaults = role_yaml("kube_control_plane", "defaults", "main.yml")
+    specs = role_yaml("kube_control_plane", "vars", "main.yml")[table]
+    assert {s["id"] for s in specs} == {
+        c for c in catalog_ids("kube_control_plane") if any(k == kind for k, _ in _checks(c))
+    }
+    for spec in specs:
+        ((got_kind, params),) = _checks(spec["id"])
+        assert got_kind == kind, spec["id"]
+        if "glob" in spec:
+            assert _resolved(spec["glob"], defaults) == params.get("path", params.get("glob")), (
+                spec["id"]
+            )
+        if kind == "file_mode":
+            assert spec["max"] == params["max_mode"], spec["id"]
+        else:
+            assert (params["owner"], params["group"]) == ("root", "root"), spec["id"]
