@@ -156,15 +156,16 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def _value(value: Any) -> str:
-    """A default as YAML would write it, in a code span."""
+def _value(value: Any, *, in_table: bool = True) -> str:
+    """A default as YAML would write it, in a code span (a `|` escaped inside a table)."""
     if isinstance(value, bool):
         shown = "true" if value else "false"
     elif isinstance(value, str):
         shown = value if value else '""'
     else:
         shown = json.dumps(value)
-    return f"`{_cell(shown)}`"
+    shown = " ".join(shown.split())
+    return "`" + (shown.replace("|", "\\|") if in_table else shown) + "`"
 
 
 def _number(e: Entry) -> str:
@@ -273,7 +274,7 @@ def _control_section(e: Entry, defaults: Callable[[str], dict[str, Any]]) -> lis
         role = c.remediation.role
         values = defaults(role)
         sets = [
-            f"`{v}` (default {_value(values[v])})" if v in values else f"`{v}`"
+            f"`{v}` (default {_value(values[v], in_table=False)})" if v in values else f"`{v}`"
             for v in c.remediation.vars
         ]
         text = f"role `{role}`" + (
@@ -388,18 +389,21 @@ def render_all(root: Path, catalog: Catalog) -> dict[Path, str]:
     return rendered
 
 
-def stale(root: Path, catalog: Catalog) -> list[Path]:
-    """Files whose committed text differs from a fresh render, and pages no benchmark has."""
-    rendered = render_all(root, catalog)
+def _differing(root: Path, rendered: dict[Path, str]) -> list[Path]:
     out = [p for p, text in rendered.items() if not p.is_file() or p.read_text() != text]
     out += [p for p in sorted((root / PAGES).glob("*.md")) if p not in rendered]
     return sorted(out)
 
 
+def stale(root: Path, catalog: Catalog) -> list[Path]:
+    """Files whose committed text differs from a fresh render, and pages no benchmark has."""
+    return _differing(root, render_all(root, catalog))
+
+
 def write(root: Path, catalog: Catalog) -> list[Path]:
     """Render every file again; remove pages no benchmark has. Returns what changed."""
-    changed = stale(root, catalog)
     rendered = render_all(root, catalog)
+    changed = _differing(root, rendered)
     for path in changed:
         if path in rendered:
             path.parent.mkdir(parents=True, exist_ok=True)
