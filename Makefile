@@ -7,7 +7,7 @@ DEMO_DIR  := reports/demo
 DEMO_INV  := .casemate/demo-inventory
 LEVEL     ?= 1
 
-.PHONY: setup demo demo-down lint unit lab-test molecule test bench clean
+.PHONY: setup demo demo-down lint unit lab-test molecule test bench docs clean
 
 setup:
 	@scripts/host-setup.sh
@@ -52,6 +52,11 @@ molecule: setup
 	PATH="$(CURDIR)/$(VENV):$$PATH" $(VENV)/molecule test
 
 test: lint unit lab-test molecule
+
+# What the roles and docs repeat of the catalog (shared tag lists, docker_daemon's flag table, the
+# role tables in docs/roles.md, docs/controls/): rendered again from the catalog and role defaults.
+docs: setup
+	$(VENV)/python -m casemate.generated
 
 # Speed of the Ansible strategies and of verify on lab nodes (medians; not part of `make test`).
 bench: setup

@@ -35,6 +35,23 @@ CASEMATE = str(Path(sys.executable).parent / "casemate")
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def unspoilable_docker() -> set[str]:
+    """Controls spoil_docker.sh cannot make fail in a container node: the ids its header lists,
+    each with the reason (tests/unit/test_spoil_script.py holds that list to the catalog)."""
+    lines = (FIXTURES / "spoil_docker.sh").read_text().splitlines()
+    start = next(
+        i for i, line in enumerate(lines) if line.startswith("# Controls this script cannot")
+    )
+    out: set[str] = set()
+    for line in lines[start + 1 :]:
+        if not line.startswith("#   "):
+            break
+        first = line.removeprefix("#").split()[0]
+        if first.startswith(("cis_", "cm_")):
+            out.add(first)
+    return out
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.lab)

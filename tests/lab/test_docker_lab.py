@@ -7,7 +7,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .conftest import Lab, harden_stats, report_of, results
+from .conftest import Lab, harden_stats, report_of, results, unspoilable_docker
 
 # Not applicable on a fresh Debian node: no TCP socket, no TLS files, no registry certificates.
 FRESH_NOT_APPLICABLE = {
@@ -21,12 +21,8 @@ FRESH_NOT_APPLICABLE = {
     "cis_docker_3_13",
     "cis_docker_3_14",
 }
-# Automated controls a container node cannot be made to fail, with the reason.
-UNSPOILABLE = {
-    "cis_docker_2_6": "the kernel has no aufs, so dockerd cannot run with that storage driver",
-    "cis_docker_2_11": "dm.basesize is a devicemapper option: dockerd on overlay2 refuses to start with it",
-    "cis_docker_2_17": "dockerd 20.10 has no daemon-wide 'unconfined' seccomp profile",
-}
+# Automated controls a container node cannot be made to fail (the reasons are in spoil_docker.sh).
+UNSPOILABLE = unspoilable_docker()
 
 
 def verify(

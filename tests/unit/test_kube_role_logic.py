@@ -183,7 +183,13 @@ def sections(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         "siteflag": control_plane_scenario(
             tmp / "siteflag", {"--tls-cipher-suites": "TLS_RSA_WITH_RC4_128_SHA"}
         )
-        | kubelet_scenario({}, {"--tls-cipher-suites": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"}),
+        | kubelet_scenario(
+            {},
+            {
+                "--tls-cipher-suites": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                "--hostname-override": "node-a",
+            },
+        ),
     }
     tasks = [
         {
@@ -307,6 +313,18 @@ def test_a_kubelet_cipher_subset_is_kept_not_widened(sections: dict[str, Any]) -
         "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
     ]
     assert found["fresh"]["kube_kubelet_settings"]["tlsCipherSuites"] == KUBELET_SUITES
+
+
+def test_an_overridden_node_name_is_named_and_left_alone(sections: dict[str, Any]) -> None:
+    """cis_k8s_4_2_7 is checked only: its notice runs with the kubelet's settings and names where
+    the flag is, and only for the host that has it."""
+    notices = [
+        line
+        for line in sections["stdout"].splitlines()
+        if "The kubelet is given --hostname-override" in line
+    ]
+    assert len(notices) == 1
+    assert "--hostname-override=node-a in /etc/default/kubelet" in notices[0]
 
 
 # --- kube_kubelet: which environment files are read and edited ------------------------------------

@@ -1,8 +1,13 @@
-"""Catalog and roles stay in step: every remediated control has a tagged task in its role, every
-variable the catalog names is a documented default, and defaults match argument_specs."""
+"""Catalog and roles stay in step: a role's tags are exactly the controls the catalog gives it,
+shared steps carry the generated list of them without repeating it in their names, every variable
+the catalog names is a documented default, defaults match argument_specs, and the role's own tables
+(daemon.json keys, section 3 files) say what the catalog's checks judge."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,33 +15,82 @@ import yaml
 
 from casemate.catalog.loader import load_catalog
 from casemate.checks import builtin_kinds
+from casemate.generated import tag_lists
 from casemate.locations import content_root
 
 ROOT = content_root()
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if p.is_dir())
 CATALOG = load_catalog(None, builtin_kinds())
+TAG_LISTS = tag_lists(ROOT, CATALOG)
+UNSELECTABLE = {"always", "never"}
+ID = re.compile(r"^(cis|cm)_[a-z0-9]+(_[0-9]+)+$")
 
 
 def role_yaml(role: str, *parts: str) -> Any:
     return yaml.safe_load((ROOT / "roles" / role).joinpath(*parts).read_text())
 
 
-def task_tags(role: str) -> set[str]:
-    """Every tag on every task (blocks included) of a role."""
-    tags: set[str] = set()
+def tag_list(found: Any) -> list[str]:
+    return [found] if isinstance(found, str) else list(found or [])
 
-    def walk(items: Any) -> None:
+
+def role_tasks(role: str) -> Iterator[tuple[Path, dict[str, Any], set[str]]]:
+    """Every task and block of a role with the tags it runs under: its own, its blocks' and those
+    of the import_tasks that brings its file in."""
+    tasks_dir = ROOT / "roles" / role / "tasks"
+    imported: dict[str, set[str]] = {}
+
+    def walk(
+        path: Path, items: Any, inherited: set[str]
+    ) -> Iterator[tuple[Path, dict[str, Any], set[str]]]:
         for item in items or []:
             if not isinstance(item, dict):
                 continue
-            found = item.get("tags", [])
-            tags.update([found] if isinstance(found, str) else found)
+            tags = inherited | set(tag_list(item.get("tags")))
+            yield path, item, tags
+            target = item.get("ansible.builtin.import_tasks") or item.get("import_tasks")
+            if isinstance(target, str):
+                imported[target] = tags
             for key in ("block", "rescue", "always"):
-                walk(item.get(key))
+                yield from walk(path, item.get(key), tags)
 
-    for path in (ROOT / "roles" / role / "tasks").glob("*.yml"):
-        walk(yaml.safe_load(path.read_text()))
-    return tags
+    files = sorted(tasks_dir.glob("*.yml"), key=lambda p: p.name != "main.yml")  # main first
+    for path in files:
+        yield from walk(path, yaml.safe_load(path.read_text()), imported.get(path.name, set()))
+
+
+def task_tags(role: str) -> set[str]:
+    """Every tag on every task (blocks included) of a role."""
+    return {t for _, _, tags in role_tasks(role) for t in tags}
+
+
+ROLE_TAGS = {role: task_tags(role) for role in ROLES}
+
+
+def catalog_ids(role: str) -> set[str]:
+    """The controls the catalog gives the role: it fixes them, or takes part (`also`)."""
+    return {
+        e.id
+        for e in CATALOG.entries
+        if e.control.remediation is not None
+        and role in (e.control.remediation.role, *e.control.remediation.also)
+    }
+
+
+def named_ids(name: str) -> set[str]:
+    """The ids a task name ends with (`... | id id`, `id - id` for a range of the catalog)."""
+    words = name.rsplit(" | ", 1)[-1].split() if " | " in name else []
+    if not words or not all(ID.match(w) or w == "-" for w in words):
+        return set()
+    ids = CATALOG.ids()
+    out: set[str] = set()
+    for i, word in enumerate(words):
+        if word == "-":
+            first, last = ids.index(words[i - 1]), ids.index(words[i + 1])
+            out |= set(ids[first : last + 1])
+        else:
+            out.add(word)
+    return out
 
 
 def test_there_are_roles() -> None:
@@ -59,8 +113,9 @@ def test_defaults_match_argument_specs(role: str) -> None:
 )
 def test_remediated_control_has_tagged_task_and_known_vars(entry: Any) -> None:
     role = entry.control.remediation.role
-    assert role in ROLES, f"{entry.id}: role {role} does not exist"
-    assert entry.id in task_tags(role), f"{entry.id}: no task in {role} carries the tag"
+    for name in (role, *entry.control.remediation.also):
+        assert name in ROLES, f"{entry.id}: role {name} does not exist"
+        assert entry.id in ROLE_TAGS[name], f"{entry.id}: no task in {name} carries the tag"
     defaults = role_yaml(role, "defaults", "main.yml") or {}
     for var in entry.control.remediation.vars:
         assert var in defaults, f"{entry.id}: {var} is not a default of {role}"
@@ -68,5 +123,192 @@ def test_remediated_control_has_tagged_task_and_known_vars(entry: Any) -> None:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_every_tag_is_a_control_or_always(role: str) -> None:
-    known = set(CATALOG.ids()) | {"always", "never"}
-    assert task_tags(role) <= known, task_tags(role) - known
+    known = set(CATALOG.ids()) | UNSELECTABLE
+    assert ROLE_TAGS[role] <= known, ROLE_TAGS[role] - known
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_tags_are_exactly_the_controls_the_catalog_gives_it(role: str) -> None:
+    """A tag no selection can name is a step that never runs (casemate selects remediated
+    controls only); a control another role fixes belongs in the catalog's `also` of it."""
+    tags = ROLE_TAGS[role] - UNSELECTABLE
+    assert tags == catalog_ids(role), (
+        f"tagged in {role} but not given to it by the catalog: {sorted(tags - catalog_ids(role))}; "
+        f"given by the catalog but tagged nowhere in it: {sorted(catalog_ids(role) - tags)}"
+    )
+
+
+def test_generated_tag_lists_belong_to_their_role() -> None:
+    found = TAG_LISTS
+    assert {t.role for t in found} >= {"docker_daemon", "docker_files", "sshd", "sysctl"}
+    for t in found:
+        assert t.path.relative_to(ROOT / "roles").parts[0] == t.role, t
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_task_names_end_with_ids_the_task_carries(role: str) -> None:
+    for path, task, tags in role_tasks(role):
+        name = str(task.get("name", ""))
+        if "{{" in name:
+            continue  # kube_node's shared steps name the ids their caller passes
+        stray = named_ids(name) - tags
+        assert not stray, f"{path.name}: {name!r} names {sorted(stray)} it is not tagged with"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_shared_steps_do_not_repeat_their_ids_in_names(role: str) -> None:
+    """A step tagged with a generated list runs for every control on it; its name says what it
+    does and leaves the ids to its tags."""
+    shared = [set(t.ids) for t in TAG_LISTS if t.role == role and len(t.ids) > 1]
+    for path, task, tags in role_tasks(role):
+        named = named_ids(str(task.get("name", "")))
+        for ids in shared:
+            assert not (tags == ids and named >= ids), (
+                f"{path.name}: {task['name']!r} repeats its tag list"
+            )
+
+
+def _templar(variables: dict[str, Any]) -> Any:
+    from ansible.parsing.dataloader import DataLoader  # Ansible's own templating, as a run uses it
+    from ansible.template import Templar
+
+    return Templar(loader=DataLoader(), variables=variables)
+
+
+def _template(variables: dict[str, Any], expression: str) -> Any:
+    import ansible.template
+
+    trusted = getattr(ansible.template, "trust_as_template", lambda s: s)(expression)
+    return _templar(variables).template(trusted)
+
+
+def test_daemon_json_keys_left_to_dockerd_flags_are_read_and_reported() -> None:
+    """Every key a section 2 step leaves alone when dockerd gets it as a flag is among the flags
+    the facts module looks for, and the run names it when it is so."""
+    tasks = role_yaml("docker_daemon", "tasks", "section_2_daemon.yml")
+    conditions = " ".join(str(c) for t in tasks for c in tag_list(t.get("when")))
+    left = set(re.findall(r"'([a-z-]+)' not in docker_daemon_found\.flag_keys", conditions))
+    for listed in re.findall(r"flag_keys \| intersect\(\[([^]]*)\]\)", conditions):
+        left |= set(re.findall(r"'([a-z-]+)'", listed))
+    assert {
+        "icc",
+        "seccomp-profile",
+        "selinux-enabled",
+        "authorization-plugins",
+        "tlsverify",
+    } <= left
+
+    role_vars = role_yaml("docker_daemon", "vars", "main.yml")
+    main = role_yaml("docker_daemon", "tasks", "main.yml")
+    (facts,) = [t for t in main if "docker_daemon_facts" in t]
+    read = _template(role_vars, facts["docker_daemon_facts"]["flags"])
+    assert left <= set(read), (
+        f"the facts module is not asked for the flags of {sorted(left - set(read))}"
+    )
+
+    (note,) = [
+        t for t in tasks if str(t.get("name", "")).startswith("Preflight | Note the managed keys")
+    ]
+    expression = note["ansible.builtin.set_fact"]["docker_daemon_skipped"]
+    found = {"flag_keys": sorted(read)}  # dockerd is given every flag the role knows
+    reported = set(_template(role_vars | {"docker_daemon_found": found}, expression))
+    assert left <= reported, f"left to flags without a word: {sorted(left - reported)}"
+    assert reported <= left | {"cgroup-parent", "storage-opts"}, (
+        "a key the role never sets is reported"
+    )
+
+
+def _resolved(value: Any, defaults: dict[str, Any]) -> Any:
+    return _template(defaults, value) if isinstance(value, str) and "{{" in value else value
+
+
+def _section_3_selections() -> list[tuple[str, str, str]]:
+    """(control id, target name, owner|mode) of every step of section_3_files.yml."""
+    out = []
+    for task in role_yaml("docker_files", "tasks", "section_3_files.yml"):
+        added = re.search(
+            r"\['([a-z_]+):(owner|mode)'\]",
+            task["ansible.builtin.set_fact"]["docker_files_selected"],
+        )
+        assert added, task["name"]
+        (control,) = tag_list(task["tags"])
+        out.append((control, added[1], added[2]))
+    return out
+
+
+@pytest.mark.parametrize("control,target,aspect", _section_3_selections(), ids=str)
+def test_section_3_targets_are_the_files_and_limits_the_catalog_checks(
+    control: str, target: str, aspect: str
+) -> None:
+    defaults = role_yaml("docker_files", "defaults", "main.yml")
+    targets = role_yaml("docker_files", "vars", "main.yml")["docker_files_targets"]
+    (want,) = [t for t in targets if t["name"] == target]
+    entry = CATALOG.get(control)
+    assert entry is not None and entry.control.check is not None
+    params = entry.control.check.params
+    assert entry.control.check.kind == {"owner": "file_owner", "mode": "file_mode"}[aspect]
+    for where in ("path", "unit", "glob"):
+        assert _resolved(want.get(where), defaults) == params.get(where), f"{control}: {where}"
+    assert want.get("ref") == (params.get("ref") or {}).get("key"), f"{control}: ref"
+    fields = ("owner", "group") if aspect == "owner" else ("max_mode", "mode")
+    for field in fields:
+        assert _resolved(want.get(field), defaults) == params.get(field), f"{control}: {field}"
+
+
+def _checks(control: str) -> list[tuple[str, dict[str, Any]]]:
+    """(kind, params) of a control's check, with an all_of opened up."""
+    entry = CATALOG.get(control)
+    assert entry is not None, control
+    check = entry.control.check
+    if check is None:
+        return []
+    if check.kind == "all_of":
+        return [(c["kind"], c["params"]) for c in check.params["checks"]]
+    return [(check.kind, check.params)]
+
+
+def test_auditd_rules_watch_everything_the_catalog_checks() -> None:
+    role_vars = role_yaml("auditd_rules", "vars", "main.yml")
+    watched = {
+        (how, what)
+        for table in ("auditd_rules_targets", "auditd_rules_host_targets")
+        for target in role_vars[table].values()
+        for how, what in target.items()
+    }
+    checked = {
+        (how, params[how])
+        for control in catalog_ids("auditd_rules")
+        for kind, params in _checks(control)
+        if kind == "audit_rule"
+        for how in ("command", "path", "unit")
+        if how in params
+    }
+    assert checked <= watched, f"checked but never watched: {sorted(checked - watched)}"
+
+
+@pytest.mark.parametrize(
+    "table,kind",
+    [
+        ("kube_control_plane_mode_specs", "file_mode"),
+        ("kube_control_plane_owner_specs", "file_owner"),
+    ],
+)
+def test_control_plane_file_specs_are_the_files_and_limits_the_catalog_checks(
+    table: str, kind: str
+) -> None:
+    defaults = role_yaml("kube_control_plane", "defaults", "main.yml")
+    specs = role_yaml("kube_control_plane", "vars", "main.yml")[table]
+    assert {s["id"] for s in specs} == {
+        c for c in catalog_ids("kube_control_plane") if any(k == kind for k, _ in _checks(c))
+    }
+    for spec in specs:
+        ((got_kind, params),) = _checks(spec["id"])
+        assert got_kind == kind, spec["id"]
+        if "glob" in spec:
+            assert _resolved(spec["glob"], defaults) == params.get("path", params.get("glob")), (
+                spec["id"]
+            )
+        if kind == "file_mode":
+            assert spec["max"] == params["max_mode"], spec["id"]
+        else:
+            assert (params["owner"], params["group"]) == ("root", "root"), spec["id"]

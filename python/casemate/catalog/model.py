@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -30,6 +30,9 @@ class CheckSpec(_Strict):
 class Remediation(_Strict):
     role: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     vars: list[str] = Field(default_factory=list)
+    # Other roles that do part of the fix and carry the id as their tag too, e.g. the seccomp role
+    # deploys the profile docker_daemon makes the daemon default.
+    also: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(default_factory=list)
     # The role can fix it, but only when a site sets its variable: the fix risks availability on
     # some clusters (e.g. anonymous health probes). By default the role leaves it as it is, and
     # `manual:` says what to weigh before opting in.
