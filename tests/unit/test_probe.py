@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 
 from casemate.checks.base import Probe
-from casemate.probe import remote
 from casemate.probe.collect import collect, parse_answer, remote_command
+
+from .assembled import probe_module
+
+remote = probe_module()
 
 
 @dataclass
@@ -149,9 +152,9 @@ def test_image_listing_that_fails_is_an_error_not_no_images(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     said = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.\n"
-    monkeypatch.setattr(remote, "_run", lambda cmd, shell=False: _ran(1, "", said))
+    monkeypatch.setattr(remote, "run_command", lambda cmd, shell=False: _ran(1, "", said))
     assert remote.c_image_files("1024") == {"error": "docker images: " + said.strip()}
-    monkeypatch.setattr(remote, "_run", lambda cmd, shell=False: _ran(0))
+    monkeypatch.setattr(remote, "run_command", lambda cmd, shell=False: _ran(0))
     assert remote.c_image_files("1024") == {"images": []}
 
 
@@ -159,7 +162,7 @@ def test_an_image_scan_that_fails_is_an_error_of_that_image(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     answers = iter([_ran(0, "sha256:aa\nsha256:aa\n"), _ran(0, 'sha256:aa 10 ["x:1"]\n')])
-    monkeypatch.setattr(remote, "_run", lambda cmd, shell=False: next(answers))
+    monkeypatch.setattr(remote, "run_command", lambda cmd, shell=False: next(answers))
 
     def broken(ident: str) -> None:
         raise RuntimeError("docker save sha256:aa failed: no space left on device")
@@ -189,8 +192,8 @@ def test_svc_config_says_when_systemd_could_not_be_asked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bus = _ran(1, "", "Failed to connect to bus: No such file or directory\n")
-    monkeypatch.setattr(remote, "_run", lambda cmd, shell=False: bus)
-    monkeypatch.setattr(remote, "_processes", lambda name, any_ns=False: [])
+    monkeypatch.setattr(remote, "run_command", lambda cmd, shell=False: bus)
+    monkeypatch.setattr(remote, "processes", lambda name, any_ns=False: [])
     spec = {"unit": "kubelet.service", "process": "kubelet", "config_flag": "--config",
             "config": "/nonexistent/config.yaml"}  # fmt: skip
     out = remote.c_svc_config(json.dumps(spec))
