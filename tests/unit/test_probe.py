@@ -7,8 +7,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -201,3 +203,36 @@ def test_svc_config_says_when_systemd_could_not_be_asked(
     assert out["unit_error"] == (
         "systemctl show kubelet.service: Failed to connect to bus: No such file or directory"
     )
+
+
+# --- collectors run side by side ------------------------------------------------------------------
+
+
+def test_collectors_run_side_by_side_and_a_broken_one_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    probe = probe_module()
+    # three collectors that can only all finish when they run at the same time (a sequential
+    # probe breaks the barrier: its first waiter gives up and answers an error)
+    meet = threading.Barrier(3, timeout=30)
+
+    def together(arg: str) -> dict[str, Any]:
+        meet.wait()
+        return {"arg": arg}
+
+    def broken(arg: str) -> dict[str, Any]:
+        raise RuntimeError("a collector bug")
+
+    monkeypatch.setitem(probe.COLLECTORS, "together", together)
+    monkeypatch.setitem(probe.COLLECTORS, "broken", broken)
+    request = [["together", "a"], ["broken", "x"], ["together", "b"], ["stat", "/"],
+               ["together", "c"]]  # fmt: skip
+    monkeypatch.setattr(probe, "REQUEST", request)
+    probe.main()
+    answer = json.loads(capsys.readouterr().out)
+    data = answer["data"]
+    assert [data[f"together:{a}"] for a in "abc"] == [{"arg": "a"}, {"arg": "b"}, {"arg": "c"}]
+    assert data["broken:x"] == {"error": "RuntimeError: a collector bug"}
+    assert data["stat:/"]["type"] == "dir"
+    assert list(data) == sorted(data)  # the document's keys stay sorted
+    assert set(answer["facts"]) == {"container", "hostname", "kernel", "euid", "os"}
