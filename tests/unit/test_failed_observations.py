@@ -9,7 +9,9 @@ The recordings (tests/fixtures/observations) come from real lab nodes through `c
 --level 2`, the probe's answer kept from the run directory (observations/HOST.json):
 dockerd-running.json is a node hardened at level 2, dockerd-stopped.json the same node right after
 `systemctl stop docker docker.socket`, k8s-fresh.json a fresh `lab up --profile k8s` node (kubeadm
-layout, no kubelet process).
+layout, no kubelet process). cm_rt_3_3's command changed after they were made (the container test
+left it for the probe's container reader): its answer was recorded again, by the probe, on nodes of
+the same image, one of each profile.
 """
 
 from __future__ import annotations
@@ -326,7 +328,8 @@ def test_a_modprobe_file_grep_cannot_read_is_an_error(tmp_path: Path) -> None:
     entry = next(e for e in ENTRIES if e.id == "cm_host_3_20")
     key = f"cmd:{_catalog_cmd('cm_host_3_20')}"
     engines = next(k for k in keys(entry) if k != key)
-    on_engine_host = {engines: {"rc": 0, "stdout": "dockerd ", "stderr": ""}}
+    dockerd = {"commands": {"dockerd": "/usr/sbin/dockerd"}, "running": [], "interfaces": []}
+    on_engine_host = {engines: dockerd}
 
     def verdict() -> Verdict:
         return judge(entry, Observations("h", {}, {key: answer(), **on_engine_host}), KINDS)

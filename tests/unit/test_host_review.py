@@ -1,8 +1,9 @@
 """The host review's findings, each pinned: engine hosts recognised the same way by the sysctl role
-and its checks (groups, processes, interfaces, not only binaries on PATH), one container detection
-everywhere, audit rules loaded whenever the kernel lacks one (never while locked), auditd running,
-cron.allow without a trailing newline, watch permissions, live sysctl values rolled back, the
-supported-OS preflight, cups.path and `* - core 0`."""
+and its checks (groups, processes, interfaces, not only binaries on PATH), audit rules loaded
+whenever the kernel lacks one (never while locked), auditd running, cron.allow without a trailing
+newline, watch permissions, live sysctl values rolled back, the supported-OS preflight, cups.path
+and `* - core 0`. One container detection everywhere is test_host_readers.py's: the roles and the
+probe run the same reader."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import yaml
 
 from casemate.checks import sysctl as sysctl_kind
 from casemate.checks.base import Status
-from casemate.locations import content_root, package_file
+from casemate.locations import content_root
 
 from .test_host_catalog import ENTRIES, GOOD_SYSCTL, KINDS, Host, bad_host, judge, verdicts
 
@@ -34,10 +35,6 @@ def load(path: Path, name: str) -> ModuleType:
 SYSCTL = load(ROLES / "sysctl/library/sysctl_facts.py", "sysctl_facts")
 AUDITD = load(ROLES / "auditd_rules/library/auditd_rules_facts.py", "auditd_rules_facts")
 BASELINE = load(ROLES / "host_baseline/library/host_baseline_facts.py", "host_baseline_facts")
-PROBE = ModuleType("casemate_remote_probe")  # the probe's functions, without running it
-exec(  # casemate's own probe script, as the controller sends it
-    package_file("probe", "remote.py").read_text().rsplit("\nmain()", 1)[0], PROBE.__dict__
-)
 SYSCTL_DEFAULTS = yaml.safe_load((ROLES / "sysctl/defaults/main.yml").read_text())
 SYSCTL_VARS = yaml.safe_load((ROLES / "sysctl/vars/main.yml").read_text())
 CATALOG = yaml.safe_load((content_root() / "python/casemate/catalog/host.yml").read_text())
@@ -87,11 +84,10 @@ def test_the_role_and_the_check_read_the_same_lists() -> None:
     assert tuple(SYSCTL_VARS["sysctl_engine_groups"]) == sysctl_kind.ENGINE_GROUPS
     assert tuple(SYSCTL_VARS["sysctl_kubernetes_groups"]) == sysctl_kind.KUBERNETES_GROUPS
     assert SYSCTL_VARS["sysctl_engine_path"] == sysctl_kind.ENGINE_PATH
-    shell = entry("cm_host_3_20")["check"]["only_if"]["cmd"]  # the check-only control's condition
-    assert f'E="{" ".join(sysctl_kind.ENGINES)}"' in shell
-    assert sysctl_kind.ENGINE_PATH in shell
-    for pattern in sysctl_kind.ENGINE_INTERFACES + sysctl_kind.CNI_INTERFACES:
-        assert pattern in shell
+    # the check-only control's condition is the same evidence, not a shell copy of it
+    check = entry("cm_host_3_20")["check"]
+    assert check["params"]["only_where"] == "engine"
+    assert "only_if" not in check
 
 
 @pytest.mark.parametrize(("found", "groups"), HOSTS)
@@ -136,6 +132,9 @@ def test_every_kind_of_engine_evidence_reaches_the_checks(host: Host) -> None:
     got = verdicts(host)
     assert got["cm_host_3_17"] is Status.NOT_APPLICABLE
     assert got["cm_host_3_18"] is Status.FAIL
+    # the check-only modprobe control asks the same evidence (it had a shell copy that saw
+    # commands, processes and interfaces only, never the groups or sysctl_engine_host)
+    assert got["cm_host_3_20"] is Status.PASS
 
 
 def test_no_evidence_or_engine_host_false_means_no_forwarding() -> None:
@@ -143,16 +142,6 @@ def test_no_evidence_or_engine_host_false_means_no_forwarding() -> None:
     forced = verdicts(Host(engine_host="false", sysctl=GOOD_SYSCTL))
     assert forced["cm_host_3_17"] is Status.FAIL  # dockerd present, but the site says no engine
     assert forced["cm_host_3_18"] is Status.NOT_APPLICABLE
-
-
-def test_the_role_and_the_probe_gather_the_same_evidence_here() -> None:
-    names = [*sysctl_kind.ENGINES, "python3", "sh"]
-    patterns = ["lo", "e*", *sysctl_kind.CNI_INTERFACES]
-    arg = f"{','.join(names)};{','.join(patterns)};{sysctl_kind.ENGINE_PATH}"
-    probe = PROBE.c_engines(arg)
-    role = SYSCTL.gather_engines(names, patterns, sysctl_kind.ENGINE_PATH)
-    assert probe == role
-    assert "lo" in probe["interfaces"] and "sh" in probe["commands"]
 
 
 def plan_params() -> dict[str, Any]:
@@ -169,33 +158,6 @@ def plan_params() -> dict[str, Any]:
 
 def running() -> dict[str, str | None]:
     return dict.fromkeys(plan_params()["wanted"], "7")
-
-
-# --- finding 5: one container detection ----------------------------------------------------------
-
-CLASSIFIERS = [
-    PROBE.classify_container,
-    SYSCTL.classify_container,
-    AUDITD.classify_container,
-    BASELINE.classify_container,
-]
-CASES = [
-    ((0, "docker"), [], None, "docker"),
-    ((1, "none"), [], None, ""),
-    ((1, "none"), ["/.dockerenv"], None, "docker"),  # an old systemd that does not see Docker
-    ((1, "none"), ["/run/.containerenv"], None, "podman"),
-    ((1, "none"), [], "lxc", "lxc"),
-    ((1, "none"), [], "", "container"),
-    (None, [], None, "unknown"),  # no systemd-detect-virt and no sign: unsure, so a container
-    ((2, ""), [], None, "unknown"),
-]
-
-
-@pytest.mark.parametrize(("virt", "markers", "environ", "want"), CASES)
-def test_every_role_detects_containers_like_the_probe(
-    virt: tuple[int, str] | None, markers: list[str], environ: str | None, want: str
-) -> None:
-    assert [c(virt, markers, environ) for c in CLASSIFIERS] == [want] * 4
 
 
 # --- findings 3 and 4: load when the kernel lacks a rule, never while locked ----------------------
@@ -311,8 +273,14 @@ def test_every_role_refuses_unsupported_systems(role: str, tmp_path: Path) -> No
     module = {"sysctl": SYSCTL, "auditd_rules": AUDITD, "host_baseline": BASELINE}[role]
     release = tmp_path / "os-release"
     release.write_text('PRETTY_NAME="Ubuntu 22.04.4 LTS"\nID=ubuntu\nVERSION_ID="22.04"\n')
-    assert module.os_release(str(release)) == {"id": "ubuntu", "version_id": "22.04"}
-    assert module.os_release(str(tmp_path / "none")) == {"id": "", "version_id": ""}
+    ubuntu = {
+        "id": "ubuntu",
+        "id_like": "",
+        "version_id": "22.04",
+        "pretty_name": "Ubuntu 22.04.4 LTS",
+    }
+    assert module.os_release(str(release)) == ubuntu
+    assert set(module.os_release(str(tmp_path / "none")).values()) == {""}
 
 
 # --- finding 13: cups.path, `* - core 0` ------------------------------------------------------

@@ -159,7 +159,8 @@ class Systemctl:
         self.fragment = fragment
 
     def run_command(self, argv: list[str]) -> tuple[int, str, str]:
-        return 0, self.fragment + "\n", ""
+        assert argv == ["systemctl", "show", "tmp.mount", "-p", "FragmentPath"]
+        return 0, f"FragmentPath={self.fragment}\n", ""
 
 
 def test_tmp_mount_plans_the_fstab_line_or_the_unit(monkeypatch: Any, tmp_path: Path) -> None:
@@ -167,7 +168,7 @@ def test_tmp_mount_plans_the_fstab_line_or_the_unit(monkeypatch: Any, tmp_path: 
         "/proc/self/mountinfo": "1 0 0:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:2 / /tmp rw,nodev - tmpfs tmpfs rw\n",
         "/etc/fstab": "# /tmp\ntmpfs /tmp tmpfs defaults,nodev 0 0\n",
     }
-    monkeypatch.setattr(BASELINE, "read", files.get)
+    monkeypatch.setattr(BASELINE, "read_text", files.get)
     found = BASELINE.tmp_mount(Systemctl(""), ["nosuid", "nodev", "noexec"])
     assert found["mounted"] and found["missing"] == ["nosuid", "noexec"]
     assert found["fstab"]["new"] == "tmpfs\t/tmp\ttmpfs\tdefaults,nodev,nosuid,noexec\t0\t0"

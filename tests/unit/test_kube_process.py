@@ -13,12 +13,13 @@ import pytest
 import yaml
 
 from casemate.locations import content_root
-from casemate.probe import remote
 
+from .assembled import probe_module
 from .test_kube_manifest import _load
 
 ROOT = content_root()
 kp = _load(ROOT / "roles" / "kube_node" / "module_utils" / "kube_process.py", "kube_process_utils")
+remote = probe_module()
 
 HOST_KUBELET = ["/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml"]
 POD_KUBELET = ["/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml", "--fail-swap-on=false"]
@@ -30,6 +31,7 @@ def fake_proc(root: Path, procs: dict[int, tuple[list[str], int]]) -> Path:
         d = root / str(pid)
         d.mkdir(parents=True)
         (d / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+        (d / "comm").write_text(Path(argv[0]).name[:15] + "\n")  # the kernel cuts comm at 15
         rest = ["S", *["0"] * 18, str(start)]  # field 22 of stat is the start time
         (d / "stat").write_text(f"{pid} ({Path(argv[0]).name}) {' '.join(rest)}\n")
     return root
@@ -113,8 +115,8 @@ def _probe(monkeypatch: pytest.MonkeyPatch, unit: dict[str, str], own_ns: list[A
         calls.append((name, any_ns))
         return own_ns
 
-    monkeypatch.setattr(remote, "_run", run)
-    monkeypatch.setattr(remote, "_processes", processes)
+    monkeypatch.setattr(remote, "run_command", run)
+    monkeypatch.setattr(remote, "processes", processes)
     out = remote.c_svc_config(SPEC)
     assert all(not any_ns for _, any_ns in calls), "searched other PID namespaces"
     return out

@@ -7,14 +7,19 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from casemate.checks.base import Probe
-from casemate.probe import remote
 from casemate.probe.collect import collect, parse_answer, remote_command
+
+from .assembled import probe_module
+
+remote = probe_module()
 
 
 @dataclass
@@ -149,9 +154,9 @@ def test_image_listing_that_fails_is_an_error_not_no_images(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     said = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.\n"
-    monkeypatch.setattr(remote, "_run", lambda cmd, shell=False: _ran(1, "", said))
+    monkeypatch.setattr(remote, "run_command", lambda cmd, shell=False: _ran(1, "", said))
     assert remote.c_image_files("1024") == {"error": "docker images: " + said.strip()}
-    monkeypatch.setattr(remote, "_run", lambda cmd, shell=False: _ran(0))
+    monkeypatch.setattr(remote, "run_command", lambda cmd, shell=False: _ran(0))
     assert remote.c_image_files("1024") == {"images": []}
 
 
@@ -159,7 +164,7 @@ def test_an_image_scan_that_fails_is_an_error_of_that_image(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     answers = iter([_ran(0, "sha256:aa\nsha256:aa\n"), _ran(0, 'sha256:aa 10 ["x:1"]\n')])
-    monkeypatch.setattr(remote, "_run", lambda cmd, shell=False: next(answers))
+    monkeypatch.setattr(remote, "run_command", lambda cmd, shell=False: next(answers))
 
     def broken(ident: str) -> None:
         raise RuntimeError("docker save sha256:aa failed: no space left on device")
@@ -189,8 +194,8 @@ def test_svc_config_says_when_systemd_could_not_be_asked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bus = _ran(1, "", "Failed to connect to bus: No such file or directory\n")
-    monkeypatch.setattr(remote, "_run", lambda cmd, shell=False: bus)
-    monkeypatch.setattr(remote, "_processes", lambda name, any_ns=False: [])
+    monkeypatch.setattr(remote, "run_command", lambda cmd, shell=False: bus)
+    monkeypatch.setattr(remote, "processes", lambda name, any_ns=False: [])
     spec = {"unit": "kubelet.service", "process": "kubelet", "config_flag": "--config",
             "config": "/nonexistent/config.yaml"}  # fmt: skip
     out = remote.c_svc_config(json.dumps(spec))
@@ -198,3 +203,36 @@ def test_svc_config_says_when_systemd_could_not_be_asked(
     assert out["unit_error"] == (
         "systemctl show kubelet.service: Failed to connect to bus: No such file or directory"
     )
+
+
+# --- collectors run side by side ------------------------------------------------------------------
+
+
+def test_collectors_run_side_by_side_and_a_broken_one_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    probe = probe_module()
+    # three collectors that can only all finish when they run at the same time (a sequential
+    # probe breaks the barrier: its first waiter gives up and answers an error)
+    meet = threading.Barrier(3, timeout=30)
+
+    def together(arg: str) -> dict[str, Any]:
+        meet.wait()
+        return {"arg": arg}
+
+    def broken(arg: str) -> dict[str, Any]:
+        raise RuntimeError("a collector bug")
+
+    monkeypatch.setitem(probe.COLLECTORS, "together", together)
+    monkeypatch.setitem(probe.COLLECTORS, "broken", broken)
+    request = [["together", "a"], ["broken", "x"], ["together", "b"], ["stat", "/"],
+               ["together", "c"]]  # fmt: skip
+    monkeypatch.setattr(probe, "REQUEST", request)
+    probe.main()
+    answer = json.loads(capsys.readouterr().out)
+    data = answer["data"]
+    assert [data[f"together:{a}"] for a in "abc"] == [{"arg": "a"}, {"arg": "b"}, {"arg": "c"}]
+    assert data["broken:x"] == {"error": "RuntimeError: a collector bug"}
+    assert data["stat:/"]["type"] == "dir"
+    assert list(data) == sorted(data)  # the document's keys stay sorted
+    assert set(answer["facts"]) == {"container", "hostname", "kernel", "euid", "os"}

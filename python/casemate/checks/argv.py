@@ -1,4 +1,5 @@
-"""Reading settings from a process command line the way Go's flag parsers do."""
+"""Reading settings from a process command line the way Go's flag parsers do: the values come from
+the host readers' flag_values (roles/host_common/module_utils/casemate_host.py), the roles' own."""
 
 from __future__ import annotations
 
@@ -7,32 +8,9 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from casemate.checks.compare import MISSING
+from casemate.readers import flag_values
 
 ValueType = Literal["bool", "str", "int", "list", "dict"]
-
-
-def flag_values(argv: Sequence[str], names: Sequence[str], value_type: ValueType) -> list[str]:
-    """Every value given to any of `names` ('--icc', '-l'), in order.
-
-    A bool flag takes no separate value (`--icc` is true, `--icc=false` is false); other flags
-    take `--name=value` or `--name value`.
-    """
-    found: list[str] = []
-    args = list(argv[1:])
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        name, eq, value = arg.partition("=")
-        if name in names:
-            if eq:
-                found.append(value)
-            elif value_type == "bool":
-                found.append("true")
-            elif i + 1 < len(args):
-                found.append(args[i + 1])
-                i += 1
-        i += 1
-    return found
 
 
 def coerce(raw: Any, value_type: ValueType) -> Any:

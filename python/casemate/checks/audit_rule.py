@@ -1,6 +1,8 @@
 """audit_rule: a path is watched by an audit rule, in the persistent rule files AND in the rules
-the kernel has loaded. Where the loaded rules cannot be read (a container: the kernel refuses audit
-there) the verdict is not_verifiable, carrying what the rule files say; never pass."""
+the kernel has loaded. Both are read by the auditd_rules role's own reader (readers.audit_watched:
+roles/host_common/module_utils/casemate_audit.py), so verify judges a rule as the role wrote it.
+Where the loaded rules cannot be read (a container: the kernel refuses audit there) the verdict is
+not_verifiable, carrying what the rule files say; never pass."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import ClassVar
 from pydantic import model_validator
 
 from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
+from casemate.readers import audit_permissions, audit_watched
 
 RULE_FILES = Probe("read_glob", "/etc/audit/rules.d/*.rules")  # what augenrules loads at boot
 LOADED = Probe("cmd", "auditctl -l 2>&1")
@@ -53,46 +56,9 @@ def _resolve(p: AuditRuleParams, obs: Observations) -> tuple[str | None, str | N
     return (out.splitlines()[0] if raw.get("rc") == 0 and out else None), None
 
 
-def _norm(path: str) -> str:
-    return path.rstrip("/") or "/"
-
-
-def watches(rules: str) -> list[tuple[str, str]]:
-    """(path, permissions) of every watch rule in `rules`: `-w PATH [-p PERMS]` or a syscall rule
-    with `-F path=PATH` / `-F dir=PATH` [`-F perm=PERMS`]. A rule without permissions watches
-    everything (rwxa), as auditctl does."""
-    found = []
-    for raw in rules.splitlines():
-        words = raw.split("#", 1)[0].split()
-        if not words or words[0] not in ("-w", "-a", "-A"):
-            continue
-        path, perms = "", "rwxa"
-        for i, word in enumerate(words):
-            nxt = words[i + 1] if i + 1 < len(words) else ""
-            if word == "-w":
-                path = nxt
-            elif word == "-p":
-                perms = nxt
-            elif word == "-F" and "=" in nxt:
-                field, _, value = nxt.partition("=")
-                if field in ("path", "dir"):
-                    path = value
-                elif field == "perm":
-                    perms = value
-        if path:
-            found.append((_norm(path), perms))
-    return found
-
-
-def watched(rules: str, path: str, permissions: str | None = None) -> bool:
-    """Whether a watch rule covers exactly `path`, with at least `permissions` (e.g. "wa")."""
-    need = set(permissions or "")
-    return any(p == _norm(path) and need <= set(perms) for p, perms in watches(rules))
-
-
 def _lacking(rules: str, path: str, permissions: str | None) -> str:
     """Why no rule in `rules` is good enough for `path` (for the verdict)."""
-    perms = [p for w, p in watches(rules) if w == _norm(path)]
+    perms = audit_permissions(rules, path)
     if perms and permissions:
         return f"watched with -p {'/'.join(perms)}, not -p {permissions}"
     return "not watched"
@@ -122,7 +88,7 @@ class AuditRule:
         if err:
             return Verdict(Status.ERROR, expected, err, evidence)
         text = "\n".join(str(f.get("content", "")) for f in files.get("files") or [])
-        if not watched(text, path, p.permissions):
+        if not audit_watched(text, path, p.permissions):
             why = _lacking(text, path, p.permissions)
             observed = (
                 f"no rule for {path} in /etc/audit/rules.d"
@@ -150,7 +116,7 @@ class AuditRule:
                 f"rule file has {path}, but the loaded rules cannot be read: auditctl -l: {said}",
                 evidence,
             )
-        if not watched(text, path, p.permissions):
+        if not audit_watched(text, path, p.permissions):
             return Verdict(
                 Status.FAIL, expected, f"{path} is in the rule files but not loaded", evidence
             )

@@ -4,7 +4,12 @@ A command that failed is not an empty answer: a non-zero exit is the verdict `on
 unless the catalog documents a limit of the host, e.g. not_verifiable for AppArmor in a container).
 A command that asks a daemon names it in `daemon`: with that daemon not running the verdict is an
 error saying so, and an answer in which the client says it could not reach the daemon is an error
-too (checks/dockerd.py), never a value."""
+too (checks/dockerd.py), never a value.
+
+Two host facts come from the host readers, never from the command itself: `machine_fact` (what
+the command shows belongs to the machine's kernel, so on a container host, or one that cannot tell,
+the verdict is not_verifiable) and `only_where: engine` (judged only where the sysctl role's
+evidence finds a container engine)."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from casemate.checks.base import Observations, Params, Probe, Status, Verdict, e
 from casemate.checks.compare import MISSING, UNARY, Op, compare, describe, show
 from casemate.checks.dockerd import cli_failure, not_running, process_probe
 from casemate.checks.pointer import lookup
+from casemate.checks.sysctl import ENGINES_PROBE, engine_evidence
 
 
 class CommandOutputParams(Params):
@@ -30,6 +36,8 @@ class CommandOutputParams(Params):
     what: str = ""  # how the report names the observed value, e.g. "storage driver"
     on_error: Literal["error", "not_verifiable"] = "error"  # when the command exits non-zero
     daemon: Literal["dockerd"] | None = None  # the daemon the command asks (through its CLI)
+    machine_fact: str | None = None  # why a container host cannot show it (the kernel's state)
+    only_where: Literal["engine"] | None = None  # only on hosts with a container engine
 
     @model_validator(mode="after")
     def _consistent(self) -> CommandOutputParams:
@@ -45,17 +53,26 @@ class CommandOutput:
     params: ClassVar[type[CommandOutputParams]] = CommandOutputParams
 
     def wants(self, p: CommandOutputParams) -> list[Probe]:
-        return [Probe("cmd", p.cmd)] + ([process_probe(p.daemon)] if p.daemon else [])
+        return (
+            [Probe("cmd", p.cmd)]
+            + ([process_probe(p.daemon)] if p.daemon else [])
+            + ([ENGINES_PROBE] if p.only_where else [])
+        )
 
     def judge(self, p: CommandOutputParams, obs: Observations) -> Verdict:
         probe = Probe("cmd", p.cmd)
         evidence = tuple(q.key for q in self.wants(p))
         label = p.what or (p.pointer.lstrip("/") if p.pointer else "output")
         expected = f"{label} {describe(p.op, p.value)}"
+        if p.only_where and (skip := _no_engine(obs, expected, evidence)) is not None:
+            return skip
         raw = obs.get(probe)
         err = error_of(raw) or (not_running(obs, p.daemon) if p.daemon else None)
         if err:
             return Verdict(Status.ERROR, expected, err, evidence)
+        if p.machine_fact and obs.container:
+            said = f"this host is a {obs.container} container: {p.machine_fact}"
+            return Verdict(Status.NOT_VERIFIABLE, expected, said, (*evidence, "facts"))
         if raw.get("rc") != 0:
             said = str(raw.get("stderr", "")).strip()[:200]
             err = f"exit {raw.get('rc')}: {said}" if said else f"`{p.cmd}` exited {raw.get('rc')}"
@@ -73,3 +90,19 @@ class CommandOutput:
             value = coerce(value, p.type)
         status = Status.PASS if compare(p.op, value, p.value) else Status.FAIL
         return Verdict(status, expected, f"{label} = {show(value)}", evidence)
+
+
+def _no_engine(obs: Observations, expected: str, evidence: tuple[str, ...]) -> Verdict | None:
+    """not_applicable where no container engine shows (the sysctl role's evidence), else None."""
+    raw = obs.get(ENGINES_PROBE)
+    if err := error_of(raw):
+        return Verdict(Status.ERROR, expected, err, evidence)
+    found, _ = engine_evidence(raw, obs.vars)
+    if found:
+        return None
+    return Verdict(
+        Status.NOT_APPLICABLE,
+        expected,
+        "no container engine on this host (evidence: none)",
+        (*evidence, "var:group_names", "var:sysctl_engine_host"),
+    )

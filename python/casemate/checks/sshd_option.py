@@ -5,7 +5,6 @@ block can give some or all connections back what the global setting takes away."
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -13,20 +12,9 @@ from pydantic import Field, model_validator
 
 from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
 from casemate.checks.compare import MISSING, UNARY, Op, compare, describe, show
+from casemate.readers import sshd_comma_lists, sshd_seconds, sshd_time_options
 
 CONFIG = "/etc/ssh/sshd_config"
-# sshd -T prints these as one comma-separated list
-COMMA_LISTS = frozenset(
-    {
-        "kexalgorithms",
-        "ciphers",
-        "macs",
-        "hostkeyalgorithms",
-        "pubkeyacceptedalgorithms",
-        "casignaturealgorithms",
-        "hostbasedacceptedalgorithms",
-    }
-)
 # sshd -T prints these once per value (and a value may hold several words)
 MULTI = frozenset(
     {"allowusers", "allowgroups", "denyusers", "denygroups", "authorizedkeysfile", "hostkey"}
@@ -56,19 +44,14 @@ class SshdOptionParams(Params):
     nonempty_file: str | None = Field(default=None, pattern=r"^[a-z0-9]+$")
 
 
-TIME_OPTIONS = frozenset({"logingracetime", "clientaliveinterval"})
-UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def as_sshd_prints(option: str, text: str) -> str:
-    """A value as written in a configuration file, the way sshd -T would print it."""
-    if option in COMMA_LISTS:
+    """A value as written in a configuration file, the way sshd -T would print it (the lists and
+    the time format are the host readers': roles/host_common/module_utils/casemate_sshd.py)."""
+    if option in sshd_comma_lists():
         return text.strip()
     words = " ".join(text.split())
-    if option in TIME_OPTIONS:
-        parts = re.findall(r"(\d+)([smhdw]?)", words.lower())
-        if parts and "".join(n + u for n, u in parts) == words.lower():
-            return str(sum(int(n) * UNIT_SECONDS[u] for n, u in parts))
+    if option in sshd_time_options() and (secs := sshd_seconds(words)) is not None:
+        return secs
     return words if option in MULTI else words.lower()
 
 
@@ -119,7 +102,7 @@ def value_of(options: dict[str, list[str]], option: str) -> Any:
     values = options.get(option)
     if not values:
         return MISSING
-    if option in COMMA_LISTS:
+    if option in sshd_comma_lists():
         return [a for a in values[0].split(",") if a]
     if option in MULTI:
         return [w for v in values for w in v.split()]
@@ -142,7 +125,7 @@ def expected_of(rule: Rule) -> str:
 
 
 def observed_of(rule: Rule, observed: Any) -> str:
-    sep = "," if rule.option in COMMA_LISTS else " "
+    sep = "," if rule.option in sshd_comma_lists() else " "
     text = sep.join(observed) if isinstance(observed, list) else show(observed)
     if rule.subset_of is not None and isinstance(observed, list):
         extra = [i for i in observed if i not in rule.subset_of]

@@ -12,12 +12,12 @@ and the inventory's `sysctl_engines` / `sysctl_engine_host` where a site set the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from fnmatch import fnmatchcase
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
 from casemate.checks.compare import Op, compare, describe
+from casemate.readers import evidence_of
 
 MACHINE_WIDE = ("kernel.", "fs.", "vm.", "user.", "abi.", "dev.")
 
@@ -43,35 +43,17 @@ ENGINES_PROBE = Probe(
 )
 
 
-def evidence(
-    found: Mapping[str, Any],
-    names: Sequence[str],
-    interfaces: Sequence[str],
-    groups: Sequence[str],
-    host_groups: Sequence[str],
-) -> list[str]:
-    """What marks this host as running one of `names`, one line each (empty: nothing)."""
-    commands = found.get("commands") or {}
-    out = [f"group {g}" for g in groups if g in host_groups]
-    out += [f"{n} ({commands[n]})" for n in names if n in commands]
-    out += [f"{n} (running)" for n in names if n in (found.get("running") or [])]
-    out += [
-        f"{i} (interface)"
-        for i in found.get("interfaces") or []
-        if any(fnmatchcase(str(i), p) for p in interfaces)
-    ]
-    return out
-
-
 def engine_evidence(found: Mapping[str, Any], vars_: Mapping[str, Any]) -> tuple[list[str], bool]:
     """(evidence of a container engine, whether Kubernetes is among it), as the sysctl role sees
-    it: `sysctl_engine_host: true/false` in the inventory overrides what the host shows."""
+    it, read by the role's own function (roles/host_common/module_utils/casemate_host.py:
+    evidence_of): `sysctl_engine_host: true/false` in the inventory overrides what the host
+    shows."""
     names = [str(n) for n in vars_.get("sysctl_engines") or ENGINES]
     host_groups = [str(g) for g in vars_.get("group_names") or []]
-    kube = evidence(
+    kube = evidence_of(
         found, [n for n in names if n in KUBERNETES], CNI_INTERFACES, KUBERNETES_GROUPS, host_groups
     )
-    found_all = evidence(
+    found_all = evidence_of(
         found, names, ENGINE_INTERFACES + CNI_INTERFACES, ENGINE_GROUPS, host_groups
     )
     forced = vars_.get("sysctl_engine_host", "auto")

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from casemate.checks.base import Observations, Probe
 from casemate.locations import package_file
+from casemate.readers import LIBRARY, library_path, without_library_imports
 
 
 class CommandResult(Protocol):
@@ -38,14 +39,24 @@ class ProbeOutcome:
     error: str | None = None
 
 
+REQUEST_MARKER = "REQUEST = []"
+
+
+def probe_script() -> str:
+    """The probe as a host runs it: the host-reader library the roles import (readers.LIBRARY), then
+    probe/remote.py, as one script in one namespace; their library import lines are dropped."""
+    parts = [library_path(name).read_text(encoding="utf-8") for name in LIBRARY]
+    parts.append(package_file("probe", "remote.py").read_text(encoding="utf-8"))
+    script = "\n\n".join(without_library_imports(part) for part in parts)
+    if script.count(REQUEST_MARKER) != 1:
+        raise RuntimeError("the probe script must hold its REQUEST marker once")
+    return script
+
+
 def remote_source(probes: Iterable[Probe]) -> str:
     """The probe script with its request filled in."""
     request = [[p.kind, p.arg] for p in sorted(set(probes))]
-    script = package_file("probe", "remote.py").read_text(encoding="utf-8")
-    marker = "REQUEST = []"
-    if marker not in script:
-        raise RuntimeError("probe/remote.py lost its REQUEST marker")
-    return script.replace(marker, f"REQUEST = {json.dumps(request)}", 1)
+    return probe_script().replace(REQUEST_MARKER, f"REQUEST = {json.dumps(request)}", 1)
 
 
 def remote_command(probes: Iterable[Probe], interpreter: str = "python3") -> str:

@@ -1,8 +1,9 @@
 # casemate probe: runs ON THE TARGET HOST in one command and prints one JSON document.
 # It only reads. It must run on any python3 >= 3.6 with the standard library alone, so it is kept
 # free of casemate imports and of modern syntax. REQUEST is set by the controller before sending.
-import base64
-import fnmatch
+# The host readers it shares with the roles (roles/host_common/module_utils/casemate_*.py) are put
+# in front of it by the controller (python/casemate/probe/collect.py: probe_script), which drops
+# the `from ansible.module_utils.casemate_* import` lines below: the script is one namespace.
 import glob
 import grp
 import json
@@ -10,12 +11,38 @@ import os
 import pwd
 import re
 import shlex
-import socket
 import ssl
 import stat
 import subprocess
 import tarfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.module_utils.casemate_host import (
+    argv_of,
+    environment_files,
+    find_command,
+    flag_value,
+    gather_engines,
+    listening_sockets,
+    own_pid_ns,
+    package_state,
+    parse_show,
+    processes,
+    read_container,
+    read_os_release,
+    read_sysctl,
+    run_argv,
+    run_command,
+    systemctl_show,
+)
+from ansible.module_utils.casemate_sshd import (
+    glob_sorted,
+    host_keys,
+    match_entries,
+    parse_effective,
+    read_file,
+)
 
 try:
     import http.client as httplib
@@ -24,7 +51,7 @@ except ImportError:  # pragma: no cover - python 2 is not supported, but fail la
 
 REQUEST = []  # replaced by the controller: [[kind, arg], ...]
 READ_LIMIT = 512 * 1024
-OUT_LIMIT = 256 * 1024
+THREADS = 8  # collectors run side by side: a round trip costs about its slowest one
 
 
 def _name(lookup, ident):
@@ -116,43 +143,8 @@ def c_read(path):
     }
 
 
-def _own_pid_ns():
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
-
-
-def _processes(name, any_ns=False):
-    """(start_ticks, pid, argv) of processes called `name` in our own PID namespace only: on a
-    Docker host /proc also lists the processes of every container, their daemons included.
-    With `any_ns`, processes in every PID namespace (static pods run in containers)."""
-    own_ns = None if any_ns else _own_pid_ns()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        base = "/proc/" + entry
-        try:
-            with open(base + "/cmdline", "rb") as handle:
-                argv = [a.decode("utf-8", "replace") for a in handle.read().split(b"\0") if a]
-            with open(base + "/comm") as handle:
-                comm = handle.read().strip()
-            with open(base + "/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            ns = os.readlink(base + "/ns/pid") if own_ns else None
-        except OSError:
-            continue
-        if own_ns and ns != own_ns:
-            continue
-        exe = os.path.basename(argv[0]) if argv else ""
-        if name in (comm, exe):
-            found.append((int(fields[19]), int(entry), argv))
-    return sorted(found)
-
-
 def c_proc(name, any_ns=False):
-    found = _processes(name, any_ns)
+    found = processes(name, any_ns)
     if not found:
         return {"running": False}
     start, pid, argv = found[0]  # the oldest: the daemon itself, not a child it spawned
@@ -167,15 +159,10 @@ UNIT_PROPS = "Id,LoadState,ActiveState,SubState,UnitFileState,FragmentPath,MainP
 
 
 def c_unit(name):
-    res = _run(["systemctl", "show", name, "-p", UNIT_PROPS])
-    if res.get("error") or res["rc"] != 0:
-        return {
-            "error": res.get("error") or ("systemctl show %s: %s" % (name, res["stderr"].strip()))
-        }
-    props = {}
-    for line in res["stdout"].splitlines():
-        key, _, value = line.partition("=")
-        props[key] = value
+    text, why = systemctl_show(name, [UNIT_PROPS])
+    if text is None:
+        return {"error": why}
+    props = parse_show(text)
     frag = props.get("FragmentPath") or ""
     return {
         "properties": props,
@@ -215,31 +202,11 @@ def _expand(argv, env):
 
 def unit_argv(name):
     """The command line systemd would start for a unit, or (None, reason)."""
-    res = _run(
-        [
-            "systemctl",
-            "show",
-            name,
-            "-p",
-            "LoadState",
-            "-p",
-            "ExecStart",
-            "-p",
-            "Environment",
-            "-p",
-            "EnvironmentFiles",
-        ]
-    )
-    if res.get("error") or res["rc"] != 0:
-        return None, res.get("error") or res["stderr"].strip()
-    props = {}
-    files = []
-    for line in res["stdout"].splitlines():
-        key, _, value = line.partition("=")
-        if key == "EnvironmentFiles":
-            files.append(value.rsplit(" (", 1)[0])
-        else:
-            props[key] = value
+    text, why = systemctl_show(name, ["LoadState", "ExecStart", "Environment", "EnvironmentFiles"])
+    if text is None:
+        return None, why
+    props = parse_show(text)
+    files = environment_files(text)
     if props.get("LoadState") != "loaded":
         return None, "%s is %s" % (name, props.get("LoadState") or "unknown")
     found = re.search(r"argv\[\]=(.*?) ;", props.get("ExecStart", ""))
@@ -266,22 +233,15 @@ UNIT_STATE = ("LoadState", "UnitFileState", "ActiveState", "SubState")
 def _unit_main_argv(name):
     """(command line of the unit's main process while the unit is active, else None; the unit's
     state properties; why systemd could not be asked, else None)."""
-    props_wanted = [a for prop in (*UNIT_STATE, "MainPID") for a in ("-p", prop)]
-    res = _run(["systemctl", "show", name, *props_wanted])
-    if res.get("error") or res["rc"] != 0:
-        why = res.get("error") or res["stderr"].strip() or "exit %s" % res["rc"]
-        return None, {}, "systemctl show %s: %s" % (name, why)
-    props = dict(line.partition("=")[::2] for line in res["stdout"].splitlines())
+    text, why = systemctl_show(name, [*UNIT_STATE, "MainPID"])
+    if text is None:
+        return None, {}, why
+    props = parse_show(text)
     state = {k: props.get(k, "") for k in UNIT_STATE}
     pid = props.get("MainPID", "")
     if props.get("ActiveState") not in ("active", "reloading") or not pid.isdigit() or pid == "0":
         return None, state, None
-    try:
-        with open("/proc/%s/cmdline" % pid, "rb") as handle:
-            argv = [a.decode("utf-8", "replace") for a in handle.read().split(b"\0") if a]
-    except OSError:
-        return None, state, None
-    return argv or None, state, None
+    return argv_of(pid) or None, state, None
 
 
 def c_svc_config(arg):
@@ -299,7 +259,7 @@ def c_svc_config(arg):
     else:
         argv, why = unit_argv(spec["unit"])
         source = "unit" if argv is not None else "none"
-    path = _flag(argv or [], spec["config_flag"]) if argv else None
+    path = flag_value(argv, spec["config_flag"]) if argv else None
     return {
         "argv": argv or [],
         "argv_source": source,
@@ -361,46 +321,10 @@ def c_manifest_ref_stat(arg):
     return {"source": source, "path": path, "stat": c_stat(path)}
 
 
-def c_sysctl(name):
-    path = "/proc/sys/" + name.replace(".", "/")
-    try:
-        with open(path) as handle:
-            return {"exists": True, "value": handle.read().strip()}
-    except FileNotFoundError:
-        return {"exists": False}
-    except OSError as exc:
-        return {"error": "read %s: %s" % (path, exc.strerror)}
-
-
-def _run(cmd, shell=False):
-    try:
-        proc = subprocess.run(
-            cmd, shell=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60
-        )
-    except FileNotFoundError as exc:
-        return {"error": "not found: %s" % exc.filename, "rc": 127, "stdout": "", "stderr": ""}
-    except subprocess.TimeoutExpired:
-        return {"error": "timed out after 60 s", "rc": -1, "stdout": "", "stderr": ""}
-    return {
-        "rc": proc.returncode,
-        "stdout": proc.stdout[:OUT_LIMIT].decode("utf-8", "replace"),
-        "stderr": proc.stderr[:4096].decode("utf-8", "replace"),
-    }
-
-
 def c_cmd(command):
-    res = _run(command, shell=True)
+    res = run_command(command, shell=True)
     res.pop("error", None)
     return res
-
-
-def _flag(argv, flag):
-    value = None
-    for i, arg in enumerate(argv[1:], start=1):
-        name, eq, rest = arg.partition("=")
-        if name == flag:
-            value = rest if eq else (argv[i + 1] if i + 1 < len(argv) else "")
-    return value
 
 
 def c_ref_stat(arg):
@@ -408,7 +332,7 @@ def c_ref_stat(arg):
     proc = c_proc(spec["process"])
     path, source = None, "unset"
     if proc.get("running") and spec.get("flag"):
-        path = _flag(proc["argv"], spec["flag"])
+        path = flag_value(proc["argv"], spec["flag"])
         source = "flag" if path else source
     if not path:
         cfg = c_read(spec["config"])
@@ -432,7 +356,7 @@ _CONTAINER_ID = re.compile(r"(?:docker[-/]|containerd[-/]|cri-containerd-)([0-9a
 def c_container_procs(_runtime):
     """Process names per container id, from /proc of the host (no docker exec): every process
     outside our own PID namespace whose cgroup names a container."""
-    own_ns = _own_pid_ns()
+    own_ns = own_pid_ns()
     found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -509,13 +433,13 @@ def _scan_image(ident):
 def c_image_files(max_mib):
     """setuid/setgid files and secret-looking files in every local image's layers, read from
     `docker save` as a stream (nothing is extracted or written)."""
-    res = _run(["docker", "images", "-q", "--no-trunc"])
+    res = run_command(["docker", "images", "-q", "--no-trunc"])
     if res.get("error") or res["rc"] != 0:
         return {"error": res.get("error") or "docker images: " + res["stderr"].strip()[:200]}
     idents = sorted(set(res["stdout"].split()))
     if not idents:
         return {"images": []}
-    res = _run(
+    res = run_command(
         ["docker", "image", "inspect", "--format", "{{.Id}} {{.Size}} {{json .RepoTags}}", *idents]
     )
     if res.get("error") or res["rc"] != 0:
@@ -538,21 +462,12 @@ def c_image_files(max_mib):
 # --- SSH server (roles/sshd): effective configuration, host keys, listeners, packages ---------
 
 
-def _sshd_binary():
-    dirs = [*os.environ.get("PATH", "").split(os.pathsep), "/usr/sbin", "/usr/local/sbin", "/sbin"]
-    for directory in dirs:
-        path = os.path.join(directory, "sshd")
-        if directory and os.access(path, os.X_OK):
-            return path
-    return None
-
-
 def _sshd_effective(config):
     """sshd -T: the configuration sshd would run with (drop-ins and defaults applied)."""
-    sshd = _sshd_binary()
+    sshd = find_command("sshd")
     if sshd is None or not os.path.exists(config):
         return {"installed": False, "config": config}
-    res = _run([sshd, "-T", "-f", config])
+    res = run_command([sshd, "-T", "-f", config])
     if res.get("error") or res["rc"] != 0:
         said = (res.get("error") or res["stderr"]).strip().splitlines()
         return {
@@ -560,16 +475,12 @@ def _sshd_effective(config):
             "config": config,
             "error": "sshd -T failed: %s" % (" ".join(said)[:300] or "exit %s" % res["rc"]),
         }
-    options = {}
-    for line in res["stdout"].splitlines():
-        key, _, value = line.strip().partition(" ")
-        if key:
-            options.setdefault(key.lower(), []).append(value.strip())
+    options = parse_effective(res["stdout"])
     out = {"installed": True, "config": config, "sshd": sshd, "options": options}
     # sshd -T leaves Match blocks out: what they set is read from the files themselves
     out["match"], out["match_error"] = [], ""
     try:
-        _sshd_match_scan(config, "", out["match"], 0)
+        out["match"] = match_entries(config, read_file, glob_sorted)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         out["match_error"] = "cannot read the Match blocks: %s" % exc
     files = {}
@@ -583,63 +494,8 @@ def _sshd_effective(config):
     return out
 
 
-def _sshd_match_scan(path, match, found, depth):
-    """Options set inside Match blocks of `path` and the files it includes, in sshd's order:
-    [{file, line, match, option, value}]. `match` is the Match line the file is read under."""
-    if depth > 16:
-        raise ValueError("Include nested too deep at %s" % path)
-    with open(path) as handle:
-        lines = handle.read().splitlines()
-    for number, line in enumerate(lines, start=1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        parts = re.split(r"[\s=]+", text, maxsplit=1)
-        key, arg = parts[0].lower(), (parts[1].strip() if len(parts) > 1 else "")
-        if key == "match":
-            match = "Match %s" % arg
-        elif key == "include":
-            for pattern in arg.split():
-                full = pattern if pattern.startswith("/") else os.path.join("/etc/ssh", pattern)
-                for target in sorted(glob.glob(full)):
-                    _sshd_match_scan(target, match, found, depth + 1)
-        elif match:
-            entry = {"file": path, "line": number, "match": match, "option": key, "value": arg}
-            found.append(entry)
-
-
 def c_sshd_effective(config):
     return _sshd_effective(config)
-
-
-def _ssh_string(blob, offset):
-    size = int.from_bytes(blob[offset : offset + 4], "big")
-    return blob[offset + 4 : offset + 4 + size], offset + 4 + size
-
-
-def _key_type_bits(line):
-    """(type, bits) read from the blob of an OpenSSH public key line."""
-    parts = line.split()
-    if len(parts) < 2:
-        return None, None
-    try:
-        blob = base64.b64decode(parts[1])
-        kind, offset = _ssh_string(blob, 0)
-        kind = kind.decode()
-    except (ValueError, UnicodeDecodeError):
-        return None, None
-    if kind == "ssh-rsa":
-        _, offset = _ssh_string(blob, offset)
-        modulus, _ = _ssh_string(blob, offset)
-        return "rsa", int.from_bytes(modulus, "big").bit_length()
-    if kind == "ssh-dss":
-        prime, _ = _ssh_string(blob, offset)
-        return "dsa", int.from_bytes(prime, "big").bit_length()
-    if kind.startswith("ecdsa-sha2-nistp"):
-        return "ecdsa", int(kind[len("ecdsa-sha2-nistp") :])
-    if kind == "ssh-ed25519":
-        return "ed25519", 256
-    return kind, None
 
 
 def c_ssh_host_keys(config):
@@ -648,113 +504,16 @@ def c_ssh_host_keys(config):
     eff = _sshd_effective(config)
     if not eff.get("installed") or eff.get("error"):
         return eff
-    configured = eff["options"].get("hostkey", [])
-    paths = sorted(set(configured) | set(glob.glob("/etc/ssh/ssh_host_*_key")))
-    keys = []
-    for path in paths:
-        entry = {"path": path, "configured": path in configured, "exists": os.path.exists(path)}
-        if entry["exists"]:
-            line = ""
-            try:
-                with open(path + ".pub") as handle:
-                    line = handle.read().strip()
-            except OSError:
-                res = _run(["ssh-keygen", "-y", "-f", path])
-                line = res["stdout"].strip() if res.get("rc") == 0 else ""
-            entry["type"], entry["bits"] = _key_type_bits(line)
-        keys.append(entry)
+    keys = host_keys(eff["options"], run_argv)
     return {"installed": True, "config": config, "keys": keys}
-
-
-_TCP_STATES = {"0A": "listen"}
-
-
-def _hex_addr(text, family):
-    raw = bytes.fromhex(text)
-    if family == "ipv4":
-        return ".".join(str(b) for b in raw[::-1])
-    return socket.inet_ntop(
-        socket.AF_INET6, b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
-    )
 
 
 def c_listening(proto):
     """Listening sockets from /proc/net/tcp and tcp6 (this host's network namespace)."""
-    sockets = []
-    for family, table in (("ipv4", "/proc/net/" + proto), ("ipv6", "/proc/net/" + proto + "6")):
-        try:
-            with open(table) as handle:
-                rows = [line.split() for line in list(handle)[1:]]
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            return {"error": "read %s: %s" % (table, exc.strerror)}
-        for row in rows:
-            if len(row) < 4 or _TCP_STATES.get(row[3]) != "listen":
-                continue
-            addr, _, port = row[1].rpartition(":")
-            sockets.append(
-                {"family": family, "addr": _hex_addr(addr, family), "port": int(port, 16)}
-            )
-    return {"proto": proto, "sockets": sockets}
-
-
-def c_package(name):
-    """Whether a package is installed, from dpkg (Debian family) or rpm."""
-    res = _run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev}|${Version}", name])
-    if res.get("rc") != 127:
-        status, _, version = res["stdout"].partition("|")
-        installed = res["rc"] == 0 and status.startswith("ii")
-        return {
-            "manager": "dpkg",
-            "installed": installed,
-            "status": status.strip(),
-            "version": version.strip() if installed else "",
-        }
-    res = _run(["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", name])
-    if res.get("rc") != 127:
-        installed = res["rc"] == 0
-        return {
-            "manager": "rpm",
-            "installed": installed,
-            "version": res["stdout"].strip() if installed else "",
-        }
-    return {"error": "neither dpkg nor rpm is available to tell whether %s is installed" % name}
-
-
-def classify_container(virt, markers, environ):
-    """The container this host runs in, from systemd-detect-virt's (rc, output) or None when it
-    cannot run, the marker files that exist, and pid 1's container= value (None when unset or
-    unreadable). Any sign of a container wins; with no systemd-detect-virt answer and no sign the
-    host is 'unknown', which counts as a container. The facts modules of the sysctl, auditd_rules
-    and host_baseline roles carry the same function (tests/unit/test_host_review.py checks it)."""
-    rc, out = virt if virt is not None else (None, "")
-    if rc == 0 and out and out != "none":
-        return out
-    if "/.dockerenv" in markers:
-        return "docker"
-    if "/run/.containerenv" in markers:
-        return "podman"
-    if environ is not None:
-        return environ or "container"
-    if rc == 1 and out == "none":
-        return ""
-    return "unknown"
-
-
-def _container():
-    res = _run(["systemd-detect-virt", "--container"])
-    virt = None if res.get("error") else (res.get("rc"), res.get("stdout", "").strip())
-    markers = [m for m in ("/.dockerenv", "/run/.containerenv") if os.path.exists(m)]
-    environ = None
-    try:
-        with open("/proc/1/environ", "rb") as handle:
-            for item in handle.read().split(b"\0"):
-                if item.startswith(b"container="):
-                    environ = item.split(b"=", 1)[1].decode()
-    except OSError:
-        pass
-    return classify_container(virt, markers, environ)
+    found = listening_sockets(proto)
+    for entry in found.get("sockets", []):
+        del entry["inode"]  # the observation is {family, addr, port}
+    return found
 
 
 def c_engines(arg):
@@ -763,43 +522,22 @@ def c_engines(arg):
     the name, or starts with name-: k3s-server), and the network interfaces matching a pattern."""
     names, patterns, path = [*arg.split(";", 2), "", ""][:3]
     names = [n for n in names.split(",") if n]
-    commands = {}
-    for name in names:
-        for folder in path.split(":"):
-            candidate = os.path.join(folder, name)
-            if folder and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-                commands[name] = candidate
-                break
-    running = set()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/comm" % pid) as handle:
-                comm = handle.read().strip()
-        except OSError:
-            continue
-        running.update(n for n in names if comm == n or comm.startswith(n + "-"))
-    try:
-        links = os.listdir("/sys/class/net")
-    except OSError as exc:
-        return {"error": "cannot list /sys/class/net: %s" % exc}
-    wanted = [p for p in patterns.split(",") if p]
-    interfaces = sorted(i for i in links if any(fnmatch.fnmatchcase(i, p) for p in wanted))
-    return {"commands": commands, "running": sorted(running), "interfaces": interfaces}
+    return gather_engines(names, [p for p in patterns.split(",") if p], path)
 
 
-def _os_release():
-    info = {}
-    try:
-        with open("/etc/os-release") as handle:
-            for line in handle:
-                key, _, value = line.strip().partition("=")
-                if key in ("ID", "VERSION_ID", "PRETTY_NAME"):
-                    info[key.lower()] = value.strip('"')
-    except OSError:
-        pass
-    return info
+def host_facts():
+    """What every check may consult: whether the host is a container ('unknown' counts as one),
+    its name, kernel, our effective uid and the OS (the os-release fields it states)."""
+    release = read_os_release()
+    return {
+        "container": read_container(),
+        "hostname": os.uname()[1],
+        "kernel": os.uname()[2],
+        "euid": os.geteuid(),
+        "os": {
+            k.lower(): v for k, v in release.items() if k in ("ID", "VERSION_ID", "PRETTY_NAME")
+        },
+    }
 
 
 COLLECTORS = {
@@ -813,7 +551,7 @@ COLLECTORS = {
     "tls_auth": c_tls_auth,
     "manifest_ref_stat": c_manifest_ref_stat,
     "unit": c_unit,
-    "sysctl": c_sysctl,
+    "sysctl": read_sysctl,
     "cmd": c_cmd,
     "ref_stat": c_ref_stat,
     "container_procs": c_container_procs,
@@ -821,31 +559,33 @@ COLLECTORS = {
     "sshd_effective": c_sshd_effective,
     "ssh_host_keys": c_ssh_host_keys,
     "listening": c_listening,
-    "package": c_package,
+    "package": package_state,
     "engines": c_engines,
 }
 
 
+def collect_one(kind, arg):
+    """One collector's answer; a collector that breaks answers its error (it cannot lose the
+    others)."""
+    collector = COLLECTORS.get(kind)
+    if collector is None:
+        return {"error": "this probe has no collector %r" % kind}
+    try:
+        return collector(arg)
+    except Exception as exc:
+        return {"error": "%s: %s" % (type(exc).__name__, exc)}
+
+
 def main():
     began = time.time()
-    data = {}
-    for kind, arg in REQUEST:
-        collector = COLLECTORS.get(kind)
-        key = "%s:%s" % (kind, arg)
-        if collector is None:
-            data[key] = {"error": "this probe has no collector %r" % kind}
-            continue
-        try:
-            data[key] = collector(arg)
-        except Exception as exc:  # one broken fact must not lose the others
-            data[key] = {"error": "%s: %s" % (type(exc).__name__, exc)}
-    facts = {
-        "container": _container(),
-        "hostname": os.uname()[1],
-        "kernel": os.uname()[2],
-        "euid": os.geteuid(),
-        "os": _os_release(),
-    }
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        facts = pool.submit(host_facts)
+        # the commands (containers started to prove seccomp, gVisor, AppArmor) and image scans
+        # take longest: they start first, the quick reads fill the other threads meanwhile
+        order = sorted(REQUEST, key=lambda ka: ka[0] not in ("cmd", "image_files"))
+        pending = [("%s:%s" % (k, a), pool.submit(collect_one, k, a)) for k, a in order]
+        data = {key: future.result() for key, future in pending}
+        facts = facts.result()
     print(
         json.dumps(
             {
@@ -860,4 +600,5 @@ def main():
     )
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -2,8 +2,6 @@
 """Read dockerd's configuration file, the running daemon's command line and what that daemon
 reports it runs with, in one call, and work out what the role must do about them (read-only)."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: docker_daemon_facts
 short_description: Read daemon.json and the running dockerd, and plan how to apply (read-only)
@@ -54,11 +52,17 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # shared by the roles (role host_common)
+from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
+    argv_of,
     config_loaded,
     file_digest,
+    flag_values,
+    os_family,
+    os_release,
+    parse_show,
     parse_unit_process,
     read_applied,
+    systemctl_show,
 )
 
 DEFAULT_LOG_DRIVER = "json-file"
@@ -69,34 +73,13 @@ BACKUP_NAME = re.compile(r"^daemon\.json\.\d{8}T\d{6}Z$")
 
 
 def main_process(module, service):
+    """(the command line of the service's main process, [] when none; parse_unit_process of it;
+    whether systemd has loaded the unit)."""
     props = ["MainPID", "ActiveState", "LoadState", "ExecMainStartTimestampMonotonic"]
-    rc, out, _ = module.run_command(["systemctl", "show", service, "-p", ",".join(props)])
-    text = out if rc == 0 else ""
-    process = parse_unit_process(text)
-    argv = []
-    if process["pid"]:
-        try:
-            with open("/proc/%s/cmdline" % process["pid"], "rb") as handle:
-                argv = [a.decode("utf-8", "replace") for a in handle.read().split(b"\0") if a]
-        except OSError:
-            argv = []
-    return argv, process, "LoadState=loaded" in text.splitlines()
-
-
-def flag_values(argv, names):
-    values = []
-    args = argv[1:]
-    for i, arg in enumerate(args):
-        name, eq, value = arg.partition("=")
-        if name in names:
-            values.append(
-                value
-                if eq
-                else (
-                    args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("-") else "true"
-                )
-            )
-    return values
+    text, _ = systemctl_show(service, props, module.run_command)
+    process = parse_unit_process(text or "")
+    argv = argv_of(process["pid"]) if process["pid"] else []
+    return argv, process, parse_show(text or "").get("LoadState") == "loaded"
 
 
 def log_opts_for(config, driver, explicit, accepts, common):
@@ -310,19 +293,6 @@ def read_config(module, path):
     return config, exists
 
 
-def selinux_family():
-    release = {}
-    try:
-        with open("/etc/os-release") as handle:
-            for line in handle:
-                key, _, value = line.strip().partition("=")
-                release[key] = value.strip('"')
-    except OSError:
-        pass
-    family = set((release.get("ID", "") + " " + release.get("ID_LIKE", "")).split())
-    return bool({"rhel", "fedora", "centos"} & family)
-
-
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -345,7 +315,7 @@ def main():
     argv, process, installed = main_process(module, service)
     found = {}
     for key, names in p["flags"].items():
-        values = flag_values(argv, names)
+        values = flag_values(argv, names)  # their types are not known here: see flag_values
         if values:
             found[key] = values
     dockerd = argv[0] if argv and argv[0].startswith("/") else module.get_bin_path("dockerd") or ""
@@ -383,7 +353,7 @@ def main():
         argv=argv,
         active=process["active"],
         installed=installed,
-        selinux_host=selinux_family(),
+        selinux_host=bool({"rhel", "fedora", "centos"} & os_family(os_release())),
         flag_keys=sorted(found),
         flag_values=found,
         loaded=loaded,

@@ -1,8 +1,6 @@
 #!/usr/bin/python
 """Resolve the files of CIS Docker section 3 and say which owners and modes need to change."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: docker_files_facts
 short_description: Find the Docker files of CIS section 3 and compare owners and modes (read-only)
@@ -34,6 +32,11 @@ import pwd
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
+    argv_of,
+    flag_value,
+    unit_properties,
+)
 
 
 def _name(lookup, ident):
@@ -44,30 +47,20 @@ def _name(lookup, ident):
 
 
 def systemd_props(module, unit, props):
-    rc, out, _ = module.run_command(["systemctl", "show", unit, "-p", ",".join(props)])
-    if rc != 0:
-        return {}
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return unit_properties(unit, props, module.run_command)[0]
 
 
 def dockerd_argv(module, service):
     pid = systemd_props(module, service, ["MainPID"]).get("MainPID", "0")
     if not pid.isdigit() or pid == "0":
         return []
-    try:
-        with open("/proc/%s/cmdline" % pid, "rb") as handle:
-            return [a.decode("utf-8", "replace") for a in handle.read().split(b"\0") if a]
-    except OSError:
-        return []
+    return argv_of(pid)
 
 
 def configured_path(argv, config, key):
-    flag = "--" + key
-    for i, arg in enumerate(argv):
-        name, eq, value = arg.partition("=")
-        if name == flag:
-            return value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
-    return str(config.get(key) or "")
+    """The path a daemon setting names: its flag on dockerd's command line (the last one given,
+    as dockerd reads it and as verify's ref_stat does), else daemon.json's key."""
+    return flag_value(argv, "--" + key) or str(config.get(key) or "")
 
 
 def resolve(module, target, argv, config):

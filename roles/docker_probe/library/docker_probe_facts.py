@@ -1,8 +1,6 @@
 #!/usr/bin/python
 """Is casemate's probe image in the local Docker daemon, and in which recipe version (read-only)."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: docker_probe_facts
 short_description: Look for casemate's probe image in the local Docker daemon (read-only)
@@ -17,11 +15,11 @@ busybox: {description: path of a static busybox, or empty, type: str}
 packages_dry_run: {description: whether the package manager can dry-run here (apt needs python3-apt), type: bool}
 """
 
-import importlib.util
 import os
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.casemate_host import packages_dry_run  # role host_common
 
 
 def main():
@@ -48,7 +46,7 @@ def main():
         docker=docker,
         version=version,
         busybox=next((p for p in ("/bin/busybox", "/usr/bin/busybox") if os.path.exists(p)), ""),
-        packages_dry_run=not shutil.which("apt-get") or importlib.util.find_spec("apt") is not None,
+        packages_dry_run=packages_dry_run(),
     )
 
 

@@ -2,8 +2,6 @@
 """Find runsc, its containerd shim and containerd's config, and whether the running containerd has
 loaded that config (read-only)."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: gvisor_facts
 short_description: Find runsc, its containerd shim and containerd's config (read-only)
@@ -25,13 +23,13 @@ containerd_cri: {description: "status of containerd's CRI plugin (ctr plugins ls
 packages_dry_run: {description: whether the package manager can dry-run here (apt needs python3-apt), type: bool}
 """
 
-import importlib.util
 import os
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # shared by the roles (role host_common)
+from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
     config_loaded,
+    packages_dry_run,
 )
 
 CRI = 'plugins."io.containerd.grpc.v1.cri".containerd'
@@ -101,7 +99,7 @@ def main():
         rc, out, _ = module.run_command([p["runsc_path"], "--version"])
         version = out.splitlines()[0] if rc == 0 and out else ""
     # apt can only dry-run with python3-apt; other package managers always can
-    dry_run = not shutil.which("apt-get") or importlib.util.find_spec("apt") is not None
+    dry_run = packages_dry_run()
     exists = os.path.exists(p["containerd_config"])
     config = containerd_config(p["containerd_config"])
     # containerd reads its config only when it starts: its main process's start against the file's

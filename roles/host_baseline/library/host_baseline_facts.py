@@ -2,8 +2,6 @@
 """Read what the host baseline manages: unneeded services, core dump settings, the /tmp mount,
 login.defs, cron and at (read-only: it changes nothing)."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: host_baseline_facts
 short_description: Read the state the host baseline manages (read-only)
@@ -37,42 +35,24 @@ import re
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # shared by the host roles (role host_common)
-    classify_container,  # noqa: F401  (what detect_container decides by; the tests read it here)
-    detect_container,
+from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
     os_release,
+    read_container,
+    read_text,
+    unit_properties,
 )
 
 ENABLED = ("enabled", "enabled-runtime", "linked", "linked-runtime", "alias")
 RUNNING = ("active", "activating", "reloading", "refreshing")
 
 
-def read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
 def services(module, units):
     found = []
     for unit in units:
         name = unit if "." in unit else unit + ".service"
-        rc, out, _ = module.run_command(
-            [
-                "systemctl",
-                "show",
-                name,
-                "-p",
-                "LoadState",
-                "-p",
-                "UnitFileState",
-                "-p",
-                "ActiveState",
-            ]
+        props, _ = unit_properties(
+            name, ["LoadState", "UnitFileState", "ActiveState"], module.run_command
         )
-        props = dict(line.partition("=")[::2] for line in out.splitlines()) if rc == 0 else {}
         if props.get("LoadState") in (None, "", "not-found"):
             continue
         if props.get("UnitFileState") in ENABLED or props.get("ActiveState") in RUNNING:
@@ -93,14 +73,14 @@ def _unescape(field):
 def tmp_mount(module, wanted):
     """The /tmp mount on top, its fstab line and its systemd unit file, each with what it lacks."""
     found = {"mounted": False, "options": [], "missing": [], "fstab": None, "unit": None}
-    for line in (read("/proc/self/mountinfo") or "").splitlines():
+    for line in (read_text("/proc/self/mountinfo") or "").splitlines():
         fields = line.split()
         if len(fields) > 6 and _unescape(fields[4]) == "/tmp" and "-" in fields[6:]:
             rest = fields[fields.index("-", 6) + 1 :]
             opts = fields[5].split(",") + (rest[2].split(",") if len(rest) > 2 else [])
             found.update(mounted=True, options=opts, fstype=rest[0] if rest else "")
     found["missing"] = [o for o in wanted if o not in found["options"]]
-    for number, line in enumerate((read("/etc/fstab") or "").splitlines()):
+    for number, line in enumerate((read_text("/etc/fstab") or "").splitlines()):
         fields = line.split()
         if len(fields) >= 4 and not fields[0].startswith("#") and fields[1] == "/tmp":
             opts = fields[3].split(",")
@@ -112,13 +92,11 @@ def tmp_mount(module, wanted):
                 "missing": lacking,
                 "new": "\t".join(new),
             }
-    rc, out, _ = module.run_command(
-        ["systemctl", "show", "tmp.mount", "-p", "FragmentPath", "--value"]
-    )
-    fragment = out.strip() if rc == 0 else ""
+    props, _ = unit_properties("tmp.mount", ["FragmentPath"], module.run_command)
+    fragment = props.get("FragmentPath", "")
     if fragment and os.path.exists(fragment):
         opts = []
-        for line in (read(fragment) or "").splitlines():
+        for line in (read_text(fragment) or "").splitlines():
             if line.strip().startswith("Options="):
                 opts = [o for o in line.strip()[len("Options=") :].split(",") if o]
         lacking = [o for o in wanted if o not in opts]
@@ -133,7 +111,7 @@ def tmp_mount(module, wanted):
 def login_defs(path, wanted):
     """login.defs with each wanted key set once (on its first active line; later duplicates become
     comments, since PAM reads the first and shadow the last), missing keys appended."""
-    text = read(path)
+    text = read_text(path)
     if text is None:
         return {"exists": False, "content": "", "new": ""}
     out, done = [], set()
@@ -220,12 +198,12 @@ def main():
         "at": os.access("/usr/bin/at", os.X_OK),
     }
     for name in ("cron.allow", "cron.deny", "at.allow", "at.deny"):
-        cron[name.replace(".", "_")] = read("/etc/" + name)
+        cron[name.replace(".", "_")] = read_text("/etc/" + name)
     cron["cron_allow_new"] = allow_file(cron["cron_allow"], p["cron_allow"])
     cron["at_allow_new"] = allow_file(cron["at_allow"], p["at_allow"])
     module.exit_json(
         changed=False,
-        container=detect_container(module),
+        container=read_container(module.run_command),
         services=services(module, p["services"]),
         coredump=any(
             os.access(b, os.X_OK)
@@ -233,7 +211,7 @@ def main():
         ),
         tmp=tmp_mount(module, p["tmp_options"]),
         login_defs=login_defs(p["login_defs"], p["login_defs_wanted"]),
-        files={name: read(path) for name, path in p["files"].items()},
+        files={name: read_text(path) for name, path in p["files"].items()},
         modes=mode_fixes(p["modes"]),
         cron=cron,
         os=os_release(),

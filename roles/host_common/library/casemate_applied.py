@@ -3,8 +3,6 @@
 right after it confirmed a reload or restart, so that a later run can tell a config that was written
 but never loaded (an interrupted run) from one that is in effect."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: casemate_applied
 short_description: Record that a service's running process has loaded its config files

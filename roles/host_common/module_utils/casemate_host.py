@@ -1,32 +1,83 @@
-"""What the host roles need to know about the host they run on, shared by their modules
-(imported as ansible.module_utils.casemate_host): whether it is a container, which OS it runs, and
-whether a running service has loaded its config files.
+"""casemate's host readers: each fact about a host is read here, once. The roles' modules import
+this file as ansible.module_utils.casemate_host (role host_common ships it), and the controller puts
+its text into the probe's one remote script (python/casemate/probe/collect.py), so verify and the
+roles read a host with the same code. casemate_sshd.py and casemate_audit.py are its siblings.
 
-The container detection is the same as casemate's probe (python/casemate/probe/remote.py), which
-runs without Ansible and so keeps its own copy; tests/unit/test_host_review.py holds them equal."""
+It runs on the host with any python3 >= 3.6 and the standard library alone: no f-strings, no
+`from __future__ import annotations`, no walrus, % formatting. Every reader says beside itself what
+it answers when it cannot tell. A function that runs a command takes `run`, a callable with the
+convention of AnsibleModule.run_command (argv -> (rc, stdout, stderr)); the probe passes none and
+gets run_argv, which runs it with subprocess."""
 
-# Runs on the host with its python3 like the modules in library/: no pathlib idioms.
-
-from __future__ import annotations
-
+import fnmatch
 import hashlib
+import importlib.util
 import json
 import os
+import socket
+import subprocess
 import time
+
+# --- running commands ----------------------------------------------------------------------------
+
+SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+OUT_LIMIT = 256 * 1024
+
+
+def find_command(name, path=None):
+    """The executable `name` on `path` (default: $PATH), else in the sbin directories (a user's
+    PATH often lacks them), else None."""
+    if "/" in name:
+        return name if os.path.isfile(name) and os.access(name, os.X_OK) else None
+    folders = (os.environ.get("PATH", "") if path is None else path).split(os.pathsep)
+    for folder in folders + list(SBIN_DIRS):
+        candidate = os.path.join(folder, name)
+        if folder and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def run_command(cmd, shell=False, timeout=60):
+    """{rc, stdout, stderr} of a command (stdout cut at OUT_LIMIT); with `error` when it could not
+    run at all (not found: rc 127; timed out: rc -1)."""
+    try:
+        proc = subprocess.run(
+            cmd, shell=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout
+        )
+    except FileNotFoundError as exc:
+        return {"error": "not found: %s" % exc.filename, "rc": 127, "stdout": "", "stderr": ""}
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out after %s s" % timeout, "rc": -1, "stdout": "", "stderr": ""}
+    return {
+        "rc": proc.returncode,
+        "stdout": proc.stdout[:OUT_LIMIT].decode("utf-8", "replace"),
+        "stderr": proc.stderr[:4096].decode("utf-8", "replace"),
+    }
+
+
+def run_argv(argv):
+    """run_command in AnsibleModule.run_command's convention: (rc, stdout, stderr)."""
+    res = run_command(argv)
+    return res["rc"], res["stdout"], res["stderr"] or res.get("error", "")
+
+
+# --- is this host a container? -------------------------------------------------------------------
+# Cannot tell: 'unknown', which counts as a container (the roles then leave machine-wide settings
+# alone, and verify reports them not_verifiable). Any sign of a container wins over a "none".
+
+CONTAINER_MARKERS = (("/.dockerenv", "docker"), ("/run/.containerenv", "podman"))
 
 
 def classify_container(virt, markers, environ):
-    """The container this host runs in, from systemd-detect-virt's (rc, output) or None when it
-    cannot run, the marker files that exist, and pid 1's container= value (None when unset or
-    unreadable). Any sign of a container wins; with no systemd-detect-virt answer and no sign the
-    host is 'unknown', which counts as a container."""
+    """The container this host runs in ('' when none), from systemd-detect-virt's (rc, output), or
+    None when it cannot run; the marker files that exist; and pid 1's container= value (None when
+    unset or unreadable)."""
     rc, out = virt if virt is not None else (None, "")
     if rc == 0 and out and out != "none":
         return out
-    if "/.dockerenv" in markers:
-        return "docker"
-    if "/run/.containerenv" in markers:
-        return "podman"
+    for marker, kind in CONTAINER_MARKERS:
+        if marker in markers:
+            return kind
     if environ is not None:
         return environ or "container"
     if rc == 1 and out == "none":
@@ -34,34 +85,358 @@ def classify_container(virt, markers, environ):
     return "unknown"
 
 
-def detect_container(module):
-    virt = None
-    if module.get_bin_path("systemd-detect-virt"):
-        rc, out, _ = module.run_command(["systemd-detect-virt", "--container"])
-        virt = (rc, out.strip())
-    markers = [m for m in ("/.dockerenv", "/run/.containerenv") if os.path.exists(m)]
-    environ = None
+def pid1_container(path="/proc/1/environ"):
+    """The container= value in pid 1's environment, or None when unset or unreadable."""
     try:
-        with open("/proc/1/environ", "rb") as handle:
-            for item in handle.read().split(b"\0"):
-                if item.startswith(b"container="):
-                    environ = item.split(b"=", 1)[1].decode()
+        with open(path, "rb") as handle:
+            items = handle.read().split(b"\0")
     except OSError:
-        pass
-    return classify_container(virt, markers, environ)
+        return None
+    found = None
+    for item in items:
+        if item.startswith(b"container="):
+            found = item.split(b"=", 1)[1].decode("utf-8", "replace")
+    return found
+
+
+def read_container(run=None):
+    """The container this host runs in: '' when it is none, 'unknown' when it cannot tell."""
+    virt = None
+    tool = find_command("systemd-detect-virt")
+    if tool:
+        rc, out, _ = (run or run_argv)([tool, "--container"])
+        virt = (rc, out.strip())
+    markers = [m for m, _ in CONTAINER_MARKERS if os.path.exists(m)]
+    return classify_container(virt, markers, pid1_container())
+
+
+# --- which OS ------------------------------------------------------------------------------------
+# Cannot tell (no /etc/os-release, unreadable): every field is '' (no supported system matches).
+
+
+def parse_os_release(text):
+    """KEY -> value of an os-release file, quotes removed."""
+    found = {}
+    for line in text.splitlines():
+        key, eq, value = line.strip().partition("=")
+        if eq and key and not key.startswith("#"):
+            found[key.strip()] = value.strip().strip("\"'")
+    return found
+
+
+def read_os_release(path="/etc/os-release"):
+    """KEY -> value of the host's os-release file ({} when it cannot be read)."""
+    try:
+        with open(path) as handle:
+            return parse_os_release(handle.read())
+    except (OSError, UnicodeDecodeError):
+        return {}
 
 
 def os_release(path="/etc/os-release"):
-    info = {"id": "", "version_id": ""}
+    """{id, id_like, version_id, pretty_name} of the host ('' where the file does not say)."""
+    found = read_os_release(path)
+    return {k.lower(): found.get(k, "") for k in ("ID", "ID_LIKE", "VERSION_ID", "PRETTY_NAME")}
+
+
+def os_family(release):
+    """The distribution and those it is like ({'ubuntu', 'debian'}), from os_release()."""
+    return set((release.get("id", "") + " " + release.get("id_like", "")).split())
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+def own_pid_ns(proc="/proc"):
+    """This process's PID namespace, or None when it cannot be read."""
+    try:
+        return os.readlink(proc + "/self/ns/pid")
+    except OSError:
+        return None
+
+
+def argv_of(pid, proc="/proc"):
+    """A process's command line ([] when it is gone or unreadable)."""
+    try:
+        with open("%s/%s/cmdline" % (proc, pid), "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return []
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+
+
+def start_time(pid, proc="/proc"):
+    """The process start time in clock ticks since boot (0 when unknown): with the pid it tells a
+    restarted process from the old one even if the pid comes round again."""
+    try:
+        with open("%s/%s/stat" % (proc, pid)) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def processes(name, any_ns=False, proc="/proc"):
+    """(start ticks, pid, argv) of the processes called `name` (their comm, or the basename of
+    their argv[0]), oldest first. Only our own PID namespace: on a Docker host /proc also lists the
+    processes of every container, their daemons included; with `any_ns`, every namespace (static
+    pods run in containers). A process that goes away while it is read is left out."""
+    own_ns = None if any_ns else own_pid_ns(proc)
+    found = []
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        base = "%s/%s" % (proc, entry)
+        try:
+            with open(base + "/cmdline", "rb") as handle:
+                argv = [a.decode("utf-8", "replace") for a in handle.read().split(b"\0") if a]
+            with open(base + "/comm") as handle:
+                comm = handle.read().strip()
+            with open(base + "/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            ns = os.readlink(base + "/ns/pid") if own_ns else None
+        except OSError:
+            continue
+        if own_ns and ns != own_ns:
+            continue
+        exe = os.path.basename(argv[0]) if argv else ""
+        if name in (comm, exe):
+            found.append((int(fields[19]), int(entry), argv))
+    return sorted(found)
+
+
+# --- flags on a command line ---------------------------------------------------------------------
+
+
+def flag_values(argv, names, value_type=None):
+    """Every value given to any of `names` ('--icc', '-l') on a command line, in order, the way
+    Go's flag parsers read it: `--name=value`, or `--name value`; a bool flag (value_type 'bool')
+    given bare is 'true' and takes no separate value. Cannot tell the type (None): a bare flag
+    followed by another flag, or by nothing, is a bool ('true')."""
+    found = []
+    args = list(argv[1:])
+    i = 0
+    while i < len(args):
+        name, eq, value = args[i].partition("=")
+        if name in names:
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            if eq:
+                found.append(value)
+            elif value_type == "bool" or (value_type is None and (nxt is None or nxt[:1] == "-")):
+                found.append("true")
+            elif nxt is not None:
+                found.append(nxt)
+                i += 1
+        i += 1
+    return found
+
+
+def flag_value(argv, name):
+    """The value in effect of a flag that takes one (the last given), or None."""
+    values = flag_values(argv, [name], "str")
+    return values[-1] if values else None
+
+
+# --- systemd -------------------------------------------------------------------------------------
+# Cannot tell (no systemctl, no bus, an error): systemctl_show answers None with the reason.
+
+
+def parse_show(text):
+    """property -> value of `systemctl show` output for one unit (the last line of a property)."""
+    found = {}
+    for line in text.splitlines():
+        key, eq, value = line.partition("=")
+        if eq:
+            found[key.strip()] = value.strip()
+    return found
+
+
+def parse_show_units(text):
+    """parse_show of each unit, in order, where `systemctl show` was given several."""
+    return [parse_show(block) for block in text.strip("\n").split("\n\n")]
+
+
+def environment_files(text):
+    """The files of `systemctl show -p EnvironmentFiles` (one line each, flags after ' (')."""
+    found = []
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key == "EnvironmentFiles" and value:
+            found.append(value.rsplit(" (", 1)[0])
+    return found
+
+
+def systemctl_show(units, props, run=None):
+    """(text, None) of `systemctl show UNITS -p PROP...`, or (None, why) when systemd could not be
+    asked."""
+    units = [units] if isinstance(units, str) else list(units)
+    argv = ["systemctl", "show", *units]
+    for prop in props:
+        argv += ["-p", prop]
+    rc, out, err = (run or run_argv)(argv)
+    if rc != 0:
+        said = (err or "").strip() or "exit %s" % rc
+        return None, "systemctl show %s: %s" % (" ".join(units), said)
+    return out, None
+
+
+def unit_properties(unit, props, run=None):
+    """(property -> value, None) of a unit, or ({}, why)."""
+    text, why = systemctl_show(unit, props, run)
+    return (parse_show(text), None) if text is not None else ({}, why)
+
+
+# --- container engines ---------------------------------------------------------------------------
+# Cannot tell (the network interfaces cannot be listed): {'error': ...}; the caller says so, it
+# never reads that as "no engine".
+
+
+def gather_engines(names, patterns, path):
+    """The evidence of a container engine: those of `names` found as commands on `path` (colon
+    separated), those with a running process (its comm is the name, or starts with name-:
+    k3s-server), and the network interfaces matching one of `patterns` (docker0, cni*)."""
+    commands = {}
+    for name in names:
+        for folder in path.split(":"):
+            candidate = os.path.join(folder, name)
+            if folder and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                commands[name] = candidate
+                break
+    running = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % pid) as handle:
+                comm = handle.read().strip()
+        except OSError:
+            continue
+        running.update(n for n in names if comm == n or comm.startswith(n + "-"))
+    try:
+        links = os.listdir("/sys/class/net")
+    except OSError as exc:
+        return {"error": "cannot list /sys/class/net: %s" % exc}
+    interfaces = sorted(i for i in links if any(fnmatch.fnmatchcase(i, p) for p in patterns))
+    return {"commands": commands, "running": sorted(running), "interfaces": interfaces}
+
+
+def evidence_of(found, names, interfaces, groups, host_groups):
+    """What marks this host as running one of `names`, one line each (empty: nothing): its
+    inventory groups among `groups`, then gather_engines' commands, processes and interfaces."""
+    commands = found.get("commands") or {}
+    out = ["group %s" % g for g in groups if g in host_groups]
+    out += ["%s (%s)" % (n, commands[n]) for n in names if n in commands]
+    out += ["%s (running)" % n for n in names if n in (found.get("running") or [])]
+    out += [
+        "%s (interface)" % i
+        for i in found.get("interfaces") or []
+        if any(fnmatch.fnmatchcase(str(i), p) for p in interfaces)
+    ]
+    return out
+
+
+# --- files and sockets ----------------------------------------------------------------------------
+
+
+def read_text(path):
+    """A file's text, or None when it cannot be read (missing, unreadable, not text)."""
     try:
         with open(path) as handle:
-            for line in handle:
-                key, _, value = line.strip().partition("=")
-                if key in ("ID", "VERSION_ID"):
-                    info[key.lower()] = value.strip("\"'")
-    except OSError:
-        pass
-    return info
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _hex_addr(text, family):
+    raw = bytes.fromhex(text)
+    if family == "ipv4":
+        return ".".join(str(b) for b in raw[::-1])
+    return socket.inet_ntop(
+        socket.AF_INET6, b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    )
+
+
+def listening_sockets(proto="tcp", net="/proc/net"):
+    """The listening sockets of this network namespace: {proto, sockets: [{family, addr, port,
+    inode}]}, from /proc/net/PROTO and PROTO6 (a table the kernel lacks is left out). Cannot tell
+    (a table that cannot be read): {'error': ...}."""
+    sockets = []
+    for family, table in (("ipv4", "%s/%s" % (net, proto)), ("ipv6", "%s/%s6" % (net, proto))):
+        try:
+            with open(table) as handle:
+                rows = [line.split() for line in list(handle)[1:]]
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return {"error": "read %s: %s" % (table, exc.strerror)}
+        for row in rows:
+            if len(row) < 10 or row[3] != "0A":  # 0A: LISTEN
+                continue
+            addr, _, port = row[1].rpartition(":")
+            sockets.append(
+                {
+                    "family": family,
+                    "addr": _hex_addr(addr, family),
+                    "port": int(port, 16),
+                    "inode": row[9],
+                }
+            )
+    return {"proto": proto, "sockets": sockets}
+
+
+# --- kernel parameters ---------------------------------------------------------------------------
+
+
+def read_sysctl(name):
+    """{exists, value} of a kernel parameter; {exists: False} when the kernel has no such key,
+    {error} when it cannot be read."""
+    path = "/proc/sys/" + name.replace(".", "/")
+    try:
+        with open(path) as handle:
+            return {"exists": True, "value": handle.read().strip()}
+    except FileNotFoundError:
+        return {"exists": False}
+    except OSError as exc:
+        return {"error": "read %s: %s" % (path, exc.strerror)}
+
+
+def sysctl_value(name):
+    """A kernel parameter's value, whitespace collapsed ('1\t1' -> '1 1'), or None."""
+    found = read_sysctl(name)
+    return " ".join(found["value"].split()) if found.get("exists") else None
+
+
+# --- packages ------------------------------------------------------------------------------------
+
+
+def package_state(name, run=None):
+    """Whether a package is installed, from dpkg (Debian family) or rpm: {manager, installed,
+    version, status (dpkg)}. Cannot tell (neither is there): {'error': ...}."""
+    run = run or run_argv
+    if find_command("dpkg-query"):
+        rc, out, _ = run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev}|${Version}", name])
+        status, _, version = out.partition("|")
+        installed = rc == 0 and status.startswith("ii")
+        return {
+            "manager": "dpkg",
+            "installed": installed,
+            "status": status.strip(),
+            "version": version.strip() if installed else "",
+        }
+    if find_command("rpm"):
+        rc, out, _ = run(["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", name])
+        installed = rc == 0
+        return {
+            "manager": "rpm",
+            "installed": installed,
+            "version": out.strip() if installed else "",
+        }
+    return {"error": "neither dpkg nor rpm is available to tell whether %s is installed" % name}
+
+
+def packages_dry_run():
+    """Whether the package manager can dry-run here (apt needs python3-apt; others always can)."""
+    return not find_command("apt-get") or importlib.util.find_spec("apt") is not None
 
 
 # --- Has a running service loaded its configuration? ---------------------------------------------
@@ -80,10 +455,7 @@ UNIT_PROCESS_PROPS = ["ActiveState", "MainPID", "ExecMainStartTimestampMonotonic
 def parse_unit_process(text):
     """{'active', 'pid', 'started'} from `systemctl show -p ...` output of UNIT_PROCESS_PROPS;
     `started` is the main process's start on CLOCK_MONOTONIC, in microseconds."""
-    props = {}
-    for line in text.splitlines():
-        key, _, value = line.partition("=")
-        props[key.strip()] = value.strip()
+    props = parse_show(text)
     pid = int(props["MainPID"]) if props.get("MainPID", "").isdigit() else 0
     started = props.get("ExecMainStartTimestampMonotonic", "")
     return {
@@ -93,13 +465,10 @@ def parse_unit_process(text):
     }
 
 
-def unit_process(module, unit):
+def unit_main_process(module, unit):
     """The unit's main process (see parse_unit_process), or None when systemctl cannot tell."""
-    argv = ["systemctl", "show", unit]
-    for prop in UNIT_PROCESS_PROPS:
-        argv += ["-p", prop]
-    rc, out, _ = module.run_command(argv)
-    return parse_unit_process(out) if rc == 0 else None
+    text, _ = systemctl_show(unit, UNIT_PROCESS_PROPS, module.run_command)
+    return parse_unit_process(text) if text is not None else None
 
 
 def file_digest(path):
@@ -158,7 +527,7 @@ def judge_loaded(process, files, record, clock_offset):
 def config_loaded(module, unit, paths, directory=APPLIED_DIR):
     """Whether `unit`'s running main process has loaded `paths`: {'loaded': True|False|None,
     'why': str, 'pid': int}. The reader every role that restarts a service decides by."""
-    process = unit_process(module, unit)
+    process = unit_main_process(module, unit)
     files = {p: file_digest(p) for p in paths}
     offset = time.time() - time.monotonic()
     loaded, why = judge_loaded(process, files, read_applied(unit, directory), offset)
@@ -168,7 +537,7 @@ def config_loaded(module, unit, paths, directory=APPLIED_DIR):
 def record_applied(module, unit, paths, directory=APPLIED_DIR):
     """Record that `unit`'s running main process now runs with `paths` as they are (after a
     confirmed reload or restart). Returns (changed, record)."""
-    process = unit_process(module, unit) or {"pid": 0, "started": 0}
+    process = unit_main_process(module, unit) or {"pid": 0, "started": 0}
     record = {
         "unit": unit,
         "pid": process["pid"],

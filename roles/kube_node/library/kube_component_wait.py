@@ -1,8 +1,6 @@
 #!/usr/bin/python
 """Wait until a control plane component runs again with the new flags and answers healthy."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: kube_component_wait
 short_description: Wait for a restarted component to carry the new flags and answer its health URL

@@ -1,8 +1,6 @@
 #!/usr/bin/python
 """Read what the Kubernetes roles need to know about a node, in one call (read-only)."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: kube_node_facts
 short_description: Processes, systemd units, sysctls and file modes of a Kubernetes node (read-only)
@@ -56,7 +54,7 @@ sysctls: {description: name -> value (null when unreadable), type: dict}
 loose_modes: {description: "list of {id, path, mode, fixed}: files with mode bits beyond their limit and the mode they should get (bits removed, never added)", type: list}
 wrong_owners: {description: "list of {id, path, owner, group}: paths owned by someone else, with their current owner and group", type: list}
 verified: {description: "list of {cert, ca, ok, reason}", type: list}
-container: {description: container technology systemd detects, or empty, type: str}
+container: {description: "the container technology the host runs in, empty when none, 'unknown' when it cannot tell (counted as a container)", type: str}
 loaded: {description: "unit -> {loaded (true, false, or null when the unit is not running), why, pid}", type: dict}
 """
 
@@ -67,8 +65,13 @@ import pwd
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # shared by the roles (role host_common)
+from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
     config_loaded,
+    environment_files,
+    parse_show,
+    read_container,
+    sysctl_value,
+    systemctl_show,
 )
 from ansible.module_utils.kube_process import pick, processes_named, unit_process
 
@@ -90,35 +93,26 @@ def service_process(module, unit_name):
 
 
 def unit(module, name):
-    props = "LoadState,ActiveState,MainPID,FragmentPath,DropInPaths,EnvironmentFiles"
-    rc, out, _ = module.run_command(["systemctl", "show", name, "-p", props])
-    found = {"load_state": "", "active_state": "", "main_pid": 0, "fragment_path": "",
-             "drop_in_paths": [], "environment_files": []}  # fmt: skip
-    if rc != 0:
-        return found
-    for line in out.splitlines():
-        key, _, value = line.partition("=")
-        if key == "LoadState":
-            found["load_state"] = value
-        elif key == "ActiveState":
-            found["active_state"] = value
-        elif key == "MainPID":
-            found["main_pid"] = int(value) if value.isdigit() else 0
-        elif key == "FragmentPath":
-            found["fragment_path"] = value
-        elif key == "DropInPaths":
-            found["drop_in_paths"] = value.split()
-        elif key == "EnvironmentFiles" and value:
-            found["environment_files"].append(value.split(" (")[0])
-    return found
-
-
-def sysctl(name):
-    try:
-        with open("/proc/sys/" + name.replace(".", "/")) as handle:
-            return " ".join(handle.read().split())
-    except OSError:
-        return None
+    """What systemd says of a unit (empty values when it cannot tell)."""
+    props = [
+        "LoadState",
+        "ActiveState",
+        "MainPID",
+        "FragmentPath",
+        "DropInPaths",
+        "EnvironmentFiles",
+    ]
+    text, _ = systemctl_show(name, props, module.run_command)
+    found = parse_show(text or "")
+    pid = found.get("MainPID", "")
+    return {
+        "load_state": found.get("LoadState", ""),
+        "active_state": found.get("ActiveState", ""),
+        "main_pid": int(pid) if pid.isdigit() else 0,
+        "fragment_path": found.get("FragmentPath", ""),
+        "drop_in_paths": found.get("DropInPaths", "").split(),
+        "environment_files": environment_files(text or ""),
+    }
 
 
 def paths_of(spec, exclude=()):
@@ -189,15 +183,6 @@ def verify(module, specs):
     return found
 
 
-def container(module):
-    path = module.get_bin_path("systemd-detect-virt")
-    if not path:
-        return ""
-    _, out, _ = module.run_command([path, "--container"])
-    value = out.strip()
-    return "" if value in ("", "none") else value
-
-
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -220,11 +205,11 @@ def main():
         changed=False,
         processes=processes,
         units={n: unit(module, n) for n in p["units"]},
-        sysctls={n: sysctl(n) for n in p["sysctls"]},
+        sysctls={n: sysctl_value(n) for n in p["sysctls"]},
         loose_modes=loose_modes(p["modes"], p["exclude"]),
         wrong_owners=wrong_owners(p["owners"], p["exclude"]),
         verified=verify(module, p["verify"]),
-        container=container(module),
+        container=read_container(module.run_command),
         loaded={u: config_loaded(module, u, list(paths)) for u, paths in p["loaded"].items()},
     )
 

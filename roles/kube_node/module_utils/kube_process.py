@@ -1,45 +1,27 @@
 """Find a Kubernetes component's process on the node (shared by kube_node_facts and
-kube_component_wait; standard library only, python3 >= 3.6)."""
+kube_component_wait; standard library only, python3 >= 3.6). How a process, a command line and a
+unit are read is the host readers' (role host_common: casemate_host.py), as verify reads them."""
 
 # Runs on the node with its python3 like the modules in library/: no pathlib idioms, % formatting.
 
-from __future__ import annotations
-
-import os
-
-
-def start_time(pid, proc="/proc"):
-    """The process start time in clock ticks since boot (0 when unknown): with the pid it tells a
-    restarted process from the old one even if the pid comes round again."""
-    try:
-        with open("%s/%s/stat" % (proc, pid)) as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return int(fields[19])
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def argv_of(pid, proc="/proc"):
-    """A process's command line ([] when it is gone or unreadable)."""
-    try:
-        with open("%s/%s/cmdline" % (proc, pid), "rb") as handle:
-            raw = handle.read()
-    except OSError:
-        return []
-    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+from ansible.module_utils.casemate_host import (
+    argv_of,
+    parse_show,
+    processes,
+    start_time,
+    systemctl_show,
+)
 
 
 def processes_named(name, proc="/proc"):
-    """Every process whose argv[0] basename is `name`, in any PID namespace (static pods run in
-    containers). Not for a component systemd runs: see unit_process."""
-    found = []
-    for entry in os.listdir(proc):
-        if not entry.isdigit():
-            continue
-        argv = argv_of(entry, proc)
-        if argv and os.path.basename(argv[0]) == name:
-            found.append({"pid": int(entry), "start": start_time(entry, proc), "argv": argv})
-    return found
+    """Every process called `name` (casemate_host.processes: its comm or argv[0]'s basename), in
+    any PID namespace (static pods run in containers). Not for a component systemd runs: see
+    unit_process."""
+    return [
+        {"pid": pid, "start": start, "argv": argv}
+        for start, pid, argv in processes(name, any_ns=True, proc=proc)
+        if argv
+    ]
 
 
 def unit_process(unit, proc="/proc"):
@@ -56,18 +38,15 @@ def unit_process(unit, proc="/proc"):
 
 
 def unit_state(run_command, name):
-    """{active_state, main_pid} of a systemd unit, through AnsibleModule.run_command."""
-    rc, out, _ = run_command(["systemctl", "show", name, "-p", "ActiveState,MainPID"])
-    found = {"active_state": "", "main_pid": 0}
-    if rc != 0:
-        return found
-    for line in out.splitlines():
-        key, _, value = line.partition("=")
-        if key == "ActiveState":
-            found["active_state"] = value
-        elif key == "MainPID":
-            found["main_pid"] = int(value) if value.isdigit() else 0
-    return found
+    """{active_state, main_pid} of a systemd unit, through AnsibleModule.run_command (empty and 0
+    when systemd cannot tell)."""
+    text, _ = systemctl_show(name, ["ActiveState", "MainPID"], run_command)
+    props = parse_show(text or "")
+    pid = props.get("MainPID", "")
+    return {
+        "active_state": props.get("ActiveState", ""),
+        "main_pid": int(pid) if pid.isdigit() else 0,
+    }
 
 
 def pick(candidates, hint):

@@ -2,8 +2,6 @@
 """Change sshd's configuration commit-confirmed, as on a router: back up, arm a rollback on the host
 itself, write, validate, reload; later confirm (disarm) or roll back."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: sshd_commit
 short_description: Apply, confirm or roll back an sshd configuration change (commit-confirmed)
@@ -59,12 +57,16 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
+    find_command,
+    listening_sockets,
+)
 
 UNIT_PREFIX = "casemate-sshd-rollback-"
 
 
 def sshd_binary():
-    return shutil.which("sshd") or "/usr/sbin/sshd"
+    return find_command("sshd") or "/usr/sbin/sshd"
 
 
 def rollback_script(change_dir, manifest, service, was_active=True, sshd=None):
@@ -253,19 +255,9 @@ def diffs(writes, removes):
 def listen_inodes(ports):
     """Inodes of the listening TCP sockets on `ports` (every port when empty), from /proc/net/tcp
     and tcp6."""
-    wanted = {"%04X" % int(port) for port in ports}
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as handle:
-                rows = [line.split() for line in list(handle)[1:]]
-        except OSError:
-            continue
-        for row in rows:
-            port = row[1].rsplit(":", 1)[-1] if len(row) > 9 else ""
-            if len(row) > 9 and row[3] == "0A" and (not wanted or port in wanted):
-                found.add(row[9])
-    return found
+    wanted = {int(port) for port in ports}
+    sockets = listening_sockets("tcp").get("sockets", [])  # unreadable: none found, keep waiting
+    return {s["inode"] for s in sockets if not wanted or s["port"] in wanted}
 
 
 def held_by(pid):

@@ -2,8 +2,6 @@
 """Read sshd's configuration, find the SSH session Ansible arrived by, plan the change, test the
 candidate with `sshd -t`/`sshd -T`, and run the lockout guard: all in one read-only call."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: sshd_facts
 short_description: Plan an sshd change and check it cannot lock the connecting user out (read-only)
@@ -66,35 +64,43 @@ os_supported: {description: whether the host is of the Debian family the role kn
 match_kept: {description: Match-block lines setting a list casemate also sets (kept, reported), type: list}
 """
 
-import base64
 import fnmatch
 import glob
 import grp
-import hashlib
 import ipaddress
 import os
 import pwd
 import re
 import shutil
-import struct
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # shared by the roles (role host_common)
+from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
     config_loaded,
+    find_command,
+    os_release,
+    package_state,
+    parse_show_units,
+    read_text,
+    systemctl_show,
+)
+from ansible.module_utils.casemate_sshd import (
+    COMMA_LISTS,
+    SSH_DIR,
+    TIME_OPTIONS,
+    include_targets,
+    key_blob,
+    key_fingerprint,
+    match_entries,
+    parse_effective,
+    seconds,
+    words,
+)
+from ansible.module_utils.casemate_sshd import (
+    host_keys as read_host_keys,
 )
 
-SSH_DIR = "/etc/ssh"
 SESSION_COMMS = ("sshd", "sshd-session")
-COMMA_LISTS = (
-    "kexalgorithms",
-    "ciphers",
-    "macs",
-    "hostkeyalgorithms",
-    "pubkeyacceptedalgorithms",
-    "casignaturealgorithms",
-    "hostbasedacceptedalgorithms",
-)
 QUERY = {
     "kexalgorithms": "kex",
     "ciphers": "cipher",
@@ -113,15 +119,6 @@ MATCH_MARK = "# disabled by casemate (a Match block undid casemate's setting): "
 
 
 # --- configuration text -------------------------------------------------------------------------
-
-
-def words(line):
-    """(keyword lowercased, argument text) of a configuration line, or (None, None)."""
-    text = line.strip()
-    if not text or text.startswith("#"):
-        return None, None
-    parts = re.split(r"[\s=]+", text, maxsplit=1)
-    return parts[0].lower(), (parts[1].strip() if len(parts) > 1 else "")
 
 
 def value_text(name, value):
@@ -171,10 +168,6 @@ def resolve(pattern):
     return pattern if pattern.startswith("/") else os.path.join(SSH_DIR, pattern)
 
 
-def include_targets(arg):
-    return [resolve(p) for p in arg.split()]
-
-
 def dropin_support(main_text, dropin_dir, managed_names, earlier=None):
     """(supported, why): the main file includes dropin_dir/*.conf before it sets any managed option
     and outside any Match block, and no drop-in read before casemate's sets one, so casemate's
@@ -211,18 +204,6 @@ def dropin_support(main_text, dropin_dir, managed_names, earlier=None):
 ALIASES = {"prohibit-password": "without-password"}
 
 
-TIME_OPTIONS = ("logingracetime", "clientaliveinterval")
-UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def seconds(text):
-    """sshd's time format (1h30m, 90, 2m) in seconds, as sshd -T prints it; None if unreadable."""
-    parts = re.findall(r"(\d+)([smhdw]?)", text.lower())
-    if not parts or "".join(n + u for n, u in parts) != text.lower():
-        return None
-    return str(sum(int(n) * UNITS[u] for n, u in parts))
-
-
 def normal(name, value):
     text = value_text(name, value).strip()
     text = ALIASES.get(text, text)
@@ -257,66 +238,7 @@ def overridden(settings, effective_after):
 # --- host keys ----------------------------------------------------------------------------------
 
 
-def _read_string(blob, offset):
-    (size,) = struct.unpack(">I", blob[offset : offset + 4])
-    return blob[offset + 4 : offset + 4 + size], offset + 4 + size
-
-
-def key_info(public_line):
-    """(type, bits) of an OpenSSH public key line, read from the key blob itself."""
-    parts = public_line.split()
-    if len(parts) < 2:
-        return None, None
-    try:
-        return _blob_info(base64.b64decode(parts[1]))
-    except (ValueError, struct.error, UnicodeDecodeError):
-        return None, None
-
-
-def _blob_info(blob):
-    kind, offset = _read_string(blob, 0)
-    kind = kind.decode()
-    if kind == "ssh-rsa":
-        _, offset = _read_string(blob, offset)  # the public exponent, then the modulus
-        n, _ = _read_string(blob, offset)
-        return "rsa", int.from_bytes(n, "big").bit_length()
-    if kind == "ssh-dss":
-        prime, _ = _read_string(blob, offset)
-        return "dsa", int.from_bytes(prime, "big").bit_length()
-    if kind.startswith("ecdsa-sha2-nistp"):
-        return "ecdsa", int(kind[len("ecdsa-sha2-nistp") :])
-    if kind == "ssh-ed25519":
-        return "ed25519", 256
-    return kind, None
-
-
-def describe_key(module, path, min_rsa_bits):
-    entry = {"path": path, "exists": os.path.exists(path)}
-    if not entry["exists"]:
-        return entry
-    line = ""
-    try:
-        with open(path + ".pub") as handle:
-            line = handle.read().strip()
-    except OSError:
-        rc, out, _ = module.run_command(["ssh-keygen", "-y", "-f", path])
-        line = out.strip() if rc == 0 else ""
-    kind, bits = key_info(line)
-    entry.update(type=kind, bits=bits)
-    entry["weak"] = kind == "dsa" or (kind == "rsa" and (bits or 0) < min_rsa_bits)
-    return entry
-
-
 # --- effective configuration --------------------------------------------------------------------
-
-
-def parse_effective(text):
-    out = {}
-    for line in text.splitlines():
-        key, _, value = line.strip().partition(" ")
-        if key:
-            out.setdefault(key.lower(), []).append(value.strip())
-    return out
 
 
 def first(options, name, default=""):
@@ -433,24 +355,6 @@ def groups_of(user):
     return sorted(names)
 
 
-def key_blob(line):
-    """(type, base64 blob) of an authorized_keys or .pub line, options skipped."""
-    tokens = re.findall(r'(?:[^\s"]+|"[^"]*")+', line)
-    for i, token in enumerate(tokens):
-        if re.match(r"^(ssh-|ecdsa-|sk-)", token) and i + 1 < len(tokens):
-            return token, tokens[i + 1]
-    return None, None
-
-
-def fingerprint(blob):
-    """SHA256:... as ssh-keygen -l and sshd's log print it."""
-    try:
-        digest = hashlib.sha256(base64.b64decode(blob)).digest()
-    except ValueError:
-        return "unreadable key"
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
 def key_files(options, user, home):
     out = []
     for pattern in all_words(options, "authorizedkeysfile"):
@@ -546,13 +450,13 @@ def _keys_taken_away(user, key, now, found, where):
     if blob is not None and blob in now:
         return [
             "%s's key (%s %s) is not in %s (AuthorizedKeysFile after the change)"
-            % (user, kind, fingerprint(blob), where)
+            % (user, kind, key_fingerprint(blob), where)
         ]
     lost = sorted(now - found)
     if lost:  # the session's key is unknown (or not read today): keep every key readable
         return [
             "%s's keys %s would no longer be read: they are not in %s (AuthorizedKeysFile "
-            "after the change)" % (user, ", ".join(fingerprint(b) for b in lost), where)
+            "after the change)" % (user, ", ".join(key_fingerprint(b) for b in lost), where)
         ]
     return []  # nothing the change takes away (an agent key, a certificate, ...)
 
@@ -586,7 +490,7 @@ def _key_reasons(after, user, pubkey, read, before=None):
         if blob not in found:
             return [
                 "%s's key (%s %s) is not in %s (AuthorizedKeysFile after the change)"
-                % (user, kind, fingerprint(blob), where)
+                % (user, kind, key_fingerprint(blob), where)
             ]
         return []
     if not found:
@@ -599,16 +503,13 @@ def _key_reasons(after, user, pubkey, read, before=None):
 
 def units(module):
     names = ["ssh.service", "sshd.service", "ssh.socket", "sshd.socket"]
-    rc, out, _ = module.run_command(
-        ["systemctl", "show", *names, "-p", "Id,LoadState,ActiveState,UnitFileState"]
-    )
+    text, _ = systemctl_show(names, ["Id,LoadState,ActiveState,UnitFileState"], module.run_command)
     found = {"service": None, "socket": None}
-    if rc != 0:
+    if text is None:
         return found
-    blocks = out.strip().split("\n\n")
+    blocks = parse_show_units(text)
     for i, name in enumerate(names):
-        block = blocks[i] if i < len(blocks) else ""
-        props = dict(row.split("=", 1) for row in block.splitlines() if "=" in row)
+        props = dict(blocks[i]) if i < len(blocks) else {}
         props["Name"] = name
         kind = "service" if name.endswith(".service") else "socket"
         if found[kind] is None and props.get("LoadState") not in (None, "not-found"):
@@ -625,31 +526,12 @@ def units(module):
 
 
 def package(module, name):
-    if shutil.which("dpkg-query"):
-        rc, out, _ = module.run_command(
-            ["dpkg-query", "-W", "-f", "${db:Status-Abbrev}|${Version}", name]
-        )
-        status, _, version = out.partition("|")
-        return {
-            "name": name,
-            "installed": rc == 0 and status.startswith("ii"),
-            "version": version.strip(),
-        }
-    if shutil.which("rpm"):
-        rc, out, _ = module.run_command(["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", name])
-        return {"name": name, "installed": rc == 0, "version": out.strip() if rc == 0 else ""}
-    return {"name": name, "installed": None, "version": ""}
+    """{name, installed (None: cannot tell), version} of the SSH server's package."""
+    found = package_state(name, module.run_command)
+    return {"name": name, "installed": found.get("installed"), "version": found.get("version", "")}
 
 
 # --- planning -----------------------------------------------------------------------------------
-
-
-def read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except OSError:
-        return None
 
 
 def supported(module, settings):
@@ -695,27 +577,18 @@ def comment_weak(text, weak_paths):
 
 
 def match_lines(main_path, texts):
-    """Lines set inside a Match block, file by file: {path: [(index, Match line, key, arg)]}.
-    The main file's Match lasts to its end; an Include read inside a Match puts the whole included
-    file under it; a Match inside an included file lasts to the end of that file."""
+    """Lines set inside a Match block, file by file: {path: [(index, Match line, key, arg)]}, read
+    from `texts` (path -> the content the change leaves) by the host readers' Match scanner, the
+    one verify judges by (casemate_sshd.match_entries)."""
     out = {}
 
-    def scan(path, match, depth):
-        text = texts.get(path)
-        if text is None or depth > 8:
-            return
-        for index, line in enumerate(text.splitlines(True)):
-            key, arg = words(line)
-            if key == "match":
-                match = "Match %s" % arg
-            elif key == "include":
-                for target in include_targets(arg):
-                    for inc in sorted(t for t in texts if fnmatch.fnmatchcase(t, target)):
-                        scan(inc, match, depth + 1)
-            elif match and key is not None:
-                out.setdefault(path, []).append((index, match, key, arg))
+    def expand(pattern):
+        return sorted(t for t in texts if fnmatch.fnmatchcase(t, pattern))
 
-    scan(main_path, "", 0)
+    for entry in match_entries(main_path, texts.get, expand):
+        out.setdefault(entry["file"], []).append(
+            (entry["line"] - 1, entry["match"], entry["option"], entry["value"])
+        )
     return out
 
 
@@ -777,14 +650,14 @@ def managed_change(p, main_text, dropins, settings):
     return mode, why, main_path, new
 
 
-def host_keys(module, sshd, p):
+def describe_host_keys(module, sshd, p):
     """Every host key sshd loads now and every key file in /etc/ssh, with type, size, weakness."""
     effective_now, _ = effective(module, sshd, p["config"], "")
-    configured = all_words(effective_now or {}, "hostkey")
-    paths = sorted(set(configured) | set(glob.glob(os.path.join(SSH_DIR, "ssh_host_*_key"))))
-    keys = [describe_key(module, path, p["min_rsa_bits"]) for path in paths]
+    keys = read_host_keys(effective_now or {}, module.run_command)
     for key in keys:
-        key["configured"] = key["path"] in configured
+        if key["exists"]:
+            weak_rsa = key["type"] == "rsa" and (key["bits"] or 0) < p["min_rsa_bits"]
+            key["weak"] = key["type"] == "dsa" or weak_rsa
     return keys
 
 
@@ -825,15 +698,16 @@ def file_specs(p, new):
 
 def plan(module, p, sshd):
     main_path, dropin_dir = p["config"], p["dropin_dir"].rstrip("/")
-    main_text = read(main_path)
+    main_text = read_text(main_path)
     if main_text is None:
         module.fail_json(msg="cannot read %s" % main_path)
     dropins = {
-        path: read(path) or "" for path in sorted(glob.glob(os.path.join(dropin_dir, "*.conf")))
+        path: read_text(path) or ""
+        for path in sorted(glob.glob(os.path.join(dropin_dir, "*.conf")))
     }
     settings = supported(module, p["settings"])
     mode, why, managed_path, new = managed_change(p, main_text, dropins, settings)
-    keys = host_keys(module, sshd, p)
+    keys = describe_host_keys(module, sshd, p)
     removes = []
     if p["remove_weak_keys"]:
         removes = weak_change(module, keys, dict(dropins, **{main_path: main_text}), new)
@@ -841,10 +715,13 @@ def plan(module, p, sshd):
     dropin_path = os.path.join(dropin_dir, p["dropin_name"])
     if dropin_path in new:
         texts.setdefault(dropin_path, "")
-    match_kept = match_change(main_path, texts, new, settings)
+    try:
+        match_kept = match_change(main_path, texts, new, settings)
+    except ValueError as exc:  # an Include loop: sshd refuses the configuration too
+        module.fail_json(msg="cannot read sshd's Match blocks: %s" % exc)
     if p["banner_text"] and p["banner_path"]:
         banner = p["banner_text"].rstrip("\n") + "\n"
-        if read(p["banner_path"]) != banner:
+        if read_text(p["banner_path"]) != banner:
             new[p["banner_path"]] = banner
     return {
         "mode": mode,
@@ -949,17 +826,10 @@ def listen_ports(options):
     return sorted(set(ports))
 
 
-def os_release(path="/etc/os-release"):
-    out = {}
-    for line in (read(path) or "").splitlines():
-        key, eq, value = line.partition("=")
-        if eq:
-            out[key.strip()] = value.strip().strip("\"'")
-    return {
-        "id": out.get("ID", ""),
-        "id_like": out.get("ID_LIKE", ""),
-        "version": out.get("VERSION_ID", ""),
-    }
+def os_of(path="/etc/os-release"):
+    """{id, id_like, version} of the host (casemate_host's reader)."""
+    found = os_release(path)
+    return {"id": found["id"], "id_like": found["id_like"], "version": found["version_id"]}
 
 
 def debian_family(release):
@@ -1002,7 +872,7 @@ def main():
     p = module.params
     session = find_session()
     connection = p["connection"] or "ssh"
-    release = os_release()
+    release = os_of()
     result = {
         "changed": False,
         "session": session,
@@ -1025,7 +895,7 @@ def main():
             removes=[],
         )
         module.exit_json(**result)
-    sshd = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+    sshd = find_command("sshd")
     result["installed"] = bool(sshd) and os.path.exists(p["config"])
     if not result["installed"]:
         result.update(

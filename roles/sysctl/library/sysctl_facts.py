@@ -2,8 +2,6 @@
 """Read the kernel parameters casemate manages and work out the sysctl.d file and the live writes
 (read-only: it changes nothing)."""
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 module: sysctl_facts
 short_description: Read kernel parameters and plan casemate's sysctl.d file (read-only)
@@ -40,23 +38,16 @@ apply: {description: key=value writes the running kernel needs, type: list}
 notes: {description: what is not managed here and why, one line each, type: list}
 """
 
-import fnmatch
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # shared by the host roles (role host_common)
-    classify_container,  # noqa: F401  (what detect_container decides by; the tests read it here)
-    detect_container,
+from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
+    evidence_of,
+    gather_engines,
     os_release,
+    read_container,
+    sysctl_value,
 )
-
-
-def read_key(name):
-    try:
-        with open("/proc/sys/" + name.replace(".", "/")) as handle:
-            return " ".join(handle.read().split())
-    except OSError:
-        return None
 
 
 def parse_file(text):
@@ -149,58 +140,15 @@ def revert_of(apply, current):
     return ["%s=%s" % (k, current[k]) for k in keys if current.get(k) is not None]
 
 
-# --- the same engine evidence as casemate's sysctl check kind (python/casemate/checks/sysctl.py)
-def gather_engines(names, patterns, path):
-    """Engine commands on `path`, running engine processes and matching interfaces (the same as
-    the probe's `engines` collector)."""
-    commands = {}
-    for name in names:
-        for folder in path.split(":"):
-            candidate = os.path.join(folder, name)
-            if folder and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-                commands[name] = candidate
-                break
-    running = set()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/comm" % pid) as handle:
-                comm = handle.read().strip()
-        except OSError:
-            continue
-        running.update(n for n in names if comm == n or comm.startswith(n + "-"))
-    try:
-        links = os.listdir("/sys/class/net")
-    except OSError:
-        links = []
-    interfaces = sorted(i for i in links if any(fnmatch.fnmatchcase(i, p) for p in patterns))
-    return {"commands": commands, "running": sorted(running), "interfaces": interfaces}
-
-
-def evidence(found, names, interfaces, groups, host_groups):
-    """What marks this host as running one of `names`, one line each (empty: nothing)."""
-    commands = found.get("commands") or {}
-    out = ["group %s" % g for g in groups if g in host_groups]
-    out += ["%s (%s)" % (n, commands[n]) for n in names if n in commands]
-    out += ["%s (running)" % n for n in names if n in (found.get("running") or [])]
-    out += [
-        "%s (interface)" % i
-        for i in found.get("interfaces") or []
-        if any(fnmatch.fnmatchcase(i, p) for p in interfaces)
-    ]
-    return out
-
-
 def engine_host(params, found):
     """(evidence of a container engine, whether Kubernetes runs here); engine_host true/false
     overrides what the host shows."""
     groups = params["group_names"]
     kube_names = [n for n in params["engines"] if n in params["kubernetes_engines"]]
-    kube = evidence(
+    kube = evidence_of(
         found, kube_names, params["cni_interfaces"], params["kubernetes_groups"], groups
     )
-    every = evidence(
+    every = evidence_of(
         found,
         params["engines"],
         list(params["engine_interfaces"]) + list(params["cni_interfaces"]),
@@ -239,10 +187,14 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    container = detect_container(module)
+    container = read_container(module.run_command)
     found = gather_engines(
         p["engines"], list(p["engine_interfaces"]) + list(p["cni_interfaces"]), p["engine_path"]
     )
+    if found.get("error"):  # never read as "no engine": that would turn forwarding off
+        module.fail_json(
+            msg="cannot tell whether a container engine runs here: %s" % found["error"]
+        )
     engines, kubernetes = engine_host(p, found)
     try:
         with open(p["path"]) as handle:
@@ -250,7 +202,7 @@ def main():
     except OSError:
         existing = ""
     keys = set(p["wanted"]) | set(parse_file(existing))
-    current = {k: read_key(k) for k in sorted(keys)}
+    current = {k: sysctl_value(k) for k in sorted(keys)}
     content, apply, notes = plan(p, container, engines, current, existing, kubernetes=kubernetes)
     module.exit_json(
         changed=False,

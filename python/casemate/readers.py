@@ -1,0 +1,103 @@
+"""The host readers, as the controller sees them. Each fact about a host is read by one stdlib-only
+function in roles/host_common/module_utils/casemate_*.py: the roles' modules import them there (as
+ansible.module_utils.NAME), the probe's one remote script carries their text (probe/collect.py),
+and the check kinds that judge raw text the probe returns (audit rules, command lines) parse it with
+the same functions, loaded from the same files here."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any, cast
+
+from casemate.locations import content_root
+
+# In the order they go into the probe's script: a file may use the names of those before it.
+LIBRARY = ("casemate_host", "casemate_sshd", "casemate_audit")
+LIBRARY_IMPORT = "ansible.module_utils.casemate_"
+
+
+def library_path(name: str) -> Path:
+    return content_root() / "roles" / "host_common" / "module_utils" / f"{name}.py"
+
+
+def without_library_imports(source: str) -> str:
+    """`source` without its `from ansible.module_utils.casemate_* import ...` statements: in the
+    probe's one script those names are already defined by the library text in front of it."""
+    lines = source.splitlines(keepends=True)
+    dropped: set[int] = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(LIBRARY_IMPORT):
+            dropped.update(range(node.lineno - 1, node.end_lineno or node.lineno))
+    return "".join(line for i, line in enumerate(lines) if i not in dropped)
+
+
+def library_module(name: str) -> ModuleType:
+    """A library file loaded as a module of its own (once per process, like any import)."""
+    key = f"casemate._readers.{name}"
+    loaded = sys.modules.get(key)
+    if loaded is None:
+        spec = importlib.util.spec_from_file_location(key, library_path(name))
+        if spec is None or spec.loader is None:  # pragma: no cover - a .py path always has one
+            raise ImportError(f"cannot load {library_path(name)}")
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[key] = loaded
+        spec.loader.exec_module(loaded)
+    return loaded
+
+
+# --- the pure parsers the check kinds use ---------------------------------------------------------
+
+
+def audit_watches(rules: str) -> list[tuple[str, str, str]]:
+    """(path, permissions, key) of every watch rule in a rule file or `auditctl -l` output."""
+    return cast(list[tuple[str, str, str]], library_module("casemate_audit").watches(rules))
+
+
+def audit_watched(rules: str, path: str, permissions: str | None) -> bool:
+    """Whether a watch rule covers exactly `path`, with at least `permissions` (e.g. "wa")."""
+    return bool(library_module("casemate_audit").watched(rules, path, permissions))
+
+
+def audit_permissions(rules: str, path: str) -> list[str]:
+    """The permissions of every watch of exactly `path`, as written."""
+    return cast(list[str], library_module("casemate_audit").permissions_of(rules, path))
+
+
+def flag_values(argv: Sequence[str], names: Sequence[str], value_type: str | None) -> list[str]:
+    """Every value given to any of `names` on a command line, in order (Go's flag rules)."""
+    found = library_module("casemate_host").flag_values(list(argv), list(names), value_type)
+    return cast(list[str], found)
+
+
+def evidence_of(
+    found: Mapping[str, Any],
+    names: Sequence[str],
+    interfaces: Sequence[str],
+    groups: Sequence[str],
+    host_groups: Sequence[str],
+) -> list[str]:
+    """What marks a host as running one of `names` (the probe's `engines` answer and its groups)."""
+    lines = library_module("casemate_host").evidence_of(
+        found, list(names), list(interfaces), list(groups), list(host_groups)
+    )
+    return cast(list[str], lines)
+
+
+def sshd_seconds(text: str) -> str | None:
+    """sshd's time format (1h30m) in seconds, as `sshd -T` prints it; None if unreadable."""
+    return cast(str | None, library_module("casemate_sshd").seconds(text))
+
+
+def sshd_comma_lists() -> frozenset[str]:
+    """The options `sshd -T` prints as one comma-separated list."""
+    return frozenset(cast(tuple[str, ...], library_module("casemate_sshd").COMMA_LISTS))
+
+
+def sshd_time_options() -> frozenset[str]:
+    """The options `sshd -T` prints in seconds, whatever unit the configuration used."""
+    return frozenset(cast(tuple[str, ...], library_module("casemate_sshd").TIME_OPTIONS))
