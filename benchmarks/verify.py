@@ -1,0 +1,139 @@
+"""Benchmark: `casemate verify` as a whole process on hardened lab nodes, and `catalog list`.
+Medians and ratios, never assertions: timings on a shared machine are for comparing, not for
+pass/fail (docs/benchmarks.md keeps the figures and the machine they came from).
+
+    .venv/bin/python benchmarks/verify.py [--profile docker|k8s] [--nodes 8] [--runs 7]
+
+It boots a lab of its own (`--name`, default `bench`), hardens every node at level 2 (not
+measured), then measures, `--runs` times each:
+
+- `casemate verify --level 2` of one node (`--limit` the first): wall time and the controller's CPU;
+- with `--nodes` > 1, the same of every node: the controller's CPU per additional node;
+- `casemate catalog list`: wall time.
+
+The controller's CPU is user + system time of casemate and every process it waited for (the
+`docker exec` clients, ansible-inventory), read with getrusage(RUSAGE_CHILDREN) around each run.
+The probe itself runs inside the node containers, whose processes are not casemate's children, so
+its CPU is not counted: it is the node's, not the controller's.
+
+docker-bench-security cannot be fetched here; the reference is the issue's figure for it on the
+same kind of node (REFERENCE_S).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+CASEMATE = str(Path(sys.executable).parent / "casemate")
+REFERENCE_S = 2.2  # docker-bench-security inside a hardened Docker lab node (the issue says)
+TARGET_S = 0.5  # whole-process verify of one node
+TARGET_CPU_PER_NODE_S = 0.05
+TARGET_CATALOG_LIST_S = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    wall: float
+    cpu: float  # controller: user + system of casemate and the processes it waited for
+
+
+def run(state: Path, *args: str, ok: tuple[int, ...] = (0, 1)) -> Sample:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    done = subprocess.run(
+        [CASEMATE, "--state-dir", str(state), *args], capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in ok:
+        raise SystemExit(f"casemate {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Sample(wall, cpu)
+
+
+def medians(runs: int, once: Callable[[], Sample]) -> Sample:
+    once()  # warm the page cache and any cache of casemate's own; not counted
+    samples = [once() for _ in range(runs)]
+    return Sample(
+        statistics.median(s.wall for s in samples), statistics.median(s.cpu for s in samples)
+    )
+
+
+def probe_ms(report_dir: Path) -> list[int]:
+    doc = json.loads((report_dir / "report.json").read_text())
+    return [int(h["probe_elapsed_ms"] or 0) for h in doc["hosts"]]
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} CPUs ({model}), load average {load}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=("docker", "k8s"), default="docker")
+    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--name", default="bench", help="lab name (default: bench)")
+    opts = parser.parse_args()
+    if opts.nodes < 1 or opts.runs < 1:
+        raise SystemExit("--nodes and --runs must be at least 1")
+    rows: list[tuple[str, Sample]] = []
+    with tempfile.TemporaryDirectory(prefix="casemate-bench-") as tmp:
+        state = Path(tmp) / "state"
+        reports = Path(tmp) / "reports"
+        inv = str(state / "lab" / opts.name / "inventory.yml")
+        first = f"casemate-{opts.name}-1"
+        rows.append(("catalog list", medians(opts.runs, lambda: run(state, "catalog", "list"))))
+        lab = ("lab", "up", "--name", opts.name, "--nodes", str(opts.nodes))
+        run(state, *lab, "--profile", opts.profile, ok=(0,))
+        try:
+            run(state, "harden", "-i", inv, "--level", "2", ok=(0,))  # not measured
+            verify = ("verify", "-i", inv, "--level", "2", "--report-dir", str(reports))
+            one = medians(opts.runs, lambda: run(state, *verify, "--limit", first))
+            rows.append((f"verify 1 {opts.profile} node", one))
+            probed = probe_ms(reports)
+            if opts.nodes > 1:
+                every = medians(opts.runs, lambda: run(state, *verify))
+                rows.append((f"verify {opts.nodes} {opts.profile} nodes", every))
+        finally:
+            run(state, "lab", "down", "--name", opts.name, ok=(0,))
+    print(f"machine: {machine()}")
+    print(f"median of {opts.runs} runs; controller CPU = user + sys of casemate and its children")
+    print(f"  {'command':<26} {'wall':>8} {'ctl CPU':>8}  notes")
+    for name, s in rows:
+        note = ""
+        if name.startswith("verify 1"):
+            note = (
+                f"{s.wall / REFERENCE_S:.2f}x docker-bench's {REFERENCE_S} s; target "
+                f"<= {TARGET_S} s; probe {probed[0]} ms on the node"
+            )
+        elif name == "catalog list":
+            note = f"target <= {TARGET_CATALOG_LIST_S} s"
+        print(f"  {name:<26} {s.wall:7.3f}s {s.cpu:7.3f}s  {note}")
+    if opts.nodes > 1:
+        per_node = (rows[-1][1].cpu - rows[-2][1].cpu) / (opts.nodes - 1)
+        print(
+            f"  controller CPU per additional node: {per_node:.3f} s "
+            f"(target <= {TARGET_CPU_PER_NODE_S} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()
