@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import ansible_runner
-
 from casemate.errors import InventoryError, RunFailedError
 from casemate.inventory import Inventory
 
@@ -77,7 +75,17 @@ def resolve_inventory(path: Path) -> Inventory:
     """Parse an inventory with ansible-inventory (no host is contacted)."""
     if not path.exists():
         raise InventoryError(f"inventory {path}: no such file or directory")
+    inventory = Inventory(source=path, raw=_ansible_inventory(path))
+    if not inventory.hosts():
+        raise InventoryError(f"inventory {path}: it defines no hosts")
+    return inventory
+
+
+def _ansible_inventory(path: Path) -> dict[str, Any]:
+    """`ansible-inventory --list` of `path`."""
     _ensure_tools_on_path()
+    import ansible_runner  # noqa: PLC0415 - commands that touch no host never import Ansible
+
     try:
         out, err = ansible_runner.get_inventory(
             action="list",
@@ -94,10 +102,7 @@ def resolve_inventory(path: Path) -> Inventory:
         raise InventoryError(f"inventory {path}: {exc}") from None
     if not isinstance(out, dict):
         raise InventoryError(f"inventory {path}: {_inventory_error(str(err or ''))}")
-    inventory = Inventory(source=path, raw=out)
-    if not inventory.hosts():
-        raise InventoryError(f"inventory {path}: it defines no hosts")
-    return inventory
+    return out
 
 
 def _strategy_env(strategy: str) -> dict[str, str]:
@@ -191,6 +196,8 @@ def run_playbook(
                 tally[key] = tally.get(key, 0) + 1
             on_event(event)
         return True  # keep the event in the artifacts
+
+    import ansible_runner  # noqa: PLC0415 - commands that touch no host never import Ansible
 
     artifacts.mkdir(mode=0o700, parents=True, exist_ok=True)
     cmdline = " ".join(x for x in ("--check" if check else "", "--diff" if diff else "") if x)

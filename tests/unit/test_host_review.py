@@ -18,7 +18,7 @@ from casemate.checks import sysctl as sysctl_kind
 from casemate.checks.base import Status
 from casemate.locations import content_root, package_file
 
-from .test_host_catalog import ENTRIES, GOOD_SYSCTL, KINDS, Host, bad_host, judge, verdicts
+from .test_host_catalog import ENTRIES, GOOD_SYSCTL, Host, bad_host, judge, verdicts
 
 ROLES = content_root() / "roles"
 
@@ -87,7 +87,9 @@ def test_the_role_and_the_check_read_the_same_lists() -> None:
     assert tuple(SYSCTL_VARS["sysctl_engine_groups"]) == sysctl_kind.ENGINE_GROUPS
     assert tuple(SYSCTL_VARS["sysctl_kubernetes_groups"]) == sysctl_kind.KUBERNETES_GROUPS
     assert SYSCTL_VARS["sysctl_engine_path"] == sysctl_kind.ENGINE_PATH
-    shell = entry("cm_host_3_20")["check"]["only_if"]["cmd"]  # the check-only control's condition
+    shell = entry("cm_host_3_20")["check"]["only_if"]["params"][
+        "cmd"
+    ]  # the check-only control's condition
     assert f'E="{" ".join(sysctl_kind.ENGINES)}"' in shell
     assert sysctl_kind.ENGINE_PATH in shell
     for pattern in sysctl_kind.ENGINE_INTERFACES + sysctl_kind.CNI_INTERFACES:
@@ -242,7 +244,6 @@ def test_auditd_enabled_but_not_running_fails_and_is_not_verifiable_in_a_contain
     inside = judge(
         next(e for e in ENTRIES if e.id == "cm_host_2_1"),
         Host(container="docker", auditd_active="failed").observations(),
-        KINDS,
     )
     assert inside.status is Status.NOT_VERIFIABLE
     assert "kernel refuses audit" in inside.observed

@@ -10,11 +10,12 @@ import jsonschema
 import pytest
 
 from casemate.catalog.loader import load_catalog
+from casemate.catalog.select import Selection
 from casemate.checks import builtin_kinds
 from casemate.checks.base import Status, Verdict
 from casemate.probe.collect import ProbeOutcome
 from casemate.report import diff, document, junit, table
-from casemate.verify import HostVerification, Result, Selection
+from casemate.verify import HostVerification, Result
 
 from .obs import obs
 

@@ -25,9 +25,9 @@ def ran(stdout: str, rc: int = 0, stderr: str = "") -> dict[str, Any]:
 def verdict(control_id: str, data: dict[str, Any]) -> tuple[Status, str]:
     entry = CATALOG.get(control_id)
     assert entry is not None
-    wanted = {p.key for p in wanted_probes([entry], KINDS)}
+    wanted = {p.key for p in wanted_probes([entry])}
     assert set(data) <= wanted, set(data) - wanted  # the test feeds only what the control asks for
-    v = judge(entry, Observations("h", {}, data), KINDS)
+    v = judge(entry, Observations("h", {}, data))
     return v.status, v.observed
 
 

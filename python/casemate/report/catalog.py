@@ -1,0 +1,105 @@
+"""The catalog as `casemate catalog list` and `catalog show` print it: a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.table import Table
+
+from casemate.catalog.model import PROFILES, Entry
+
+
+def entry_doc(e: Entry) -> dict[str, Any]:
+    """One entry as JSON: the control as the catalog describes it, and where it comes from."""
+    c = e.control
+    return {
+        "id": e.id,
+        "benchmark": e.benchmark,
+        "benchmark_version": e.benchmark_version,
+        "ref": e.ref,
+        "section": e.section,
+        "title": c.title,
+        "description": c.description,
+        "level": c.level,
+        "automated": c.automated,
+        "mode": c.mode,
+        "applies_to": list(c.applies_to),
+        "profiles": list(c.profiles),
+        "remediation": c.remediation.model_dump() if c.remediation else None,
+        "manual": c.manual,
+        "check": c.check.model_dump() if c.check else None,
+        "source": e.source,
+    }
+
+
+def entries_json(entries: Iterable[Entry]) -> str:
+    return json.dumps([entry_doc(e) for e in entries], indent=2)
+
+
+def entries_table(entries: list[Entry]) -> Table:
+    t = Table(title=f"{len(entries)} controls", title_justify="left")
+    for col in ("id", "ref", "lvl", "mode", "profile", "remediation", "check", "title"):
+        t.add_column(col, overflow="fold")
+    for e in entries:
+        ctl = e.control
+        t.add_row(
+            e.id,
+            f"{e.benchmark} {e.ref}",
+            str(ctl.level),
+            ctl.mode,
+            "all" if set(ctl.profiles) == set(PROFILES) else ",".join(ctl.profiles),
+            ctl.remediation.role if ctl.remediation else "-",
+            ctl.check.kind if ctl.check else "-",
+            ctl.title,
+        )
+    return t
+
+
+def role_defaults(content: Path, role: str) -> dict[str, Any]:
+    """A role's defaults/main.yml (empty when the role has none)."""
+    path = content / "roles" / role / "defaults" / "main.yml"
+    if not path.is_file():
+        return {}
+    loaded = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def show_doc(entry: Entry, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """`catalog show`: the entry, and the values its role sets by default (`sets`)."""
+    doc = entry_doc(entry)
+    rem = entry.control.remediation
+    if rem is not None:
+        doc["sets"] = {v: defaults.get(v) for v in rem.vars}
+    return doc
+
+
+def show_lines(entry: Entry, doc: Mapping[str, Any]) -> list[str]:
+    """`catalog show` as text (rich markup)."""
+    ctl = entry.control
+    rem = ctl.remediation
+    lines = [
+        f"[bold]{entry.id}[/]  {entry.benchmark_title} {entry.benchmark_version} §{entry.ref}",
+        f"[bold]{ctl.title}[/]",
+        ctl.description,
+    ]
+    rows = [
+        ("level", str(ctl.level)),
+        ("mode", ctl.mode),
+        ("applies to", ", ".join(ctl.applies_to)),
+        ("remediation", f"role {rem.role}, tag {entry.id}" if rem else "none"),
+    ]
+    if rem is not None and rem.vars:
+        rows.append(("sets", ", ".join(f"{k}={json.dumps(v)}" for k, v in doc["sets"].items())))
+    if ctl.check is not None:
+        rows.append(("check", f"{ctl.check.kind} {json.dumps(ctl.check.params)}"))
+        if ctl.check.only_if is not None:
+            cond = ctl.check.only_if
+            rows.append(("only if", f"{cond.kind} {json.dumps(cond.params)}"))
+    if ctl.manual:
+        rows.append(("manual", ctl.manual))
+    lines += [f"  {k:<12} {v}" for k, v in rows]
+    return lines
