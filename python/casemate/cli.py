@@ -278,7 +278,7 @@ def harden_cmd(
     catalog = c.catalog()
     selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
     entries = select(catalog, selection)
-    inv = resolve_inventory(inventory)
+    inv = resolve_inventory(inventory, c.state)
     harden_plan = plan(entries, inv, limit)
     # before any host is touched: SSH goes off only where a break-glass path is named (and proven)
     paths = breakglass.assess(
@@ -372,7 +372,7 @@ def verify_cmd(
     catalog = c.catalog()
     selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
     entries = select(catalog, selection)
-    inv = resolve_inventory(inventory)
+    inv = resolve_inventory(inventory, c.state)
     hosts = inv.select(limit)
     if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
         raise BadInputError(f"--report-dir {report_dir}: not a directory")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from casemate import inventory_cache
 from casemate.errors import InventoryError, RunFailedError
 from casemate.inventory import Inventory
 
@@ -71,13 +72,30 @@ def _inventory_error(stderr: str) -> str:
     return tail[-1] if tail else "ansible-inventory could not read it"
 
 
-def resolve_inventory(path: Path) -> Inventory:
-    """Parse an inventory with ansible-inventory (no host is contacted)."""
+def resolve_inventory(
+    path: Path, state: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Inventory:
+    """Parse an inventory with ansible-inventory (no host is contacted). With a state directory, a
+    static inventory resolved before under the same files, settings and environment is read back
+    from its cache instead (inventory_cache.py says what is cached, and what never is)."""
     if not path.exists():
         raise InventoryError(f"inventory {path}: no such file or directory")
+    environ = os.environ if environ is None else environ
+    cache_key = inventory_cache.key(path, environ) if state is not None else None
+    if state is not None and cache_key is not None:
+        cached = inventory_cache.load(state, cache_key)
+        if cached is not None:
+            return Inventory(source=path, raw=cached)
     inventory = Inventory(source=path, raw=_ansible_inventory(path))
     if not inventory.hosts():
         raise InventoryError(f"inventory {path}: it defines no hosts")
+    if (
+        state is not None
+        and cache_key is not None
+        and inventory.redacted(inventory.redactor(environ)) == inventory.raw  # holds no secret
+        and inventory_cache.key(path, environ) == cache_key  # nothing changed while it ran
+    ):
+        inventory_cache.store(state, cache_key, inventory.raw)
     return inventory
 
 
