@@ -135,7 +135,7 @@ def catalog_list(
     if fmt == "json":
         typer.echo(catalog_report.entries_json(entries))
     else:
-        c.out.print(catalog_report.entries_table(entries))
+        typer.echo(catalog_report.entries_text(entries))
 
 
 @catalog_app.command("show")
