@@ -14,7 +14,7 @@ from casemate.catalog.select import Selection
 from casemate.checks.base import Check, Observations, Probe, Status, Verdict, error_of
 from casemate.errors import BadInputError
 from casemate.inventory import Inventory
-from casemate.probe.collect import ProbeOutcome, Transport, collect
+from casemate.probe.collect import ProbeOutcome, Transport, collect, remote_command
 from casemate.probe.transport import interpreter_of, testinfra_transport
 from casemate.redact import Redactor
 from casemate.report import document
@@ -164,11 +164,29 @@ def verify_hosts(
     transport_for: Callable[[Inventory, str], Transport] = testinfra_transport,
     on_host: Callable[[HostVerification], None] | None = None,
 ) -> list[HostVerification]:
-    def one(host: str) -> HostVerification:
+    # Planned before any host is contacted. Hosts of one kind (the same groups and interpreter) ask
+    # for the same facts: their entries, probes and probe command are worked out (and the command
+    # compressed) once.
+    kinds: dict[tuple[str, ...], tuple[list[Entry], list[Probe]]] = {}
+    commands: dict[tuple[tuple[Probe, ...], str], str] = {}
+    plans: dict[str, tuple[list[str], list[Entry], list[Probe], str | None]] = {}
+    for host in hosts:
         groups = inventory.groups_of(host)
-        mine = relevant_entries(entries, groups)
-        probes = wanted_probes([e for e in mine if concerns(e, groups)])
-        if not probes:  # nothing to observe: do not even connect
+        if tuple(groups) not in kinds:
+            mine = relevant_entries(entries, groups)
+            kinds[tuple(groups)] = (mine, wanted_probes([e for e in mine if concerns(e, groups)]))
+        mine, probes = kinds[tuple(groups)]
+        command = None
+        if probes:
+            key = (tuple(probes), interpreter_of(inventory.hostvars(host)))
+            if key not in commands:
+                commands[key] = remote_command(*key)
+            command = commands[key]
+        plans[host] = (groups, mine, probes, command)
+
+    def one(host: str) -> HostVerification:
+        groups, mine, probes, command = plans[host]
+        if command is None:  # nothing to observe: do not even connect
             outcome = ProbeOutcome(Observations(host), {"skipped": "no automated control applies"})
         else:
             try:
@@ -177,7 +195,7 @@ def verify_hosts(
                 outcome = ProbeOutcome(None, {}, str(exc))
             else:
                 hostvars = inventory.hostvars(host)
-                outcome = collect(host, transport, probes, interpreter_of(hostvars))
+                outcome = collect(host, transport, probes, command=command)
                 if outcome.observations is not None:
                     # checks see the host's inventory variables and, as in Ansible, its groups
                     facts = {**hostvars, "group_names": [g for g in groups if g != "all"]}
@@ -250,7 +268,6 @@ def run_verify(
             hosts=results,
         )
     )
-    document.validate(doc)
     for h in results:
         run.write_json(f"observations/{h.host}.json", h.outcome.raw | {"error": h.outcome.error})
     document.write_reports(run.path, doc)

@@ -76,6 +76,10 @@ def test_document_validates_and_counts() -> None:
     assert host_a["observations"] == {"stat:/x": {"exists": False}}
 
 
+def test_the_schema_is_a_valid_schema() -> None:
+    jsonschema.validators.validator_for(document.schema()).check_schema(document.schema())
+
+
 def test_schema_rejects_unknown_status() -> None:
     doc = build([host("a", [Status.PASS])])
     doc["results"][0]["status"] = "waived-ish"  # type: ignore[index]

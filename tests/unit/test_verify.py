@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from casemate.catalog.loader import load_catalog
 from casemate.catalog.select import Selection, select
 from casemate.checks import builtin_kinds
 from casemate.inventory import Inventory
+from casemate.probe import collect as collect_module
 from casemate.probe.collect import Transport
 from casemate.verify import verify_hosts
 
@@ -118,3 +122,22 @@ def test_checks_see_the_hosts_variables_and_groups() -> None:
     assert observations is not None
     assert observations.vars["group_names"] == ["docker_hosts"]
     assert observations.vars["sysctl_engine_host"] == "auto"
+
+
+def test_hosts_of_one_kind_share_one_probe_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[int] = []
+    real = collect_module.remote_command
+
+    def counted(probes: Any, interpreter: str = "python3") -> str:
+        built.append(len(list(probes)))
+        return real(probes, interpreter)
+
+    monkeypatch.setattr(collect_module, "remote_command", counted)
+    monkeypatch.setattr("casemate.verify.remote_command", counted)
+    entries = select(load_catalog(None, KINDS), Selection(level=2))
+    canned = Canned(answer())
+    verify_hosts(
+        inventory(), ["n1", "n2", "n3"], entries, forks=3, transport_for=lambda i, h: canned
+    )
+    assert canned.calls == 3
+    assert len(built) == 1  # built and compressed once, not once per host

@@ -17,6 +17,7 @@ from casemate.checks import builtin_kinds
 from casemate.harden import run_outcome
 from casemate.inventory import Inventory
 from casemate.probe.collect import Transport
+from casemate.report import document
 from casemate.rundir import new_run
 from casemate.verify import run_verify
 
@@ -80,6 +81,7 @@ def test_verify_records_its_run_as_harden_does(tmp_path: Path) -> None:
     }  # fmt: skip
     assert meta["catalog"]["digest"] == load_catalog(None, builtin_kinds()).digest
     report = json.loads((run / "report.json").read_text())
+    document.validate(report)  # the whole catalog at level 2, judged on a recorded answer
     assert meta["summary"] == report["summary"]
     assert report["selection"] == meta["selection"]
     for name in ("inventory.json", "junit.xml", "observations/n1.json"):
@@ -92,6 +94,7 @@ def test_a_host_that_could_not_be_probed_fails_the_run(
     run, _ = verify(tmp_path, ["n1", "n3"])
     meta = json.loads((run / "run.json").read_text())
     assert run_outcome(meta) == "failed"
+    document.validate(json.loads((run / "report.json").read_text()))
     assert meta["unprobed"] == {"n3": "cannot reach n3: docker exec: No such container: n3"}
     with pytest.raises(SystemExit) as done:
         cli.main(["--state-dir", str(tmp_path / "state"), "report", "latest-verify"])
