@@ -20,13 +20,11 @@ from casemate.catalog.select import Selection, parse_controls, select
 from casemate.checks import builtin_kinds
 from casemate.errors import BadInputError, CasemateError
 from casemate.harden import plan, run_harden, run_outcome, stored_stats
-from casemate.lab import lab_build, lab_down, lab_status, lab_up
 from casemate.locations import content_root, state_dir
 from casemate.probe import reach
 from casemate.report import catalog as catalog_report
 from casemate.report import document, junit, progress, table
 from casemate.report import harden as harden_report
-from casemate.report import lab as lab_report
 from casemate.rundir import RunDir, find_run, new_run
 from casemate.runner import STRATEGIES, resolve_inventory
 from casemate.verify import HostVerification, run_verify
@@ -177,6 +175,7 @@ def catalog_tags(
 
 # --- lab ----------------------------------------------------------------------------------------
 
+
 LabName = Annotated[str, typer.Option("--name", help="Lab name (several labs can coexist).")]
 
 
@@ -201,11 +200,14 @@ def lab_up_cmd(
     ] = "docker",
 ) -> None:
     """Build (or reuse) the node image and start the lab's node containers."""
+    from casemate.lab import lab_up  # noqa: PLC0415 - lab commands only
+    from casemate.report.lab import status as shown  # noqa: PLC0415 - lab commands only
+
     c = _ctx(ctx)
     status = lab_up(
         name, nodes, c.state, _progress(c), release=release, rebuild=rebuild, profile=profile
     )
-    c.out.print(lab_report.status(status))
+    c.out.print(shown(status))
 
 
 @lab_app.command("build")
@@ -215,6 +217,8 @@ def lab_build_cmd(
     rebuild: Annotated[bool, typer.Option(help="Rebuild the node image even if cached.")] = False,
 ) -> None:
     """Build (or reuse) the node image without starting any node."""
+    from casemate.lab import lab_build  # noqa: PLC0415 - lab commands only
+
     c = _ctx(ctx)
     c.out.print(lab_build(c.state, _progress(c), release=release, rebuild=rebuild))
 
@@ -222,13 +226,18 @@ def lab_build_cmd(
 @lab_app.command("status")
 def lab_status_cmd(ctx: typer.Context, name: LabName = "lab") -> None:
     """Show the lab's nodes and their health."""
+    from casemate.lab import lab_status  # noqa: PLC0415 - lab commands only
+    from casemate.report.lab import status as shown  # noqa: PLC0415 - lab commands only
+
     c = _ctx(ctx)
-    c.out.print(lab_report.status(lab_status(name, c.state)))
+    c.out.print(shown(lab_status(name, c.state)))
 
 
 @lab_app.command("down")
 def lab_down_cmd(ctx: typer.Context, name: LabName = "lab") -> None:
     """Remove the lab's node containers, their volumes and network (the image stays cached)."""
+    from casemate.lab import lab_down  # noqa: PLC0415 - lab commands only
+
     c = _ctx(ctx)
     lab_down(name, c.state, _progress(c))
 
