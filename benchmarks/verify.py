@@ -3,6 +3,7 @@ Medians and ratios, never assertions: timings on a shared machine are for compar
 pass/fail (docs/benchmarks.md keeps the figures and the machine they came from).
 
     .venv/bin/python benchmarks/verify.py [--profile docker|k8s] [--nodes 8] [--runs 7]
+                                          [--before CHECKOUT]
 
 It boots a lab of its own (`--name`, default `bench`), hardens every node at level 2 (not
 measured), then measures, `--runs` times each:
@@ -10,6 +11,11 @@ measured), then measures, `--runs` times each:
 - `casemate verify --level 2` of one node (`--limit` the first): wall time and the controller's CPU;
 - with `--nodes` > 1, the same of every node: the controller's CPU per additional node;
 - `casemate catalog list`: wall time.
+
+With `--before CHECKOUT` (another checkout of casemate, e.g. `git worktree add /tmp/old main~3`)
+every measurement is made with that checkout's code too, on the same lab, runs alternating, so the
+two columns meet the same machine load. Python may write bytecode (PYTHONDONTWRITEBYTECODE is
+dropped for the commands measured), as an installed casemate has it.
 
 The controller's CPU is user + system time of casemate and every process it waited for (the
 `docker exec` clients, ansible-inventory), read with getrusage(RUSAGE_CHILDREN) around each run.
@@ -48,11 +54,15 @@ class Sample:
     cpu: float  # controller: user + system of casemate and the processes it waited for
 
 
-def run(state: Path, *args: str, ok: tuple[int, ...] = (0, 1)) -> Sample:
+def run(state: Path, *args: str, ok: tuple[int, ...] = (0, 1), env: dict[str, str]) -> Sample:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     done = subprocess.run(
-        [CASEMATE, "--state-dir", str(state), *args], capture_output=True, text=True, check=False
+        [CASEMATE, "--state-dir", str(state), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
     wall = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -62,12 +72,20 @@ def run(state: Path, *args: str, ok: tuple[int, ...] = (0, 1)) -> Sample:
     return Sample(wall, cpu)
 
 
-def medians(runs: int, once: Callable[[], Sample]) -> Sample:
-    once()  # warm the page cache and any cache of casemate's own; not counted
-    samples = [once() for _ in range(runs)]
-    return Sample(
-        statistics.median(s.wall for s in samples), statistics.median(s.cpu for s in samples)
-    )
+def medians(
+    runs: int, envs: list[dict[str, str]], once: Callable[[dict[str, str]], Sample]
+) -> list[Sample]:
+    """Per environment, the median of `runs` samples; environments alternate run by run."""
+    for env in envs:
+        once(env)  # warm the page cache, bytecode and casemate's own caches; not counted
+    samples: list[list[Sample]] = [[] for _ in envs]
+    for _ in range(runs):
+        for i, env in enumerate(envs):
+            samples[i].append(once(env))
+    return [
+        Sample(statistics.median(s.wall for s in mine), statistics.median(s.cpu for s in mine))
+        for mine in samples
+    ]
 
 
 def probe_ms(report_dir: Path) -> list[int]:
@@ -85,54 +103,90 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs ({model}), load average {load}"
 
 
+def environments(before: Path | None) -> list[dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if before is None:
+        return [env]
+    if not (before / "python" / "casemate" / "cli.py").is_file():
+        raise SystemExit(f"--before {before}: not a casemate checkout (no python/casemate/cli.py)")
+    old = env | {"PYTHONPATH": os.pathsep.join([str(before / "python"), env.get("PYTHONPATH", "")])}
+    return [env, old]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=("docker", "k8s"), default="docker")
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--name", default="bench", help="lab name (default: bench)")
+    parser.add_argument("--before", type=Path, help="a checkout to measure beside this one")
     opts = parser.parse_args()
     if opts.nodes < 1 or opts.runs < 1:
         raise SystemExit("--nodes and --runs must be at least 1")
-    rows: list[tuple[str, Sample]] = []
+    envs = environments(opts.before)
+    here = envs[0]
+    rows: list[tuple[str, list[Sample]]] = []
+    probed: list[int] = []
     with tempfile.TemporaryDirectory(prefix="casemate-bench-") as tmp:
         state = Path(tmp) / "state"
         reports = Path(tmp) / "reports"
         inv = str(state / "lab" / opts.name / "inventory.yml")
         first = f"casemate-{opts.name}-1"
-        rows.append(("catalog list", medians(opts.runs, lambda: run(state, "catalog", "list"))))
+        listing = medians(opts.runs, envs, lambda env: run(state, "catalog", "list", env=env))
+        rows.append(("catalog list", listing))
         lab = ("lab", "up", "--name", opts.name, "--nodes", str(opts.nodes))
-        run(state, *lab, "--profile", opts.profile, ok=(0,))
+        run(state, *lab, "--profile", opts.profile, ok=(0,), env=here)
         try:
-            run(state, "harden", "-i", inv, "--level", "2", ok=(0,))  # not measured
-            verify = ("verify", "-i", inv, "--level", "2", "--report-dir", str(reports))
-            one = medians(opts.runs, lambda: run(state, *verify, "--limit", first))
+            run(state, "harden", "-i", inv, "--level", "2", ok=(0,), env=here)  # not measured
+
+            def verify(env: dict[str, str], *more: str) -> Sample:
+                out = reports / str(envs.index(env))  # each checkout's last report
+                args = ("verify", "-i", inv, "--level", "2", "--report-dir", str(out), *more)
+                return run(state, *args, env=env)
+
+            one = medians(opts.runs, envs, lambda env: verify(env, "--limit", first))
             rows.append((f"verify 1 {opts.profile} node", one))
-            probed = probe_ms(reports)
+            probed = [probe_ms(reports / str(i))[0] for i in range(len(envs))]
             if opts.nodes > 1:
-                every = medians(opts.runs, lambda: run(state, *verify))
-                rows.append((f"verify {opts.nodes} {opts.profile} nodes", every))
+                rows.append(
+                    (f"verify {opts.nodes} {opts.profile} nodes", medians(opts.runs, envs, verify))
+                )
         finally:
-            run(state, "lab", "down", "--name", opts.name, ok=(0,))
+            run(state, "lab", "down", "--name", opts.name, ok=(0,), env=here)
+    report(opts, rows, probed)
+
+
+def report(
+    opts: argparse.Namespace, rows: list[tuple[str, list[Sample]]], probed: list[int]
+) -> None:
+    before = opts.before is not None
     print(f"machine: {machine()}")
     print(f"median of {opts.runs} runs; controller CPU = user + sys of casemate and its children")
-    print(f"  {'command':<26} {'wall':>8} {'ctl CPU':>8}  notes")
-    for name, s in rows:
-        note = ""
+    head = f"  {'command':<24} {'wall':>8} {'ctl CPU':>8}"
+    print(
+        head + (f" {'before':>8} {'ctl CPU':>8} {'wall ratio':>10}" if before else "") + "  notes"
+    )
+    for name, samples in rows:
+        now = samples[0]
+        line = f"  {name:<24} {now.wall:7.3f}s {now.cpu:7.3f}s"
+        if before:
+            old = samples[1]
+            line += f" {old.wall:7.3f}s {old.cpu:7.3f}s {now.wall / old.wall:9.2f}x"
         if name.startswith("verify 1"):
-            note = (
-                f"{s.wall / REFERENCE_S:.2f}x docker-bench's {REFERENCE_S} s; target "
-                f"<= {TARGET_S} s; probe {probed[0]} ms on the node"
+            line += (
+                f"  {now.wall / REFERENCE_S:.2f}x docker-bench's {REFERENCE_S} s (target "
+                f"<= {TARGET_S} s); probe {' / '.join(map(str, probed))} ms on the node"
             )
         elif name == "catalog list":
-            note = f"target <= {TARGET_CATALOG_LIST_S} s"
-        print(f"  {name:<26} {s.wall:7.3f}s {s.cpu:7.3f}s  {note}")
+            line += f"  target <= {TARGET_CATALOG_LIST_S} s"
+        print(line)
     if opts.nodes > 1:
-        per_node = (rows[-1][1].cpu - rows[-2][1].cpu) / (opts.nodes - 1)
-        print(
-            f"  controller CPU per additional node: {per_node:.3f} s "
-            f"(target <= {TARGET_CPU_PER_NODE_S} s)"
-        )
+        for i, label in enumerate(["", "before: "] if before else [""]):
+            per_node = (rows[-1][1][i].cpu - rows[-2][1][i].cpu) / (opts.nodes - 1)
+            print(
+                f"  {label}controller CPU per additional node: {per_node:.3f} s "
+                f"(target <= {TARGET_CPU_PER_NODE_S} s)"
+            )
 
 
 if __name__ == "__main__":
