@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.text import Text
 
 from casemate.catalog.model import PROFILES, Entry
 
@@ -88,15 +89,13 @@ def show_doc(entry: Entry, defaults: Mapping[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def show_lines(entry: Entry, doc: Mapping[str, Any]) -> list[str]:
-    """`catalog show` as text (rich markup)."""
+def show_lines(entry: Entry, doc: Mapping[str, Any]) -> list[Text]:
+    """`catalog show` as text: no markup is read in it (a regex in a check is shown as it is)."""
     ctl = entry.control
     rem = ctl.remediation
-    lines = [
-        f"[bold]{entry.id}[/]  {entry.benchmark_title} {entry.benchmark_version} §{entry.ref}",
-        f"[bold]{ctl.title}[/]",
-        ctl.description,
-    ]
+    heading = Text(entry.id, style="bold")
+    heading.append(f"  {entry.benchmark_title} {entry.benchmark_version} §{entry.ref}", style="")
+    lines = [heading, Text(ctl.title, style="bold"), Text(ctl.description)]
     rows = [
         ("level", str(ctl.level)),
         ("mode", ctl.mode),
@@ -112,5 +111,5 @@ def show_lines(entry: Entry, doc: Mapping[str, Any]) -> list[str]:
             rows.append(("only if", f"{cond.kind} {json.dumps(cond.params)}"))
     if ctl.manual:
         rows.append(("manual", ctl.manual))
-    lines += [f"  {k:<12} {v}" for k, v in rows]
+    lines += [Text(f"  {k:<12} {v}") for k, v in rows]
     return lines
