@@ -89,8 +89,9 @@ def test_verify_records_its_run_as_harden_does(tmp_path: Path) -> None:
 
 
 def test_a_host_that_could_not_be_probed_fails_the_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "160")  # the host column is not folded, whatever runs pytest
     run, _ = verify(tmp_path, ["n1", "n3"])
     meta = json.loads((run / "run.json").read_text())
     assert run_outcome(meta) == "failed"
