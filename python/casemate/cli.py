@@ -12,25 +12,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
-from casemate import __version__, breakglass, private
+from casemate import __version__, breakglass
 from casemate.catalog.loader import Catalog, load_catalog
-from casemate.catalog.model import PROFILES, Entry
+from casemate.catalog.select import Selection, parse_controls, select
 from casemate.checks import builtin_kinds
 from casemate.errors import BadInputError, CasemateError
 from casemate.harden import plan, run_harden, run_outcome, stored_stats
-from casemate.lab import lab_build, lab_down, lab_status, lab_up
 from casemate.locations import content_root, state_dir
 from casemate.probe import reach
-from casemate.report import diff, document, junit, table
+from casemate.report import catalog as catalog_report
+from casemate.report import document, junit, progress, table
 from casemate.report import harden as harden_report
-from casemate.rundir import RunDir, find_run, new_run, now_utc
-from casemate.runner import STRATEGIES, HostEvent, resolve_inventory
-from casemate.verify import HostVerification, Selection, parse_controls, select, verify_hosts
+from casemate.rundir import RunDir, find_run, new_run
+from casemate.runner import STRATEGIES, resolve_inventory
+from casemate.verify import HostVerification, run_verify
 
 try:  # typer >= 0.24 vendors click
     from typer._click.exceptions import ClickException
@@ -58,6 +55,7 @@ class Ctx:
     err: Console
 
     def catalog(self) -> Catalog:
+        """The catalog, loaded and validated: a command calls this once and passes it down."""
         return load_catalog(self.catalog_dir, builtin_kinds())
 
 
@@ -116,28 +114,6 @@ def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
         raise BadInputError(f"--format must be one of {', '.join(allowed)}, not '{fmt}'")
 
 
-def _entry_json(e: Entry) -> dict[str, Any]:
-    c = e.control
-    return {
-        "id": e.id,
-        "benchmark": e.benchmark,
-        "benchmark_version": e.benchmark_version,
-        "ref": e.ref,
-        "section": e.section,
-        "title": c.title,
-        "description": c.description,
-        "level": c.level,
-        "automated": c.automated,
-        "mode": c.mode,
-        "applies_to": list(c.applies_to),
-        "profiles": list(c.profiles),
-        "remediation": c.remediation.model_dump() if c.remediation else None,
-        "manual": c.manual,
-        "check": c.check.model_dump() if c.check else None,
-        "source": e.source,
-    }
-
-
 @catalog_app.command("list")
 def catalog_list(
     ctx: typer.Context,
@@ -155,32 +131,9 @@ def catalog_list(
     _check_format(fmt, ("table", "json"))
     entries = select(c.catalog(), Selection(level=level or 2, benchmark=benchmark, profile=profile))
     if fmt == "json":
-        typer.echo(json.dumps([_entry_json(e) for e in entries], indent=2))
-        return
-    t = Table(title=f"{len(entries)} controls", title_justify="left")
-    for col in ("id", "ref", "lvl", "mode", "profile", "remediation", "check", "title"):
-        t.add_column(col, overflow="fold")
-    for e in entries:
-        ctl = e.control
-        t.add_row(
-            e.id,
-            f"{e.benchmark} {e.ref}",
-            str(ctl.level),
-            ctl.mode,
-            "all" if set(ctl.profiles) == set(PROFILES) else ",".join(ctl.profiles),
-            ctl.remediation.role if ctl.remediation else "-",
-            ctl.check.kind if ctl.check else "-",
-            ctl.title,
-        )
-    c.out.print(t)
-
-
-def _role_defaults(role: str) -> dict[str, Any]:
-    path = content_root() / "roles" / role / "defaults" / "main.yml"
-    if not path.is_file():
-        return {}
-    loaded = yaml.safe_load(path.read_text()) or {}
-    return loaded if isinstance(loaded, dict) else {}
+        typer.echo(catalog_report.entries_json(entries))
+    else:
+        typer.echo(catalog_report.entries_text(entries))
 
 
 @catalog_app.command("show")
@@ -195,35 +148,14 @@ def catalog_show(
     entry = c.catalog().get(control_id)
     if entry is None:
         raise BadInputError(f"unknown control '{control_id}'")
-    doc = _entry_json(entry)
     rem = entry.control.remediation
-    if rem is not None:
-        defaults = _role_defaults(rem.role)
-        doc["sets"] = {v: defaults.get(v) for v in rem.vars}
+    defaults = catalog_report.role_defaults(content_root(), rem.role) if rem else {}
+    doc = catalog_report.show_doc(entry, defaults)
     if fmt == "json":
         typer.echo(json.dumps(doc, indent=2))
         return
-    c.out.print(
-        f"[bold]{entry.id}[/]  {entry.benchmark_title} {entry.benchmark_version} §{entry.ref}"
-    )
-    c.out.print(f"[bold]{entry.control.title}[/]")
-    c.out.print(entry.control.description)
-    rows = [
-        ("level", str(entry.control.level)),
-        ("mode", entry.control.mode),
-        ("applies to", ", ".join(entry.control.applies_to)),
-        ("remediation", f"role {rem.role}, tag {entry.id}" if rem else "none"),
-    ]
-    if rem is not None and rem.vars:
-        rows.append(("sets", ", ".join(f"{k}={json.dumps(v)}" for k, v in doc["sets"].items())))
-    if entry.control.check is not None:
-        rows.append(
-            ("check", f"{entry.control.check.kind} {json.dumps(entry.control.check.params)}")
-        )
-    if entry.control.manual:
-        rows.append(("manual", entry.control.manual))
-    for k, v in rows:
-        c.out.print(f"  {k:<12} {v}")
+    for line in catalog_report.show_lines(entry, doc):
+        c.out.print(line)
 
 
 @catalog_app.command("tags")
@@ -243,6 +175,7 @@ def catalog_tags(
 
 # --- lab ----------------------------------------------------------------------------------------
 
+
 LabName = Annotated[str, typer.Option("--name", help="Lab name (several labs can coexist).")]
 
 
@@ -253,17 +186,6 @@ def _progress(c: Ctx) -> Any:
         c.err.print(f"[dim]{time.monotonic() - began:6.1f}s[/] {message}")
 
     return say
-
-
-def _print_lab(c: Ctx, status: Any) -> None:
-    t = Table(title=f"lab {status.name} ({status.image or 'no image'})", title_justify="left")
-    for col in ("node", "profile", "address", "state", "health"):
-        t.add_column(col)
-    for n in status.nodes:
-        t.add_row(n.name, n.profile, n.address or "-", n.state, n.health)
-    c.out.print(t)
-    if status.inventory is not None:
-        c.out.print(f"inventory: {status.inventory}")
 
 
 @lab_app.command("up")
@@ -278,11 +200,14 @@ def lab_up_cmd(
     ] = "docker",
 ) -> None:
     """Build (or reuse) the node image and start the lab's node containers."""
+    from casemate.lab import lab_up  # noqa: PLC0415 - lab commands only
+    from casemate.report.lab import status as shown  # noqa: PLC0415 - lab commands only
+
     c = _ctx(ctx)
     status = lab_up(
         name, nodes, c.state, _progress(c), release=release, rebuild=rebuild, profile=profile
     )
-    _print_lab(c, status)
+    c.out.print(shown(status))
 
 
 @lab_app.command("build")
@@ -292,6 +217,8 @@ def lab_build_cmd(
     rebuild: Annotated[bool, typer.Option(help="Rebuild the node image even if cached.")] = False,
 ) -> None:
     """Build (or reuse) the node image without starting any node."""
+    from casemate.lab import lab_build  # noqa: PLC0415 - lab commands only
+
     c = _ctx(ctx)
     c.out.print(lab_build(c.state, _progress(c), release=release, rebuild=rebuild))
 
@@ -299,13 +226,18 @@ def lab_build_cmd(
 @lab_app.command("status")
 def lab_status_cmd(ctx: typer.Context, name: LabName = "lab") -> None:
     """Show the lab's nodes and their health."""
+    from casemate.lab import lab_status  # noqa: PLC0415 - lab commands only
+    from casemate.report.lab import status as shown  # noqa: PLC0415 - lab commands only
+
     c = _ctx(ctx)
-    _print_lab(c, lab_status(name, c.state))
+    c.out.print(shown(lab_status(name, c.state)))
 
 
 @lab_app.command("down")
 def lab_down_cmd(ctx: typer.Context, name: LabName = "lab") -> None:
     """Remove the lab's node containers, their volumes and network (the image stays cached)."""
+    from casemate.lab import lab_down  # noqa: PLC0415 - lab commands only
+
     c = _ctx(ctx)
     lab_down(name, c.state, _progress(c))
 
@@ -319,73 +251,6 @@ LimitOpt = Annotated[
 ControlsOpt = Annotated[str | None, typer.Option("--controls", help="Comma-separated control ids.")]
 LevelOpt = Annotated[int, typer.Option("--level", help="CIS profile level: 1 or 2.")]
 ForksOpt = Annotated[int, typer.Option("--forks", help="Hosts worked on in parallel.")]
-
-
-def _short(task: str) -> str:
-    """A task name for a progress line: long lists of control ids are summarised."""
-    name, sep, ids = task.partition(" | ")
-    count = len(ids.split())
-    if sep and name.startswith(("Preflight", "Prep")):
-        return task
-    return f"{name} | {count} controls" if count > 3 else task
-
-
-@dataclass(slots=True)
-class _HostRow:
-    task: str = ""
-    ok: int = 0
-    changed: int = 0
-    failed: int = 0
-
-
-class _HardenProgress:
-    """Per-host progress: a live table on a terminal; a line per change or failure elsewhere
-    (CI logs), so the record shows what changed where."""
-
-    def __init__(self, console: Console, hosts: list[str]) -> None:
-        self.console = console
-        self.rows = {h: _HostRow() for h in hosts}
-        self.live = (
-            Live(self._table(), console=console, auto_refresh=False)
-            if console.is_terminal
-            else None
-        )
-
-    def _table(self) -> Table:
-        t = Table(box=None)
-        for col in ("host", "ok", "changed", "failed", "current task"):
-            t.add_column(col)
-        for host, r in self.rows.items():
-            t.add_row(host, str(r.ok), str(r.changed), str(r.failed), r.task[:70])
-        return t
-
-    def __enter__(self) -> _HardenProgress:
-        if self.live is not None:
-            self.live.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live is not None:
-            self.live.stop()
-
-    def __call__(self, event: HostEvent) -> None:
-        row = self.rows.setdefault(event.host, _HostRow())
-        row.task = event.task
-        if event.status in ("ok", "changed"):
-            row.ok += 1
-        if event.status == "changed":
-            row.changed += 1
-        if event.status in ("failed", "unreachable"):
-            row.failed += 1
-        if self.live is not None:
-            self.live.update(self._table(), refresh=True)
-        if event.status in ("changed", "failed", "unreachable"):
-            style = "yellow" if event.status == "changed" else "red"
-            first = event.message.splitlines()[0][:160] if event.message else ""
-            msg = f": {first}" if first and event.status != "changed" else ""
-            self.console.print(
-                f"  [{style}]{event.status:<11}[/] {event.host}  {_short(event.task)}{msg}"
-            )
 
 
 @app.command("harden")
@@ -422,7 +287,7 @@ def harden_cmd(
     catalog = c.catalog()
     selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
     entries = select(catalog, selection)
-    inv = resolve_inventory(inventory)
+    inv = resolve_inventory(inventory, c.state)
     harden_plan = plan(entries, inv, limit)
     # before any host is touched: SSH goes off only where a break-glass path is named (and proven)
     paths = breakglass.assess(
@@ -445,7 +310,7 @@ def harden_cmd(
         proof = "proven" if way["proven"] else "declared, not provable by casemate"
         c.err.print(f"  break-glass {host}: {way['path']} ({proof})")
     began = time.monotonic()
-    with _HardenProgress(c.err, harden_plan.hosts) as progress:
+    with progress.HardenProgress(c.err, harden_plan.hosts) as shown:
         outcome = run_harden(
             run=run,
             content=content,
@@ -459,7 +324,7 @@ def harden_cmd(
             strategy=strategy,
             forks=forks,
             command=sys.argv,
-            on_event=progress,
+            on_event=shown,
             break_glass=break_glass,
             break_glass_record=glass,
             unreachable=gone,
@@ -478,10 +343,8 @@ def harden_cmd(
 
 
 def _print_diffs(c: Ctx, run: RunDir) -> None:
-    for header, body in diff.render(run.path / "ansible" / "artifacts"):
-        c.out.print(f"--- {_short(header)}", markup=False, highlight=False)
-        if body:
-            c.out.print(body, markup=False, highlight=False)
+    for text in progress.diff_text(run.path / "ansible" / "artifacts"):
+        c.out.print(text, markup=False, highlight=False)
 
 
 def _print_harden(c: Ctx, run: RunDir, meta: dict[str, Any]) -> str:
@@ -518,12 +381,11 @@ def verify_cmd(
     catalog = c.catalog()
     selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
     entries = select(catalog, selection)
-    inv = resolve_inventory(inventory)
+    inv = resolve_inventory(inventory, c.state)
     hosts = inv.select(limit)
     if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
         raise BadInputError(f"--report-dir {report_dir}: not a directory")
     run = new_run(c.state, "verify", inv.redactor(os.environ))
-    started = now_utc().isoformat()
     c.err.print(f"verifying {len(hosts)} host(s) against {len(entries)} controls, level {level}")
     began = time.monotonic()
 
@@ -535,52 +397,24 @@ def verify_cmd(
                 f"  {h.host}: probed in {h.outcome.raw.get('elapsed_ms')} ms (one round trip)"
             )
 
-    results = verify_hosts(inv, hosts, entries, builtin_kinds(), forks=forks, on_host=on_host)
-    doc = run.redactor.scrub(  # no report holds a secret, whatever a host answered
-        document.build(
-            run_id=run.id,
-            started=started,
-            finished=now_utc().isoformat(),
-            inventory=str(inventory),
-            catalog_digest=catalog.digest,
-            benchmarks=catalog.benchmarks(),
-            selection=selection,
-            hosts=results,
-        )
+    doc = run_verify(
+        run=run,
+        catalog=catalog,
+        inventory=inv,
+        hosts=hosts,
+        entries=entries,
+        selection=selection,
+        forks=forks,
+        command=sys.argv,
+        on_host=on_host,
     )
-    document.validate(doc)
-    for h in results:
-        run.write_json(f"observations/{h.host}.json", h.outcome.raw | {"error": h.outcome.error})
-    run.write_json("inventory.json", inv.redacted(run.redactor))
-    paths = _write_reports(run.path, doc)
-    run.write_json(
-        "run.json",
-        {
-            "kind": "verify",
-            "casemate_version": __version__,
-            "command": sys.argv,
-            "started": started,
-            "finished": doc["finished"],
-            "inventory": str(inventory),
-            "hosts": hosts,
-        },
-    )
+    paths = (run.path / "report.json", run.path / "junit.xml")
     if report_dir is not None:
-        paths = _write_reports(report_dir, doc)
+        paths = document.write_reports(report_dir, doc)
     c.out.print(table.render(doc))
     c.err.print(f"verify took {time.monotonic() - began:.1f}s")
     c.out.print(f"report: {paths[0]}\njunit:  {paths[1]}\nrun:    {run.path}")
     return document.exit_code(doc)
-
-
-def _write_reports(directory: Path, doc: dict[str, Any]) -> tuple[Path, Path]:
-    """report.json and junit.xml, 0600 (a directory made for them 0700; an existing one keeps its
-    mode). `doc` is already redacted."""
-    report = private.write(
-        directory / "report.json", json.dumps(doc, indent=2, sort_keys=True) + "\n"
-    )
-    xml = private.write(directory / "junit.xml", junit.render(doc))
-    return report, xml
 
 
 @app.command("report")
@@ -603,6 +437,9 @@ def report_cmd(
         if fmt != "table":
             raise BadInputError("a harden run has only the table format")
         return 0 if _print_harden(c, run, meta) == "succeeded" else 3
+    if not (run.path / "report.json").is_file():
+        came_to = run_outcome(meta)
+        raise BadInputError(f"verify run {run.id} has no report: it is {came_to}")
     doc = run.read_json("report.json")
     try:
         document.validate(doc)
@@ -611,7 +448,7 @@ def report_cmd(
             f"{run.path / 'report.json'}: does not match the report schema: {exc}"
         ) from None
     if report_dir is not None:
-        _write_reports(report_dir, doc)
+        document.write_reports(report_dir, doc)
     if fmt == "json":
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
     elif fmt == "junit":

@@ -288,10 +288,9 @@ def _control_section(e: Entry, defaults: Callable[[str], dict[str, Any]]) -> lis
     if c.check is not None:
         params = json.dumps(c.check.params, separators=(", ", ": "))
         items.append(f"- Check: `{c.check.kind}` {_code(params)}")
-        if c.check.only_if:
-            items.append(
-                f"- Only if: {_code(json.dumps(c.check.only_if, separators=(', ', ': ')))}"
-            )
+        if (cond := c.check.only_if) is not None:
+            shown = json.dumps(cond.params, separators=(", ", ": "))
+            items.append(f"- Only if: `{cond.kind}` {_code(shown)}")
     if c.report_only:
         items.append(
             "- Report only: judged per container or image; casemate never changes workloads"

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import ansible_runner
-
+from casemate import inventory_cache
 from casemate.errors import InventoryError, RunFailedError
 from casemate.inventory import Inventory
 
@@ -73,11 +72,38 @@ def _inventory_error(stderr: str) -> str:
     return tail[-1] if tail else "ansible-inventory could not read it"
 
 
-def resolve_inventory(path: Path) -> Inventory:
-    """Parse an inventory with ansible-inventory (no host is contacted)."""
+def resolve_inventory(
+    path: Path, state: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Inventory:
+    """Parse an inventory with ansible-inventory (no host is contacted). With a state directory, a
+    static inventory resolved before under the same files, settings and environment is read back
+    from its cache instead (inventory_cache.py says what is cached, and what never is)."""
     if not path.exists():
         raise InventoryError(f"inventory {path}: no such file or directory")
+    environ = os.environ if environ is None else environ
+    cache_key = inventory_cache.key(path, environ) if state is not None else None
+    if state is not None and cache_key is not None:
+        cached = inventory_cache.load(state, cache_key)
+        if cached is not None:
+            return Inventory(source=path, raw=cached)
+    inventory = Inventory(source=path, raw=_ansible_inventory(path))
+    if not inventory.hosts():
+        raise InventoryError(f"inventory {path}: it defines no hosts")
+    if (
+        state is not None
+        and cache_key is not None
+        and inventory.redacted(inventory.redactor(environ)) == inventory.raw  # holds no secret
+        and inventory_cache.key(path, environ) == cache_key  # nothing changed while it ran
+    ):
+        inventory_cache.store(state, cache_key, inventory.raw)
+    return inventory
+
+
+def _ansible_inventory(path: Path) -> dict[str, Any]:
+    """`ansible-inventory --list` of `path`."""
     _ensure_tools_on_path()
+    import ansible_runner  # noqa: PLC0415 - commands that touch no host never import Ansible
+
     try:
         out, err = ansible_runner.get_inventory(
             action="list",
@@ -94,10 +120,7 @@ def resolve_inventory(path: Path) -> Inventory:
         raise InventoryError(f"inventory {path}: {exc}") from None
     if not isinstance(out, dict):
         raise InventoryError(f"inventory {path}: {_inventory_error(str(err or ''))}")
-    inventory = Inventory(source=path, raw=out)
-    if not inventory.hosts():
-        raise InventoryError(f"inventory {path}: it defines no hosts")
-    return inventory
+    return out
 
 
 def _strategy_env(strategy: str) -> dict[str, str]:
@@ -191,6 +214,8 @@ def run_playbook(
                 tally[key] = tally.get(key, 0) + 1
             on_event(event)
         return True  # keep the event in the artifacts
+
+    import ansible_runner  # noqa: PLC0415 - commands that touch no host never import Ansible
 
     artifacts.mkdir(mode=0o700, parents=True, exist_ok=True)
     cmdline = " ".join(x for x in ("--check" if check else "", "--diff" if diff else "") if x)

@@ -1,4 +1,4 @@
-"""Verification: select controls, probe each host once, judge every control, collect results."""
+"""Verification: probe each host once, judge every selected control, record the run."""
 
 from __future__ import annotations
 
@@ -7,23 +7,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from casemate import __version__
 from casemate.catalog.loader import Catalog
-from casemate.catalog.model import PROFILES, Entry
-from casemate.checks.base import CheckKind, Observations, Probe, Status, Verdict, error_of
-from casemate.checks.command_output import CommandOutput, CommandOutputParams
+from casemate.catalog.model import Entry
+from casemate.catalog.select import Selection
+from casemate.checks.base import Check, Observations, Probe, Status, Verdict, error_of
 from casemate.errors import BadInputError
 from casemate.inventory import Inventory
-from casemate.probe.collect import ProbeOutcome, Transport, collect
+from casemate.probe.collect import ProbeOutcome, Transport, collect, remote_command
 from casemate.probe.transport import interpreter_of, testinfra_transport
 from casemate.redact import Redactor
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    level: int = 1
-    controls: tuple[str, ...] = ()
-    benchmark: str | None = None
-    profile: str | None = "standard"  # None: every profile (browsing the catalog)
+from casemate.report import document
+from casemate.rundir import RunDir, now_utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,79 +37,16 @@ class HostVerification:
     results: tuple[Result, ...]
 
 
-def parse_controls(text: str | None) -> tuple[str, ...]:
-    if not text:
-        return ()
-    return tuple(dict.fromkeys(i.strip() for i in text.split(",") if i.strip()))
-
-
-def select(catalog: Catalog, selection: Selection) -> list[Entry]:
-    """The entries a run covers: those of the profile, then named controls (which win over the
-    level) or the level. Unknown ids, and named controls outside the profile, are bad input."""
-    if selection.level not in (1, 2):
-        raise BadInputError(f"--level must be 1 or 2, not {selection.level}")
-    if selection.profile is not None and selection.profile not in PROFILES:
-        raise BadInputError(
-            f"--profile must be one of {', '.join(PROFILES)}, not '{selection.profile}'"
-        )
-    benchmarks = catalog.benchmarks()
-    if selection.benchmark and selection.benchmark not in benchmarks:
-        raise BadInputError(
-            f"--benchmark: unknown benchmark '{selection.benchmark}' "
-            f"(known: {', '.join(sorted(benchmarks))})"
-        )
-    entries = [
-        e
-        for e in catalog.entries
-        if (not selection.benchmark or e.benchmark == selection.benchmark)
-        and (selection.profile is None or selection.profile in e.control.profiles)
-    ]
-    if selection.controls:
-        known = {e.id: e for e in catalog.entries}
-        unknown = [c for c in selection.controls if c not in known]
-        if unknown:
-            raise BadInputError(f"--controls: unknown control '{unknown[0]}'")
-        outside = [
-            c for c in selection.controls if selection.profile not in known[c].control.profiles
-        ]
-        if outside:
-            raise BadInputError(
-                f"--controls: {outside[0]} is not part of profile '{selection.profile}'"
-            )
-        wanted = set(selection.controls)
-        return [e for e in entries if e.id in wanted]
-    return [e for e in entries if e.control.level <= selection.level]
-
-
 def concerns(entry: Entry, groups: Iterable[str]) -> bool:
     return bool(set(entry.control.applies_to) & set(groups))
 
 
-def wanted_probes(entries: Iterable[Entry], kinds: Mapping[str, CheckKind[Any]]) -> list[Probe]:
+def wanted_probes(entries: Iterable[Entry]) -> list[Probe]:
     probes: set[Probe] = set()
     for entry in entries:
-        check = entry.control.check
-        if check is not None:
-            kind = kinds[check.kind]
-            probes.update(kind.wants(kind.params.model_validate(check.params)))
-            if check.only_if is not None:
-                probes.update(_CONDITION.wants(CommandOutputParams.model_validate(check.only_if)))
+        if entry.check is not None:
+            probes.update(entry.check.probes())
     return sorted(probes)
-
-
-_CONDITION = CommandOutput()
-
-
-def _precondition(only_if: Mapping[str, Any], obs: Observations) -> Verdict | None:
-    """None when the precondition holds; otherwise the verdict that replaces the check's."""
-    held = _CONDITION.judge(CommandOutputParams.model_validate(only_if), obs)
-    if held.status is Status.PASS:
-        return None
-    if held.status is Status.FAIL:
-        return Verdict(
-            Status.NOT_APPLICABLE, f"only when {held.expected}", held.observed, held.evidence
-        )
-    return held
 
 
 def unobserved(probes: Iterable[Probe], obs: Observations) -> tuple[str, str] | None:
@@ -126,37 +58,51 @@ def unobserved(probes: Iterable[Probe], obs: Observations) -> tuple[str, str] | 
     return None
 
 
-def judge(entry: Entry, obs: Observations, kinds: Mapping[str, CheckKind[Any]]) -> Verdict:
+def judge(entry: Entry, obs: Observations) -> Verdict:
     """The verdict on one control. A manual control with a check is still shown as manual: the
     check only gathers what a person needs to decide.
 
-    A verdict is never given on a fact that could not be observed: when a collector the check
-    wants reported an error, the verdict is that error, whatever the kind made of it (a kind may
-    still say more, e.g. which daemon is down; it may not turn a failed observation into pass,
-    fail or not_applicable). A precondition (`only_if`) that does not hold still makes the control
-    not_applicable: then the check's own observations do not matter."""
+    A precondition (`only_if`, any check) is judged by the same rules as the check itself. Seen
+    not to hold (fail), it makes the control not_applicable, and then the check's own
+    observations do not matter; a precondition that could not be judged (error, not_verifiable)
+    gives its verdict to the control: a fact that could not be observed never makes a control
+    not_applicable."""
     control = entry.control
-    check = control.check
+    check = entry.check
     if check is None:
         return Verdict(Status.MANUAL, control.manual or "", "not judged automatically")
-    kind = kinds[check.kind]
+    if check.only_if is not None:
+        held = judged(check.only_if, obs)
+        if held.status is Status.FAIL:
+            return Verdict(
+                Status.NOT_APPLICABLE, f"only when {held.expected}", held.observed, held.evidence
+            )
+        if held.status is not Status.PASS:
+            return held
+    verdict = judged(check, obs)
+    if not control.automated and verdict.status in (Status.PASS, Status.FAIL):
+        return Verdict(Status.MANUAL, verdict.expected, verdict.observed, verdict.evidence)
+    return verdict
+
+
+def judged(check: Check, obs: Observations) -> Verdict:
+    """One check's verdict (its precondition aside). It is never given on a fact that could not
+    be observed: when a collector the check wants reported an error, the verdict is that error,
+    whatever the kind made of it (a kind may still say more, e.g. which daemon is down; it may
+    not turn a failed observation into pass, fail or not_applicable)."""
     failed: tuple[str, str] | None = None
     try:
-        if check.only_if is not None and (skip := _precondition(check.only_if, obs)) is not None:
-            return skip
-        params = kind.params.model_validate(check.params)
-        failed = unobserved(kind.wants(params), obs)
-        verdict = kind.judge(params, obs)
+        failed = unobserved(check.wants(), obs)
+        verdict = check.judge(obs)
     except Exception as exc:  # a kind's bug must cost one verdict, not the whole report
         if failed is not None:
             return Verdict(Status.ERROR, "", failed[1], (failed[0],))
-        return Verdict(Status.ERROR, "", f"check {check.kind} crashed: {type(exc).__name__}: {exc}")
+        name = check.kind.name
+        return Verdict(Status.ERROR, "", f"check {name} crashed: {type(exc).__name__}: {exc}")
     if failed is not None and verdict.status is not Status.ERROR:
         key, err = failed
         evidence = tuple(dict.fromkeys((*verdict.evidence, key)))
         return Verdict(Status.ERROR, verdict.expected, err, evidence)
-    if not control.automated and verdict.status in (Status.PASS, Status.FAIL):
-        return Verdict(Status.MANUAL, verdict.expected, verdict.observed, verdict.evidence)
     return verdict
 
 
@@ -180,7 +126,6 @@ def host_results(
     groups: Iterable[str],
     entries: Iterable[Entry],
     outcome: ProbeOutcome,
-    kinds: Mapping[str, CheckKind[Any]],
 ) -> list[Result]:
     groups = list(groups)
     results = []
@@ -191,13 +136,13 @@ def host_results(
                 f"host in {', '.join(entry.control.applies_to)}",
                 f"host groups: {', '.join(groups) or 'none'}",
             )
-        elif entry.control.check is None:
-            verdict = judge(entry, Observations(host), kinds)
+        elif entry.check is None:
+            verdict = judge(entry, Observations(host))
         elif outcome.observations is None:
             status = Status.ERROR if entry.control.automated else Status.MANUAL
             verdict = Verdict(status, "", outcome.error or "host not probed")
         else:
-            verdict = judge(entry, outcome.observations, kinds)
+            verdict = judge(entry, outcome.observations)
         results.append(Result(host, entry, verdict, _evidence(verdict, outcome.observations)))
     return results
 
@@ -214,17 +159,34 @@ def verify_hosts(
     inventory: Inventory,
     hosts: list[str],
     entries: list[Entry],
-    kinds: Mapping[str, CheckKind[Any]],
     *,
     forks: int,
     transport_for: Callable[[Inventory, str], Transport] = testinfra_transport,
     on_host: Callable[[HostVerification], None] | None = None,
 ) -> list[HostVerification]:
-    def one(host: str) -> HostVerification:
+    # Planned before any host is contacted. Hosts of one kind (the same groups and interpreter) ask
+    # for the same facts: their entries, probes and probe command are worked out (and the command
+    # compressed) once.
+    kinds: dict[tuple[str, ...], tuple[list[Entry], list[Probe]]] = {}
+    commands: dict[tuple[tuple[Probe, ...], str], str] = {}
+    plans: dict[str, tuple[list[str], list[Entry], list[Probe], str | None]] = {}
+    for host in hosts:
         groups = inventory.groups_of(host)
-        mine = relevant_entries(entries, groups)
-        probes = wanted_probes([e for e in mine if concerns(e, groups)], kinds)
-        if not probes:  # nothing to observe: do not even connect
+        if tuple(groups) not in kinds:
+            mine = relevant_entries(entries, groups)
+            kinds[tuple(groups)] = (mine, wanted_probes([e for e in mine if concerns(e, groups)]))
+        mine, probes = kinds[tuple(groups)]
+        command = None
+        if probes:
+            key = (tuple(probes), interpreter_of(inventory.hostvars(host)))
+            if key not in commands:
+                commands[key] = remote_command(*key)
+            command = commands[key]
+        plans[host] = (groups, mine, probes, command)
+
+    def one(host: str) -> HostVerification:
+        groups, mine, probes, command = plans[host]
+        if command is None:  # nothing to observe: do not even connect
             outcome = ProbeOutcome(Observations(host), {"skipped": "no automated control applies"})
         else:
             try:
@@ -233,14 +195,14 @@ def verify_hosts(
                 outcome = ProbeOutcome(None, {}, str(exc))
             else:
                 hostvars = inventory.hostvars(host)
-                outcome = collect(host, transport, probes, interpreter_of(hostvars))
+                outcome = collect(host, transport, probes, command=command)
                 if outcome.observations is not None:
                     # checks see the host's inventory variables and, as in Ansible, its groups
                     facts = {**hostvars, "group_names": [g for g in groups if g != "all"]}
                     observed = replace(outcome.observations, vars=facts)
                     outcome = ProbeOutcome(observed, outcome.raw, outcome.error)
         done = HostVerification(
-            host, tuple(groups), outcome, tuple(host_results(host, groups, mine, outcome, kinds))
+            host, tuple(groups), outcome, tuple(host_results(host, groups, mine, outcome))
         )
         if on_host is not None:
             on_host(done)
@@ -248,3 +210,75 @@ def verify_hosts(
 
     with ThreadPoolExecutor(max_workers=max(1, min(forks, len(hosts)))) as pool:
         return list(pool.map(one, hosts))
+
+
+def run_verify(
+    *,
+    run: RunDir,
+    catalog: Catalog,
+    inventory: Inventory,
+    hosts: list[str],
+    entries: list[Entry],
+    selection: Selection,
+    forks: int,
+    command: list[str],
+    transport_for: Callable[[Inventory, str], Transport] = testinfra_transport,
+    on_host: Callable[[HostVerification], None] | None = None,
+) -> dict[str, Any]:
+    """Probe and judge `hosts`, and record the run as harden does: run.json (running, then
+    finished with its outcome), the redacted inventory, each host's observations, report.json and
+    junit.xml. Returns the report document (redacted: no report holds a secret, whatever a host
+    answered). Outcome `succeeded`: every host was probed and judged; `failed`: a host could not
+    be probed; `canceled`: interrupted (see harden.OUTCOMES)."""
+    started = now_utc().isoformat()
+    meta: dict[str, Any] = {
+        "kind": "verify",
+        "casemate_version": __version__,
+        "command": command,
+        "started": started,
+        "inventory": str(inventory.source),
+        "catalog": {"digest": catalog.digest, "benchmarks": catalog.benchmarks()},
+        "level": selection.level,
+        "profile": selection.profile,
+        "selection": selection.record(),
+        "hosts": hosts,
+        "controls": [e.id for e in entries],
+    }
+    run.write_json("inventory.json", inventory.redacted(run.redactor))
+    run.write_json("run.json", meta | {"state": "running"})
+    try:
+        results = verify_hosts(
+            inventory, hosts, entries, forks=forks, transport_for=transport_for, on_host=on_host
+        )
+    except KeyboardInterrupt:
+        run.write_json(
+            "run.json",
+            meta | {"state": "finished", "finished": now_utc().isoformat(), "outcome": "canceled"},
+        )
+        raise
+    doc: dict[str, Any] = run.redactor.scrub(
+        document.build(
+            run_id=run.id,
+            started=started,
+            finished=now_utc().isoformat(),
+            inventory=str(inventory.source),
+            catalog_digest=catalog.digest,
+            benchmarks=catalog.benchmarks(),
+            selection=selection,
+            hosts=results,
+        )
+    )
+    for h in results:
+        run.write_json(f"observations/{h.host}.json", h.outcome.raw | {"error": h.outcome.error})
+    document.write_reports(run.path, doc)
+    unprobed = {h["name"]: h["error"] for h in doc["hosts"] if not h["probed"]}
+    finished = meta | {
+        "state": "finished",
+        "finished": doc["finished"],
+        "summary": doc["summary"],
+        "outcome": "failed" if unprobed else "succeeded",
+    }
+    if unprobed:
+        finished["unprobed"] = unprobed
+    run.write_json("run.json", finished)
+    return doc

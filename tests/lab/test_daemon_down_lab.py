@@ -28,7 +28,7 @@ WORKLOAD_KINDS = ("container_field", "container_rule", "image_rule")
 
 def asks_dockerd(entry: Entry) -> bool:
     return entry.control.check is not None and "proc:dockerd" in {
-        p.key for p in wanted_probes([entry], KINDS)
+        p.key for p in wanted_probes([entry])
     }
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from casemate.catalog.loader import load_catalog
+from casemate.catalog.select import Selection, select
 from casemate.checks import builtin_kinds
 from casemate.errors import BadInputError, CatalogError
-from casemate.verify import Selection, select
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "catalogs"
 KINDS = builtin_kinds()

@@ -102,6 +102,17 @@ def test_catalog_show_unknown(capsys: pytest.CaptureFixture[str]) -> None:
     assert (code, err) == (2, "casemate: error: unknown control 'cis_docker_9_9'\n")
 
 
+def test_catalog_show_prints_a_check_and_its_precondition_as_written(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # no line is folded
+    code, out, _ = call_out(capsys, "catalog", "show", "cis_docker_7_2")
+    assert code == 0
+    assert r'"value": "(0\\.0\\.0\\.0|\\*|\\[::\\]):2377\\b"' in out  # no markup read in it
+    assert "only if      command_output {" in out
+    assert '"pointer": "/Swarm/LocalNodeState"' in out
+
+
 def test_catalog_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = call_out(
         capsys, "catalog", "list", "--benchmark", "cis-docker", "--format", "json"

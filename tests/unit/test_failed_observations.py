@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,11 @@ from pydantic import ValidationError
 
 from casemate.catalog.loader import load_catalog
 from casemate.catalog.model import Entry
+from casemate.catalog.select import Selection, select
 from casemate.checks import builtin_kinds
 from casemate.checks.base import Observations, Probe, Status, Verdict
 from casemate.probe.collect import parse_answer
-from casemate.verify import Selection, concerns, judge, select, wanted_probes
+from casemate.verify import concerns, judge, wanted_probes
 
 KINDS = builtin_kinds()
 RECORDED = Path(__file__).parent.parent / "fixtures" / "observations"
@@ -50,7 +52,7 @@ def recorded(name: str, groups: list[str]) -> Observations:
 
 
 def keys(entry: Entry) -> list[str]:
-    return [p.key for p in wanted_probes([entry], KINDS)]
+    return [p.key for p in wanted_probes([entry])]
 
 
 def failed(key: str) -> dict[str, str]:
@@ -64,7 +66,7 @@ def failed(key: str) -> dict[str, str]:
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.id)
 def test_no_verdict_when_every_collector_failed(entry: Entry, container: str) -> None:
     data = {k: failed(k) for k in keys(entry)}
-    v = judge(entry, Observations("h", {"container": container}, data), KINDS)
+    v = judge(entry, Observations("h", {"container": container}, data))
     assert v.status is Status.ERROR, v
     assert "simulated failure of " in v.observed
 
@@ -116,7 +118,9 @@ def test_a_kind_that_ignores_a_failed_collector_is_overruled() -> None:
         def judge(self, p: Any, obs: Observations) -> Verdict:
             return Verdict(Status.NOT_APPLICABLE, "owned by root:root", "no such file")
 
-    v = judge(entry, Observations("h", {}, data), {**KINDS, "file_owner": Careless()})
+    assert entry.check is not None
+    careless = replace(entry, check=replace(entry.check, kind=Careless()))
+    v = judge(careless, Observations("h", {}, data))
     assert v == Verdict(
         Status.ERROR,
         "owned by root:root",
@@ -148,12 +152,12 @@ def test_a_failed_command_is_not_an_empty_answer(
     base = recorded(name, groups)
     assert set(keys(entry)) <= set(base.data), "the recording lacks what the entry wants"
     data = {k: CMD_FAILED if k.startswith("cmd:") else v for k, v in base.data.items()}
-    v = judge(entry, Observations("n", base.facts, data, base.vars), KINDS)
+    v = judge(entry, Observations("n", base.facts, data, base.vars))
     assert v.status is not Status.PASS, v
     if v.status in (Status.FAIL, Status.NOT_APPLICABLE, Status.MANUAL):
         # allowed only when the commands played no part: the same verdict as with them working
         # (an audit rule missing from the rule files, a watched path that does not exist)
-        assert v == judge(entry, base, KINDS), v
+        assert v == judge(entry, base), v
 
 
 # --- a node whose dockerd was stopped -------------------------------------------------------------
@@ -177,11 +181,11 @@ def test_the_recordings_are_the_same_node_with_and_without_dockerd() -> None:
 
 @pytest.mark.parametrize("entry", [e for e in ON_DOCKER if needs_dockerd(e)], ids=lambda e: e.id)
 def test_every_control_that_asks_dockerd_is_an_error_naming_it(entry: Entry) -> None:
-    v = judge(entry, STOPPED, KINDS)
+    v = judge(entry, STOPPED)
     check = entry.control.check
     assert check is not None
-    if check.only_if is not None and "daemon" not in check.only_if:
-        held = judge(entry, RUNNING, KINDS)
+    if check.only_if is not None and "daemon" not in check.only_if.params:
+        held = judge(entry, RUNNING)
         if held.status is Status.NOT_APPLICABLE and held.expected.startswith("only when"):
             assert v == held  # a precondition on the host itself (SELinux on RHEL) still decides
             return
@@ -194,7 +198,7 @@ def test_every_control_that_asks_dockerd_is_an_error_naming_it(entry: Entry) -> 
     "entry", [e for e in ON_DOCKER if not needs_dockerd(e)], ids=lambda e: e.id
 )
 def test_what_does_not_ask_dockerd_is_judged_as_before(entry: Entry) -> None:
-    before, after = judge(entry, RUNNING, KINDS), judge(entry, STOPPED, KINDS)
+    before, after = judge(entry, RUNNING), judge(entry, STOPPED)
     assert (after.status, after.expected, after.evidence) == (
         before.status,
         before.expected,
@@ -205,8 +209,8 @@ def test_what_does_not_ask_dockerd_is_judged_as_before(entry: Entry) -> None:
 
 
 def test_the_stopped_node_in_numbers() -> None:
-    before = {e.id: judge(e, RUNNING, KINDS) for e in ON_DOCKER}
-    after = {e.id: judge(e, STOPPED, KINDS) for e in ON_DOCKER}
+    before = {e.id: judge(e, RUNNING) for e in ON_DOCKER}
+    after = {e.id: judge(e, STOPPED) for e in ON_DOCKER}
     # the findings: 8 daemon settings passed "judged from daemon.json only", 2.6 and 5.1
     # passed on an unset value, and the container and image sections were "no containers"
     for cid in ("2_2", "2_3", "2_4", "2_5", "2_14", "2_15", "2_16", "2_18", "2_6", "5_1"):
@@ -257,7 +261,7 @@ def test_kubelet_settings_where_no_kubelet_runs_are_judged_from_its_unit_and_con
     ]
     assert len(kubelet) >= 10
     for e in kubelet:
-        v = judge(e, node, KINDS)
+        v = judge(e, node)
         assert v.status in (Status.PASS, Status.FAIL), (e.id, v)
     # the same recording with the unit enabled and failing: a kubelet meant to run does not
     for state in ({"UnitFileState": "enabled", "ActiveState": "inactive"},
@@ -268,7 +272,7 @@ def test_kubelet_settings_where_no_kubelet_runs_are_judged_from_its_unit_and_con
         }
         broken = Observations("n", node.facts, data, node.vars)
         for e in kubelet:
-            v = judge(e, broken, KINDS)
+            v = judge(e, broken)
             assert v.status is Status.ERROR, (e.id, v)
             assert v.observed.startswith("kubelet is not running though kubelet.service is ")
 
@@ -282,8 +286,8 @@ def _command_outputs() -> Iterator[tuple[str, Mapping[str, Any]]]:
         assert check is not None
         if check.kind == "command_output":
             yield entry.id, check.params
-        if check.only_if is not None:
-            yield entry.id, check.only_if
+        if check.only_if is not None and check.only_if.kind == "command_output":
+            yield entry.id, check.only_if.params
         for part in check.params.get("checks", []) if check.kind == "all_of" else []:
             if part["kind"] == "command_output":
                 yield entry.id, part["params"]
@@ -332,7 +336,7 @@ def test_a_modprobe_file_grep_cannot_read_is_an_error(tmp_path: Path) -> None:
     on_engine_host = {engines: dockerd}
 
     def verdict() -> Verdict:
-        return judge(entry, Observations("h", {}, {key: answer(), **on_engine_host}), KINDS)
+        return judge(entry, Observations("h", {}, {key: answer(), **on_engine_host}))
 
     assert verdict().status is Status.PASS
     (tmp_path / "1").mkdir()
@@ -369,6 +373,6 @@ def test_swarm_autolock_tells_no_key_from_a_failure(
         "proc:dockerd": {"running": True, "argv": ["/usr/sbin/dockerd"]},
     }
     assert set(data) == set(keys(entry))
-    v = judge(entry, Observations("h", {}, data), KINDS)
+    v = judge(entry, Observations("h", {}, data))
     assert v.status is status
     assert seen in v.observed

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from casemate.catalog.loader import load_catalog
+from casemate.catalog.select import Selection, select
 from casemate.checks import builtin_kinds
 from casemate.checks.base import Observations, Probe, Status
-from casemate.verify import Selection, judge, select, wanted_probes
+from casemate.verify import judge, wanted_probes
 
 from .obs import stat
 
@@ -161,7 +162,7 @@ class Host:
         return {"rc": 0, "stdout": out + "\n", "stderr": ""}
 
     def observations(self) -> Observations:
-        data = {p.key: self.answer(p) for p in wanted_probes(ENTRIES, KINDS)}
+        data = {p.key: self.answer(p) for p in wanted_probes(ENTRIES)}
         hostvars: dict[str, Any] = {"group_names": list(self.groups)}
         if self.engine_host is not None:
             hostvars["sysctl_engine_host"] = self.engine_host
@@ -172,7 +173,7 @@ class Host:
 
 def verdicts(host: Host) -> dict[str, Status]:
     o = host.observations()
-    return {e.id: judge(e, o, KINDS).status for e in AUTOMATED}
+    return {e.id: judge(e, o).status for e in AUTOMATED}
 
 
 def bad_host(**changes: Any) -> Host:
@@ -269,10 +270,10 @@ def test_a_kubelet_leaves_reverse_path_filtering_to_the_cni() -> None:
     host = bad_host(engines="containerd kubelet")
     o = host.observations()
     entry = next(e for e in ENTRIES if e.id == "cm_host_3_13")
-    v = judge(entry, o, KINDS)
+    v = judge(entry, o)
     assert v.status is Status.NOT_APPLICABLE
     assert "kubelet" in v.observed
-    forward = judge(next(e for e in ENTRIES if e.id == "cm_host_3_17"), o, KINDS)
+    forward = judge(next(e for e in ENTRIES if e.id == "cm_host_3_17"), o)
     assert forward.status is Status.NOT_APPLICABLE
     assert "containerd (/usr/bin/containerd)" in forward.observed
     assert "kubelet (/usr/bin/kubelet)" in forward.observed

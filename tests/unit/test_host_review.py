@@ -19,7 +19,7 @@ from casemate.checks import sysctl as sysctl_kind
 from casemate.checks.base import Status
 from casemate.locations import content_root
 
-from .test_host_catalog import ENTRIES, GOOD_SYSCTL, KINDS, Host, bad_host, judge, verdicts
+from .test_host_catalog import ENTRIES, GOOD_SYSCTL, Host, bad_host, judge, verdicts
 
 ROLES = content_root() / "roles"
 
@@ -204,7 +204,6 @@ def test_auditd_enabled_but_not_running_fails_and_is_not_verifiable_in_a_contain
     inside = judge(
         next(e for e in ENTRIES if e.id == "cm_host_2_1"),
         Host(container="docker", auditd_active="failed").observations(),
-        KINDS,
     )
     assert inside.status is Status.NOT_VERIFIABLE
     assert "kernel refuses audit" in inside.observed

@@ -10,11 +10,12 @@ import jsonschema
 import pytest
 
 from casemate.catalog.loader import load_catalog
+from casemate.catalog.select import Selection
 from casemate.checks import builtin_kinds
 from casemate.checks.base import Status, Verdict
 from casemate.probe.collect import ProbeOutcome
 from casemate.report import diff, document, junit, table
-from casemate.verify import HostVerification, Result, Selection
+from casemate.verify import HostVerification, Result
 
 from .obs import obs
 
@@ -73,6 +74,10 @@ def test_document_validates_and_counts() -> None:
     host_a = doc["hosts"][0]  # type: ignore[index]
     assert first["evidence"] == ["stat:/x"]
     assert host_a["observations"] == {"stat:/x": {"exists": False}}
+
+
+def test_the_schema_is_a_valid_schema() -> None:
+    jsonschema.validators.validator_for(document.schema()).check_schema(document.schema())
 
 
 def test_schema_rejects_unknown_status() -> None:

@@ -20,6 +20,7 @@ from casemate.checks import builtin_kinds
 from casemate.checks.base import Observations, Status, Verdict
 from casemate.harden import HardenPlan, run_harden
 from casemate.redact import MARKER
+from casemate.report import document
 from casemate.rundir import new_run
 from casemate.runner import HostEvent, resolve_inventory
 from casemate.verify import _evidence
@@ -174,13 +175,13 @@ def test_seal_never_follows_a_link(tmp_path: Path) -> None:
 def test_report_dir_files_private_and_an_existing_dir_kept(tmp_path: Path) -> None:
     doc = {"schema": "casemate-report/1", "hosts": [], "results": []}
     made = tmp_path / "made" / "reports"
-    report, xml = cli._write_reports(made, doc)
+    report, xml = document.write_reports(made, doc)
     assert loose_modes(made) == []
     assert json.loads(report.read_text()) == doc
     existing = tmp_path / "ci-artifacts"
     existing.mkdir()
     existing.chmod(0o755)
-    report, xml = cli._write_reports(existing, doc)
+    report, xml = document.write_reports(existing, doc)
     assert stat.S_IMODE(existing.stat().st_mode) == 0o755
     assert {stat.S_IMODE(p.stat().st_mode) for p in (report, xml)} == {0o600}
 

@@ -25,9 +25,9 @@ def ran(stdout: str, rc: int = 0, stderr: str = "") -> dict[str, Any]:
 def verdict(control_id: str, data: dict[str, Any]) -> tuple[Status, str]:
     entry = CATALOG.get(control_id)
     assert entry is not None
-    wanted = {p.key for p in wanted_probes([entry], KINDS)}
+    wanted = {p.key for p in wanted_probes([entry])}
     assert set(data) <= wanted, set(data) - wanted  # the test feeds only what the control asks for
-    v = judge(entry, Observations("h", {}, data), KINDS)
+    v = judge(entry, Observations("h", {}, data))
     return v.status, v.observed
 
 
@@ -88,7 +88,7 @@ def test_apparmor_enforcement_is_not_verifiable_on_a_container_host(container: s
     entry = CATALOG.get("cm_rt_3_3")
     assert entry is not None
     data = DEBIAN | {cmd_key("cm_rt_3_3"): ran("AppArmor is off in the running kernel\n")}
-    v = judge(entry, Observations("h", {"container": container}, data), KINDS)
+    v = judge(entry, Observations("h", {"container": container}, data))
     assert v.status is Status.NOT_VERIFIABLE
     assert v.observed == (
         f"this host is a {container} container: AppArmor belongs to the machine's kernel"

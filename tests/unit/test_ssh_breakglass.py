@@ -13,11 +13,11 @@ import yaml
 
 from casemate import breakglass, cli
 from casemate.catalog.loader import load_catalog
+from casemate.catalog.select import Selection, select
 from casemate.checks import builtin_kinds
 from casemate.errors import BadInputError
 from casemate.inventory import Inventory
 from casemate.runner import HostStats, PlaybookOutcome
-from casemate.verify import Selection, select
 
 CATALOG = load_catalog(None, builtin_kinds())
 

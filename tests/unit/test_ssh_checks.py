@@ -319,7 +319,7 @@ def test_package_state() -> None:
 
 def verdicts(name: str) -> dict[str, Verdict]:
     o, _ = parse_answer("node", (RECORDED / name).read_text())
-    return {e.id: judge(e, o, KINDS) for e in SSH}
+    return {e.id: judge(e, o) for e in SSH}
 
 
 def statuses(name: str, ids: set[str]) -> dict[str, str]:

@@ -13,9 +13,9 @@ from pathlib import Path
 import yaml
 
 from casemate.catalog.loader import load_catalog
+from casemate.catalog.select import Selection, select
 from casemate.checks import builtin_kinds
 from casemate.locations import content_root
-from casemate.verify import Selection, select
 
 ROOT = content_root()
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")

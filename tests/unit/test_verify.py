@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from casemate.catalog.loader import load_catalog
+from casemate.catalog.select import Selection, select
 from casemate.checks import builtin_kinds
 from casemate.inventory import Inventory
+from casemate.probe import collect as collect_module
 from casemate.probe.collect import Transport
-from casemate.verify import Selection, select, verify_hosts
+from casemate.verify import verify_hosts
 
 KINDS = builtin_kinds()
 RECORDED = Path(__file__).parent.parent / "fixtures" / "observations"
@@ -65,7 +70,7 @@ def test_one_round_trip_per_host_and_statuses() -> None:
         return transports[host] if host in transports else Down()
 
     done = verify_hosts(
-        inventory(), ["n1", "n2", "n3", "cp"], entries, KINDS, forks=4, transport_for=transport_for
+        inventory(), ["n1", "n2", "n3", "cp"], entries, forks=4, transport_for=transport_for
     )
     assert [t.calls for t in transports.values()] == [1, 1, 1]  # one round trip per host
     by_host = {h.host: h for h in done}
@@ -95,9 +100,7 @@ def test_a_host_no_control_concerns_is_not_contacted() -> None:
         if e.benchmark == "cis-docker"
     ]
     cp = Canned(answer())
-    done = verify_hosts(
-        inventory(), ["cp"], entries, KINDS, forks=1, transport_for=lambda inv, h: cp
-    )
+    done = verify_hosts(inventory(), ["cp"], entries, forks=1, transport_for=lambda inv, h: cp)
     assert cp.calls == 0
     assert done[0].results == ()
 
@@ -112,7 +115,6 @@ def test_checks_see_the_hosts_variables_and_groups() -> None:
         Inventory(Path("inv.yml"), raw),
         ["n1"],
         entries,
-        KINDS,
         forks=1,
         transport_for=lambda inv, h: Canned(answer()),
     )
@@ -120,3 +122,22 @@ def test_checks_see_the_hosts_variables_and_groups() -> None:
     assert observations is not None
     assert observations.vars["group_names"] == ["docker_hosts"]
     assert observations.vars["sysctl_engine_host"] == "auto"
+
+
+def test_hosts_of_one_kind_share_one_probe_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[int] = []
+    real = collect_module.remote_command
+
+    def counted(probes: Any, interpreter: str = "python3") -> str:
+        built.append(len(list(probes)))
+        return real(probes, interpreter)
+
+    monkeypatch.setattr(collect_module, "remote_command", counted)
+    monkeypatch.setattr("casemate.verify.remote_command", counted, raising=False)
+    entries = select(load_catalog(None, KINDS), Selection(level=2))
+    canned = Canned(answer())
+    verify_hosts(
+        inventory(), ["n1", "n2", "n3"], entries, forks=3, transport_for=lambda i, h: canned
+    )
+    assert canned.calls == 3
+    assert len(built) == 1  # built and compressed once, not once per host

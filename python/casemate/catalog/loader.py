@@ -1,4 +1,9 @@
-"""Load and validate catalog files. Any problem is one line naming file, line, entry and field."""
+"""Load and validate catalog files. Any problem is one line naming file, line, entry and field.
+
+A catalog is loaded once per command (the CLI passes it down): YAML with PyYAML's C loader where it
+is built in, every check bound to its kind with its parameters validated here, once. Line numbers
+cost a second parse of the file, so they are looked up only when an error is reported.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from casemate.catalog.model import CatalogFile, Control, Entry
-from casemate.checks.base import CheckKind
-from casemate.checks.command_output import CommandOutputParams
+from casemate.catalog.model import CatalogFile, ConditionSpec, Control, Entry
+from casemate.checks.base import Check, CheckKind
 from casemate.errors import CatalogError
 from casemate.locations import package_file
+
+# libyaml's loader where PyYAML was built with it (about 20 times faster); the same documents
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +57,7 @@ def _dotted(loc: Iterable[int | str]) -> str:
 def _control_lines(text: str) -> list[int]:
     """1-based line of each item of the top-level `controls` list (best effort)."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError:
         return []
     if not isinstance(node, yaml.MappingNode):
@@ -69,28 +76,37 @@ def _where(path: Path, lines: Sequence[int], loc: tuple[int | str, ...]) -> tupl
     return path.name, _dotted(loc)
 
 
-def _load_file(path: Path) -> tuple[CatalogFile, list[int], bytes]:
-    raw = path.read_bytes()
-    text = raw.decode("utf-8", errors="replace")
+def _yaml_error(path: Path, text: str) -> str:
+    """The file's YAML error as one line, in the words of PyYAML's Python parser (clearer than
+    libyaml's)."""
     try:
-        data = yaml.safe_load(text)
+        yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         reason = getattr(exc, "problem", None) or "not valid YAML"
-        raise CatalogError(f"{path.name}{line}: {reason}") from None
+        return f"{path.name}{line}: {reason}"
+    return f"{path.name}: not valid YAML"
+
+
+def _load_file(path: Path) -> tuple[CatalogFile, str, bytes]:
+    raw = path.read_bytes()
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        data = yaml.load(text, Loader=_LOADER)
+    except yaml.YAMLError:
+        raise CatalogError(_yaml_error(path, text)) from None
     if not isinstance(data, dict):
         raise CatalogError(f"{path.name}: a catalog file is a mapping with `controls:`")
-    lines = _control_lines(text)
     try:
         parsed = CatalogFile.model_validate(data)
     except ValidationError as exc:
         loc, msg = _first_error(exc)
-        where, field = _where(path, lines, loc)
+        where, field = _where(path, _control_lines(text), loc)
         ident = _entry_id(data, loc)
         prefix = f"{where}: {ident}: " if ident else f"{where}: "
         raise CatalogError(f"{prefix}{field or 'entry'}: {msg}") from None
-    return parsed, lines, raw
+    return parsed, text, raw
 
 
 def _entry_id(data: Mapping[str, Any], loc: tuple[int | str, ...]) -> str:
@@ -102,29 +118,30 @@ def _entry_id(data: Mapping[str, Any], loc: tuple[int | str, ...]) -> str:
     return f"entry #{loc[1] + 1}"
 
 
-def _check_params(control: Control, kinds: Mapping[str, CheckKind[Any]], where: str) -> None:
-    if control.check is None:
-        return
-    kind = kinds.get(control.check.kind)
+def _bound(
+    spec: ConditionSpec, kinds: Mapping[str, CheckKind[Any]], field: str
+) -> tuple[CheckKind[Any], Any]:
+    """(kind, validated params) of a check as the catalog writes it; ValueError names the field."""
+    kind = kinds.get(spec.kind)
     if kind is None:
         known = ", ".join(sorted(kinds))
-        raise CatalogError(
-            f"{where}: {control.id}: check.kind: unknown kind '{control.check.kind}' "
-            f"(known: {known})"
-        )
+        raise ValueError(f"{field}.kind: unknown kind '{spec.kind}' (known: {known})")
     try:
-        kind.params.model_validate(control.check.params)
+        return kind, kind.params.model_validate(spec.params)
     except ValidationError as exc:
         loc, msg = _first_error(exc)
-        raise CatalogError(f"{where}: {control.id}: check.params.{_dotted(loc)}: {msg}") from None
-    if control.check.only_if is not None:
-        try:
-            CommandOutputParams.model_validate(control.check.only_if)
-        except ValidationError as exc:
-            loc, msg = _first_error(exc)
-            raise CatalogError(
-                f"{where}: {control.id}: check.only_if.{_dotted(loc)}: {msg}"
-            ) from None
+        raise ValueError(f"{field}.params.{_dotted(loc)}: {msg}") from None
+
+
+def _check(control: Control, kinds: Mapping[str, CheckKind[Any]]) -> Check | None:
+    """The control's check bound to its kind, precondition included. ValueError on a bad one."""
+    spec = control.check
+    if spec is None:
+        return None
+    only_if = None
+    if spec.only_if is not None:
+        only_if = Check(*_bound(spec.only_if, kinds, "check.only_if"))
+    return Check(*_bound(spec, kinds, "check"), only_if=only_if)
 
 
 def load_catalog(directory: Path | None, kinds: Mapping[str, CheckKind[Any]]) -> Catalog:
@@ -139,23 +156,29 @@ def load_catalog(directory: Path | None, kinds: Mapping[str, CheckKind[Any]]) ->
     entries: list[Entry] = []
     seen: dict[str, str] = {}
     for path in files:
-        parsed, lines, raw = _load_file(path)
+        parsed, text, raw = _load_file(path)
         digest.update(path.name.encode() + b"\0" + raw)
         for index, control in enumerate(parsed.controls):
-            where = f"{path.name}:{lines[index] if index < len(lines) else 0}"
+            problem = ""
+            check = None
             if not control.id.startswith(parsed.id_prefix):
-                raise CatalogError(
-                    f"{where}: {control.id}: id: must start with '{parsed.id_prefix}'"
-                )
-            if control.id in seen:
-                raise CatalogError(
-                    f"{where}: {control.id}: id: duplicate (also in {seen[control.id]})"
-                )
+                problem = f"id: must start with '{parsed.id_prefix}'"
+            elif control.id in seen:
+                problem = f"id: duplicate (also in {seen[control.id]})"
+            else:
+                try:
+                    check = _check(control, kinds)
+                except ValueError as exc:
+                    problem = str(exc)
+            if problem:
+                lines = _control_lines(text)
+                line = lines[index] if index < len(lines) else 0
+                raise CatalogError(f"{path.name}:{line}: {control.id}: {problem}")
             seen[control.id] = path.name
-            _check_params(control, kinds, where)
             entries.append(
                 Entry(
                     control=control,
+                    check=check,
                     benchmark=parsed.benchmark,
                     benchmark_version=parsed.version,
                     benchmark_title=parsed.title,

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from casemate.checks.base import Check
+
 Group = Literal["docker_hosts", "k8s_control_plane", "k8s_workers", "etcd"]
 GROUPS: tuple[Group, ...] = ("docker_hosts", "k8s_control_plane", "k8s_workers", "etcd")
 # How a host is run. `standard`: it keeps SSH, hardened. `immutable`: nobody logs in; SSH is off and
@@ -19,12 +21,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class CheckSpec(_Strict):
+class ConditionSpec(_Strict):
+    """A check as the catalog writes it: a kind and that kind's parameters."""
+
     kind: str
     params: dict[str, Any] = Field(default_factory=dict)
-    # A precondition, judged like a `command_output` check: when it does not hold, the control does
-    # not concern the host (not_applicable), e.g. swarm settings on a host without a swarm.
-    only_if: dict[str, Any] | None = None
+
+
+class CheckSpec(ConditionSpec):
+    # A precondition, any check kind with its parameters: when it is seen not to hold, the control
+    # does not concern the host (not_applicable), e.g. swarm settings on a host without a swarm.
+    only_if: ConditionSpec | None = None
 
 
 class Remediation(_Strict):
@@ -97,6 +104,7 @@ class Entry:
     """A loaded control together with the benchmark it belongs to."""
 
     control: Control
+    check: Check | None  # control.check, bound to its kind with its parameters validated
     benchmark: str
     benchmark_version: str
     benchmark_title: str

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from casemate.checks.base import CheckKind, Observations, Params, Probe, Status, Verdict
 
@@ -27,28 +27,28 @@ def _kinds() -> Mapping[str, CheckKind[Any]]:
 
 class AllOfParams(Params):
     checks: list[Part] = Field(min_length=2)
+    # each part bound to its kind with its parameters validated, once, when these are validated
+    _parts: tuple[tuple[CheckKind[Any], Params], ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
     def _parts_valid(self) -> AllOfParams:
         kinds = _kinds()
+        parts: list[tuple[CheckKind[Any], Params]] = []
         for i, part in enumerate(self.checks):
             kind = kinds.get(part.kind)
             if kind is None or part.kind == "all_of":
                 raise ValueError(f"checks.{i}.kind: unknown or nested kind '{part.kind}'")
             try:
-                kind.params.model_validate(part.params)
+                parts.append((kind, kind.params.model_validate(part.params)))
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(x) for x in first["loc"])
                 raise ValueError(f"checks.{i}.params.{where}: {first['msg']}") from None
+        self._parts = tuple(parts)
         return self
 
-
-def _parts(p: AllOfParams) -> list[tuple[CheckKind[Any], Any]]:
-    kinds = _kinds()
-    return [
-        (kinds[part.kind], kinds[part.kind].params.model_validate(part.params)) for part in p.checks
-    ]
+    def parts(self) -> tuple[tuple[CheckKind[Any], Params], ...]:
+        return self._parts
 
 
 class AllOf:
@@ -56,10 +56,10 @@ class AllOf:
     params: ClassVar[type[AllOfParams]] = AllOfParams
 
     def wants(self, p: AllOfParams) -> list[Probe]:
-        return [probe for kind, params in _parts(p) for probe in kind.wants(params)]
+        return [probe for kind, params in p.parts() for probe in kind.wants(params)]
 
     def judge(self, p: AllOfParams, obs: Observations) -> Verdict:
-        verdicts = [kind.judge(params, obs) for kind, params in _parts(p)]
+        verdicts = [kind.judge(params, obs) for kind, params in p.parts()]
         statuses = {v.status for v in verdicts}
         status = next((s for s in _ORDER if s in statuses), Status.NOT_APPLICABLE)
         shown = (

@@ -87,6 +87,28 @@ class CheckKind(Protocol[P_contra]):
     def judge(self, p: P_contra, obs: Observations) -> Verdict: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A catalog check bound to its kind, its parameters validated once, when the catalog is
+    loaded: judging a host never validates them again. `only_if` is a precondition, itself any
+    check: when it is seen not to hold, the control does not concern the host."""
+
+    kind: CheckKind[Any]
+    params: Params
+    only_if: Check | None = None
+
+    def wants(self) -> list[Probe]:
+        """What the check itself asks the probe for (its precondition not included)."""
+        return self.kind.wants(self.params)
+
+    def probes(self) -> list[Probe]:
+        """Everything to collect for this check: its own wants and its precondition's."""
+        return self.wants() + (self.only_if.probes() if self.only_if is not None else [])
+
+    def judge(self, obs: Observations) -> Verdict:
+        return self.kind.judge(self.params, obs)
+
+
 def error_of(raw: Mapping[str, Any]) -> str | None:
     """The collector's error message, if it reported one."""
     err = raw.get("error")

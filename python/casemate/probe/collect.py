@@ -78,10 +78,17 @@ def parse_answer(host: str, stdout: str) -> tuple[Observations, dict[str, Any]]:
 
 
 def collect(
-    host: str, transport: Transport, probes: Iterable[Probe], interpreter: str = "python3"
+    host: str,
+    transport: Transport,
+    probes: Iterable[Probe],
+    interpreter: str = "python3",
+    *,
+    command: str | None = None,
 ) -> ProbeOutcome:
-    """Run the probe once on `host`. Connection problems come back as `error`, never raised."""
-    command = remote_command(probes, interpreter)
+    """Run the probe once on `host`. Connection problems come back as `error`, never raised.
+    `command`: remote_command(probes, interpreter), when the caller has it already (hosts of one
+    kind share it)."""
+    command = command or remote_command(probes, interpreter)
     try:
         result = transport.run(command)
     except Exception as exc:  # testinfra backends raise many kinds; all mean "could not probe"

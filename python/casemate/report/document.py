@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
-from casemate import __version__
+from casemate import __version__, private
 from casemate.checks.base import Status
 from casemate.locations import package_file
-from casemate.verify import HostVerification, Result, Selection
+from casemate.report import junit
+
+if TYPE_CHECKING:  # verify builds reports: no import cycle at run time
+    from casemate.catalog.select import Selection
+    from casemate.verify import HostVerification, Result
 
 SCHEMA_ID = "casemate-report/1"
 STATUSES = [s.value for s in Status]
@@ -24,8 +27,12 @@ def schema() -> dict[str, Any]:
 
 
 def validate(doc: Mapping[str, Any]) -> None:
-    """Raise jsonschema.ValidationError when `doc` does not follow the report schema."""
-    jsonschema.validate(dict(doc), schema())
+    """Raise jsonschema.ValidationError when `doc` does not follow the report schema (a stored
+    report read back; the documents `build` makes are held to the schema by the unit tests)."""
+    import jsonschema  # noqa: PLC0415 - costs 0.1 s; only `report` reads a stored document back
+
+    validator = jsonschema.validators.validator_for(schema())
+    validator(schema()).validate(dict(doc))  # the first error; the schema itself is casemate's
 
 
 def _counts(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
@@ -91,12 +98,7 @@ def build(
         "finished": finished,
         "inventory": inventory,
         "catalog": {"digest": catalog_digest, "benchmarks": dict(benchmarks)},
-        "selection": {
-            "level": selection.level,
-            "controls": list(selection.controls),
-            "benchmark": selection.benchmark,
-            "profile": selection.profile,
-        },
+        "selection": selection.record(),
         "summary": _counts(results),
         "hosts": host_docs,
         "results": results,
@@ -109,3 +111,13 @@ def exit_code(doc: Mapping[str, Any]) -> int:
         return 3
     bad = [r for r in doc["results"] if r["automated"] and r["status"] in ("fail", "error")]
     return 1 if bad else 0
+
+
+def write_reports(directory: Path, doc: Mapping[str, Any]) -> tuple[Path, Path]:
+    """report.json and junit.xml, 0600 (a directory made for them 0700; an existing one keeps its
+    mode). `doc` is already redacted."""
+    report = private.write(
+        directory / "report.json", json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    )
+    xml = private.write(directory / "junit.xml", junit.render(doc))
+    return report, xml

@@ -1,0 +1,193 @@
+"""Benchmark: `casemate verify` as a whole process on hardened lab nodes, and `catalog list`.
+Medians and ratios, never assertions: timings on a shared machine are for comparing, not for
+pass/fail (docs/benchmarks.md keeps the figures and the machine they came from).
+
+    .venv/bin/python benchmarks/verify.py [--profile docker|k8s] [--nodes 8] [--runs 7]
+                                          [--before CHECKOUT]
+
+It boots a lab of its own (`--name`, default `bench`), hardens every node at level 2 (not
+measured), then measures, `--runs` times each:
+
+- `casemate verify --level 2` of one node (`--limit` the first): wall time and the controller's CPU;
+- with `--nodes` > 1, the same of every node: the controller's CPU per additional node;
+- `casemate catalog list`: wall time.
+
+With `--before CHECKOUT` (another checkout of casemate, e.g. `git worktree add /tmp/old main~3`)
+every measurement is made with that checkout's code too, on the same lab, runs alternating, so the
+two columns meet the same machine load. Python may write bytecode (PYTHONDONTWRITEBYTECODE is
+dropped for the commands measured), as an installed casemate has it.
+
+The controller's CPU is user + system time of casemate and every process it waited for (the
+`docker exec` clients, ansible-inventory), read with getrusage(RUSAGE_CHILDREN) around each run.
+The probe itself runs inside the node containers, whose processes are not casemate's children, so
+its CPU is not counted: it is the node's, not the controller's.
+
+docker-bench-security cannot be fetched here; the reference is the issue's figure for it on the
+same kind of node (REFERENCE_S).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+CASEMATE = str(Path(sys.executable).parent / "casemate")
+REFERENCE_S = 2.2  # docker-bench-security inside a hardened Docker lab node (the issue says)
+TARGET_S = 0.5  # whole-process verify of one node
+TARGET_CPU_PER_NODE_S = 0.05
+TARGET_CATALOG_LIST_S = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    wall: float
+    cpu: float  # controller: user + system of casemate and the processes it waited for
+
+
+def run(state: Path, *args: str, ok: tuple[int, ...] = (0, 1), env: dict[str, str]) -> Sample:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    done = subprocess.run(
+        [CASEMATE, "--state-dir", str(state), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in ok:
+        raise SystemExit(f"casemate {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Sample(wall, cpu)
+
+
+def medians(
+    runs: int, envs: list[dict[str, str]], once: Callable[[dict[str, str]], Sample]
+) -> list[Sample]:
+    """Per environment, the median of `runs` samples; environments alternate run by run."""
+    for env in envs:
+        once(env)  # warm the page cache, bytecode and casemate's own caches; not counted
+    samples: list[list[Sample]] = [[] for _ in envs]
+    for _ in range(runs):
+        for i, env in enumerate(envs):
+            samples[i].append(once(env))
+    return [
+        Sample(statistics.median(s.wall for s in mine), statistics.median(s.cpu for s in mine))
+        for mine in samples
+    ]
+
+
+def probe_ms(report_dir: Path) -> list[int]:
+    doc = json.loads((report_dir / "report.json").read_text())
+    return [int(h["probe_elapsed_ms"] or 0) for h in doc["hosts"]]
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} CPUs ({model}), load average {load}"
+
+
+def environments(before: Path | None) -> list[dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if before is None:
+        return [env]
+    if not (before / "python" / "casemate" / "cli.py").is_file():
+        raise SystemExit(f"--before {before}: not a casemate checkout (no python/casemate/cli.py)")
+    old = env | {"PYTHONPATH": os.pathsep.join([str(before / "python"), env.get("PYTHONPATH", "")])}
+    return [env, old]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=("docker", "k8s"), default="docker")
+    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--name", default="bench", help="lab name (default: bench)")
+    parser.add_argument("--before", type=Path, help="a checkout to measure beside this one")
+    opts = parser.parse_args()
+    if opts.nodes < 1 or opts.runs < 1:
+        raise SystemExit("--nodes and --runs must be at least 1")
+    envs = environments(opts.before)
+    here = envs[0]
+    rows: list[tuple[str, list[Sample]]] = []
+    probed: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="casemate-bench-") as tmp:
+        state = Path(tmp) / "state"
+        reports = Path(tmp) / "reports"
+        inv = str(state / "lab" / opts.name / "inventory.yml")
+        first = f"casemate-{opts.name}-1"
+        listing = medians(opts.runs, envs, lambda env: run(state, "catalog", "list", env=env))
+        rows.append(("catalog list", listing))
+        lab = ("lab", "up", "--name", opts.name, "--nodes", str(opts.nodes))
+        run(state, *lab, "--profile", opts.profile, ok=(0,), env=here)
+        try:
+            run(state, "harden", "-i", inv, "--level", "2", ok=(0,), env=here)  # not measured
+
+            def verify(env: dict[str, str], *more: str) -> Sample:
+                out = reports / str(envs.index(env))  # each checkout's last report
+                args = ("verify", "-i", inv, "--level", "2", "--report-dir", str(out), *more)
+                return run(state, *args, env=env)
+
+            one = medians(opts.runs, envs, lambda env: verify(env, "--limit", first))
+            rows.append((f"verify 1 {opts.profile} node", one))
+            probed = [probe_ms(reports / str(i))[0] for i in range(len(envs))]
+            if opts.nodes > 1:
+                rows.append(
+                    (f"verify {opts.nodes} {opts.profile} nodes", medians(opts.runs, envs, verify))
+                )
+        finally:
+            run(state, "lab", "down", "--name", opts.name, ok=(0,), env=here)
+    report(opts, rows, probed)
+
+
+def report(
+    opts: argparse.Namespace, rows: list[tuple[str, list[Sample]]], probed: list[int]
+) -> None:
+    before = opts.before is not None
+    print(f"machine: {machine()}")
+    print(f"median of {opts.runs} runs; controller CPU = user + sys of casemate and its children")
+    head = f"  {'command':<24} {'wall':>8} {'ctl CPU':>8}"
+    print(
+        head + (f" {'before':>8} {'ctl CPU':>8} {'wall ratio':>10}" if before else "") + "  notes"
+    )
+    for name, samples in rows:
+        now = samples[0]
+        line = f"  {name:<24} {now.wall:7.3f}s {now.cpu:7.3f}s"
+        if before:
+            old = samples[1]
+            line += f" {old.wall:7.3f}s {old.cpu:7.3f}s {now.wall / old.wall:9.2f}x"
+        if name.startswith("verify 1"):
+            line += (
+                f"  {now.wall / REFERENCE_S:.2f}x docker-bench's {REFERENCE_S} s (target "
+                f"<= {TARGET_S} s); probe {' / '.join(map(str, probed))} ms on the node"
+            )
+        elif name == "catalog list":
+            line += f"  target <= {TARGET_CATALOG_LIST_S} s"
+        print(line)
+    if opts.nodes > 1:
+        for i, label in enumerate(["", "before: "] if before else [""]):
+            per_node = (rows[-1][1][i].cpu - rows[-2][1][i].cpu) / (opts.nodes - 1)
+            print(
+                f"  {label}controller CPU per additional node: {per_node:.3f} s "
+                f"(target <= {TARGET_CPU_PER_NODE_S} s)"
+            )
+
+
+if __name__ == "__main__":
+    main()
