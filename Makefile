@@ -38,8 +38,11 @@ lint: setup
 	$(VENV)/mypy
 	PATH="$(CURDIR)/$(VENV):$$PATH" $(VENV)/ansible-lint -q
 
+# Unit tests that start Ansible (marked `ansible`: seconds each) run as their own group after the
+# rest (milliseconds each), both on two workers.
 unit: setup
-	$(VENV)/pytest -q tests/unit
+	$(VENV)/pytest -q -n 2 -m "not ansible" tests/unit
+	$(VENV)/pytest -q -n 2 -m ansible tests/unit
 
 # The node image is built once first; then the lab test modules run three at a time, each on a
 # lab of its own (most of their time is spent waiting on nodes and Ansible, not on the CPU).

@@ -5,7 +5,15 @@ files, so the shared code is put where the import finds it first."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
 
 from casemate.locations import content_root
 
@@ -17,3 +25,43 @@ for path in sorted((content_root() / "roles").glob("*/module_utils/*.py")):
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
+
+
+ANSIBLE_COMMANDS = ("ansible", "ansible-playbook", "ansible-inventory", "ansible-vault")
+
+
+@pytest.fixture(autouse=True)
+def ansible_only_where_marked(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """A unit test that starts one of Ansible's commands must say so (`@pytest.mark.ansible`):
+    those are the slow ones, run as a group (`make unit`). ansible-runner starts them through
+    pexpect (playbooks) or subprocess (inventory); tests start them directly. The start is refused
+    and the test fails at teardown, even where the code under test turns the refusal into its own
+    error."""
+    if request.node.get_closest_marker("ansible") is not None:
+        yield
+        return
+    started: list[str] = []
+    popen = subprocess.Popen.__init__
+    spawn = pexpect.spawn.__init__
+
+    def refuse(args: Any) -> None:
+        argv = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
+        name = Path(str(argv[0])).name if argv else ""
+        if name in ANSIBLE_COMMANDS:
+            started.append(name)
+            raise AssertionError(f"{name} started by a test not marked pytest.mark.ansible")
+
+    def guarded_popen(self: Any, args: Any, *rest: Any, **kw: Any) -> None:
+        refuse(args)
+        popen(self, args, *rest, **kw)
+
+    def guarded_spawn(self: Any, command: Any, args: Any = (), *rest: Any, **kw: Any) -> None:
+        refuse([command])
+        spawn(self, command, args, *rest, **kw)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded_popen)
+    monkeypatch.setattr(pexpect.spawn, "__init__", guarded_spawn)
+    yield
+    assert not started, f"{request.node.nodeid} starts {started[0]}: mark it pytest.mark.ansible"

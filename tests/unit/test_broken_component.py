@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import yaml
 
 from casemate.locations import content_root
@@ -82,6 +83,7 @@ def run(tmp_path: Path, skips: list[dict[str, object]]) -> subprocess.CompletedP
     )
 
 
+@pytest.mark.ansible
 def test_a_skipped_component_fails_the_host_only_at_the_end(tmp_path: Path) -> None:
     reason = "/etc/kubernetes/manifests/kube-scheduler.yaml: the current file is not valid YAML"
     done = run(
@@ -99,6 +101,7 @@ def test_a_skipped_component_fails_the_host_only_at_the_end(tmp_path: Path) -> N
     assert failed[0]["msg"] == f"kube-scheduler skipped, nothing changed for it: {reason}"
 
 
+@pytest.mark.ansible
 def test_no_skip_no_failure(tmp_path: Path) -> None:
     done = run(tmp_path, [])
     assert done.returncode == 0, done.stdout + done.stderr
@@ -194,6 +197,7 @@ def failures(out: dict[str, object]) -> dict[str, str]:
 ETCD = (Path(__file__).parent.parent / "fixtures" / "k8s" / "etcd.yaml").read_text()
 
 
+@pytest.mark.ansible
 def test_a_broken_etcd_manifest_holds_the_next_members_restart(tmp_path: Path) -> None:
     out = run_members(tmp_path, {"cp1": ":\n  - [\n", "cp2": ETCD})
     failed = failures(out)
@@ -206,6 +210,7 @@ def test_a_broken_etcd_manifest_holds_the_next_members_restart(tmp_path: Path) -
     assert not (tmp_path / "backup").exists()
 
 
+@pytest.mark.ansible
 def test_a_member_with_nothing_to_change_is_not_held(tmp_path: Path) -> None:
     compliant = ETCD.replace(
         "    - --client-cert-auth=true\n",
@@ -215,6 +220,7 @@ def test_a_member_with_nothing_to_change_is_not_held(tmp_path: Path) -> None:
     assert set(failures(out)) == {"cp1"}
 
 
+@pytest.mark.ansible
 def test_without_a_broken_member_the_change_is_made(tmp_path: Path) -> None:
     out = run_members(tmp_path, {"cp1": ETCD, "cp2": ETCD})
     assert failures(out) == {}

@@ -65,6 +65,7 @@ CASES = [
 ]
 
 
+@pytest.mark.ansible
 @pytest.mark.parametrize("command", ["harden", "verify"])
 @pytest.mark.parametrize(("args", "message"), CASES)
 def test_bad_input(
@@ -150,6 +151,7 @@ def test_catalog_tags_follow_level(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cis_docker_2_1" not in level2.strip().split(",")  # manual: nothing to run
 
 
+@pytest.mark.ansible
 def test_playbook_failure_without_host_failures_is_not_success(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -178,6 +178,7 @@ def test_a_host_whose_connection_casemate_cannot_open_is_left_to_ansible() -> No
     assert reach.unreachable(inv, ["winrm-1"]) == {}
 
 
+@pytest.mark.ansible
 def test_no_task_runs_against_an_unreachable_host(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

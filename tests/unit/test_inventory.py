@@ -59,6 +59,7 @@ def test_no_casemate_groups() -> None:
         inv.select(None)
 
 
+@pytest.mark.ansible
 def test_a_host_without_variables_is_still_a_host(tmp_path: Path) -> None:
     """ansible-inventory lists under _meta.hostvars only hosts that have variables."""
     from casemate.runner import resolve_inventory

@@ -62,6 +62,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+@pytest.mark.ansible
 def test_a_static_inventory_is_resolved_once(site: Path, tmp_path: Path, calls: list[str]) -> None:
     state = tmp_path / "state"
     first = resolve_inventory(site / "inventory.yml", state)
@@ -137,6 +138,7 @@ def test_what_cannot_shape_the_inventory_keeps_the_key(
     assert inventory_cache.key(site / "inventory.yml", os.environ) == before
 
 
+@pytest.mark.ansible
 def test_a_changed_inventory_is_resolved_again(
     site: Path, tmp_path: Path, calls: list[str]
 ) -> None:
@@ -162,6 +164,7 @@ def test_an_inventory_directory_is_keyed_by_every_file(site: Path, tmp_path: Pat
     assert inventory_cache.key(inv, os.environ) not in (None, before, after)
 
 
+@pytest.mark.ansible
 def test_an_inventory_holding_a_secret_is_never_stored(tmp_path: Path, calls: list[str]) -> None:
     state = tmp_path / "state"
     inv = tmp_path / "secrets.yml"
@@ -204,6 +207,7 @@ def test_scripts_and_plugins_are_resolved_every_time(
     assert inventory_cache.key(site / "inventory.yml", os.environ) is None
 
 
+@pytest.mark.ansible
 def test_a_damaged_cache_entry_is_resolved_again(
     site: Path, tmp_path: Path, calls: list[str]
 ) -> None:

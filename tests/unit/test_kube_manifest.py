@@ -565,6 +565,7 @@ def _syntax_check(tmp_path: Path, roles_path: str) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.ansible
 def test_the_editor_exists_once_and_reaches_an_etcd_only_play(tmp_path: Path) -> None:
     roles = ROOT / "roles"
     copies = sorted(p.relative_to(roles) for p in roles.glob("*/*/kube_manifest.py"))

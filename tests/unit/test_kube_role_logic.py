@@ -337,6 +337,7 @@ def role_tasks(role: str, file: str, *names: str) -> list[Any]:
     return picked
 
 
+@pytest.mark.ansible
 def test_a_missing_optional_environment_file_is_skipped(tmp_path: Path) -> None:
     present = tmp_path / "present.env"
     present.write_text("KUBELET_EXTRA_ARGS=\n")
@@ -367,6 +368,7 @@ def test_a_missing_optional_environment_file_is_skipped(tmp_path: Path) -> None:
 # --- kube_node: a roll-back keeps the new encryption configuration --------------------------------
 
 
+@pytest.mark.ansible
 def test_a_rollback_keeps_the_new_encryption_config_and_shows_no_key(tmp_path: Path) -> None:
     manifests, backup = tmp_path / "manifests", tmp_path / "backup"
     manifests.mkdir()

@@ -49,6 +49,7 @@ def leaks(text: str) -> list[str]:
     return [s for s in SECRETS if s in text]
 
 
+@pytest.mark.ansible
 def test_recording_is_what_ansible_inventory_prints() -> None:
     live = resolve_inventory(FIX / "secrets.yml").raw
     assert hostvars(live) == hostvars(recorded())

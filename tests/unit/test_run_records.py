@@ -64,6 +64,7 @@ def umask(mask: int) -> Iterator[None]:
         os.umask(old)
 
 
+@pytest.mark.ansible
 def test_harden_run_records_hold_no_secret(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -93,6 +94,7 @@ def test_harden_run_records_hold_no_secret(
 
 
 # ansible-runner leaves its stdout and stderr files open when its event handler raises
+@pytest.mark.ansible
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_interrupted_harden_is_redacted_too(tmp_path: Path) -> None:
     inventory = resolve_inventory(INVENTORY)
@@ -155,6 +157,7 @@ def test_state_dir_of_casemate_alone_is_tightened_others_keep_their_mode(tmp_pat
     assert loose_modes(run.path) == []
 
 
+@pytest.mark.ansible
 def test_seal_never_follows_a_link(tmp_path: Path) -> None:
     outside = tmp_path / "outside.txt"
     outside.write_text("BecomePw-unit-4242\n")

@@ -77,12 +77,14 @@ def test_inventory_error_picks_the_cause() -> None:
     )
 
 
+@pytest.mark.ansible
 def test_resolve_inventory_reads_groups() -> None:
     inv = resolve_inventory(FIX / "two_nodes.yml")
     assert inv.hosts() == ["ghost-1", "ghost-2"]
     assert inv.hostvars("ghost-1")["ansible_connection"] == "docker"
 
 
+@pytest.mark.ansible
 @pytest.mark.parametrize("name", ["malformed.yml", "malformed.ini", "empty.yml"])
 def test_resolve_inventory_bad(name: str) -> None:
     with pytest.raises(InventoryError) as caught:

@@ -181,6 +181,7 @@ def call(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return int(done.value.code or 0), capsys.readouterr().err
 
 
+@pytest.mark.ansible
 def test_cli_refuses_ssh_hosts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], no_playbook: list[dict[str, Any]]
 ) -> None:
@@ -201,6 +202,7 @@ def test_cli_refuses_ssh_hosts(
     assert no_playbook == []  # no host was touched
 
 
+@pytest.mark.ansible
 def test_cli_records_the_break_glass_path(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -224,6 +226,7 @@ def test_cli_records_the_break_glass_path(
     assert json.loads((stored / "breakglass.json").read_text()) == meta["break_glass"]
 
 
+@pytest.mark.ansible
 def test_cli_refuses_a_host_whose_path_does_not_work(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from casemate.catalog.loader import load_catalog
@@ -48,6 +49,7 @@ def listed(tmp_path: Path, tags: list[str]) -> list[tuple[str, str, set[str]]]:
     return out
 
 
+@pytest.mark.ansible
 def test_one_daemon_json_control_runs_its_step_and_the_shared_steps_only(tmp_path: Path) -> None:
     tasks = [
         (name, tags)
@@ -72,6 +74,7 @@ def test_one_daemon_json_control_runs_its_step_and_the_shared_steps_only(tmp_pat
     assert others == [], "a step of another control runs"
 
 
+@pytest.mark.ansible
 def test_the_node_name_notice_runs_with_casemate_s_selection(tmp_path: Path) -> None:
     """cis_k8s_4_2_7 is check-only: casemate never passes its tag, so its notice must ride on the
     kubelet controls casemate does select."""
