@@ -1,9 +1,9 @@
-"""The host review's findings, each pinned: engine hosts recognised the same way by the sysctl role
-and its checks (groups, processes, interfaces, not only binaries on PATH), audit rules loaded
-whenever the kernel lacks one (never while locked), auditd running, cron.allow without a trailing
-newline, watch permissions, live sysctl values rolled back, the supported-OS preflight, cups.path
-and `* - core 0`. One container detection everywhere is test_host_readers.py's: the roles and the
-probe run the same reader."""
+"""The host roles and their checks read and judge a host the same way: engine hosts recognised by
+the same evidence (groups, processes, interfaces, not only binaries on PATH), audit rules loaded
+whenever the kernel lacks one (never while locked) and judged with the same watch permissions,
+auditd running, cron.allow's last line, live sysctl values put back, the supported-OS preflight,
+cups.path and `* - core 0`. One container detection everywhere is test_host_readers.py's: the
+roles and the probe run the same reader."""
 
 from __future__ import annotations
 
