@@ -254,6 +254,8 @@ def _explained(path: Path, text: str, exc: ValidationError) -> str:
         msg = "unknown key"
     elif first["type"] == "missing":
         msg = "missing (required)"
+    elif first["type"] == "model_type":
+        msg = "an entry is a mapping: control(s), hosts, reason, owner, ticket or url, expires"
     if len(loc) >= 2 and loc[0] == "waivers" and isinstance(loc[1], int):
         index = loc[1]
         field = str(loc[2]) if len(loc) > 2 else None

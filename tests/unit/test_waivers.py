@@ -95,6 +95,11 @@ BAD = [
     ),
     (ENTRY + "extra: 1\n", "waivers.yml: extra: unknown key"),
     (
+        "waivers:\n  - cis_docker_2_2\n",
+        "waivers.yml:2: entry 1: an entry is a mapping: control(s), hosts, reason, owner, ticket",
+    ),
+    ("waivers:\n", "waivers.yml: waivers: Input should be a valid list"),
+    (
         ENTRY.replace("control: cis_docker_2_2", "control: cis_docker_2_22"),
         "waivers.yml:2: entry 1: control: unknown control 'cis_docker_2_22'",
     ),
