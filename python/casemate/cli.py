@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,18 +15,19 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from casemate import __version__, breakglass
+from casemate import __version__, breakglass, waivers
 from casemate.catalog.loader import Catalog, load_catalog
 from casemate.catalog.select import Selection, parse_controls, select
 from casemate.checks import builtin_kinds
 from casemate.errors import BadInputError, CasemateError
-from casemate.harden import plan, run_harden, run_outcome, stored_stats
+from casemate.gate import Gate, parse_fail_on
+from casemate.harden import plan, run_harden, run_outcome, shared_fixes, stored_stats, waive
 from casemate.locations import content_root, state_dir
 from casemate.probe import reach
 from casemate.report import catalog as catalog_report
 from casemate.report import document, junit, progress, table
 from casemate.report import harden as harden_report
-from casemate.rundir import RunDir, find_run, new_run
+from casemate.rundir import RunDir, find_run, new_run, now_utc
 from casemate.runner import STRATEGIES, resolve_inventory
 from casemate.verify import HostVerification, run_verify
 
@@ -251,6 +253,42 @@ LimitOpt = Annotated[
 ControlsOpt = Annotated[str | None, typer.Option("--controls", help="Comma-separated control ids.")]
 LevelOpt = Annotated[int, typer.Option("--level", help="CIS profile level: 1 or 2.")]
 ForksOpt = Annotated[int, typer.Option("--forks", help="Hosts worked on in parallel.")]
+WaiversOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--waivers",
+        help=f"Waiver file (default: ./{waivers.DEFAULT_FILE} when present; docs/waivers.md).",
+    ),
+]
+NoWaiversOpt = Annotated[
+    bool, typer.Option("--no-waivers", help=f"Apply no waiver, not even ./{waivers.DEFAULT_FILE}.")
+]
+FailOnOpt = Annotated[
+    str,
+    typer.Option(
+        "--fail-on",
+        help="Findings that make the exit status 1: any (default), level1, benchmark:NAME; "
+        "comma-separated terms must all hold.",
+    ),
+]
+
+
+def _waivers(c: Ctx, catalog: Catalog, given: Path | None, off: bool) -> waivers.WaiverSet | None:
+    """The waiver file the command applies (validated against the catalog), said on stderr."""
+    if off and given is not None:
+        raise BadInputError("--waivers and --no-waivers contradict each other")
+    path = None if off else waivers.waiver_file(given, Path.cwd())
+    if path is None:
+        return None
+    found = waivers.load_waivers(path, set(catalog.ids()))
+    today = now_utc().date()
+    expired = sum(w.expired(today) for w in found.waivers)
+    c.err.print(
+        f"waivers: {path} ({len(found.waivers)} entries, {expired} expired)",
+        markup=False,
+        highlight=False,
+    )
+    return found
 
 
 @app.command("harden")
@@ -277,8 +315,11 @@ def harden_cmd(
             "(console, serial, docker, ssm); docker is proven with a command first.",
         ),
     ] = None,
+    waiver_file: WaiversOpt = None,
+    no_waivers: NoWaiversOpt = False,
 ) -> int:
-    """Apply the selected controls with Ansible; exit 3 if any host failed or was unreachable."""
+    """Apply the selected controls with Ansible; exit 3 if any host failed or was unreachable.
+    A control a waiver covers on a host is not remediated there."""
     c = _ctx(ctx)
     if strategy not in STRATEGIES:
         raise BadInputError(f"--strategy must be one of {', '.join(STRATEGIES)}, not '{strategy}'")
@@ -287,8 +328,13 @@ def harden_cmd(
     catalog = c.catalog()
     selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
     entries = select(catalog, selection)
+    found = _waivers(c, catalog, waiver_file, no_waivers)
     inv = resolve_inventory(inventory, c.state)
     harden_plan = plan(entries, inv, limit)
+    if found is not None:
+        shared = shared_fixes(content_root(), catalog)
+        harden_plan = waive(harden_plan, inv, found, now_utc().date(), shared)
+        _print_waived(c, harden_plan.waiver_record or {})
     # before any host is touched: SSH goes off only where a break-glass path is named (and proven)
     paths = breakglass.assess(
         inv, harden_plan.hosts, profile, break_glass, breakglass.turns_ssh_off(harden_plan.entries)
@@ -342,6 +388,12 @@ def harden_cmd(
     return 0 if came_to == "succeeded" else 3
 
 
+def _print_waived(c: Ctx, record: Mapping[str, Any]) -> None:
+    """Warnings about waivers that match nothing in this run (what is waived is in the summary)."""
+    for warning in record.get("warnings", []):
+        c.err.print(f"  warning: {warning}", style="yellow", markup=False, highlight=False)
+
+
 def _print_diffs(c: Ctx, run: RunDir) -> None:
     for text in progress.diff_text(run.path / "ansible" / "artifacts"):
         c.out.print(text, markup=False, highlight=False)
@@ -355,6 +407,8 @@ def _print_harden(c: Ctx, run: RunDir, meta: dict[str, Any]) -> str:
     c.out.print(harden_report.table(meta, stats))
     for line in harden_report.failure_lines(meta, stats):
         c.out.print(line, soft_wrap=True)  # one line per host, however narrow the log is
+    for line in harden_report.waiver_lines(meta):
+        c.out.print(line, soft_wrap=True)
     return outcome
 
 
@@ -373,6 +427,9 @@ def verify_cmd(
     ] = None,
     forks: ForksOpt = 10,
     profile: ProfileOpt = "standard",
+    waiver_file: WaiversOpt = None,
+    no_waivers: NoWaiversOpt = False,
+    fail_on: FailOnOpt = "any",
 ) -> int:
     """Probe every host once, judge every selected control, write report.json and junit.xml."""
     c = _ctx(ctx)
@@ -381,6 +438,8 @@ def verify_cmd(
     catalog = c.catalog()
     selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
     entries = select(catalog, selection)
+    gate = parse_fail_on(fail_on, catalog.benchmarks())
+    found = _waivers(c, catalog, waiver_file, no_waivers)
     inv = resolve_inventory(inventory, c.state)
     hosts = inv.select(limit)
     if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
@@ -407,6 +466,7 @@ def verify_cmd(
         forks=forks,
         command=sys.argv,
         on_host=on_host,
+        waivers=found,
     )
     paths = (run.path / "report.json", run.path / "junit.xml")
     if report_dir is not None:
@@ -414,7 +474,15 @@ def verify_cmd(
     c.out.print(table.render(doc))
     c.err.print(f"verify took {time.monotonic() - began:.1f}s")
     c.out.print(f"report: {paths[0]}\njunit:  {paths[1]}\nrun:    {run.path}")
-    return document.exit_code(doc)
+    return _gated(c, gate, doc)
+
+
+def _gated(c: Ctx, gate: Gate, doc: Mapping[str, Any]) -> int:
+    code = gate.exit_code(doc)
+    if gate.spec != "any" and code != 3:
+        counted = sum(gate.counts(r) for r in doc["results"])
+        c.err.print(f"--fail-on {gate.spec}: {counted} finding(s) count", markup=False)
+    return code
 
 
 @app.command("report")
@@ -427,15 +495,23 @@ def report_cmd(
     report_dir: Annotated[
         Path | None, typer.Option("--report-dir", help="Write report.json and junit.xml here.")
     ] = None,
+    waiver_file: WaiversOpt = None,
+    no_waivers: NoWaiversOpt = False,
+    fail_on: FailOnOpt = "any",
 ) -> int:
-    """Re-render a stored run."""
+    """Re-render a stored run. With a waiver file, a verify run's results are judged against it
+    anew, today, and the report says so."""
     c = _ctx(ctx)
     _check_format(fmt, ("table", "json", "junit"))
+    catalog = c.catalog()
+    gate = parse_fail_on(fail_on, catalog.benchmarks())
     run = find_run(c.state, run_ref)
     meta = run.read_json("run.json")
     if meta.get("kind") == "harden":
         if fmt != "table":
             raise BadInputError("a harden run has only the table format")
+        if waiver_file is not None:
+            raise BadInputError("--waivers: a harden run keeps the waivers it ran with")
         return 0 if _print_harden(c, run, meta) == "succeeded" else 3
     if not (run.path / "report.json").is_file():
         came_to = run_outcome(meta)
@@ -447,6 +523,9 @@ def report_cmd(
         raise BadInputError(
             f"{run.path / 'report.json'}: does not match the report schema: {exc}"
         ) from None
+    found = _waivers(c, catalog, waiver_file, no_waivers)
+    if found is not None:
+        doc = document.with_waivers(doc, found, now_utc().date(), when="report")
     if report_dir is not None:
         document.write_reports(report_dir, doc)
     if fmt == "json":
@@ -455,7 +534,7 @@ def report_cmd(
         typer.echo(junit.render(doc), nl=False)
     else:
         c.out.print(table.render(doc))
-    return document.exit_code(doc)
+    return _gated(c, gate, doc)
 
 
 # --- entry point --------------------------------------------------------------------------------

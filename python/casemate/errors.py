@@ -37,3 +37,7 @@ class LabError(CasemateError):
     """The built-in lab could not be built, started, inspected or removed."""
 
     exit_code = 3
+
+
+class WaiverError(BadInputError):
+    """A waiver file or entry is invalid."""

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from casemate import __version__
+import yaml
+
+from casemate import __version__, waivers
 from casemate.catalog.loader import Catalog
 from casemate.catalog.model import Entry
 from casemate.errors import BadInputError
+from casemate.generated import tag_lists
 from casemate.inventory import Inventory
 from casemate.rundir import ANSIBLE, RunDir, now_utc
 from casemate.runner import HostEvent, HostStats, PlaybookOutcome, run_playbook, tally_events
 
 PLAYBOOK = "harden.yml"
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +29,19 @@ class HardenPlan:
     hosts: list[str]
     tags: list[str]
     entries: list[Entry]
+    # host -> the controls a waiver in force covers there: no task carrying their tag runs on it
+    waived: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # what the waivers came to, as run.json keeps it (file, waived and expired, warnings)
+    waiver_record: Mapping[str, Any] | None = None
+
+    def batches(self, hosts: list[str]) -> list[tuple[list[str], tuple[str, ...]]]:
+        """`hosts` grouped by the controls waived on them, in plan order: one ansible-playbook run
+        per group, without those controls' tags (Ansible's tags are the same for every host of a
+        run). Without waivers: one group, nothing left out."""
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for host in hosts:
+            groups.setdefault(self.waived.get(host, ()), []).append(host)
+        return [(members, skipped) for skipped, members in groups.items()]
 
 
 def plan(entries: list[Entry], inventory: Inventory, limit: str | None) -> HardenPlan:
@@ -32,6 +51,115 @@ def plan(entries: list[Entry], inventory: Inventory, limit: str | None) -> Harde
         raise BadInputError("the selection contains no control casemate can remediate")
     hosts = inventory.select(limit)
     return HardenPlan(hosts=hosts, tags=[e.id for e in remediable], entries=remediable)
+
+
+_IDS = re.compile(r"\|\s*((?:(?:cis|cm)_[a-z0-9_]+|-)(?:\s+(?:(?:cis|cm)_[a-z0-9_]+|-))*)\s*$")
+
+
+def shared_fixes(content: Path, catalog: Catalog) -> list[frozenset[str]]:
+    """The id sets of role tasks that fix several controls at once: a task named for the ids it
+    fixes (`Make daemon.json root:root 0644 | cis_docker_3_17 cis_docker_3_18`) whose tags carry
+    two ids or more. Leaving one of them out of a run would not keep such a task from changing it:
+    it runs for the others. A role's shared steps (read, back up, write the merged file, restart)
+    are not among them: they apply only what the selected controls' own steps decided (their tag
+    lists are generated: every control of the role, or of a part of it)."""
+    known = set(catalog.ids())
+    generated = {frozenset(t.ids) for t in tag_lists(content, catalog)}
+    found: set[frozenset[str]] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            tags, name = node.get("tags"), str(node.get("name") or "")
+            if isinstance(tags, list) and _IDS.search(name):
+                ids = frozenset(t for t in tags if t in known)
+                if len(ids) > 1 and ids not in generated:
+                    found.add(ids)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in sorted((content / "roles").glob("*/tasks/**/*.yml")):
+        walk(yaml.load(path.read_text(), Loader=_LOADER))
+    return sorted(found, key=sorted)
+
+
+def _held(waived: set[str], selected: set[str], shared: list[frozenset[str]]) -> set[str]:
+    """The waived controls and every selected control that shares a task with one of them (and so
+    on): none of their tags may be in the host's run."""
+    held = set(waived)
+    grown = True
+    while grown:
+        grown = False
+        for ids in shared:
+            if ids & held and (ids & selected) - held:
+                held |= ids & selected
+                grown = True
+    return held
+
+
+def waive(
+    harden_plan: HardenPlan,
+    inventory: Inventory,
+    found: waivers.WaiverSet,
+    today: date,
+    shared: list[frozenset[str]],
+) -> HardenPlan:
+    """The plan with the waivers in force on `today` taken out of remediation, host by host, judged
+    by waivers.apply as verify judges them (a control that does not concern a host is not waived
+    there: no task of it runs there anyway). A selected control that shares a task with a waived
+    one (`shared`, see shared_fixes) is held back with it on that host, and recorded so."""
+    groups = {h: inventory.groups_of(h) for h in harden_plan.hosts}
+    planned = [
+        {"host": h, "control_id": e.id, "status": "planned"}
+        for h in harden_plan.hosts
+        for e in harden_plan.entries
+        if set(e.control.applies_to) & set(groups[h])
+    ]
+    judged, warnings = waivers.apply(planned, groups, found, today)
+    waived: dict[str, list[str]] = {}
+    expired: dict[str, list[str]] = {}
+    for r in judged:
+        if r["status"] == "waived":
+            waived.setdefault(r["host"], []).append(r["control_id"])
+        elif r.get("waiver"):
+            expired.setdefault(r["host"], []).append(r["control_id"])
+    selected = set(harden_plan.tags)
+    left_out: dict[str, tuple[str, ...]] = {}
+    held_with: dict[str, list[str]] = {}
+    for host, ids in waived.items():
+        held = _held(set(ids), selected, shared)
+        left_out[host] = tuple(t for t in harden_plan.tags if t in held)
+        if held - set(ids):
+            held_with[host] = [t for t in harden_plan.tags if t in held - set(ids)]
+    record = {
+        "file": str(found.path),
+        "applied_on": today.isoformat(),
+        "waived": waived,
+        "held_with_waived": held_with,
+        "expired": expired,
+        "warnings": warnings,
+        "entries": [w.record(today) for w in found.waivers],
+    }
+    return replace(harden_plan, waived=left_out, waiver_record=record)
+
+
+def _merged(runs: list[PlaybookOutcome], strategy: str) -> PlaybookOutcome:
+    """One outcome for the runs of one harden (one per group of hosts with the same waivers)."""
+    if not runs:
+        return PlaybookOutcome("skipped", 0, {}, strategy=strategy, stats_from="none")
+    if len(runs) == 1:
+        return runs[0]
+    bad = next((r for r in runs if r.status != "successful" or r.rc != 0), None)
+    return PlaybookOutcome(
+        status=bad.status if bad else "successful",
+        rc=bad.rc if bad else 0,
+        hosts={h: s for r in runs for h, s in r.hosts.items()},
+        messages={h: m for r in runs for h, m in r.messages.items()},
+        strategy=runs[0].strategy,
+        stats_from="events" if any(r.stats_from == "events" for r in runs) else "play",
+    )
 
 
 def run_harden(
@@ -80,37 +208,64 @@ def run_harden(
         extravars["casemate_break_glass"] = break_glass
     if unreachable:
         meta["unreachable_before_play"] = unreachable
+    if harden_plan.waiver_record is not None:
+        meta["waivers"] = dict(harden_plan.waiver_record)
+    batches = harden_plan.batches(playable)
+    if len(batches) > 1:
+        meta["batches"] = [{"hosts": h, "left_out": list(s)} for h, s in batches]
     run.write_json("inventory.json", inventory.redacted(run.redactor))
     run.write_json("run.json", meta | {"state": "running"})
 
     def told(event: HostEvent) -> None:  # a failure message may echo a secret: never show it
         on_event(replace(event, message=run.redactor.text(event.message)))
 
+    runs: list[PlaybookOutcome] = []
+    not_played: dict[str, str] = {}
     try:
-        if playable:
-            played = run_playbook(
-                artifacts=run.path / ANSIBLE,
-                content=content,
-                playbook=PLAYBOOK,
-                inventory=inventory.source,
-                hosts=playable,
-                tags=harden_plan.tags,
-                extravars=extravars,
-                check=check,
-                diff=diff,
-                strategy=strategy,
-                forks=forks,
-                on_event=told,
+        for hosts, left_out in batches:
+            tags = [t for t in harden_plan.tags if t not in left_out]
+            if left_out and not tags:  # every selected control is waived on these hosts
+                runs.append(
+                    PlaybookOutcome(
+                        "successful", 0, {h: HostStats() for h in hosts}, strategy=strategy
+                    )
+                )
+                continue
+            if any(r.status != "successful" or r.rc != 0 for r in runs) or any(
+                host_failed(vars_of(s)) for r in runs for s in r.hosts.values()
+            ):
+                # hosts with other waivers are played after those before them; a failure stops
+                # the rest, as the one-at-a-time plays (etcd, API servers) stop at a failed host
+                not_played.update(dict.fromkeys(hosts, "not played: an earlier group failed"))
+                continue
+            runs.append(
+                run_playbook(
+                    artifacts=run.path / ANSIBLE,
+                    content=content,
+                    playbook=PLAYBOOK,
+                    inventory=inventory.source,
+                    hosts=hosts,
+                    tags=tags,
+                    extravars=extravars,
+                    check=check,
+                    diff=diff,
+                    strategy=strategy,
+                    forks=forks,
+                    on_event=told,
+                )
             )
-        else:
-            played = PlaybookOutcome("skipped", 0, {}, strategy=strategy, stats_from="none")
+        played = _merged(runs, strategy)
     finally:  # interrupted too: what ansible-runner wrote so far is redacted
         run.seal()
     outcome = replace(
         played,
-        hosts={h: played.hosts.get(h) or HostStats(unreachable=1) for h in harden_plan.hosts},
+        hosts={
+            h: played.hosts.get(h) or (HostStats() if h in not_played else HostStats(unreachable=1))
+            for h in harden_plan.hosts
+        },
         messages=played.messages
-        | {h: [f"Preflight | connection: {why}"] for h, why in unreachable.items()},
+        | {h: [f"Preflight | connection: {why}"] for h, why in unreachable.items()}
+        | {h: [why] for h, why in not_played.items()},
     )
     finished = meta | {
         "state": "finished",
@@ -121,6 +276,8 @@ def run_harden(
         "stats": {h: vars_of(s) for h, s in outcome.hosts.items()},
         "messages": outcome.messages,
     }
+    if not_played:
+        finished["not_played"] = not_played
     run.write_json("run.json", finished | {"outcome": run_outcome(finished)})
     return outcome
 

@@ -19,6 +19,7 @@ from casemate.probe.transport import interpreter_of, testinfra_transport
 from casemate.redact import Redactor
 from casemate.report import document
 from casemate.rundir import RunDir, now_utc
+from casemate.waivers import WaiverSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,13 +225,16 @@ def run_verify(
     command: list[str],
     transport_for: Callable[[Inventory, str], Transport] = testinfra_transport,
     on_host: Callable[[HostVerification], None] | None = None,
+    waivers: WaiverSet | None = None,
 ) -> dict[str, Any]:
     """Probe and judge `hosts`, and record the run as harden does: run.json (running, then
     finished with its outcome), the redacted inventory, each host's observations, report.json and
     junit.xml. Returns the report document (redacted: no report holds a secret, whatever a host
     answered). Outcome `succeeded`: every host was probed and judged; `failed`: a host could not
-    be probed; `canceled`: interrupted (see harden.OUTCOMES)."""
-    started = now_utc().isoformat()
+    be probed; `canceled`: interrupted (see harden.OUTCOMES). With `waivers`, the results are
+    judged against them on the day the run started (document.with_waivers)."""
+    began = now_utc()
+    started = began.isoformat()
     meta: dict[str, Any] = {
         "kind": "verify",
         "casemate_version": __version__,
@@ -244,6 +248,8 @@ def run_verify(
         "hosts": hosts,
         "controls": [e.id for e in entries],
     }
+    if waivers is not None:
+        meta["waivers"] = str(waivers.path)
     run.write_json("inventory.json", inventory.redacted(run.redactor))
     run.write_json("run.json", meta | {"state": "running"})
     try:
@@ -256,18 +262,19 @@ def run_verify(
             meta | {"state": "finished", "finished": now_utc().isoformat(), "outcome": "canceled"},
         )
         raise
-    doc: dict[str, Any] = run.redactor.scrub(
-        document.build(
-            run_id=run.id,
-            started=started,
-            finished=now_utc().isoformat(),
-            inventory=str(inventory.source),
-            catalog_digest=catalog.digest,
-            benchmarks=catalog.benchmarks(),
-            selection=selection,
-            hosts=results,
-        )
+    built = document.build(
+        run_id=run.id,
+        started=started,
+        finished=now_utc().isoformat(),
+        inventory=str(inventory.source),
+        catalog_digest=catalog.digest,
+        benchmarks=catalog.benchmarks(),
+        selection=selection,
+        hosts=results,
     )
+    if waivers is not None:
+        built = document.with_waivers(built, waivers, began.date(), when="verify")
+    doc: dict[str, Any] = run.redactor.scrub(built)
     for h in results:
         run.write_json(f"observations/{h.host}.json", h.outcome.raw | {"error": h.outcome.error})
     document.write_reports(run.path, doc)

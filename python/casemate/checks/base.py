@@ -17,6 +17,9 @@ class Status(StrEnum):
     MANUAL = "manual"
     NOT_APPLICABLE = "not_applicable"
     NOT_VERIFIABLE = "not_verifiable"
+    # Never a check's verdict: a waiver in force covers the control (casemate.waivers.apply); the
+    # check's own verdict is kept beside it.
+    WAIVED = "waived"
 
 
 @dataclass(frozen=True, slots=True, order=True)

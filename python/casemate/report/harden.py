@@ -61,3 +61,22 @@ def failure_lines(
             line.append(f": {' '.join(str(msgs[-1]).split())[:limit]}")
             out.append(line)
     return out
+
+
+def waiver_lines(meta: Mapping[str, Any]) -> list[Text]:
+    """Per host, the controls a waiver kept from being remediated, those remediated though a waiver
+    for them expired, and the hosts not played because an earlier group of hosts failed."""
+    record = meta.get("waivers") or {}
+    out = []
+    held = record.get("held_with_waived") or {}
+    for host, ids in (record.get("waived") or {}).items():
+        line = Text(f"{host}: ", style="blue")
+        line.append(f"waived, not remediated: {', '.join(ids)}")
+        if held.get(host):
+            line.append(f"; held back with them (they share a task): {', '.join(held[host])}")
+        out.append(line)
+    for host, ids in (record.get("expired") or {}).items():
+        out.append(Text(f"{host}: waiver expired, remediated as usual: {', '.join(ids)}"))
+    for host, why in (meta.get("not_played") or {}).items():
+        out.append(Text(f"{host}: {why}", style="red"))
+    return out
