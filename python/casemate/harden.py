@@ -11,6 +11,7 @@ from casemate import __version__
 from casemate.catalog.loader import Catalog
 from casemate.catalog.model import Entry
 from casemate.errors import BadInputError
+from casemate.evidence.versions import versions
 from casemate.inventory import Inventory
 from casemate.rundir import ANSIBLE, RunDir, now_utc
 from casemate.runner import HostEvent, HostStats, PlaybookOutcome, run_playbook, tally_events
@@ -61,6 +62,7 @@ def run_harden(
     meta: dict[str, Any] = {
         "kind": "harden",
         "casemate_version": __version__,
+        "versions": versions(),  # what it ran with: evidence bundles carry it
         "command": command,
         "started": started,
         "inventory": str(inventory.source),
