@@ -24,7 +24,7 @@ from casemate.catalog.loader import default_catalog_dir, load_catalog
 from casemate.checks import builtin_kinds
 from casemate.evidence import bundle, dsse
 from casemate.evidence.keys import keyid, load_private, load_public
-from casemate.rundir import RunDir, new_run
+from casemate.rundir import RunDir, new_run, now_utc
 
 from .test_verify_record import verify
 
@@ -51,6 +51,7 @@ def harden_run(state: Path, catalog_digest: str) -> RunDir:
     run.write_json(
         "run.json",
         {"kind": "harden", "state": "finished", "outcome": "succeeded", "hosts": ["n1"],
+         "started": now_utc().isoformat(),
          "catalog": {"digest": catalog_digest, "benchmarks": {}}},
     )  # fmt: skip
     event = {"event": "runner_on_ok", "event_data": {"host": "n1", "task": "Make x"}}
@@ -352,18 +353,45 @@ def test_keygen_never_overwrites_and_keeps_the_private_key_private(
     assert (keys / "evidence.key").read_bytes() == before
 
 
+KEY_BLOCK = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("notes.txt", KEY_BLOCK, "holds a private key"),
+        ("observations/n2.json", json.dumps({"env": ["X=1", KEY_BLOCK]}), "holds a private key"),
+        (
+            "observations/n3.json",
+            json.dumps({"argv": "--db-password=b3BlbnNzaC1y"}),
+            "holds a secret value",
+        ),
+        (
+            "observations/n4.json",
+            json.dumps({"proxy": "http://u:b3BlbnNzaC1y@proxy:3128"}),
+            "holds a secret value",
+        ),
+    ],
+    ids=["key-in-text", "key-in-json", "assignment-in-json", "url-password"],
+)
 def test_export_refuses_a_run_file_holding_a_secret(
-    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    state: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    name: str,
+    content: str,
+    words: str,
 ) -> None:
-    """The last guard: a file that slipped past redaction is never bundled."""
+    """The last guard: a file that slipped past redaction is never bundled, and the message
+    names the file, never the secret."""
     verify_run = next((state / "runs").glob("*-verify-*"))
-    block = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
-    (verify_run / "notes.txt").write_text(block)
+    (verify_run / name).write_text(content)
     out = tmp_path / "evidence.tar.gz"
     capsys.readouterr()
     assert export(state, out) == 2
-    err = one_line_error(capsys, "not exported: run/notes.txt: holds a private key")
-    assert "b3BlbnNzaC1rZXktdjEAAAAA" not in err
+    err = one_line_error(capsys, f"not exported: run/{name}: {words}")
+    assert "b3BlbnNzaC1y" not in err
     assert not out.exists()
 
 
@@ -449,3 +477,15 @@ def test_another_tool_checks_the_envelope_openssl_and_sha256sum(
     der = subprocess.run(["openssl", "pkey", "-pubin", "-in", str(pub), "-outform", "DER"],
                          capture_output=True, check=True).stdout  # fmt: skip
     assert envelope["signatures"][0]["keyid"] == hashlib.sha256(der).hexdigest()
+
+
+def test_a_flag_set_to_true_in_a_harden_diff_is_no_secret(state: Path, tmp_path: Path) -> None:
+    """The guard judges a JSON file string by string, as the run's redactor did: a diff line
+    `--enable-bootstrap-token-auth=true` inside an event is a setting, not a secret (judged on
+    the raw JSON text, the value would run on into the escaped newline)."""
+    harden = RunDir(next((state / "runs").glob("*-harden-*")))
+    diff = "     - --enable-bootstrap-token-auth=true\n+    - --encryption-provider-config=/e\n"
+    event = {"event": "runner_on_ok", "event_data": {"res": {"diff": [{"after": diff}]}}}
+    harden.write_json("ansible/artifacts/abc/job_events/2-y.json", event)
+    assert (harden.path / "ansible/artifacts/abc/job_events/2-y.json").read_text().count("=true\\n")
+    assert export(state, tmp_path / "e.tar.gz") == 0

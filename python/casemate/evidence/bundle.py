@@ -107,15 +107,24 @@ def _run_summary(run: RunDir, meta: Mapping[str, Any]) -> dict[str, Any]:
 def _secret_in(name: str, data: bytes) -> str | None:
     """What the redactor would take out of a file about to be bundled, or None. Run records pass
     through the redactor when written; this is the last guard, by its pattern rules (private
-    keys, vault values, URL passwords, secret NAME=value assignments)."""
+    keys, vault values, URL passwords, secret NAME=value assignments), applied as the run applied
+    them: to each string of a JSON file, to the whole of any other."""
     text = data.decode("utf-8", "surrogateescape")
-    clean = Redactor().text(text)
-    if clean == text:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        before, after = text, Redactor().text(text)
+    else:
+        scrubbed = Redactor().scrub(parsed)
+        if scrubbed == parsed:
+            return None
+        before, after = json.dumps(parsed), json.dumps(scrubbed)
+    if after == before:
         return None
     for marker, what in ((KEY_MARKER, "a private key"), (VAULT_MARKER, "a vault value")):
-        if clean.count(marker) > text.count(marker):
+        if after.count(marker) > before.count(marker):
             return f"{name}: holds {what}"
-    if clean.count(MARKER) > text.count(MARKER):
+    if after.count(MARKER) > before.count(MARKER):
         return f"{name}: holds a secret value (a URL password or a secret NAME=value)"
     return f"{name}: holds what the redactor would take out"
 
@@ -204,6 +213,15 @@ def pack(files: Mapping[str, bytes]) -> bytes:
     return out.getvalue()
 
 
+def _started(run: RunDir) -> str:
+    """When a run started (UTC, ISO 8601, as run.json records it; else from its id)."""
+    started = run.read_json("run.json").get("started")
+    if isinstance(started, str):
+        return started
+    stamp = run.id[:16]  # 20261205T120501Z
+    return f"{stamp[0:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}"
+
+
 def export(
     run: RunDir,
     output: Path,
@@ -218,7 +236,7 @@ def export(
             raise BadInputError(f"--harden goes with a verify run; {run.id} is not one")
         if harden.read_json("run.json").get("kind") != "harden":
             raise BadInputError(f"--harden {harden.id}: not a harden run")
-        if harden.id[:16] > run.id[:16]:  # ids start with the UTC start time
+        if _started(harden) > _started(run):
             raise BadInputError(f"--harden {harden.id}: started after verify run {run.id}")
     files, predicate = collect(run, harden, catalog_dir)
     manifest = statement(files, predicate)
