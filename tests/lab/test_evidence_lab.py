@@ -98,7 +98,7 @@ def test_bundle_of_a_real_run_verifies_and_holds_no_secret(bed: Lab, tmp_path: P
     stored = json.loads((unpacked / "run" / "inventory.json").read_text())
     hostvars = stored["_meta"]["hostvars"][node]
     assert hostvars["ansible_become_password"] == "<redacted: secret>"
-    assert hostvars["site_tls_key"] == "<redacted: private key>"
+    assert hostvars["site_tls_key"].strip() == "<redacted: private key>"
     key = bed.sh(node, f"sed -n 's/^ *secret: //p' {KEY_FILE}").split()
     assert len(key) == 1 and len(key[0]) == 44, "one base64 32-byte key"
 

@@ -435,9 +435,15 @@ def test_the_waiver_file_a_run_names_is_bundled(state: Path, tmp_path: Path) -> 
     assert export(state, out) == 0
     files = members(out)
     assert files["waivers/casemate-waivers.yml"] == waivers.read_bytes()
-    assert json.loads(files["manifest.json"])["predicate"]["waivers"] == (
-        "waivers/casemate-waivers.yml"
-    )
+    assert json.loads(files["manifest.json"])["predicate"]["waivers"] == {
+        "named": str(waivers),
+        "bundled": "waivers/casemate-waivers.yml",
+    }
+    waivers.unlink()  # gone since the run: the bundle says so, and still holds the run record
+    assert export(state, out) == 0
+    files = members(out)
+    assert not [n for n in files if n.startswith("waivers/")]
+    assert json.loads(files["manifest.json"])["predicate"]["waivers"]["bundled"] is None
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")

@@ -83,20 +83,15 @@ def _tree(prefix: str, root: Path) -> dict[str, bytes]:
     return out
 
 
-def _waiver_file(meta: Mapping[str, Any], run: RunDir) -> Path | None:
+def _waiver_file(meta: Mapping[str, Any]) -> str | None:
     """The waiver file a run record names, if any: `waivers` as a path, or a mapping with a
-    `file`/`path`/`source` path (relative paths are read from the working directory)."""
+    `file`/`path`/`source` path."""
     named = meta.get("waivers")
     if isinstance(named, Mapping):
         named = next(
             (named[k] for k in ("file", "path", "source") if isinstance(named.get(k), str)), None
         )
-    if not isinstance(named, str) or not named:
-        return None
-    path = Path(named)
-    if path.is_file():
-        return path
-    raise BadInputError(f"run {run.id} used the waiver file {named}, which is gone")
+    return named if isinstance(named, str) and named else None
 
 
 def _run_summary(run: RunDir, meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -166,10 +161,14 @@ def collect(
     files["versions.json"] = _canonical(ran_with)
     predicate["versions"] = ran_with
     predicate["versions_from"] = "run" if ran_with is recorded else "export"
-    waivers = _waiver_file(meta, run)
-    if waivers is not None:
-        files[f"waivers/{waivers.name}"] = waivers.read_bytes()
-    predicate["waivers"] = f"waivers/{waivers.name}" if waivers is not None else None
+    named = _waiver_file(meta)
+    predicate["waivers"] = None
+    if named is not None:  # read now (relative paths from here); the run record says what it used
+        path = Path(named)
+        bundled = f"waivers/{path.name}" if path.is_file() else None
+        if bundled is not None:
+            files[bundled] = path.read_bytes()
+        predicate["waivers"] = {"named": named, "bundled": bundled}
     found = [why for name, data in sorted(files.items()) if (why := _secret_in(name, data))]
     if found:
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
@@ -305,6 +304,8 @@ def read_bundle(bundle: Path) -> Contents:
                 digests[name] = digest.hexdigest()
     except FileNotFoundError:
         raise BadInputError(f"{bundle}: no such file") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise BadInputError(f"{bundle}: cannot read it ({exc.strerror})") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise BadInputError(f"{bundle}: not a tar.gz bundle ({exc})") from None
     return Contents(digests, kept.get(MANIFEST), kept.get(ENVELOPE))
