@@ -8,22 +8,26 @@ import base64
 import hashlib
 import io
 import json
+import platform
 import shutil
 import stat
 import subprocess
 import tarfile
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from casemate import cli
+from casemate import __version__, cli
 from casemate.catalog.loader import default_catalog_dir, load_catalog
 from casemate.checks import builtin_kinds
 from casemate.evidence import bundle, dsse
 from casemate.evidence.keys import keyid, load_private, load_public
+from casemate.harden import HardenPlan, run_harden
+from casemate.inventory import Inventory
 from casemate.rundir import RunDir, new_run, now_utc
 
 from .test_verify_record import verify
@@ -495,3 +499,33 @@ def test_a_flag_set_to_true_in_a_harden_diff_is_no_secret(state: Path, tmp_path:
     harden.write_json("ansible/artifacts/abc/job_events/2-y.json", event)
     assert (harden.path / "ansible/artifacts/abc/job_events/2-y.json").read_text().count("=true\\n")
     assert export(state, tmp_path / "e.tar.gz") == 0
+
+
+def test_runs_record_the_versions_they_ran_with(tmp_path: Path) -> None:
+    """verify and harden keep what they ran with in run.json, so a bundle exported later
+    carries the run's versions, not the exporter's."""
+    catalog = load_catalog(None, builtin_kinds())
+    run_dir, _ = verify(tmp_path, ["n1"])
+    verified = json.loads((run_dir / "run.json").read_text())["versions"]
+    inventory = Inventory(Path("site/inventory.yml"), {"docker_hosts": {"hosts": ["n1"]}})
+    run = new_run(tmp_path / "state", "harden")
+    entries = [e for e in catalog.entries if e.id == "cis_docker_2_2"]
+    run_harden(  # n1 did not answer before the play: no task runs, Ansible is not started
+        run=run, content=Path(), catalog=catalog, inventory=inventory,
+        harden_plan=HardenPlan(["n1"], ["cis_docker_2_2"], entries), level=1,
+        profile="standard", check=False, diff=False, strategy="linear", forks=1,
+        command=["casemate", "harden"], on_event=lambda e: None, unreachable={"n1": "down"},
+    )  # fmt: skip
+    hardened = run.read_json("run.json")["versions"]
+    for ran_with in (verified, hardened):
+        assert ran_with["casemate"] == __version__
+        assert ran_with["ansible-core"] == metadata.version("ansible-core")
+        assert ran_with["python"] == platform.python_version()
+        assert ran_with["collections"]["community.docker"] == _collection("community", "docker")
+
+
+def _collection(namespace: str, name: str) -> str:
+    import ansible_collections  # the collections installed beside Ansible
+
+    manifest = Path(next(iter(ansible_collections.__path__)), namespace, name, "MANIFEST.json")
+    return str(json.loads(manifest.read_text())["collection_info"]["version"])
