@@ -291,15 +291,28 @@ def test_verify_with_a_key_of_the_wrong_type_is_one_line_exit_2(
     one_line_error(capsys, *words)
 
 
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (lambda: rsa_pem(True), "a RSA key, not an Ed25519 one"),
+        (lambda: b"garbage\n", "not a PEM private key"),
+        (lambda: rsa_pem(False), "not a PEM private key"),  # a public key given as --key
+    ],
+    ids=["rsa", "garbage", "public"],
+)
 def test_export_with_a_key_of_the_wrong_type_is_one_line_exit_2_and_writes_nothing(
-    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    state: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: Callable[[], bytes],
+    words: str,
 ) -> None:
-    (tmp_path / "rsa.key").write_bytes(rsa_pem(True))
+    (tmp_path / "bad.key").write_bytes(content())
     out = tmp_path / "evidence.tar.gz"
     capsys.readouterr()
     assert casemate(state, "evidence", "export", "latest-verify", "--key",
-                    str(tmp_path / "rsa.key"), "-o", str(out)) == 2  # fmt: skip
-    one_line_error(capsys, "--key", "a RSA key, not an Ed25519 one")
+                    str(tmp_path / "bad.key"), "-o", str(out)) == 2  # fmt: skip
+    one_line_error(capsys, "--key", words)
     assert not out.exists()
 
 
