@@ -5,6 +5,7 @@ VENV      := .venv/bin
 CASEMATE  := $(VENV)/casemate
 DEMO_DIR  := reports/demo
 DEMO_INV  := .casemate/demo-inventory
+DEMO_KEYS := .casemate/keys
 LEVEL     ?= 1
 
 .PHONY: setup demo demo-down lint unit lab-test molecule test bench docs clean
@@ -12,7 +13,8 @@ LEVEL     ?= 1
 setup:
 	@scripts/host-setup.sh
 
-# Two Docker hosts and one kubeadm-style Kubernetes node, hardened and verified in one run each.
+# Two Docker hosts and one kubeadm-style Kubernetes node, hardened and verified in one run each,
+# then the verify run and the harden it followed exported as a signed evidence bundle and checked.
 # verify exits 1 when findings remain (at level 1 only the opt-in cis_k8s_1_2_1: kubeadm's health
 # probes are anonymous); anything worse (bad input, a host not probed) fails the demo.
 demo: setup
@@ -23,8 +25,13 @@ demo: setup
 	ln -sfn ../lab/k8s/inventory.yml $(DEMO_INV)/k8s.yml
 	$(CASEMATE) harden -i $(DEMO_INV) --level $(LEVEL)
 	$(CASEMATE) verify -i $(DEMO_INV) --level $(LEVEL) --report-dir $(DEMO_DIR) || [ $$? -eq 1 ]
+	[ -f $(DEMO_KEYS)/evidence.key ] || $(CASEMATE) evidence keygen -o $(DEMO_KEYS)
+	$(CASEMATE) evidence export latest-verify --harden latest-harden \
+		--key $(DEMO_KEYS)/evidence.key -o $(DEMO_DIR)/evidence.tar.gz
+	$(CASEMATE) evidence verify $(DEMO_DIR)/evidence.tar.gz --pub $(DEMO_KEYS)/evidence.pub
 	@echo
 	@echo "demo done: reports in $(DEMO_DIR)/report.json and $(DEMO_DIR)/junit.xml;"
+	@echo "signed evidence bundle: $(DEMO_DIR)/evidence.tar.gz (public key $(DEMO_KEYS)/evidence.pub; see docs/evidence.md);"
 	@echo "the labs keep running ('$(CASEMATE) lab status --name k8s'); remove them with 'make demo-down'."
 
 demo-down:

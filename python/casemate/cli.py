@@ -45,8 +45,12 @@ app = typer.Typer(
 )
 catalog_app = typer.Typer(no_args_is_help=True, help="Browse the control catalog.")
 lab_app = typer.Typer(no_args_is_help=True, help="The built-in lab: Debian node containers.")
+evidence_app = typer.Typer(
+    no_args_is_help=True, help="Signed evidence bundles of stored runs (docs/evidence.md)."
+)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(lab_app, name="lab")
+app.add_typer(evidence_app, name="evidence")
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,6 +539,88 @@ def report_cmd(
     else:
         c.out.print(table.render(doc))
     return _gated(c, gate, doc)
+
+
+# --- evidence -----------------------------------------------------------------------------------
+
+
+@evidence_app.command("keygen")
+def evidence_keygen(
+    ctx: typer.Context,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out-dir", "-o", help="Where to write the key pair (default: STATE/keys)."),
+    ] = None,
+) -> None:
+    """Make an Ed25519 key pair: evidence.key (0600) and evidence.pub (0644); never overwrites."""
+    from casemate import private  # noqa: PLC0415 - evidence commands only
+    from casemate.evidence import keys  # noqa: PLC0415 - evidence commands only
+
+    c = _ctx(ctx)
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise BadInputError(f"--out-dir {out_dir}: not a directory")
+    directory = out_dir if out_dir is not None else c.state / "keys"
+    for name in (keys.PRIVATE_NAME, keys.PUBLIC_NAME):  # refused before a directory is made
+        if (directory / name).exists() or (directory / name).is_symlink():
+            raise BadInputError(f"{directory / name}: already exists (a key is never overwritten)")
+    if out_dir is None:
+        private.state_dir(c.state, "keys")
+    pair = keys.generate(directory)
+    c.out.print(f"private key: {pair.private}", soft_wrap=True)
+    c.out.print(f"public key:  {pair.public}", soft_wrap=True)
+    c.out.print(f"key id:      {pair.keyid}", soft_wrap=True)
+
+
+@evidence_app.command("export")
+def evidence_export(
+    ctx: typer.Context,
+    run_ref: Annotated[
+        str, typer.Argument(metavar="RUN", help="Run id, prefix, path, or latest[-verify|-harden].")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The bundle (FILE.tar.gz).")],
+    key: Annotated[
+        Path | None, typer.Option("--key", help="Sign with this Ed25519 private key (PEM).")
+    ] = None,
+    harden: Annotated[
+        str | None,
+        typer.Option("--harden", help="The harden run the verify run followed (its events too)."),
+    ] = None,
+) -> None:
+    """Bundle a stored run (and the harden it followed) with the catalog and versions it used,
+    with a manifest of every file's SHA-256, signed as an in-toto Statement in a DSSE envelope."""
+    from casemate.evidence import bundle, keys  # noqa: PLC0415 - evidence commands only
+
+    c = _ctx(ctx)
+    if output.is_dir():
+        raise BadInputError(f"--output {output}: is a directory")
+    signer = keys.load_private(key) if key is not None else None
+    run = find_run(c.state, run_ref)
+    followed = find_run(c.state, harden) if harden is not None else None
+    done = bundle.export(run, output, harden=followed, key=signer, catalog_dir=c.catalog_dir)
+    how = f"signed by key {done.keyid}" if done.keyid else "unsigned: verify will say so (exit 4)"
+    c.out.print(f"bundle: {done.path} ({done.files} files, {how})", soft_wrap=True)
+
+
+@evidence_app.command("verify")
+def evidence_verify(
+    ctx: typer.Context,
+    bundle_path: Annotated[Path, typer.Argument(metavar="BUNDLE", help="FILE.tar.gz")],
+    pub: Annotated[Path, typer.Option("--pub", help="The signer's Ed25519 public key (PEM).")],
+) -> None:
+    """Check a bundle's signature, then every file against the signed manifest. Exit 0 verified,
+    2 not a bundle or not a key, 4 bad or missing signature, 5 a file changed, added or removed,
+    6 signed by another key."""
+    from casemate.evidence import bundle, keys  # noqa: PLC0415 - evidence commands only
+
+    c = _ctx(ctx)
+    key = keys.load_public(pub)
+    checked = bundle.check(bundle_path, key)
+    run = checked.predicate.get("run") or {}
+    c.out.print(
+        f"verified: {bundle_path}: {checked.files} files match the manifest signed by key "
+        f"{checked.keyid} (run {run.get('id')}, {run.get('kind')}, {run.get('outcome')})",
+        soft_wrap=True,
+    )
 
 
 # --- entry point --------------------------------------------------------------------------------

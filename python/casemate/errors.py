@@ -41,3 +41,21 @@ class LabError(CasemateError):
 
 class WaiverError(BadInputError):
     """A waiver file or entry is invalid."""
+
+
+class EvidenceSignatureError(CasemateError):
+    """An evidence bundle's signature is missing, malformed or does not verify."""
+
+    exit_code = 4
+
+
+class EvidenceTamperedError(CasemateError):
+    """An evidence bundle's files differ from its signed manifest (changed, added, removed)."""
+
+    exit_code = 5
+
+
+class EvidenceKeyError(CasemateError):
+    """An evidence bundle is signed, but by another key than the one given."""
+
+    exit_code = 6

@@ -15,6 +15,7 @@ from casemate import __version__, waivers
 from casemate.catalog.loader import Catalog
 from casemate.catalog.model import Entry
 from casemate.errors import BadInputError
+from casemate.evidence.versions import versions
 from casemate.generated import tag_lists
 from casemate.inventory import Inventory
 from casemate.rundir import ANSIBLE, RunDir, now_utc
@@ -189,6 +190,7 @@ def run_harden(
     meta: dict[str, Any] = {
         "kind": "harden",
         "casemate_version": __version__,
+        "versions": versions(),  # what it ran with: evidence bundles carry it
         "command": command,
         "started": started,
         "inventory": str(inventory.source),

@@ -13,6 +13,7 @@ from casemate.catalog.model import Entry
 from casemate.catalog.select import Selection
 from casemate.checks.base import Check, Observations, Probe, Status, Verdict, error_of
 from casemate.errors import BadInputError
+from casemate.evidence.versions import versions
 from casemate.inventory import Inventory
 from casemate.probe.collect import ProbeOutcome, Transport, collect, remote_command
 from casemate.probe.transport import interpreter_of, testinfra_transport
@@ -238,6 +239,7 @@ def run_verify(
     meta: dict[str, Any] = {
         "kind": "verify",
         "casemate_version": __version__,
+        "versions": versions(),  # what it ran with: evidence bundles carry it
         "command": command,
         "started": started,
         "inventory": str(inventory.source),

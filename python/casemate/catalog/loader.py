@@ -144,20 +144,40 @@ def _check(control: Control, kinds: Mapping[str, CheckKind[Any]]) -> Check | Non
     return Check(*_bound(spec, kinds, "check"), only_if=only_if)
 
 
-def load_catalog(directory: Path | None, kinds: Mapping[str, CheckKind[Any]]) -> Catalog:
-    """Load every `*.yml` in `directory` (default: the catalog shipped with casemate)."""
+def _digest_file(digest: Any, name: str, raw: bytes) -> None:
+    digest.update(name.encode() + b"\0" + raw)
+
+
+def catalog_digest(files: Iterable[tuple[str, bytes]]) -> str:
+    """The digest `load_catalog` gives a catalog of these (file name, content) pairs, in the order
+    it reads them (sorted by name)."""
+    digest = hashlib.sha256()
+    for name, raw in sorted(files):
+        _digest_file(digest, name, raw)
+    return digest.hexdigest()
+
+
+def catalog_files(directory: Path | None) -> list[Path]:
+    """The files a catalog directory (default: the shipped one) consists of, as `load_catalog`
+    reads them."""
     directory = directory or default_catalog_dir()
     if not directory.is_dir():
         raise CatalogError(f"{directory}: catalog directory not found")
     files = sorted(directory.glob("*.yml"))
     if not files:
         raise CatalogError(f"{directory}: no catalog files (*.yml)")
+    return files
+
+
+def load_catalog(directory: Path | None, kinds: Mapping[str, CheckKind[Any]]) -> Catalog:
+    """Load every `*.yml` in `directory` (default: the catalog shipped with casemate)."""
+    files = catalog_files(directory)
     digest = hashlib.sha256()
     entries: list[Entry] = []
     seen: dict[str, str] = {}
     for path in files:
         parsed, text, raw = _load_file(path)
-        digest.update(path.name.encode() + b"\0" + raw)
+        _digest_file(digest, path.name, raw)
         for index, control in enumerate(parsed.controls):
             problem = ""
             check = None
