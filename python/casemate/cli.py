@@ -28,7 +28,7 @@ from casemate.report import catalog as catalog_report
 from casemate.report import document, junit, progress, table
 from casemate.report import harden as harden_report
 from casemate.rundir import RunDir, find_run, new_run, now_utc
-from casemate.runner import STRATEGIES, resolve_inventory
+from casemate.runner import STRATEGIES, choose_strategy, resolve_inventory
 from casemate.verify import HostVerification, run_verify
 
 try:  # typer >= 0.24 vendors click
@@ -308,7 +308,7 @@ def harden_cmd(
     diff: Annotated[bool, typer.Option("--diff", help="Show file changes.")] = False,
     strategy: Annotated[
         str, typer.Option(help="Ansible strategy: " + ", ".join(STRATEGIES))
-    ] = "linear",
+    ] = "auto",
     forks: ForksOpt = 10,
     profile: ProfileOpt = "standard",
     break_glass: Annotated[
@@ -344,6 +344,10 @@ def harden_cmd(
         inv, harden_plan.hosts, profile, break_glass, breakglass.turns_ssh_off(harden_plan.entries)
     )
     glass = breakglass.prove(inv, paths) if paths else None
+    connections = {
+        h: str(inv.hostvars(h).get("ansible_connection", "ssh")) for h in harden_plan.hosts
+    }
+    chosen = choose_strategy(strategy, connections)
     content = content_root()
     run = new_run(c.state, "harden", inv.redactor(os.environ))
     mode = " (check mode)" if check else ""
@@ -359,6 +363,8 @@ def harden_cmd(
     for host, way in (glass or {}).items():
         proof = "proven" if way["proven"] else "declared, not provable by casemate"
         c.err.print(f"  break-glass {host}: {way['path']} ({proof})")
+    if chosen.why:
+        c.err.print(f"  strategy linear: {chosen.why} (--strategy to choose)", markup=False)
     began = time.monotonic()
     with progress.HardenProgress(c.err, harden_plan.hosts) as shown:
         outcome = run_harden(
@@ -371,7 +377,8 @@ def harden_cmd(
             profile=profile,
             check=check,
             diff=diff,
-            strategy=strategy,
+            strategy=chosen.name,
+            strategy_note=chosen.why,
             forks=forks,
             command=sys.argv,
             on_event=shown,

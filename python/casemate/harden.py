@@ -177,6 +177,7 @@ def run_harden(
     strategy: str,
     forks: int,
     command: list[str],
+    strategy_note: str = "",
     on_event: Callable[[HostEvent], None],
     break_glass: str | None = None,
     break_glass_record: Mapping[str, Any] | None = None,
@@ -202,6 +203,8 @@ def run_harden(
         "check": check,
         "diff": diff,
     }
+    if strategy_note:  # auto fell back to linear: why
+        meta["strategy_note"] = strategy_note
     extravars: dict[str, Any] = {"casemate_level": level, "casemate_profile": profile}
     if break_glass_record is not None:  # profile immutable: how each host stays reachable
         meta["break_glass"] = {"flag": break_glass, "hosts": dict(break_glass_record)}

@@ -17,9 +17,39 @@ from casemate import inventory_cache
 from casemate.errors import InventoryError, RunFailedError
 from casemate.inventory import Inventory
 
-# linear with pipelining is the default: casemate's roles make few module calls, so mitogen's
-# start-up cost outweighs its per-task saving (benchmarks/strategies.py). mitogen stays a setting.
-STRATEGIES: tuple[str, ...] = ("linear", "free", "mitogen_linear", "mitogen_free")
+# `auto` (the default) runs mitogen_linear wherever mitogen can drive every host of the run, else
+# linear, saying why (docs/harden.md: a task costs about a quarter of linear's controller CPU).
+STRATEGIES: tuple[str, ...] = ("auto", "linear", "free", "mitogen_linear", "mitogen_free")
+# The connections mitogen's strategy takes over, by the short name Ansible resolves them with
+# (ansible_mitogen/plugins/connection); a host on any other runs Ansible's own connection plugin,
+# which auto does not mix into a mitogen run.
+MITOGEN_CONNECTIONS = frozenset(
+    {"ssh", "local", "docker", "podman", "buildah", "lxc", "lxd", "incus", "kubectl",
+     "machinectl", "setns", "jail"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyChoice:
+    name: str  # what ansible-playbook runs with
+    why: str = ""  # set when auto fell back to linear: the one line saying why
+
+
+def choose_strategy(requested: str, connections: Mapping[str, str]) -> StrategyChoice:
+    """The strategy a run uses: what was asked, or for `auto` mitogen_linear where mitogen is
+    installed and drives every host's connection (host -> ansible_connection), else linear."""
+    if requested != "auto":
+        return StrategyChoice(requested)
+    if importlib.util.find_spec("ansible_mitogen") is None:
+        return StrategyChoice("linear", "the mitogen package is not installed")
+    other = sorted((h, c) for h, c in connections.items() if c not in MITOGEN_CONNECTIONS)
+    if other:
+        host, conn = other[0]
+        more = f" (and {len(other) - 1} more)" if len(other) > 1 else ""
+        return StrategyChoice(
+            "linear", f"mitogen does not drive connection '{conn}' of {host}{more}"
+        )
+    return StrategyChoice("mitogen_linear")
 
 
 @dataclass(frozen=True, slots=True)
