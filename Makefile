@@ -24,7 +24,7 @@ demo: setup
 	$(CASEMATE) harden -i $(DEMO_INV) --level $(LEVEL)
 	$(CASEMATE) verify -i $(DEMO_INV) --level $(LEVEL) --report-dir $(DEMO_DIR) || [ $$? -eq 1 ]
 	@echo
-	@echo "demo done: reports in $(DEMO_DIR)/report.json and $(DEMO_DIR)/junit.xml;"
+	@echo "demo done: reports in $(DEMO_DIR)/ (report.html, report.json, junit.xml, OSCAL, SARIF, CSV);"
 	@echo "the labs keep running ('$(CASEMATE) lab status --name k8s'); remove them with 'make demo-down'."
 
 demo-down:
