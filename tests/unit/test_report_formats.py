@@ -39,7 +39,9 @@ def test_recorded_reports_follow_the_report_schema(name: str) -> None:
 
 def test_statuses_come_from_the_model_and_the_document() -> None:
     assert document.statuses(recorded("hardened")) == document.STATUSES
-    assert document.statuses(with_waiver(recorded("hardened"))) == [*document.STATUSES, "waived"]
+    # whether or not the model knows `waived` yet, it is shown once, after the model's own
+    waived = document.statuses(with_waiver(recorded("hardened")))
+    assert waived == list(dict.fromkeys([*document.STATUSES, "waived"]))
 
 
 # --- OSCAL -----------------------------------------------------------------------------------
@@ -275,7 +277,6 @@ def test_html_is_self_contained() -> None:
     assert p.tags["script"] == 1 and p.tags["style"] == 1
     # every link stays in the page: a fragment (evidence) or a query (a filtered view)
     assert p.urls and all(u.startswith(("#", "?")) for u in p.urls)
-    assert "http://" not in text.lower().replace('"http://json', "")
     assert "default-src 'none'" in text  # and the page may fetch nothing, whatever it holds
 
 
