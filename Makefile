@@ -30,7 +30,7 @@ demo: setup
 		--key $(DEMO_KEYS)/evidence.key -o $(DEMO_DIR)/evidence.tar.gz
 	$(CASEMATE) evidence verify $(DEMO_DIR)/evidence.tar.gz --pub $(DEMO_KEYS)/evidence.pub
 	@echo
-	@echo "demo done: reports in $(DEMO_DIR)/report.json and $(DEMO_DIR)/junit.xml;"
+	@echo "demo done: reports in $(DEMO_DIR)/ (report.html, report.json, junit.xml, OSCAL, SARIF, CSV);"
 	@echo "signed evidence bundle: $(DEMO_DIR)/evidence.tar.gz (public key $(DEMO_KEYS)/evidence.pub; see docs/evidence.md);"
 	@echo "the labs keep running ('$(CASEMATE) lab status --name k8s'); remove them with 'make demo-down'."
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from casemate import __version__, breakglass, waivers
+from casemate import __version__, breakglass, private, waivers
 from casemate.catalog.loader import Catalog, load_catalog
 from casemate.catalog.select import Selection, parse_controls, select
 from casemate.checks import builtin_kinds
@@ -25,7 +25,7 @@ from casemate.harden import plan, run_harden, run_outcome, shared_fixes, stored_
 from casemate.locations import content_root, state_dir
 from casemate.probe import reach
 from casemate.report import catalog as catalog_report
-from casemate.report import document, junit, progress, table
+from casemate.report import changes, document, formats, progress, table
 from casemate.report import harden as harden_report
 from casemate.rundir import RunDir, find_run, new_run, now_utc
 from casemate.runner import STRATEGIES, choose_strategy, resolve_inventory
@@ -434,7 +434,16 @@ def verify_cmd(
     controls: ControlsOpt = None,
     level: LevelOpt = 1,
     report_dir: Annotated[
-        Path | None, typer.Option("--report-dir", help="Also write report.json and junit.xml here.")
+        Path | None,
+        typer.Option("--report-dir", help="Also write the reports (--format) here."),
+    ] = None,
+    report_formats: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"Reports written to --report-dir, comma-separated: {', '.join(formats.NAMES)} "
+            "or all (default: all).",
+        ),
     ] = None,
     forks: ForksOpt = 10,
     profile: ProfileOpt = "standard",
@@ -442,10 +451,14 @@ def verify_cmd(
     no_waivers: NoWaiversOpt = False,
     fail_on: FailOnOpt = "any",
 ) -> int:
-    """Probe every host once, judge every selected control, write report.json and junit.xml."""
+    """Probe every host once, judge every selected control, record the run (report.json and
+    junit.xml in the run directory) and write the chosen reports to --report-dir."""
     c = _ctx(ctx)
     if forks < 1:
         raise BadInputError("--forks must be at least 1")
+    if report_formats is not None and report_dir is None:
+        raise BadInputError("--format needs --report-dir")
+    chosen = formats.parse(report_formats or "all")
     catalog = c.catalog()
     selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
     entries = select(catalog, selection)
@@ -479,12 +492,16 @@ def verify_cmd(
         on_host=on_host,
         waivers=found,
     )
-    paths = (run.path / "report.json", run.path / "junit.xml")
+    written = [run.path / "report.json", run.path / "junit.xml"]
     if report_dir is not None:
-        paths = document.write_reports(report_dir, doc)
+        written = formats.write(
+            report_dir, doc, chosen, lambda: changes.since_previous(run.path, doc)
+        )
     c.out.print(table.render(doc))
     c.err.print(f"verify took {time.monotonic() - began:.1f}s")
-    c.out.print(f"report: {paths[0]}\njunit:  {paths[1]}\nrun:    {run.path}")
+    for path in written:
+        c.out.print(f"{path.name}: {path}", soft_wrap=True)
+    c.out.print(f"run: {run.path}", soft_wrap=True)
     return _gated(c, gate, doc)
 
 
@@ -502,9 +519,16 @@ def report_cmd(
     run_ref: Annotated[
         str, typer.Argument(metavar="RUN", help="Run id, prefix, path, or latest[-verify|-harden].")
     ],
-    fmt: FormatOpt = "table",
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help=f"table (terminal) or one of {', '.join(formats.NAMES)}."),
+    ] = "table",
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Write the format to this file (0600), not stdout."),
+    ] = None,
     report_dir: Annotated[
-        Path | None, typer.Option("--report-dir", help="Write report.json and junit.xml here.")
+        Path | None, typer.Option("--report-dir", help="Write every report format here.")
     ] = None,
     waiver_file: WaiversOpt = None,
     no_waivers: NoWaiversOpt = False,
@@ -513,7 +537,13 @@ def report_cmd(
     """Re-render a stored run. With a waiver file, a verify run's results are judged against it
     anew, today, and the report says so."""
     c = _ctx(ctx)
-    _check_format(fmt, ("table", "json", "junit"))
+    _check_format(fmt, ("table", *formats.NAMES))
+    if output is not None and fmt == "table":
+        raise BadInputError("-o needs a --format other than table")
+    if output is not None and output.is_dir():
+        raise BadInputError(f"-o {output}: is a directory")
+    if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
+        raise BadInputError(f"--report-dir {report_dir}: not a directory")
     catalog = c.catalog()
     gate = parse_fail_on(fail_on, catalog.benchmarks())
     run = find_run(c.state, run_ref)
@@ -537,14 +567,20 @@ def report_cmd(
     found = _waivers(c, catalog, waiver_file, no_waivers)
     if found is not None:
         doc = document.with_waivers(doc, found, now_utc().date(), when="report")
+
+    def since() -> changes.Changes | None:
+        return changes.since_previous(run.path, doc)
+
     if report_dir is not None:
-        document.write_reports(report_dir, doc)
-    if fmt == "json":
-        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
-    elif fmt == "junit":
-        typer.echo(junit.render(doc), nl=False)
-    else:
+        formats.write(report_dir, doc, formats.FORMATS, since)
+    if fmt == "table":
         c.out.print(table.render(doc))
+    elif output is not None:
+        chosen = formats.get(fmt)
+        private.write(output, chosen.render(doc, since() if chosen.uses_changes else None))
+    else:
+        chosen = formats.get(fmt)
+        typer.echo(chosen.render(doc, since() if chosen.uses_changes else None), nl=False)
     return _gated(c, gate, doc)
 
 

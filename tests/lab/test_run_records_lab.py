@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from casemate.report.formats import FORMATS
+
 from .conftest import Lab, lab_name, last_run, open_lab
 
 LAB = lab_name("rec")
@@ -122,6 +124,8 @@ def test_run_records_and_reports_hold_no_secret(bed: Lab, tmp_path: Path) -> Non
     }
     assert {k: [s for s in secrets if s in v] for k, v in printed.items() if any(s in v for s in secrets)} == {}  # fmt: skip
     assert leaks(bed.state, secrets) == {}
+    # every report format was written, and none holds a secret
+    assert sorted(p.name for p in reports.iterdir()) == sorted(f.filename for f in FORMATS)
     assert leaks(reports, secrets) == {}
     assert loose_modes(bed.state) == []
     assert bed.inventory.is_relative_to(bed.state)  # the lab's own inventory was checked too

@@ -37,6 +37,13 @@ def validate(doc: Mapping[str, Any]) -> None:
     validator(schema()).validate(dict(doc))  # the first error; the schema itself is casemate's
 
 
+def statuses(doc: Mapping[str, Any]) -> list[str]:
+    """Every status a document can show, in the model's order: the ones casemate knows, then any
+    other the document holds (a report written by a newer casemate)."""
+    seen = [*doc.get("summary", {}), *(str(r["status"]) for r in doc.get("results", ()))]
+    return [*STATUSES, *sorted(set(seen) - set(STATUSES))]
+
+
 def _counts(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     seen = Counter(str(r["status"]) for r in results)
     return {s: seen.get(s, 0) for s in STATUSES}

@@ -1,0 +1,76 @@
+"""The report formats, each rendered from the one report document, and the writer that puts the
+chosen ones in a directory (0600 files, see private.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from casemate import private
+from casemate.errors import BadInputError
+from casemate.report import csv_rows, html_page, junit, oscal, sarif
+from casemate.report.changes import Changes
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    name: str
+    filename: str
+    what: str
+    render: Callable[[Mapping[str, Any], Changes | None], str]
+    uses_changes: bool = False  # needs the previous run of the inventory (read only then)
+
+
+def _json(doc: Mapping[str, Any], _changes: Changes | None) -> str:
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+FORMATS: tuple[Format, ...] = (
+    Format("json", "report.json", "the report document (report.schema.json)", _json),
+    Format("junit", "junit.xml", "JUnit XML", lambda doc, _: junit.render(doc)),
+    Format("html", "report.html", "one self-contained HTML page", html_page.render, True),
+    Format(
+        "oscal",
+        "assessment-results.json",
+        "OSCAL 1.1 assessment results (JSON)",
+        lambda doc, _: oscal.render(doc),
+    ),
+    Format("sarif", "report.sarif", "SARIF 2.1.0", lambda doc, _: sarif.render(doc)),
+    Format("csv", "report.csv", "CSV, a row per host x control", lambda d, _: csv_rows.render(d)),
+)
+NAMES = tuple(f.name for f in FORMATS)
+
+
+def get(name: str) -> Format:
+    for f in FORMATS:
+        if f.name == name:
+            return f
+    raise BadInputError(f"unknown report format '{name}' (one of {', '.join(NAMES)})")
+
+
+def parse(text: str) -> list[Format]:
+    """`html,sarif` or `all` -> the formats, in the registry's order; bad input says which."""
+    asked = [p.strip() for p in text.split(",") if p.strip()]
+    if not asked:
+        raise BadInputError(f"--format: name at least one of {', '.join(NAMES)} (or all)")
+    if "all" in asked:
+        return list(FORMATS)
+    chosen = {get(name).name for name in asked}
+    return [f for f in FORMATS if f.name in chosen]
+
+
+def write(
+    directory: Path,
+    doc: Mapping[str, Any],
+    chosen: Iterable[Format],
+    changes: Callable[[], Changes | None] = lambda: None,
+) -> list[Path]:
+    """Each chosen format as DIR/FILENAME, 0600 (a directory made for them 0700; an existing one
+    keeps its mode). `doc` is already redacted; `changes` is asked once, only if a format uses
+    it."""
+    chosen = list(chosen)
+    found = changes() if any(f.uses_changes for f in chosen) else None
+    return [private.write(directory / f.filename, f.render(doc, found)) for f in chosen]

@@ -1,0 +1,191 @@
+"""OSCAL 1.1 Assessment Results (JSON), built and validated with compliance-trestle's models.
+
+Each host x control is an observation (its subject the host, its evidence the observation keys);
+each failed or errored one is also a finding that targets the control id. UUIDs are derived from
+the run id, so rendering one run twice gives the same document.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from casemate import __version__
+
+OSCAL_VERSION = "1.1.3"  # what compliance-trestle 3.x models; the 1.1 line
+NS = "https://casemate.dev/ns/oscal"  # a name for casemate's own props, never fetched
+FINDING_STATUSES = frozenset({"fail", "error"})
+
+
+def _id(doc: Mapping[str, Any], *parts: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(["casemate", str(doc["run_id"]), *parts])))
+
+
+def _prop(name: str, value: object) -> dict[str, Any]:
+    # OSCAL values are non-empty and do not start or end with whitespace
+    text = " ".join(str(value).split()) or "-"
+    return {"name": name, "ns": NS, "value": text}
+
+
+def _waived(r: Mapping[str, Any]) -> bool:
+    return r.get("waiver") is not None or r["status"] == "waived"
+
+
+def _observation(
+    doc: Mapping[str, Any], r: Mapping[str, Any], tool: str, host: str
+) -> dict[str, Any]:
+    props = [
+        _prop("control-id", r["control_id"]),
+        _prop("benchmark", f"{r['benchmark']} {r['benchmark_version']}"),
+        _prop("ref", r["ref"]),
+        _prop("level", r["level"]),
+        _prop("status", r["status"]),
+    ]
+    waiver = r.get("waiver") or {}
+    props += [_prop(f"waiver-{k}", v) for k, v in sorted(waiver.items()) if v is not None]
+    obs: dict[str, Any] = {
+        "uuid": _id(doc, "observation", r["host"], r["control_id"]),
+        "title": f"{r['host']}: {r['ref']} {r['title']}",
+        "description": f"expected: {r['expected'] or '-'}\nobserved: {r['observed'] or '-'}",
+        "props": props,
+        "methods": ["TEST" if r["automated"] else "EXAMINE"],
+        "types": ["finding" if r["status"] in FINDING_STATUSES else "control-objective"],
+        "origins": [{"actors": [{"type": "tool", "actor-uuid": tool}]}],
+        "subjects": [{"subject-uuid": host, "type": "inventory-item", "title": r["host"]}],
+        "collected": doc["finished"],
+    }
+    if r["evidence"]:
+        obs["relevant-evidence"] = [
+            {
+                "href": "report.json",
+                "description": f"raw observation {key!r} of {r['host']} (report.json: hosts[]"
+                f".observations)",
+            }
+            for key in r["evidence"]
+        ]
+    return obs
+
+
+def _finding(doc: Mapping[str, Any], r: Mapping[str, Any], observation: str) -> dict[str, Any]:
+    waiver = r.get("waiver") or {}
+    finding: dict[str, Any] = {
+        "uuid": _id(doc, "finding", r["host"], r["control_id"]),
+        "title": f"{r['control_id']} on {r['host']}: {r['status']}",
+        "description": f"{r['ref']} {r['title']}: expected {r['expected'] or '-'}; observed "
+        f"{r['observed'] or '-'}",
+        "props": [_prop("status", r["status"])],
+        "target": {
+            "type": "objective-id",
+            "target-id": r["control_id"],
+            "title": r["title"],
+            "status": {
+                "state": "not-satisfied",
+                "reason": "fail" if r["status"] == "fail" else "other",
+            },
+        },
+        "related-observations": [{"observation-uuid": observation}],
+    }
+    if waiver:
+        finding["remarks"] = (
+            f"waived: {waiver.get('reason')} (owner {waiver.get('owner')}, ticket "
+            f"{waiver.get('ticket')}, expires {waiver.get('expires')})"
+        )
+    return finding
+
+
+def build(doc: Mapping[str, Any]) -> Any:
+    """The trestle AssessmentResults model of `doc` (validated as it is built)."""
+    from trestle.oscal.assessment_results import (  # noqa: PLC0415 - 0.5 s; OSCAL output only
+        AssessmentResults,
+    )
+
+    tool = _id(doc, "tool")
+    hosts = {h["name"]: _id(doc, "host", h["name"]) for h in doc["hosts"]}
+    observations, findings = [], []
+    for r in doc["results"]:
+        obs = _observation(doc, r, tool, hosts[r["host"]])
+        observations.append(obs)
+        if r["status"] in FINDING_STATUSES or _waived(r):
+            findings.append(_finding(doc, r, obs["uuid"]))
+    controls = sorted({r["control_id"] for r in doc["results"]})
+    benchmarks = sorted(doc["catalog"]["benchmarks"].items())
+    version = str(doc.get("casemate_version") or __version__)
+    result: dict[str, Any] = {
+        "uuid": _id(doc, "result"),
+        "title": f"casemate verify {doc['run_id']}",
+        "description": f"CIS checks of {len(doc['hosts'])} host(s) from inventory "
+        f"{doc['inventory']}, one probe round trip per host.",
+        "start": doc["started"],
+        "end": doc["finished"],
+        "props": [
+            _prop("run-id", doc["run_id"]),
+            _prop("catalog-digest", doc["catalog"]["digest"]),
+            *(_prop("benchmark", f"{b} {v}") for b, v in benchmarks),
+            _prop("level", doc["selection"]["level"]),
+            _prop("profile", doc["selection"]["profile"]),
+        ],
+        "local-definitions": {
+            "components": [
+                {
+                    "uuid": tool,
+                    "type": "software",
+                    "title": "casemate",
+                    "description": "casemate, the CIS hardening and verification toolkit that "
+                    "made these observations.",
+                    "props": [_prop("version", version)],
+                    "status": {"state": "operational"},
+                }
+            ],
+            "inventory-items": [
+                {
+                    "uuid": hosts[h["name"]],
+                    "description": f"host {h['name']}",
+                    "props": [
+                        _prop("hostname", h["name"]),
+                        *(_prop("group", g) for g in h["groups"]),
+                        _prop("probed", str(h["probed"]).lower()),
+                    ],
+                }
+                for h in doc["hosts"]
+            ],
+        },
+        "reviewed-controls": {
+            "control-selections": [
+                {"include-controls": [{"control-id": c} for c in controls]}
+                if controls
+                else {"include-all": {}}
+            ]
+        },
+    }
+    if observations:
+        result["observations"] = observations
+    if findings:
+        result["findings"] = findings
+    return AssessmentResults.parse_obj(
+        {
+            "uuid": _id(doc, "assessment-results"),
+            "metadata": {
+                "title": f"casemate verification {doc['run_id']}",
+                "last-modified": doc["finished"],
+                "version": version,
+                "oscal-version": OSCAL_VERSION,
+                "props": [
+                    _prop("tool", "casemate"),
+                    _prop("tool-version", version),
+                    _prop("catalog-digest", doc["catalog"]["digest"]),
+                ],
+            },
+            "import-ap": {
+                "href": "report.json",
+                "remarks": "casemate has no OSCAL assessment plan: what was assessed is the "
+                "catalog selection recorded in the run's report.json.",
+            },
+            "results": [result],
+        }
+    )
+
+
+def render(doc: Mapping[str, Any]) -> str:
+    text: str = build(doc).oscal_serialize_json(pretty=True, wrapped=True)
+    return text + "\n"
