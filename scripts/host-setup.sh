@@ -17,6 +17,8 @@ command -v debootstrap >/dev/null 2>&1 || missing="$missing debootstrap"
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$missing python3-venv"
 # the SSH lab tests log in to nodes over SSH (ssh, ssh-keygen), as Ansible's ssh connection does
 command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || missing="$missing openssh-client"
+# the history store's unit tests start a real PostgreSQL server of their own (initdb + pg_ctl)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 if [ -n "$missing" ]; then
     say "installing:$missing"
     apt-get update -qq

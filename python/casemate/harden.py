@@ -12,7 +12,7 @@ from casemate.catalog.loader import Catalog
 from casemate.catalog.model import Entry
 from casemate.errors import BadInputError
 from casemate.inventory import Inventory
-from casemate.rundir import ANSIBLE, RunDir, now_utc
+from casemate.rundir import ANSIBLE, RunDir, ansible_version, now_utc
 from casemate.runner import HostEvent, HostStats, PlaybookOutcome, run_playbook, tally_events
 
 PLAYBOOK = "harden.yml"
@@ -61,6 +61,7 @@ def run_harden(
     meta: dict[str, Any] = {
         "kind": "harden",
         "casemate_version": __version__,
+        "ansible_version": ansible_version(),
         "command": command,
         "started": started,
         "inventory": str(inventory.source),

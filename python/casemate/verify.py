@@ -18,7 +18,7 @@ from casemate.probe.collect import ProbeOutcome, Transport, collect, remote_comm
 from casemate.probe.transport import interpreter_of, testinfra_transport
 from casemate.redact import Redactor
 from casemate.report import document
-from casemate.rundir import RunDir, now_utc
+from casemate.rundir import RunDir, ansible_version, now_utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +234,7 @@ def run_verify(
     meta: dict[str, Any] = {
         "kind": "verify",
         "casemate_version": __version__,
+        "ansible_version": ansible_version(),
         "command": command,
         "started": started,
         "inventory": str(inventory.source),
