@@ -150,12 +150,12 @@ def test_recording_a_run_twice_keeps_one_copy(store: Store) -> None:
 
 def recorded(store: Store) -> None:
     """n1/c1 fails, is hardened and passes, then regresses; n1/c2 always passes; n2/c1 fails
-    from the start and stays failing (a check-mode harden changes nothing)."""
+    twice and then passes, with only a check-mode harden in between (which changed nothing)."""
     store.record(run("v1", 0, {("n1", "c1"): "fail", ("n1", "c2"): "pass", ("n2", "c1"): "fail"}))
     store.record(run("h1", 1, kind="harden", controls=("c1",), played={"n1": 3}))
-    store.record(run("h0", 1, kind="harden", controls=("c1",), played={"n2": 0}, check_mode=True))
     store.record(run("v2", 2, {("n1", "c1"): "pass", ("n1", "c2"): "pass", ("n2", "c1"): "fail"}))
-    store.record(run("v3", 5, {("n1", "c1"): "fail", ("n1", "c2"): "pass", ("n2", "c1"): "fail"}))
+    store.record(run("h0", 3, kind="harden", controls=("c1",), played={"n2": 0}, check_mode=True))
+    store.record(run("v3", 5, {("n1", "c1"): "fail", ("n1", "c2"): "pass", ("n2", "c1"): "pass"}))
 
 
 def test_a_control_s_timeline_says_when_it_failed_and_which_run_fixed_it(store: Store) -> None:
@@ -179,8 +179,10 @@ def test_a_control_s_timeline_says_when_it_failed_and_which_run_fixed_it(store: 
 def test_a_check_mode_harden_fixes_nothing(store: Store) -> None:
     recorded(store)
     (line,) = timeline.timelines(store.observed(host="n2"), store.played(host="n2"))
-    assert [(c.run_id, c.now) for c in line.changes] == [("v1", "fail")]
-    assert line.fixes == ()
+    assert [(c.run_id, c.now) for c in line.changes] == [("v1", "fail"), ("v3", "pass")]
+    assert [(f.failed_in.run_id, f.passed_in.run_id, f.hardened_by) for f in line.fixes] == [
+        ("v1", "v3", None)
+    ]
 
 
 def test_regressions_since_a_date(store: Store) -> None:
