@@ -11,18 +11,17 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pexpect
 import pytest
 
-import casemate.verify
-from casemate.inventory import Inventory
 from casemate.locations import content_root
-from casemate.runner import HostStats, PlaybookOutcome
 
-from .history_runs import Answering, site
-from .pg import Server, server
+if TYPE_CHECKING:  # the fixtures below import their helpers when used (test_ansible_marker.py
+    # runs this file on its own, without the package around it)
+    from .history_runs import Answering
+    from .pg import Server
 
 for path in sorted((content_root() / "roles").glob("*/module_utils/*.py")):
     name = f"ansible.module_utils.{path.stem}"
@@ -77,6 +76,8 @@ def ansible_only_where_marked(
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Server]:
     """A real PostgreSQL server for this test session (tests/unit/pg.py)."""
+    from .pg import server
+
     with server() as running:
         yield running
 
@@ -95,6 +96,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """verify and harden through the CLI, with hosts that answer from a recorded probe answer and
     a playbook that is not run; the list says which hosts were touched."""
+    import casemate.verify
+    from casemate.inventory import Inventory
+    from casemate.runner import HostStats, PlaybookOutcome
+
+    from .history_runs import Answering, site
+
     touched: list[str] = []
 
     def answering(inventory: Inventory, host: str) -> Answering:
