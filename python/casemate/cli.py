@@ -593,12 +593,14 @@ def history_cmd(
     if ctx.invoked_subcommand is not None:
         return
     from casemate.history import timeline  # noqa: PLC0415 - loads SQLAlchemy
-    from casemate.history.store import open_store  # noqa: PLC0415 - loads SQLAlchemy
+    from casemate.history.store import FILE_NAME, open_store  # noqa: PLC0415 - loads SQLAlchemy
     from casemate.report import history as shown  # noqa: PLC0415 - history only
 
     c = _ctx(ctx)
     _check_format(fmt, ("table", "json"))
     after = _since(since)
+    if c.db is None and not (c.state / FILE_NAME).is_file():  # reading makes no store
+        raise BadInputError(f"no history store in {c.state} yet (no run recorded; or give --db)")
     store = open_store(c.db, c.state)
     try:
         rows = store.observed(host=host, control=control, since=after)

@@ -81,3 +81,15 @@ def test_bad_history_options_are_one_line_and_exit_2(
     code, _, err = call(capsys, "--state-dir", str(tmp_path), "history", *args)
     assert code == 2
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_reading_a_history_that_does_not_exist_makes_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = call(capsys, "--state-dir", str(tmp_path / "state"), "history")
+    assert code == 2
+    assert (
+        err
+        == f"casemate: error: no history store in {tmp_path / 'state'} yet (no run recorded; or give --db)\n"
+    )
+    assert not (tmp_path / "state").exists()
