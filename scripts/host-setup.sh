@@ -19,6 +19,8 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$missing python3
 command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || missing="$missing openssh-client"
 # the HTML report test opens the report in headless Chromium (a screenshot and the DOM after its JS)
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+# the history store's unit tests start a real PostgreSQL server of their own (initdb + pg_ctl)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 if [ -n "$missing" ]; then
     say "installing:$missing"
     apt-get update -qq

@@ -9,8 +9,9 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -31,6 +32,9 @@ from casemate.rundir import RunDir, find_run, new_run, now_utc
 from casemate.runner import STRATEGIES, choose_strategy, resolve_inventory
 from casemate.verify import HostVerification, run_verify
 
+if TYPE_CHECKING:  # the history store and metrics load SQLAlchemy: only the commands that use them
+    from casemate.history.store import Store
+
 try:  # typer >= 0.24 vendors click
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover - older typer uses click itself
@@ -48,9 +52,13 @@ lab_app = typer.Typer(no_args_is_help=True, help="The built-in lab: Debian node 
 evidence_app = typer.Typer(
     no_args_is_help=True, help="Signed evidence bundles of stored runs (docs/evidence.md)."
 )
+history_app = typer.Typer(
+    help="Every recorded verify and harden run: control timelines and regressions."
+)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(lab_app, name="lab")
 app.add_typer(evidence_app, name="evidence")
+app.add_typer(history_app, name="history")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,7 @@ class Ctx:
     state: Path
     out: Console
     err: Console
+    db: str | None = None  # the history store's URL; None: SQLite in the state directory
 
     def catalog(self) -> Catalog:
         """The catalog, loaded and validated: a command calls this once and passes it down."""
@@ -88,12 +97,23 @@ def _root(
             "--state-dir", help="Runs and lab state (default: $CASEMATE_STATE_DIR or ./.casemate)."
         ),
     ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="CASEMATE_DB",
+            show_envvar=False,
+            help="History store URL: sqlite:///PATH or postgresql://USER@HOST/DB "
+            "(default: $CASEMATE_DB, else history.sqlite3 in the state directory).",
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = Ctx(
         catalog_dir=catalog_dir,
         state=(state or state_dir()).resolve(),
         out=Console(highlight=False, width=_width(sys.stdout)),
         err=Console(stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr)),
+        db=db or None,
     )
 
 
@@ -275,6 +295,14 @@ FailOnOpt = Annotated[
         "comma-separated terms must all hold.",
     ),
 ]
+MetricsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--metrics-file",
+        help="Also write the run's metrics here (Prometheus text format, for node_exporter's "
+        "textfile collector).",
+    ),
+]
 
 
 def _waivers(c: Ctx, catalog: Catalog, given: Path | None, off: bool) -> waivers.WaiverSet | None:
@@ -293,6 +321,37 @@ def _waivers(c: Ctx, catalog: Catalog, given: Path | None, off: bool) -> waivers
         highlight=False,
     )
     return found
+
+
+def _open_history(c: Ctx, metrics_file: Path | None) -> Store:
+    """The history store, opened (created or migrated) before any host is touched; with the
+    metrics file's directory checked too."""
+    from casemate.history.store import open_store  # noqa: PLC0415 - loads SQLAlchemy
+    from casemate.metrics import check_target  # noqa: PLC0415 - loads prometheus_client
+
+    if metrics_file is not None:
+        check_target(metrics_file)
+    return open_store(c.db, c.state)
+
+
+def _record(c: Ctx, store: Store, run: RunDir) -> bool:
+    """Record a finished run in the history store. A failure never fails the run: its record
+    on disk is complete, and one line says how to import it later."""
+    from casemate.history.record import read_run  # noqa: PLC0415 - loads SQLAlchemy
+
+    try:
+        store.record(read_run(run.path))
+    except CasemateError as exc:
+        why = " ".join(str(exc).split())
+        c.err.print(
+            f"history: could not record run {run.id}: {why}; import it later with "
+            f"casemate history import {run.path}",
+            markup=False,
+        )
+        return False
+    finally:
+        store.close()
+    return True
 
 
 @app.command("harden")
@@ -321,6 +380,7 @@ def harden_cmd(
     ] = None,
     waiver_file: WaiversOpt = None,
     no_waivers: NoWaiversOpt = False,
+    metrics_file: MetricsOpt = None,
 ) -> int:
     """Apply the selected controls with Ansible; exit 3 if any host failed or was unreachable.
     A control a waiver covers on a host is not remediated there."""
@@ -339,6 +399,7 @@ def harden_cmd(
         shared = shared_fixes(content_root(), catalog)
         harden_plan = waive(harden_plan, inv, found, now_utc().date(), shared)
         _print_waived(c, harden_plan.waiver_record or {})
+    store = _open_history(c, metrics_file)
     # before any host is touched: SSH goes off only where a break-glass path is named (and proven)
     paths = breakglass.assess(
         inv, harden_plan.hosts, profile, break_glass, breakglass.turns_ssh_off(harden_plan.entries)
@@ -388,7 +449,14 @@ def harden_cmd(
         )
     if diff:
         _print_diffs(c, run)
-    came_to = _print_harden(c, run, run.read_json("run.json"))
+    meta = run.read_json("run.json")
+    came_to = _print_harden(c, run, meta)
+    recorded = _record(c, store, run)
+    if metrics_file is not None:
+        from casemate import metrics  # noqa: PLC0415 - loads prometheus_client
+
+        registry = metrics.harden_registry(meta, stored_stats(run, meta), recorded=recorded)
+        metrics.write(metrics_file, registry)
     c.err.print(f"harden took {time.monotonic() - began:.1f}s; run stored in {run.path}")
     if came_to == "failed" and not any(s.failed or s.unreachable for s in outcome.hosts.values()):
         # the playbook itself failed (syntax, missing role, interrupted): no host is to blame
@@ -450,6 +518,7 @@ def verify_cmd(
     waiver_file: WaiversOpt = None,
     no_waivers: NoWaiversOpt = False,
     fail_on: FailOnOpt = "any",
+    metrics_file: MetricsOpt = None,
 ) -> int:
     """Probe every host once, judge every selected control, record the run (report.json and
     junit.xml in the run directory) and write the chosen reports to --report-dir."""
@@ -468,6 +537,7 @@ def verify_cmd(
     hosts = inv.select(limit)
     if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
         raise BadInputError(f"--report-dir {report_dir}: not a directory")
+    store = _open_history(c, metrics_file)
     run = new_run(c.state, "verify", inv.redactor(os.environ))
     c.err.print(f"verifying {len(hosts)} host(s) against {len(entries)} controls, level {level}")
     began = time.monotonic()
@@ -502,6 +572,16 @@ def verify_cmd(
     for path in written:
         c.out.print(f"{path.name}: {path}", soft_wrap=True)
     c.out.print(f"run: {run.path}", soft_wrap=True)
+    drifted = _drifted(store, doc) if metrics_file is not None else None
+    recorded = _record(c, store, run)
+    if metrics_file is not None:
+        from casemate import metrics  # noqa: PLC0415 - loads prometheus_client
+
+        meta = run.read_json("run.json")
+        registry = metrics.verify_registry(
+            doc, meta, recorded=recorded, drifted=drifted if recorded else None
+        )
+        metrics.write(metrics_file, registry)
     return _gated(c, gate, doc)
 
 
@@ -511,6 +591,26 @@ def _gated(c: Ctx, gate: Gate, doc: Mapping[str, Any]) -> int:
         counted = sum(gate.counts(r) for r in doc["results"])
         c.err.print(f"--fail-on {gate.spec}: {counted} finding(s) count", markup=False)
     return code
+
+
+def _drifted(store: Store, doc: dict[str, Any]) -> dict[str, int] | None:
+    """Per host: the controls that passed in the host's last recorded result before this run and
+    fail in it. None when the history cannot be read (the metric is then left out)."""
+    from casemate.history.record import when  # noqa: PLC0415 - loads SQLAlchemy
+
+    hosts = [h["name"] for h in doc["hosts"]]
+    started = when(doc["started"])
+    if started is None:
+        return None
+    try:
+        before = store.last_statuses(hosts, before=started)
+    except CasemateError:
+        return None
+    out = dict.fromkeys(hosts, 0)
+    for r in doc["results"]:
+        if r["status"] == "fail" and before.get((r["host"], r["control_id"])) == "pass":
+            out[r["host"]] += 1
+    return out
 
 
 @app.command("report")
@@ -537,13 +637,7 @@ def report_cmd(
     """Re-render a stored run. With a waiver file, a verify run's results are judged against it
     anew, today, and the report says so."""
     c = _ctx(ctx)
-    _check_format(fmt, ("table", *formats.NAMES))
-    if output is not None and fmt == "table":
-        raise BadInputError("-o needs a --format other than table")
-    if output is not None and output.is_dir():
-        raise BadInputError(f"-o {output}: is a directory")
-    if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
-        raise BadInputError(f"--report-dir {report_dir}: not a directory")
+    _check_report_targets(fmt, output, report_dir)
     catalog = c.catalog()
     gate = parse_fail_on(fail_on, catalog.benchmarks())
     run = find_run(c.state, run_ref)
@@ -582,6 +676,16 @@ def report_cmd(
         chosen = formats.get(fmt)
         typer.echo(chosen.render(doc, since() if chosen.uses_changes else None), nl=False)
     return _gated(c, gate, doc)
+
+
+def _check_report_targets(fmt: str, output: Path | None, report_dir: Path | None) -> None:
+    _check_format(fmt, ("table", *formats.NAMES))
+    if output is not None and fmt == "table":
+        raise BadInputError("-o needs a --format other than table")
+    if output is not None and output.is_dir():
+        raise BadInputError(f"-o {output}: is a directory")
+    if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
+        raise BadInputError(f"--report-dir {report_dir}: not a directory")
 
 
 # --- evidence -----------------------------------------------------------------------------------
@@ -663,6 +767,95 @@ def evidence_verify(
         f"verified: {bundle_path}: {checked.files} files match the manifest signed by key "
         f"{checked.keyid} (run {run.get('id')}, {run.get('kind')}, {run.get('outcome')})",
         soft_wrap=True,
+    )
+
+
+# --- history ------------------------------------------------------------------------------------
+
+
+def _since(raw: str | None) -> datetime | None:
+    """--since: an ISO date or date and time (UTC unless it says otherwise)."""
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadInputError(
+            f"--since must be a date (2026-01-31) or a date and time (2026-01-31T08:00), "
+            f"not '{raw}'"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@history_app.callback(invoke_without_command=True)
+def history_cmd(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option("--host", help="Only this host.")] = None,
+    control: Annotated[str | None, typer.Option("--control", help="Only this control id.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Changes since this date (UTC): 2026-01-31.")
+    ] = None,
+    regressions: Annotated[
+        bool, typer.Option("--regressions", help="Only controls that went from pass to fail.")
+    ] = False,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Each control's timeline per host: status changes with run ids and times, when it first
+    failed, when it was fixed and by which run; or --regressions (pass -> fail since a date)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from casemate.history import timeline  # noqa: PLC0415 - loads SQLAlchemy
+    from casemate.history.store import FILE_NAME, open_store  # noqa: PLC0415 - loads SQLAlchemy
+    from casemate.report import history as shown  # noqa: PLC0415 - history only
+
+    c = _ctx(ctx)
+    _check_format(fmt, ("table", "json"))
+    after = _since(since)
+    if c.db is None and not (c.state / FILE_NAME).is_file():  # reading makes no store
+        raise BadInputError(f"no history store in {c.state} yet (no run recorded; or give --db)")
+    store = open_store(c.db, c.state)
+    try:
+        rows = store.observed(host=host, control=control, since=after)
+        played = [] if regressions else store.played(host=host)
+    finally:
+        store.close()
+    if regressions:
+        found = timeline.regressions(rows, since=after)
+        if fmt == "json":
+            typer.echo(shown.as_json(shown.regressions_doc(found)))
+        else:
+            c.out.print(shown.regressions_table(found))
+        return
+    lines = timeline.timelines(rows, played, since=after)
+    if fmt == "json":
+        typer.echo(shown.as_json(shown.timelines_doc(lines)))
+    else:
+        c.out.print(shown.timelines_table(lines))
+
+
+@history_app.command("import")
+def history_import_cmd(
+    ctx: typer.Context,
+    run_ref: Annotated[
+        str, typer.Argument(metavar="RUN", help="Run id, prefix, path, or latest[-verify|-harden].")
+    ],
+) -> None:
+    """Record a stored run in the history store (again: it replaces its earlier record)."""
+    from casemate.history.record import read_run  # noqa: PLC0415 - loads SQLAlchemy
+    from casemate.history.store import open_store  # noqa: PLC0415 - loads SQLAlchemy
+
+    c = _ctx(ctx)
+    run = find_run(c.state, run_ref)
+    record = read_run(run.path)
+    store = open_store(c.db, c.state)
+    try:
+        store.record(record)
+    finally:
+        store.close()
+    c.out.print(
+        f"recorded {record.kind} run {record.id} ({record.outcome}, {len(record.results)} "
+        f"results) in {store.shown}",
+        markup=False,
     )
 
 

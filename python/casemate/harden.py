@@ -18,7 +18,7 @@ from casemate.errors import BadInputError
 from casemate.evidence.versions import versions
 from casemate.generated import tag_lists
 from casemate.inventory import Inventory
-from casemate.rundir import ANSIBLE, RunDir, now_utc
+from casemate.rundir import ANSIBLE, RunDir, ansible_version, now_utc
 from casemate.runner import HostEvent, HostStats, PlaybookOutcome, run_playbook, tally_events
 
 PLAYBOOK = "harden.yml"
@@ -192,6 +192,7 @@ def run_harden(
         "kind": "harden",
         "casemate_version": __version__,
         "versions": versions(),  # what it ran with: evidence bundles carry it
+        "ansible_version": ansible_version(),
         "command": command,
         "started": started,
         "inventory": str(inventory.source),

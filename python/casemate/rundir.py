@@ -10,6 +10,7 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,14 @@ def runs_root(state: Path) -> Path:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def ansible_version() -> str | None:
+    """The ansible-core installed beside casemate, as every run record notes it."""
+    try:
+        return version("ansible-core")
+    except PackageNotFoundError:
+        return None
 
 
 def new_run(state: Path, kind: str, redactor: Redactor | None = None) -> RunDir:

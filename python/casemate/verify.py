@@ -19,7 +19,7 @@ from casemate.probe.collect import ProbeOutcome, Transport, collect, remote_comm
 from casemate.probe.transport import interpreter_of, testinfra_transport
 from casemate.redact import Redactor
 from casemate.report import document
-from casemate.rundir import RunDir, now_utc
+from casemate.rundir import RunDir, ansible_version, now_utc
 from casemate.waivers import WaiverSet
 
 
@@ -240,6 +240,7 @@ def run_verify(
         "kind": "verify",
         "casemate_version": __version__,
         "versions": versions(),  # what it ran with: evidence bundles carry it
+        "ansible_version": ansible_version(),
         "command": command,
         "started": started,
         "inventory": str(inventory.source),

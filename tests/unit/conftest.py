@@ -4,18 +4,24 @@ files, so the shared code is put where the import finds it first."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pexpect
 import pytest
 
 from casemate.locations import content_root
+
+if TYPE_CHECKING:  # the fixtures below import their helpers when used (test_ansible_marker.py
+    # runs this file on its own, without the package around it)
+    from .history_runs import Answering
+    from .pg import Server
 
 for path in sorted((content_root() / "roles").glob("*/module_utils/*.py")):
     name = f"ansible.module_utils.{path.stem}"
@@ -65,3 +71,52 @@ def ansible_only_where_marked(
     monkeypatch.setattr(pexpect.spawn, "__init__", guarded_spawn)
     yield
     assert not started, f"{request.node.nodeid} starts {started[0]}: mark it pytest.mark.ansible"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Server]:
+    """A real PostgreSQL server for this test session (tests/unit/pg.py)."""
+    from .pg import server
+
+    with server() as running:
+        yield running
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty history store's URL: SQLite in a temporary directory, or a new database on
+    the session's PostgreSQL server. Store tests run against both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    running: Server = request.getfixturevalue("postgres")
+    return running.url(running.new_database())
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """verify and harden through the CLI, with hosts that answer from a recorded probe answer and
+    a playbook that is not run; the list says which hosts were touched."""
+    import casemate.verify
+    from casemate.inventory import Inventory
+    from casemate.runner import HostStats, PlaybookOutcome
+
+    from .history_runs import Answering, site
+
+    touched: list[str] = []
+
+    def answering(inventory: Inventory, host: str) -> Answering:
+        touched.append(host)
+        return Answering()
+
+    def played(**kwargs: Any) -> PlaybookOutcome:
+        touched.extend(kwargs["hosts"])
+        stats = {h: HostStats(ok=5, changed=2) for h in kwargs["hosts"]}
+        return PlaybookOutcome("successful", 0, stats)
+
+    monkeypatch.setattr("casemate.cli.resolve_inventory", lambda path, state: site())
+    real = casemate.verify.run_verify
+    monkeypatch.setattr("casemate.cli.run_verify", functools.partial(real, transport_for=answering))
+    monkeypatch.setattr("casemate.harden.run_playbook", played)
+    monkeypatch.setattr("casemate.probe.transport.testinfra_transport", answering)
+    monkeypatch.delenv("CASEMATE_DB", raising=False)
+    return touched
