@@ -183,7 +183,7 @@ def test_a_history_write_that_fails_keeps_the_run_and_says_how_to_import_it(
     (line,) = [x for x in err.splitlines() if x.startswith("history:")]
     assert line.startswith(f"history: could not record run {run_dir.name}: ")
     assert line.endswith(f"; import it later with casemate history import {run_dir}")
-    assert "report:" in out
+    assert "report.json: " in out
 
     postgres.admin(f"CREATE DATABASE {name}")
     code, out, err = call(capsys, "--state-dir", str(state), "--db", url,
