@@ -11,14 +11,13 @@ from typing import Any
 
 import yaml
 
-from casemate import __version__, waivers
+from casemate import waivers
 from casemate.catalog.loader import Catalog
 from casemate.catalog.model import Entry
 from casemate.errors import BadInputError
-from casemate.evidence.versions import versions
 from casemate.generated import tag_lists
 from casemate.inventory import Inventory
-from casemate.rundir import ANSIBLE, RunDir, ansible_version, now_utc
+from casemate.rundir import ANSIBLE, RunDir, now_utc, run_meta
 from casemate.runner import HostEvent, HostStats, PlaybookOutcome, run_playbook, tally_events
 
 PLAYBOOK = "harden.yml"
@@ -188,22 +187,18 @@ def run_harden(
     started = now_utc().isoformat()
     unreachable = dict(unreachable or {})
     playable = [h for h in harden_plan.hosts if h not in unreachable]
-    meta: dict[str, Any] = {
-        "kind": "harden",
-        "casemate_version": __version__,
-        "versions": versions(),  # what it ran with: evidence bundles carry it
-        "ansible_version": ansible_version(),
-        "command": command,
-        "started": started,
-        "inventory": str(inventory.source),
-        "catalog": {"digest": catalog.digest, "benchmarks": catalog.benchmarks()},
-        "level": level,
-        "profile": profile,
-        "hosts": harden_plan.hosts,
-        "controls": harden_plan.tags,
-        "check": check,
-        "diff": diff,
-    }
+    meta = run_meta(
+        "harden",
+        command=command,
+        started=started,
+        inventory=inventory.source,
+        catalog=catalog,
+        level=level,
+        profile=profile,
+        hosts=harden_plan.hosts,
+        controls=harden_plan.tags,
+    )
+    meta |= {"check": check, "diff": diff}
     if strategy_note:  # auto fell back to linear: why
         meta["strategy_note"] = strategy_note
     extravars: dict[str, Any] = {"casemate_level": level, "casemate_profile": profile}

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from casemate import private
+from casemate import __version__, private
 from casemate.errors import BadInputError
+from casemate.evidence.versions import versions
 from casemate.redact import Redactor
+
+if TYPE_CHECKING:
+    from casemate.catalog.loader import Catalog
 
 ANSIBLE = "ansible"  # ansible-runner's private data directory inside a run
 
@@ -87,12 +91,35 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def ansible_version() -> str | None:
-    """The ansible-core installed beside casemate, as every run record notes it."""
-    try:
-        return version("ansible-core")
-    except PackageNotFoundError:
-        return None
+def run_meta(
+    kind: str,
+    *,
+    command: Sequence[str],
+    started: str,
+    inventory: Path,
+    catalog: Catalog,
+    level: int,
+    profile: str | None,
+    hosts: Sequence[str],
+    controls: Sequence[str],
+) -> dict[str, Any]:
+    """What every run record (run.json) of verify and harden starts with: what ran, with which
+    versions (evidence bundles carry them; the history keeps ansible-core's), on what."""
+    ran_with = versions()
+    return {
+        "kind": kind,
+        "casemate_version": __version__,
+        "versions": ran_with,
+        "ansible_version": ran_with["ansible-core"],
+        "command": list(command),
+        "started": started,
+        "inventory": str(inventory),
+        "catalog": {"digest": catalog.digest, "benchmarks": catalog.benchmarks()},
+        "level": level,
+        "profile": profile,
+        "hosts": list(hosts),
+        "controls": list(controls),
+    }
 
 
 def new_run(state: Path, kind: str, redactor: Redactor | None = None) -> RunDir:

@@ -7,19 +7,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from casemate import __version__
 from casemate.catalog.loader import Catalog
 from casemate.catalog.model import Entry
 from casemate.catalog.select import Selection
 from casemate.checks.base import Check, Observations, Probe, Status, Verdict, error_of
 from casemate.errors import BadInputError
-from casemate.evidence.versions import versions
 from casemate.inventory import Inventory
 from casemate.probe.collect import ProbeOutcome, Transport, collect, remote_command
 from casemate.probe.transport import interpreter_of, testinfra_transport
 from casemate.redact import Redactor
 from casemate.report import document
-from casemate.rundir import RunDir, ansible_version, now_utc
+from casemate.rundir import RunDir, now_utc, run_meta
 from casemate.waivers import WaiverSet
 
 
@@ -236,21 +234,18 @@ def run_verify(
     judged against them on the day the run started (document.with_waivers)."""
     began = now_utc()
     started = began.isoformat()
-    meta: dict[str, Any] = {
-        "kind": "verify",
-        "casemate_version": __version__,
-        "versions": versions(),  # what it ran with: evidence bundles carry it
-        "ansible_version": ansible_version(),
-        "command": command,
-        "started": started,
-        "inventory": str(inventory.source),
-        "catalog": {"digest": catalog.digest, "benchmarks": catalog.benchmarks()},
-        "level": selection.level,
-        "profile": selection.profile,
-        "selection": selection.record(),
-        "hosts": hosts,
-        "controls": [e.id for e in entries],
-    }
+    meta = run_meta(
+        "verify",
+        command=command,
+        started=started,
+        inventory=inventory.source,
+        catalog=catalog,
+        level=selection.level,
+        profile=selection.profile,
+        hosts=hosts,
+        controls=[e.id for e in entries],
+    )
+    meta["selection"] = selection.record()
     if waivers is not None:
         meta["waivers"] = str(waivers.path)
     run.write_json("inventory.json", inventory.redacted(run.redactor))
