@@ -8,7 +8,7 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,11 +18,21 @@ from rich.console import Console
 
 from casemate import __version__, breakglass, private, waivers
 from casemate.catalog.loader import Catalog, load_catalog
+from casemate.catalog.model import Entry
 from casemate.catalog.select import Selection, parse_controls, select
 from casemate.checks import builtin_kinds
 from casemate.errors import BadInputError, CasemateError
 from casemate.gate import Gate, parse_fail_on
-from casemate.harden import plan, run_harden, run_outcome, shared_fixes, stored_stats, waive
+from casemate.harden import (
+    HardenPlan,
+    plan,
+    run_harden,
+    run_outcome,
+    shared_fixes,
+    stored_stats,
+    waive,
+)
+from casemate.inventory import Inventory
 from casemate.locations import content_root, state_dir
 from casemate.probe import reach
 from casemate.report import catalog as catalog_report
@@ -334,9 +344,10 @@ def _open_history(c: Ctx, metrics_file: Path | None) -> Store:
     return open_store(c.db, c.state)
 
 
-def _record(c: Ctx, store: Store, run: RunDir) -> bool:
-    """Record a finished run in the history store. A failure never fails the run: its record
-    on disk is complete, and one line says how to import it later."""
+def _record(c: Ctx, store: Store, run: RunDir, *, close: bool = True) -> bool:
+    """Record a finished run in the history store (closed afterwards unless `close` is False:
+    more runs to record). A failure never fails the run: its record on disk is complete, and one
+    line says how to import it later."""
     from casemate.history.record import read_run  # noqa: PLC0415 - loads SQLAlchemy
 
     try:
@@ -350,7 +361,8 @@ def _record(c: Ctx, store: Store, run: RunDir) -> bool:
         )
         return False
     finally:
-        store.close()
+        if close:
+            store.close()
     return True
 
 
@@ -381,9 +393,18 @@ def harden_cmd(
     waiver_file: WaiversOpt = None,
     no_waivers: NoWaiversOpt = False,
     metrics_file: MetricsOpt = None,
+    only_drifted: Annotated[
+        bool,
+        typer.Option(
+            "--only-drifted",
+            help="Probe first; run only the drifted controls' tags on each host (and what the "
+            "probe cannot judge there), none on a host where nothing drifted; verify again.",
+        ),
+    ] = False,
 ) -> int:
     """Apply the selected controls with Ansible; exit 3 if any host failed or was unreachable.
-    A control a waiver covers on a host is not remediated there."""
+    A control a waiver covers on a host is not remediated there. With --only-drifted, each host
+    gets only the tags of what drifted on it (docs/drift.md)."""
     c = _ctx(ctx)
     if strategy not in STRATEGIES:
         raise BadInputError(f"--strategy must be one of {', '.join(STRATEGIES)}, not '{strategy}'")
@@ -410,22 +431,24 @@ def harden_cmd(
     }
     chosen = choose_strategy(strategy, connections)
     content = content_root()
+    # --only-drifted: the probe tells which hosts answer (no reachability check of its own)
+    again = _Again(catalog, inv, entries, selection, forks, found)
+    before, harden_plan = (
+        _drift_first(c, store, inv, harden_plan, again) if only_drifted else (None, harden_plan)
+    )
     run = new_run(c.state, "harden", inv.redactor(os.environ))
     mode = " (check mode)" if check else ""
     c.err.print(
-        f"hardening {len(harden_plan.hosts)} host(s), {len(harden_plan.tags)} controls, "
+        f"hardening {len(harden_plan.hosts)} host(s), {len(harden_plan.applied())} controls, "
         f"level {level}, profile {profile}{mode}"
     )
-    gone = {
-        h: run.redactor.text(why) for h, why in reach.unreachable(inv, harden_plan.hosts).items()
-    }
-    for host, why in gone.items():
-        c.err.print(f"  [red]unreachable[/] {host}: {why} (no task will run there)")
-    for host, way in (glass or {}).items():
-        proof = "proven" if way["proven"] else "declared, not provable by casemate"
-        c.err.print(f"  break-glass {host}: {way['path']} ({proof})")
-    if chosen.why:
-        c.err.print(f"  strategy linear: {chosen.why} (--strategy to choose)", markup=False)
+    gone = (
+        {h["name"]: str(h["error"]) for h in before["hosts"] if not h["probed"]}
+        if before is not None
+        else reach.unreachable(inv, harden_plan.hosts)
+    )
+    gone = {h: run.redactor.text(why) for h, why in gone.items()}
+    _say_before_play(c, gone, glass, chosen.why)
     began = time.monotonic()
     with progress.HardenProgress(c.err, harden_plan.hosts) as shown:
         outcome = run_harden(
@@ -451,7 +474,11 @@ def harden_cmd(
         _print_diffs(c, run)
     meta = run.read_json("run.json")
     came_to = _print_harden(c, run, meta)
-    recorded = _record(c, store, run)
+    if before is not None:
+        recorded = _record(c, store, run, close=False)
+        _after_drifted(c, store, run.id, harden_plan, before, again, check=check, gone=gone)
+    else:
+        recorded = _record(c, store, run)
     if metrics_file is not None:
         from casemate import metrics  # noqa: PLC0415 - loads prometheus_client
 
@@ -465,6 +492,104 @@ def harden_cmd(
             f"[red]ansible-playbook failed ({outcome.status}, rc={outcome.rc})[/]; see {stdout}"
         )
     return 0 if came_to == "succeeded" else 3
+
+
+def _drift_first(
+    c: Ctx, store: Store, inv: Inventory, harden_plan: HardenPlan, again: _Again
+) -> tuple[dict[str, Any], HardenPlan]:
+    """`harden --only-drifted`, first: every host probed once, as verify does (a verify run,
+    recorded in the history: the "before" of each control's story), and the plan narrowed to
+    what drifted on each host (drift.decide; shared tasks held back as waivers hold them)."""
+    from casemate import drift  # noqa: PLC0415 - drift only
+
+    run = new_run(c.state, "verify", inv.redactor(os.environ))
+    c.err.print(f"only drifted: probing {len(harden_plan.hosts)} host(s) first")
+    before = run_verify(
+        run=run,
+        catalog=again.catalog,
+        inventory=inv,
+        hosts=harden_plan.hosts,
+        entries=again.entries,
+        selection=again.selection,
+        forks=again.forks,
+        command=sys.argv,
+        on_host=_said_probed(c),
+        waivers=again.waivers,
+        record={"purpose": "harden --only-drifted: before"},
+    )
+    _record(c, store, run, close=False)
+    plans = drift.decide(before, shared_fixes(content_root(), again.catalog))
+    narrowed = replace(
+        harden_plan,
+        only={p.host: p.tags for p in plans},
+        drift_record=drift.only_drifted_record(plans, run.id),
+    )
+    return before, narrowed
+
+
+@dataclass(frozen=True, slots=True)
+class _Again:
+    """What the verify after `harden --only-drifted` probes with (as the verify before)."""
+
+    catalog: Catalog
+    inventory: Inventory
+    entries: list[Entry]
+    selection: Selection
+    forks: int
+    waivers: waivers.WaiverSet | None
+
+
+def _after_drifted(
+    c: Ctx,
+    store: Store,
+    harden_id: str,
+    harden_plan: HardenPlan,
+    before: Mapping[str, Any],
+    again: _Again,
+    *,
+    check: bool,
+    gone: Mapping[str, str],
+) -> None:
+    """`harden --only-drifted`, last: the hosts that were played verified again (a verify run,
+    recorded: the "after" of each control's story; none in check mode), and before -> after per
+    control shown. Closes the store."""
+    from casemate.report import drift as drift_report  # noqa: PLC0415 - drift only
+
+    played = [h for h in harden_plan.hosts if harden_plan.host_tags(h) and h not in gone]
+    after = None
+    if played and not check:
+        run = new_run(c.state, "verify", again.inventory.redactor(os.environ))
+        after = run_verify(
+            run=run,
+            catalog=again.catalog,
+            inventory=again.inventory,
+            hosts=played,
+            entries=again.entries,
+            selection=again.selection,
+            forks=again.forks,
+            command=sys.argv,
+            on_host=_said_probed(c),
+            waivers=again.waivers,
+            record={"purpose": "harden --only-drifted: after", "follows": harden_id},
+        )
+        _record(c, store, run, close=False)
+        c.out.print(f"verified again: {run.path}", soft_wrap=True)
+    store.close()
+    tags = {h: list(harden_plan.host_tags(h)) for h in harden_plan.hosts if h not in gone}
+    for line in drift_report.before_after(before, after, tags):
+        c.out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _say_before_play(
+    c: Ctx, gone: Mapping[str, str], glass: Mapping[str, Any] | None, linear_why: str
+) -> None:
+    for host, why in gone.items():
+        c.err.print(f"  [red]unreachable[/] {host}: {why} (no task will run there)")
+    for host, way in (glass or {}).items():
+        proof = "proven" if way["proven"] else "declared, not provable by casemate"
+        c.err.print(f"  break-glass {host}: {way['path']} ({proof})")
+    if linear_why:
+        c.err.print(f"  strategy linear: {linear_why} (--strategy to choose)", markup=False)
 
 
 def _print_waived(c: Ctx, record: Mapping[str, Any]) -> None:
@@ -583,6 +708,96 @@ def verify_cmd(
         )
         metrics.write(metrics_file, registry)
     return _gated(c, gate, doc)
+
+
+@app.command("drift")
+def drift_cmd(
+    ctx: typer.Context,
+    inventory: InventoryOpt,
+    limit: LimitOpt = None,
+    controls: ControlsOpt = None,
+    level: LevelOpt = 1,
+    forks: ForksOpt = 10,
+    profile: ProfileOpt = "standard",
+    waiver_file: WaiversOpt = None,
+    no_waivers: NoWaiversOpt = False,
+    fail_on: FailOnOpt = "any",
+    metrics_file: MetricsOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json (drift.json)")] = "table",
+) -> int:
+    """Probe every host once and name the controls that drifted, each with what was expected,
+    what is there now and what the fix would change (the role's check-mode diff of just those
+    controls' tags; what the probe cannot judge runs in check mode too). Exit 0 no drift, 1
+    drift (--fail-on narrows it), 2 bad input, 3 a host failed."""
+    from casemate import drift  # noqa: PLC0415 - drift only
+    from casemate.report import drift as drift_report  # noqa: PLC0415 - drift only
+
+    c = _ctx(ctx)
+    _check_format(fmt, ("table", "json"))
+    if forks < 1:
+        raise BadInputError("--forks must be at least 1")
+    catalog = c.catalog()
+    selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
+    entries = select(catalog, selection)
+    gate = parse_fail_on(fail_on, catalog.benchmarks())
+    found = _waivers(c, catalog, waiver_file, no_waivers)
+    inv = resolve_inventory(inventory, c.state)
+    hosts = inv.select(limit)
+    content = content_root()
+    shared = shared_fixes(content, catalog)
+    store = _open_history(c, metrics_file)
+    connections = {h: str(inv.hostvars(h).get("ansible_connection", "ssh")) for h in hosts}
+    chosen = choose_strategy("auto", connections)
+    run = new_run(c.state, "drift", inv.redactor(os.environ))
+    c.err.print(f"drift: {len(hosts)} host(s), {len(entries)} controls, level {level}")
+    began = time.monotonic()
+    done = drift.run_drift(
+        run=run,
+        content=content,
+        catalog=catalog,
+        inventory=inv,
+        hosts=hosts,
+        entries=entries,
+        selection=selection,
+        forks=forks,
+        command=sys.argv,
+        strategy=chosen.name,
+        shared=shared,
+        waivers=found,
+        on_host=_said_probed(c),
+    )
+    if fmt == "json":
+        typer.echo(json.dumps(done.doc, indent=2, sort_keys=True))
+    else:
+        for line in drift_report.lines(done.doc):
+            c.out.print(line, markup=False, highlight=False, soft_wrap=True)
+        c.out.print(f"drift.json: {run.path / 'drift.json'}", soft_wrap=True)
+        c.out.print(f"run: {run.path}", soft_wrap=True)
+    c.err.print(f"drift took {time.monotonic() - began:.1f}s")
+    recorded = _record(c, store, run)
+    if metrics_file is not None:
+        from casemate import metrics  # noqa: PLC0415 - loads prometheus_client
+
+        meta = run.read_json("run.json")
+        registry = metrics.drift_registry(done.report, done.doc, meta, recorded=recorded)
+        metrics.write(metrics_file, registry)
+    code = drift.exit_code(done.doc, gate)
+    if gate.spec != "any" and code != 3:
+        counted = sum(gate.selects(x) for _, x in drift.drifted_controls(done.doc))
+        c.err.print(f"--fail-on {gate.spec}: {counted} drifted control(s) count", markup=False)
+    return code
+
+
+def _said_probed(c: Ctx) -> Any:
+    def on_host(h: HostVerification) -> None:
+        if h.outcome.observations is None:
+            c.err.print(f"  [red]{h.host}: {h.outcome.error}[/]")
+        else:
+            c.err.print(
+                f"  {h.host}: probed in {h.outcome.raw.get('elapsed_ms')} ms (one round trip)"
+            )
+
+    return on_host
 
 
 def _gated(c: Ctx, gate: Gate, doc: Mapping[str, Any]) -> int:

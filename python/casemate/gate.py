@@ -26,11 +26,13 @@ class Gate:
 
     def counts(self, result: Mapping[str, Any]) -> bool:
         """Whether this result is a finding the gate fails on."""
-        return (
-            bool(result["automated"])
-            and result["status"] in FINDINGS
-            and (not self.level1 or result["level"] == 1)
-            and (not self.benchmarks or result["benchmark"] in self.benchmarks)
+        return bool(result["automated"]) and result["status"] in FINDINGS and self.selects(result)
+
+    def selects(self, control: Mapping[str, Any]) -> bool:
+        """Whether the gate's terms take in this control, whatever its status (`drift` counts
+        the drifted controls the gate selects)."""
+        return (not self.level1 or control["level"] == 1) and (
+            not self.benchmarks or control["benchmark"] in self.benchmarks
         )
 
     def exit_code(self, doc: Mapping[str, Any]) -> int:

@@ -34,14 +34,34 @@ class HardenPlan:
     # what the waivers came to, as run.json keeps it (file, waived and expired, warnings)
     waiver_record: Mapping[str, Any] | None = None
 
+    # host -> the only controls whose tags run there (`harden --only-drifted`: what drifted on
+    # it); None: every selected control. A host given no control gets no Ansible run at all.
+    only: Mapping[str, tuple[str, ...]] | None = None
+    # what the drift evaluation came to, as run.json keeps it (drift.only_drifted_record)
+    drift_record: Mapping[str, Any] | None = None
+
+    def host_tags(self, host: str) -> tuple[str, ...]:
+        """The tags run on `host`: the selected controls (only those given for it, with `only`)
+        less those waived there."""
+        wanted = set(self.tags if self.only is None else self.only.get(host, ()))
+        skipped = set(self.waived.get(host, ()))
+        return tuple(t for t in self.tags if t in wanted and t not in skipped)
+
+    def applied(self) -> list[str]:
+        """The controls the run applies on some host (the history credits a fix to it)."""
+        if self.only is None:
+            return list(self.tags)
+        run = {t for h in self.hosts for t in self.host_tags(h)}
+        return [t for t in self.tags if t in run]
+
     def batches(self, hosts: list[str]) -> list[tuple[list[str], tuple[str, ...]]]:
-        """`hosts` grouped by the controls waived on them, in plan order: one ansible-playbook run
-        per group, without those controls' tags (Ansible's tags are the same for every host of a
-        run). Without waivers: one group, nothing left out."""
+        """`hosts` grouped by the tags they run (host_tags), in plan order: one ansible-playbook
+        run per group (Ansible's tags are the same for every host of a run). Without waivers or
+        `only`: one group with every selected tag. A group with no tag is not played."""
         groups: dict[tuple[str, ...], list[str]] = {}
         for host in hosts:
-            groups.setdefault(self.waived.get(host, ()), []).append(host)
-        return [(members, skipped) for skipped, members in groups.items()]
+            groups.setdefault(self.host_tags(host), []).append(host)
+        return [(members, tags) for tags, members in groups.items()]
 
 
 def plan(entries: list[Entry], inventory: Inventory, limit: str | None) -> HardenPlan:
@@ -85,7 +105,7 @@ def shared_fixes(content: Path, catalog: Catalog) -> list[frozenset[str]]:
     return sorted(found, key=sorted)
 
 
-def _held(waived: set[str], selected: set[str], shared: list[frozenset[str]]) -> set[str]:
+def held_back(waived: set[str], selected: set[str], shared: list[frozenset[str]]) -> set[str]:
     """The waived controls and every selected control that shares a task with one of them (and so
     on): none of their tags may be in the host's run."""
     held = set(waived)
@@ -129,7 +149,7 @@ def waive(
     left_out: dict[str, tuple[str, ...]] = {}
     held_with: dict[str, list[str]] = {}
     for host, ids in waived.items():
-        held = _held(set(ids), selected, shared)
+        held = held_back(set(ids), selected, shared)
         left_out[host] = tuple(t for t in harden_plan.tags if t in held)
         if held - set(ids):
             held_with[host] = [t for t in harden_plan.tags if t in held - set(ids)]
@@ -196,7 +216,7 @@ def run_harden(
         level=level,
         profile=profile,
         hosts=harden_plan.hosts,
-        controls=harden_plan.tags,
+        controls=harden_plan.applied(),
     )
     meta |= {"check": check, "diff": diff}
     if strategy_note:  # auto fell back to linear: why
@@ -212,8 +232,14 @@ def run_harden(
     if harden_plan.waiver_record is not None:
         meta["waivers"] = dict(harden_plan.waiver_record)
     batches = harden_plan.batches(playable)
-    if len(batches) > 1:
-        meta["batches"] = [{"hosts": h, "left_out": list(s)} for h, s in batches]
+    if harden_plan.only is not None:
+        meta["only_drifted"] = dict(harden_plan.drift_record or {})
+        meta["batches"] = [{"hosts": h, "tags": list(t)} for h, t in batches]
+    elif len(batches) > 1:
+        meta["batches"] = [
+            {"hosts": h, "left_out": [t for t in harden_plan.tags if t not in tags]}
+            for h, tags in batches
+        ]
     run.write_json("inventory.json", inventory.redacted(run.redactor))
     run.write_json("run.json", meta | {"state": "running"})
 
@@ -222,10 +248,10 @@ def run_harden(
 
     runs: list[PlaybookOutcome] = []
     not_played: dict[str, str] = {}
+    started_runs = 0  # ansible-playbook runs started
     try:
-        for hosts, left_out in batches:
-            tags = [t for t in harden_plan.tags if t not in left_out]
-            if left_out and not tags:  # every selected control is waived on these hosts
+        for hosts, tags in batches:
+            if harden_plan.tags and not tags:  # all waived (or none drifted) on these hosts
                 runs.append(
                     PlaybookOutcome(
                         "successful", 0, {h: HostStats() for h in hosts}, strategy=strategy
@@ -239,6 +265,7 @@ def run_harden(
                 # the rest, as the one-at-a-time plays (etcd, API servers) stop at a failed host
                 not_played.update(dict.fromkeys(hosts, "not played: an earlier group failed"))
                 continue
+            started_runs += 1
             runs.append(
                 run_playbook(
                     artifacts=run.path / ANSIBLE,
@@ -246,7 +273,7 @@ def run_harden(
                     playbook=PLAYBOOK,
                     inventory=inventory.source,
                     hosts=hosts,
-                    tags=tags,
+                    tags=list(tags),
                     extravars=extravars,
                     check=check,
                     diff=diff,
@@ -279,6 +306,8 @@ def run_harden(
     }
     if not_played:
         finished["not_played"] = not_played
+    # whether Ansible ran at all (`harden --only-drifted` on hosts where nothing drifted: never)
+    finished["playbook_runs"] = started_runs
     run.write_json("run.json", finished | {"outcome": run_outcome(finished)})
     return outcome
 

@@ -2,7 +2,7 @@
 collector (written by prometheus_client, atomically: a scrape never reads half a file).
 
 Every metric is documented in docs/history.md ("Metrics"). Run-level metrics carry the label
-`command` (verify, harden; drift later), so one directory can hold each command's file.
+`command` (verify, harden, drift), so one directory can hold each command's file.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
 from casemate.checks.base import Status
+from casemate.drift import per_host
 from casemate.errors import BadInputError
 from casemate.harden import OUTCOMES, run_outcome
 from casemate.history.record import HARDEN_COUNTS, when
@@ -68,10 +69,13 @@ def verify_registry(
     *,
     recorded: bool,
     drifted: Mapping[str, int] | None,
+    drifted_help: str = "Controls of the host that passed in its previous recorded result and "
+    "fail now.",
 ) -> CollectorRegistry:
-    """A verify run: per host the count of controls in each status, whether it was probed, and
-    (when the history could be read) how many controls drifted: passed in the host's previous
-    recorded result and fail now."""
+    """A verify (or drift) run: per host the count of controls in each status, whether it was
+    probed, and (when known) how many controls drifted: for verify, those that passed in the
+    host's previous recorded result and fail now (when the history could be read); for drift,
+    what drift named (`drift_registry`)."""
     registry = CollectorRegistry()
     command = _run(registry, meta, recorded)
     controls = Gauge(
@@ -95,12 +99,40 @@ def verify_registry(
     if drifted is not None:
         gauge = Gauge(
             "casemate_drifted_controls",
-            "Controls of the host that passed in its previous recorded result and fail now.",
+            drifted_help,
             ["command", "host"],
             registry=registry,
         )
         for host in doc["hosts"]:
             gauge.labels(command, host["name"]).set(drifted.get(host["name"], 0))
+    return registry
+
+
+def drift_registry(
+    report: Mapping[str, Any],
+    drift: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    *,
+    recorded: bool,
+) -> CollectorRegistry:
+    """A drift run: verify's per-host counts of what the probe judged, each host's drifted
+    controls (drifted, without remediation, or held back: as `casemate drift` names them), and
+    whether the host failed (not probed, or its check-mode run failed)."""
+    registry = verify_registry(
+        report,
+        meta,
+        recorded=recorded,
+        drifted=per_host(drift),
+        drifted_help="Controls of the host that drifted in the last run (casemate drift).",
+    )
+    failed = Gauge(
+        "casemate_host_failed",
+        "1 when the host failed in the last run (not probed, or its check-mode run failed).",
+        ["command", "host"],
+        registry=registry,
+    )
+    for h in drift["hosts"]:
+        failed.labels(str(meta["kind"]), h["name"]).set(1 if h["failed"] else 0)
     return registry
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from casemate.catalog.loader import Catalog
@@ -212,6 +213,39 @@ def verify_hosts(
         return list(pool.map(one, hosts))
 
 
+def judged_report(
+    *,
+    run: RunDir,
+    catalog: Catalog,
+    inventory: Inventory,
+    selection: Selection,
+    results: list[HostVerification],
+    started: str,
+    waivers: WaiverSet | None,
+) -> dict[str, Any]:
+    """The report document of probed hosts (judged against `waivers` on the day the run
+    started), redacted, and written into the run with each host's observations: report.json
+    and junit.xml. verify and drift record what they judged the same way."""
+    built = document.build(
+        run_id=run.id,
+        started=started,
+        finished=now_utc().isoformat(),
+        inventory=str(inventory.source),
+        catalog_digest=catalog.digest,
+        benchmarks=catalog.benchmarks(),
+        selection=selection,
+        hosts=results,
+    )
+    if waivers is not None:
+        day = datetime.fromisoformat(started).date()
+        built = document.with_waivers(built, waivers, day, when="verify")
+    doc: dict[str, Any] = run.redactor.scrub(built)
+    for h in results:
+        run.write_json(f"observations/{h.host}.json", h.outcome.raw | {"error": h.outcome.error})
+    document.write_reports(run.path, doc)
+    return doc
+
+
 def run_verify(
     *,
     run: RunDir,
@@ -225,6 +259,7 @@ def run_verify(
     transport_for: Callable[[Inventory, str], Transport] = testinfra_transport,
     on_host: Callable[[HostVerification], None] | None = None,
     waivers: WaiverSet | None = None,
+    record: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Probe and judge `hosts`, and record the run as harden does: run.json (running, then
     finished with its outcome), the redacted inventory, each host's observations, report.json and
@@ -232,8 +267,7 @@ def run_verify(
     answered). Outcome `succeeded`: every host was probed and judged; `failed`: a host could not
     be probed; `canceled`: interrupted (see harden.OUTCOMES). With `waivers`, the results are
     judged against them on the day the run started (document.with_waivers)."""
-    began = now_utc()
-    started = began.isoformat()
+    started = now_utc().isoformat()
     meta = run_meta(
         "verify",
         command=command,
@@ -248,6 +282,7 @@ def run_verify(
     meta["selection"] = selection.record()
     if waivers is not None:
         meta["waivers"] = str(waivers.path)
+    meta |= dict(record or {})  # e.g. which run it follows
     run.write_json("inventory.json", inventory.redacted(run.redactor))
     run.write_json("run.json", meta | {"state": "running"})
     try:
@@ -260,22 +295,15 @@ def run_verify(
             meta | {"state": "finished", "finished": now_utc().isoformat(), "outcome": "canceled"},
         )
         raise
-    built = document.build(
-        run_id=run.id,
-        started=started,
-        finished=now_utc().isoformat(),
-        inventory=str(inventory.source),
-        catalog_digest=catalog.digest,
-        benchmarks=catalog.benchmarks(),
+    doc = judged_report(
+        run=run,
+        catalog=catalog,
+        inventory=inventory,
         selection=selection,
-        hosts=results,
+        results=results,
+        started=started,
+        waivers=waivers,
     )
-    if waivers is not None:
-        built = document.with_waivers(built, waivers, began.date(), when="verify")
-    doc: dict[str, Any] = run.redactor.scrub(built)
-    for h in results:
-        run.write_json(f"observations/{h.host}.json", h.outcome.raw | {"error": h.outcome.error})
-    document.write_reports(run.path, doc)
     unprobed = {h["name"]: h["error"] for h in doc["hosts"] if not h["probed"]}
     finished = meta | {
         "state": "finished",

@@ -22,6 +22,7 @@ def no_host_is_touched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr("ansible_runner.run", boom)
     monkeypatch.setattr("casemate.runner.run_playbook", boom)
     monkeypatch.setattr("casemate.harden.run_playbook", boom)
+    monkeypatch.setattr("casemate.drift.run_playbook", boom)
     monkeypatch.setattr("casemate.verify.collect", boom)
     monkeypatch.setattr("casemate.probe.reach.unreachable", boom)
     monkeypatch.setenv("CASEMATE_STATE_DIR", str(tmp_path / "state"))
@@ -65,22 +66,27 @@ CASES = [
 ]
 
 
+COMMANDS = [["harden"], ["verify"], ["drift"], ["harden", "--only-drifted"]]
+
+
 @pytest.mark.ansible
-@pytest.mark.parametrize("command", ["harden", "verify"])
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 @pytest.mark.parametrize(("args", "message"), CASES)
 def test_bad_input(
-    capsys: pytest.CaptureFixture[str], command: str, args: list[str], message: str
+    capsys: pytest.CaptureFixture[str], command: list[str], args: list[str], message: str
 ) -> None:
-    code, err = call(capsys, command, *args)
+    code, err = call(capsys, *command, *args)
     assert code == 2, err
     assert err.count("\n") == 1, err
     assert err.startswith("casemate: error: ")
     assert message in err
 
 
-@pytest.mark.parametrize("command", ["harden", "verify"])
-def test_corrupt_catalog(capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str) -> None:
-    code, err = call(capsys, "--catalog", bad_catalog(tmp_path), command, "-i", INV)
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_corrupt_catalog(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str]
+) -> None:
+    code, err = call(capsys, "--catalog", bad_catalog(tmp_path), *command, "-i", INV)
     assert code == 2
     assert err.startswith("casemate: error: docker.yml:")
     assert err.count("\n") == 1

@@ -25,7 +25,7 @@ from casemate.catalog.select import Selection, select
 from casemate.checks import builtin_kinds
 from casemate.errors import WaiverError
 from casemate.generated import tag_lists
-from casemate.harden import _held, shared_fixes
+from casemate.harden import held_back, shared_fixes
 from casemate.locations import content_root
 from casemate.probe.collect import ProbeOutcome, parse_answer
 from casemate.report import document, junit, table
@@ -539,7 +539,7 @@ def test_no_task_that_fixes_a_waived_control_is_selected_by_ansible(
         if e.control.remediation is not None and "docker_hosts" in e.control.applies_to
     ]
     selected = {e.id for e in entries}
-    held = _held({waived}, selected, shared_fixes(content_root(), CATALOG))
+    held = held_back({waived}, selected, shared_fixes(content_root(), CATALOG))
     tags = [e.id for e in entries if e.id not in held]
     generated = {frozenset(t.ids) for t in tag_lists(content_root(), CATALOG)}
     ran = listed_tasks(tmp_path, tags)

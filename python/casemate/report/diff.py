@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +50,52 @@ def render(artifacts: Path) -> list[tuple[str, str]]:
                 if found is not None:
                     out.append(found)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """One task that changed (or, in check mode, would change) one host, with its diffs."""
+
+    host: str
+    task: str
+    role: str | None
+    diffs: tuple[str, ...]  # each a header line and its unified diff, as `render` gives them
+
+
+def _diffs(host: str, task: str, res: Mapping[str, Any]) -> list[str]:
+    found = res.get("diff") or []
+    out = []
+    for d in found if isinstance(found, list) else [found]:
+        if isinstance(d, dict) and ("before" in d or "prepared" in d):
+            one = _one(host, task, d)
+            if one is not None:
+                out.append(f"{one[0]}\n{one[1]}".rstrip("\n"))
+    for item in res.get("results") or ():  # a loop: each item's own diff
+        if isinstance(item, dict):
+            out.extend(_diffs(host, task, item))
+    return out
+
+
+def changed(artifacts: Path) -> list[Changed]:
+    """Every task that reported `changed` in the runs stored under `artifacts`, in event order
+    (ansible-runner's events: host, task, role and result; never Ansible's printed output)."""
+    out: list[Changed] = []
+    for path in sorted(
+        artifacts.glob("*/job_events/*.json"), key=lambda p: (p.parent.parent.name, _counter(p))
+    ):
+        raw = json.loads(path.read_text())
+        if raw.get("event") != "runner_on_ok":
+            continue
+        data = raw.get("event_data") or {}
+        res = data.get("res") or {}
+        if not res.get("changed"):
+            continue
+        host, task = str(data.get("host")), str(data.get("task", ""))
+        role = data.get("role")
+        out.append(Changed(host, task, str(role) if role else None, tuple(_diffs(host, task, res))))
+    return out
+
+
+def _counter(path: Path) -> int:
+    head = path.name.split("-")[0]
+    return int(head) if head.isdigit() else 0
