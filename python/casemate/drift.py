@@ -113,23 +113,42 @@ def _roles(entry: Entry) -> tuple[str, ...]:
     return (rem.role, *rem.also) if rem is not None else ()
 
 
+def named_ids(task: str, order: Sequence[str]) -> list[str]:
+    """The control ids a task's name ends with (`... | cis_docker_3_17 cis_docker_3_18`), a range
+    `cis_k8s_1_2_1 - cis_k8s_1_2_30` standing for every id between the two in catalog `order`."""
+    found = _IDS.search(task)
+    if found is None:
+        return []
+    words = found.group(1).split()
+    index = {c: i for i, c in enumerate(order)}
+    out: list[str] = []
+    for i, word in enumerate(words):
+        if word != "-":
+            out.append(word)
+        elif 0 < i < len(words) - 1 and words[i - 1] in index and words[i + 1] in index:
+            out.extend(order[index[words[i - 1]] + 1 : index[words[i + 1]]])
+    return out
+
+
 def attribute(
-    plan: HostPlan, changes: Iterable[Changed], entries: Mapping[str, Entry]
+    plan: HostPlan,
+    changes: Iterable[Changed],
+    entries: Mapping[str, Entry],
+    order: Sequence[str] = (),
 ) -> tuple[dict[str, list[Changed]], list[Changed]]:
     """The check-mode changes on one host, per control of its run; and those no control of it
-    explains. A task named for the ids it fixes (`... | cis_docker_3_17 cis_docker_3_18`) belongs
-    to those of them in the run. A role's shared step (write the merged file, restart: tagged with
-    every control of the role, named for none) belongs to the run's controls of that role the
-    probe saw drift, or, when there are none, to its not_verifiable ones: those are then the only
-    reason the step would change."""
+    explains. A task named for the ids it fixes (`... | cis_docker_3_17 cis_docker_3_18`, or a
+    range of them in catalog `order`) belongs to those of them in the run. A role's shared step
+    (write the merged file, restart: tagged with every control of the role, named for none)
+    belongs to the run's controls of that role the probe saw drift, or, when there are none, to
+    its not_verifiable ones: those are then the only reason the step would change."""
     mine: dict[str, list[Changed]] = {}
     other: list[Changed] = []
     run = set(plan.tags)
     for change in changes:
         if change.host != plan.host:
             continue
-        named = _IDS.search(change.task)
-        ids = [c for c in named.group(1).split() if c in run] if named else []
+        ids = [c for c in named_ids(change.task, order) if c in run]
         if not ids and change.role is not None:
             in_role = [c for c in plan.tags if change.role in _roles(entries[c])]
             ids = [c for c in in_role if plan.states.get(c) == DRIFTED] or in_role
@@ -189,13 +208,15 @@ def build(
     changes: Sequence[Changed],
     entries: Mapping[str, Entry],
     finished: str,
+    order: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """drift.json's document (python/casemate/report/drift.schema.json)."""
+    """drift.json's document (python/casemate/report/drift.schema.json). `order`: every catalog
+    id in catalog order (task names give ranges of ids)."""
     results = {(r["host"], r["control_id"]): r for r in report["results"]}
     played = {h: run for run in check_runs for h in run.hosts}
     hosts: list[dict[str, Any]] = []
     for plan in plans:
-        mine, other = attribute(plan, changes, entries)
+        mine, other = attribute(plan, changes, entries, order)
         check = played.get(plan.host)
         stats = vars_of(check.outcome.hosts.get(plan.host)) if check is not None else None
         failed_check = check is not None and (
@@ -396,6 +417,7 @@ def run_drift(
             changes=changes,
             entries=by_id,
             finished=now_utc().isoformat(),
+            order=list(catalog.ids()),
         )
     )
     run.write_json("drift.json", doc)

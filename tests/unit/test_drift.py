@@ -276,3 +276,20 @@ def test_waivers_reach_drift(tmp_path: Path) -> None:
     found: WaiverSet = load_waivers(path, set(CATALOG.ids()))
     doc = document.with_waivers(recorded("hardened"), found, date(2026, 12, 5), when="verify")
     assert plan_of(doc, host).states[control] == drift.WAIVED
+
+
+def test_a_task_named_for_a_range_of_ids_belongs_to_the_ids_inside_it() -> None:
+    """The Kubernetes roles' shared manifest step (role kube_node) names its controls as ranges;
+    its would-change is the drifted API-server flag's diff."""
+    plan = drift.HostPlan("cp", True, None, {"cis_k8s_1_2_15": drift.DRIFTED}, ("cis_k8s_1_2_15",))
+    task = (
+        "Change casemate's flags in the manifest | cis_k8s_1_2_1 - cis_k8s_1_2_30 cis_k8s_3_2_1 "
+        "cis_k8s_3_2_2 cis_k8s_5_2_1 - cis_k8s_5_2_12"
+    )
+    change = Changed("cp", task, "kube_node", ("--profiling=false",))
+    order = CATALOG.ids()
+    assert "cis_k8s_1_2_15" in drift.named_ids(task, order)
+    assert "cis_k8s_5_2_3" in drift.named_ids(task, order)
+    assert "cis_k8s_1_3_1" not in drift.named_ids(task, order)
+    mine, other = drift.attribute(plan, [change], ENTRIES, order)
+    assert (mine, other) == ({"cis_k8s_1_2_15": [change]}, [])
