@@ -6,6 +6,7 @@ CASEMATE  := $(VENV)/casemate
 DEMO_DIR  := reports/demo
 DEMO_INV  := .casemate/demo-inventory
 DEMO_KEYS := .casemate/keys
+DEMO_NODE := casemate-lab-1
 LEVEL     ?= 1
 
 .PHONY: setup demo demo-down lint unit lab-test molecule test bench docs clean
@@ -15,6 +16,8 @@ setup:
 
 # Two Docker hosts and one kubeadm-style Kubernetes node, hardened and verified in one run each,
 # then the verify run and the harden it followed exported as a signed evidence bundle and checked.
+# Last, a drift: one node's daemon.json edited by hand, `drift` names cis_docker_2_2 (exit 1),
+# `harden --only-drifted` fixes only that, and the history shows it fail -> pass (docs/drift.md).
 # verify exits 1 when findings remain (at level 1 only the opt-in cis_k8s_1_2_1: kubeadm's health
 # probes are anonymous); anything worse (bad input, a host not probed) fails the demo.
 demo: setup
@@ -29,8 +32,16 @@ demo: setup
 	$(CASEMATE) evidence export latest-verify --harden latest-harden \
 		--key $(DEMO_KEYS)/evidence.key -o $(DEMO_DIR)/evidence.tar.gz
 	$(CASEMATE) evidence verify $(DEMO_DIR)/evidence.tar.gz --pub $(DEMO_KEYS)/evidence.pub
+	@echo; echo "drift: $(DEMO_NODE)'s daemon.json edited by hand (icc true), dockerd restarted"
+	docker exec $(DEMO_NODE) sh -c 'jq ".icc = true" /etc/docker/daemon.json > /root/daemon.json.new \
+		&& cat /root/daemon.json.new > /etc/docker/daemon.json && rm /root/daemon.json.new \
+		&& systemctl restart docker'
+	$(CASEMATE) drift -i $(DEMO_INV) --level $(LEVEL) --limit $(DEMO_NODE) > $(DEMO_DIR)/drift.txt; \
+		rc=$$?; cat $(DEMO_DIR)/drift.txt; [ $$rc -eq 1 ] && grep -q cis_docker_2_2 $(DEMO_DIR)/drift.txt
+	$(CASEMATE) harden -i $(DEMO_INV) --level $(LEVEL) --limit $(DEMO_NODE) --only-drifted
+	$(CASEMATE) history --control cis_docker_2_2 --host $(DEMO_NODE)
 	@echo
-	@echo "demo done: reports in $(DEMO_DIR)/ (report.html, report.json, junit.xml, OSCAL, SARIF, CSV);"
+	@echo "demo done: reports in $(DEMO_DIR)/ (report.html, report.json, junit.xml, OSCAL, SARIF, CSV, drift.txt);"
 	@echo "signed evidence bundle: $(DEMO_DIR)/evidence.tar.gz (public key $(DEMO_KEYS)/evidence.pub; see docs/evidence.md);"
 	@echo "the labs keep running ('$(CASEMATE) lab status --name k8s'); remove them with 'make demo-down'."
 
