@@ -63,7 +63,7 @@ evidence_app = typer.Typer(
     no_args_is_help=True, help="Signed evidence bundles of stored runs (docs/evidence.md)."
 )
 history_app = typer.Typer(
-    help="Every recorded verify and harden run: control timelines and regressions."
+    help="Every recorded verify, drift and harden run: control timelines and regressions."
 )
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(lab_app, name="lab")

@@ -1,3 +1,3 @@
-"""The history store: every verify and harden run (drift later) recorded per run and per host x
+"""The history store: every verify, harden and drift run recorded per run and per host x
 control, in SQLite under the state directory or in PostgreSQL shared by several controllers.
 See docs/history.md."""
