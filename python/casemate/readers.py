@@ -37,16 +37,20 @@ def without_library_imports(source: str) -> str:
 
 
 def library_module(name: str) -> ModuleType:
-    """A library file loaded as a module of its own (once per process, like any import)."""
+    """A library file loaded as a module of its own (once per process, like any import).
+
+    verify judges hosts in threads: the module is published in sys.modules only once it is
+    whole, so a second thread never finds a half-executed module (one without its functions yet);
+    two threads loading it at once each run the file, and the first one published is kept."""
     key = f"casemate._readers.{name}"
     loaded = sys.modules.get(key)
     if loaded is None:
         spec = importlib.util.spec_from_file_location(key, library_path(name))
         if spec is None or spec.loader is None:  # pragma: no cover - a .py path always has one
             raise ImportError(f"cannot load {library_path(name)}")
-        loaded = importlib.util.module_from_spec(spec)
-        sys.modules[key] = loaded
-        spec.loader.exec_module(loaded)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # the files are plain functions: none looks itself up
+        loaded = sys.modules.setdefault(key, module)
     return loaded
 
 
