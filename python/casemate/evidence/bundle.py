@@ -7,8 +7,10 @@ Layout (docs/evidence.md):
                          and the run's meta as its predicate; the exact bytes the envelope signs
     envelope.dsse.json   the DSSE envelope (payloadType application/vnd.in-toto+json, Ed25519);
                          absent in an unsigned bundle
-    run/...              every file of the run directory (reports of every format, observations,
+    run/...              every file of the run directory (report.json, junit.xml, observations,
                          the redacted inventory, run.json)
+    reports/...          a verify run's report in every format (report/formats.py), rendered from
+                         run/report.json at export: the same run gives the same bytes
     harden/...           every file of the harden run it followed (ansible-runner's events)
     catalog/*.yml        the catalog the run used (its digest is the run's)
     versions.json        casemate, Python, ansible-core, ansible-runner, the collections
@@ -43,8 +45,10 @@ from casemate.evidence.keys import keyid
 from casemate.evidence.versions import versions
 from casemate.harden import run_outcome
 from casemate.redact import KEY_MARKER, MARKER, VAULT_MARKER, Redactor
+from casemate.report import changes, document, formats
 from casemate.rundir import RunDir
 
+REPORTS = "reports"  # every report format, rendered from the run's report.json
 MANIFEST = "manifest.json"
 ENVELOPE = "envelope.dsse.json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -95,8 +99,27 @@ def _waiver_file(meta: Mapping[str, Any]) -> str | None:
 
 
 def _run_summary(run: RunDir, meta: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("kind", "started", "finished", "inventory", "hosts", "level", "profile", "summary")
+    # gate: the --fail-on gate verify applied and the exit status it gave (gate.Gate.record)
+    keys = ("kind", "started", "finished", "inventory", "hosts", "level", "profile", "summary",
+            "gate")  # fmt: skip
     return {"id": run.id, "outcome": run_outcome(meta)} | {k: meta[k] for k in keys if k in meta}
+
+
+def _reports(run: RunDir) -> dict[str, bytes]:
+    """A verify run's report in every format, each by its one renderer, from the run's own
+    report.json (and the changes since the previous run beside it, as `verify --report-dir`
+    renders them); nothing for a run without a report (a harden run, an interrupted verify)."""
+    stored = run.path / "report.json"
+    if not stored.is_file():
+        return {}
+    try:
+        doc = run.read_json("report.json")
+        document.validate(doc)
+    except Exception as exc:  # not JSON, or not the schema: a report casemate cannot render
+        why = getattr(exc, "message", None) or str(exc)
+        raise BadInputError(f"{stored}: not a report casemate can render: {why}") from None
+    rendered = formats.render(doc, formats.FORMATS, lambda: changes.since_previous(run.path, doc))
+    return {f"{REPORTS}/{f.filename}": text.encode() for f, text in rendered}
 
 
 def _secret_in(name: str, data: bytes) -> str | None:
@@ -133,6 +156,9 @@ def collect(
     meta = run.read_json("run.json")
     files = _tree("run", run.path)
     predicate: dict[str, Any] = {"run": _run_summary(run, meta), "harden": None}
+    reports = _reports(run)
+    files |= reports
+    predicate["reports"] = sorted(reports) or None
     if harden is not None:
         hmeta = harden.read_json("run.json")
         files |= _tree("harden", harden.path)
