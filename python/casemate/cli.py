@@ -21,7 +21,7 @@ from casemate.catalog.loader import Catalog, load_catalog
 from casemate.catalog.select import Selection, parse_controls, select
 from casemate.checks import builtin_kinds
 from casemate.errors import BadInputError, CasemateError
-from casemate.gate import Gate, parse_fail_on
+from casemate.gate import parse_fail_on
 from casemate.harden import plan, run_harden, run_outcome, shared_fixes, stored_stats, waive
 from casemate.locations import content_root, state_dir
 from casemate.probe import reach
@@ -561,6 +561,7 @@ def verify_cmd(
         command=sys.argv,
         on_host=on_host,
         waivers=found,
+        gate=gate,
     )
     written = [run.path / "report.json", run.path / "junit.xml"]
     if report_dir is not None:
@@ -582,14 +583,17 @@ def verify_cmd(
             doc, meta, recorded=recorded, drifted=drifted if recorded else None
         )
         metrics.write(metrics_file, registry)
-    return _gated(c, gate, doc)
+    return _gated(c, doc)
 
 
-def _gated(c: Ctx, gate: Gate, doc: Mapping[str, Any]) -> int:
-    code = gate.exit_code(doc)
-    if gate.spec != "any" and code != 3:
-        counted = sum(gate.counts(r) for r in doc["results"])
-        c.err.print(f"--fail-on {gate.spec}: {counted} finding(s) count", markup=False)
+def _gated(c: Ctx, doc: Mapping[str, Any]) -> int:
+    """The exit status the document's recorded gate gave (Gate.record), said when narrowed."""
+    gate = doc["gate"]
+    code = int(gate["exit_code"])
+    if gate["fail_on"] != "any" and code != 3:
+        c.err.print(
+            f"--fail-on {gate['fail_on']}: {gate['findings']} finding(s) count", markup=False
+        )
     return code
 
 
@@ -661,6 +665,9 @@ def report_cmd(
     found = _waivers(c, catalog, waiver_file, no_waivers)
     if found is not None:
         doc = document.with_waivers(doc, found, now_utc().date(), when="report")
+    applied = gate.record(doc, when="report")
+    if doc.get("gate", {}) | {"when": "report"} != applied:  # what verify recorded stands when
+        doc = dict(doc) | {"gate": applied}  # the same gate gave the same; else the reports say
 
     def since() -> changes.Changes | None:
         return changes.since_previous(run.path, doc)
@@ -675,7 +682,7 @@ def report_cmd(
     else:
         chosen = formats.get(fmt)
         typer.echo(chosen.render(doc, since() if chosen.uses_changes else None), nl=False)
-    return _gated(c, gate, doc)
+    return _gated(c, doc)
 
 
 def _check_report_targets(fmt: str, output: Path | None, report_dir: Path | None) -> None:

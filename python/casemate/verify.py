@@ -12,6 +12,7 @@ from casemate.catalog.model import Entry
 from casemate.catalog.select import Selection
 from casemate.checks.base import Check, Observations, Probe, Status, Verdict, error_of
 from casemate.errors import BadInputError
+from casemate.gate import Gate
 from casemate.inventory import Inventory
 from casemate.probe.collect import ProbeOutcome, Transport, collect, remote_command
 from casemate.probe.transport import interpreter_of, testinfra_transport
@@ -225,13 +226,16 @@ def run_verify(
     transport_for: Callable[[Inventory, str], Transport] = testinfra_transport,
     on_host: Callable[[HostVerification], None] | None = None,
     waivers: WaiverSet | None = None,
+    gate: Gate | None = None,
 ) -> dict[str, Any]:
     """Probe and judge `hosts`, and record the run as harden does: run.json (running, then
     finished with its outcome), the redacted inventory, each host's observations, report.json and
     junit.xml. Returns the report document (redacted: no report holds a secret, whatever a host
     answered). Outcome `succeeded`: every host was probed and judged; `failed`: a host could not
     be probed; `canceled`: interrupted (see harden.OUTCOMES). With `waivers`, the results are
-    judged against them on the day the run started (document.with_waivers)."""
+    judged against them on the day the run started (document.with_waivers). The `gate`
+    (--fail-on; default: any finding) is applied to the results and recorded with the exit
+    status it gives, under `gate` in run.json and in the report."""
     began = now_utc()
     started = began.isoformat()
     meta = run_meta(
@@ -272,6 +276,7 @@ def run_verify(
     )
     if waivers is not None:
         built = document.with_waivers(built, waivers, began.date(), when="verify")
+    built["gate"] = (gate or Gate()).record(built, when="verify")
     doc: dict[str, Any] = run.redactor.scrub(built)
     for h in results:
         run.write_json(f"observations/{h.host}.json", h.outcome.raw | {"error": h.outcome.error})
@@ -282,6 +287,7 @@ def run_verify(
         "finished": doc["finished"],
         "summary": doc["summary"],
         "outcome": "failed" if unprobed else "succeeded",
+        "gate": doc["gate"],
     }
     if unprobed:
         finished["unprobed"] = unprobed
