@@ -135,6 +135,18 @@ ProfileOpt = Annotated[
 ]
 
 
+def _writable_dir(directory: Path, option: str) -> None:
+    """Bad input before any host is touched: where `option` writes is a directory casemate can
+    write in, made now (0700, parents too) when missing, so a run never ends in a write error."""
+    try:
+        private.make_dir(directory, own=False)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise BadInputError(f"{option} {directory}: cannot make the directory ({why})") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise BadInputError(f"{option} {directory}: cannot write in it")
+
+
 def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
     if fmt not in allowed:
         raise BadInputError(f"--format must be one of {', '.join(allowed)}, not '{fmt}'")
@@ -533,10 +545,12 @@ def verify_cmd(
     entries = select(catalog, selection)
     gate = parse_fail_on(fail_on, catalog.benchmarks())
     found = _waivers(c, catalog, waiver_file, no_waivers)
-    inv = resolve_inventory(inventory, c.state)
-    hosts = inv.select(limit)
     if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
         raise BadInputError(f"--report-dir {report_dir}: not a directory")
+    if report_dir is not None:  # made now, before the inventory is read (that can take a while)
+        _writable_dir(report_dir, "--report-dir")
+    inv = resolve_inventory(inventory, c.state)
+    hosts = inv.select(limit)
     store = _open_history(c, metrics_file)
     run = new_run(c.state, "verify", inv.redactor(os.environ))
     c.err.print(f"verifying {len(hosts)} host(s) against {len(entries)} controls, level {level}")
@@ -669,6 +683,8 @@ def report_cmd(
     if doc.get("gate", {}) | {"when": "report"} != applied:  # what verify recorded stands when
         doc = dict(doc) | {"gate": applied}  # the same gate gave the same; else the reports say
 
+    _writable_targets(output, report_dir)
+
     def since() -> changes.Changes | None:
         return changes.since_previous(run.path, doc)
 
@@ -683,6 +699,13 @@ def report_cmd(
         chosen = formats.get(fmt)
         typer.echo(chosen.render(doc, since() if chosen.uses_changes else None), nl=False)
     return _gated(c, doc)
+
+
+def _writable_targets(output: Path | None, report_dir: Path | None) -> None:
+    if report_dir is not None:
+        _writable_dir(report_dir, "--report-dir")
+    if output is not None:
+        _writable_dir(output.parent, "-o")
 
 
 def _check_report_targets(fmt: str, output: Path | None, report_dir: Path | None) -> None:
@@ -719,6 +742,7 @@ def evidence_keygen(
             raise BadInputError(f"{directory / name}: already exists (a key is never overwritten)")
     if out_dir is None:
         private.state_dir(c.state, "keys")
+    _writable_dir(directory, "--out-dir")
     pair = keys.generate(directory)
     c.out.print(f"private key: {pair.private}", soft_wrap=True)
     c.out.print(f"public key:  {pair.public}", soft_wrap=True)
@@ -750,6 +774,7 @@ def evidence_export(
     signer = keys.load_private(key) if key is not None else None
     run = find_run(c.state, run_ref)
     followed = find_run(c.state, harden) if harden is not None else None
+    _writable_dir(output.parent, "--output")
     done = bundle.export(run, output, harden=followed, key=signer, catalog_dir=c.catalog_dir)
     how = f"signed by key {done.keyid}" if done.keyid else "unsigned: verify will say so (exit 4)"
     c.out.print(f"bundle: {done.path} ({done.files} files, {how})", soft_wrap=True)
