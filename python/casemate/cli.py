@@ -7,7 +7,8 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -346,6 +347,25 @@ def _open_history(c: Ctx, metrics_file: Path | None) -> Store:
     return open_store(c.db, c.state)
 
 
+@contextmanager
+def _recorded_if_interrupted(c: Ctx, store: Store, run: RunDir) -> Iterator[None]:
+    """A run interrupted (Ctrl-C) is sealed and its run.json says `canceled`: it is recorded in
+    the history store (opened before the run) like any other. Interrupted again while that
+    is written, it is left for `casemate history import`, and one line says so."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        try:
+            _record(c, store, run)
+        except KeyboardInterrupt:
+            c.err.print(
+                f"history: run {run.id} not recorded; import it later with "
+                f"casemate history import {run.path}",
+                markup=False,
+            )
+        raise
+
+
 def _record(c: Ctx, store: Store, run: RunDir) -> bool:
     """Record a finished run in the history store. A failure never fails the run: its record
     on disk is complete, and one line says how to import it later."""
@@ -439,7 +459,10 @@ def harden_cmd(
     if chosen.why:
         c.err.print(f"  strategy linear: {chosen.why} (--strategy to choose)", markup=False)
     began = time.monotonic()
-    with progress.HardenProgress(c.err, harden_plan.hosts) as shown:
+    with (
+        _recorded_if_interrupted(c, store, run),
+        progress.HardenProgress(c.err, harden_plan.hosts) as shown,
+    ):
         outcome = run_harden(
             run=run,
             content=content,
@@ -564,19 +587,20 @@ def verify_cmd(
                 f"  {h.host}: probed in {h.outcome.raw.get('elapsed_ms')} ms (one round trip)"
             )
 
-    doc = run_verify(
-        run=run,
-        catalog=catalog,
-        inventory=inv,
-        hosts=hosts,
-        entries=entries,
-        selection=selection,
-        forks=forks,
-        command=sys.argv,
-        on_host=on_host,
-        waivers=found,
-        gate=gate,
-    )
+    with _recorded_if_interrupted(c, store, run):
+        doc = run_verify(
+            run=run,
+            catalog=catalog,
+            inventory=inv,
+            hosts=hosts,
+            entries=entries,
+            selection=selection,
+            forks=forks,
+            command=sys.argv,
+            on_host=on_host,
+            waivers=found,
+            gate=gate,
+        )
     written = [run.path / "report.json", run.path / "junit.xml"]
     if report_dir is not None:
         written = formats.write(

@@ -256,6 +256,16 @@ def run_harden(
                 )
             )
         played = _merged(runs, strategy)
+    except KeyboardInterrupt:  # recorded as canceled, with what the events so far say
+        seen = tally_events(run.path / ANSIBLE / "artifacts")
+        stats = {h: vars_of(seen.get(h) or HostStats()) for h in harden_plan.hosts}
+        run.write_json(
+            "run.json",
+            meta
+            | {"state": "finished", "finished": now_utc().isoformat(), "outcome": "canceled"}
+            | {"interrupted": True, "stats_from": "events", "stats": stats},
+        )
+        raise
     finally:  # interrupted too: what ansible-runner wrote so far is redacted
         run.seal()
     outcome = replace(

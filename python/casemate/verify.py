@@ -261,7 +261,9 @@ def run_verify(
     except KeyboardInterrupt:
         run.write_json(
             "run.json",
-            meta | {"state": "finished", "finished": now_utc().isoformat(), "outcome": "canceled"},
+            meta
+            | {"state": "finished", "finished": now_utc().isoformat(), "outcome": "canceled"}
+            | {"interrupted": True},
         )
         raise
     built = document.build(
