@@ -829,6 +829,9 @@ def evidence_verify(
 # --- history ------------------------------------------------------------------------------------
 
 
+HISTORY_RUNS = 20  # `casemate history` shows the results of this many runs unless told
+
+
 def _since(raw: str | None) -> datetime | None:
     """--since: an ISO date or date and time (UTC unless it says otherwise)."""
     if raw is None:
@@ -855,6 +858,14 @@ def history_cmd(
         bool, typer.Option("--regressions", help="Only controls that went from pass to fail.")
     ] = False,
     fmt: FormatOpt = "table",
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            help=f"Only the results of the last N runs (default: {HISTORY_RUNS} for the table; "
+            "JSON is complete unless --limit is given; 0: every run).",
+        ),
+    ] = None,
 ) -> None:
     """Each control's timeline per host: status changes with run ids and times, when it first
     failed, when it was fixed and by which run; or --regressions (pass -> fail since a date)."""
@@ -867,14 +878,25 @@ def history_cmd(
     c = _ctx(ctx)
     _check_format(fmt, ("table", "json"))
     after = _since(since)
+    if limit is not None and limit < 0:
+        raise BadInputError(f"--limit must be a number of runs (0: every run), not {limit}")
+    last_runs = (limit if limit is not None else 0 if fmt == "json" else HISTORY_RUNS) or None
     if c.db is None and not (c.state / FILE_NAME).is_file():  # reading makes no store
         raise BadInputError(f"no history store in {c.state} yet (no run recorded; or give --db)")
     store = open_store(c.db, c.state)
     try:
-        rows = store.observed(host=host, control=control, since=after)
-        played = [] if regressions else store.played(host=host)
+        rows = store.observed(host=host, control=control, since=after, last_runs=last_runs)
+        first = min((o.at for o in rows), default=None) if last_runs else None
+        played = [] if regressions else store.played(host=host, since=first)
+        found_in = store.result_runs(host=host, control=control, since=after) if last_runs else 0
     finally:
         store.close()
+    if last_runs is not None and found_in > last_runs:
+        c.err.print(
+            f"history: the results of the last {last_runs} of {found_in} runs "
+            "(--limit N for more, --limit 0 for every run)",
+            markup=False,
+        )
     if regressions:
         found = timeline.regressions(rows, since=after)
         if fmt == "json":
