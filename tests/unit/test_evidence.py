@@ -572,6 +572,27 @@ def test_the_waiver_file_a_run_names_is_bundled(state: Path, tmp_path: Path) -> 
     assert json.loads(files["manifest.json"])["predicate"]["waivers"]["bundled"] is None
 
 
+def test_the_waiver_file_of_the_harden_run_is_bundled_too(state: Path, tmp_path: Path) -> None:
+    """Harden skipped controls by its waivers; the verify after it may have used another file
+    (or none): both are evidence, each under its own name."""
+    used = tmp_path / "casemate-waivers.yml"
+    used.write_text("- controls: [cis_docker_2_2]\n  reason: accepted at harden\n")
+    harden = RunDir(next((state / "runs").glob("*-harden-*")))
+    meta = harden.read_json("run.json")
+    harden.write_json("run.json", meta | {"waivers": {"file": str(used), "waived": {}}})
+    out = tmp_path / "e.tar.gz"
+    assert export(state, out) == 0
+    assert check(state, out) == 0
+    files = members(out)
+    assert files["waivers/harden/casemate-waivers.yml"] == used.read_bytes()
+    predicate = json.loads(files["manifest.json"])["predicate"]
+    assert predicate["harden"]["waivers"] == {
+        "named": str(used),
+        "bundled": "waivers/harden/casemate-waivers.yml",
+    }
+    assert predicate["waivers"] is None  # the verify run applied none
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 def test_another_tool_checks_the_envelope_openssl_and_sha256sum(
     state: Path, tmp_path: Path

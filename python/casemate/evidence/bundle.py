@@ -15,6 +15,7 @@ Layout (docs/evidence.md):
     catalog/*.yml        the catalog the run used (its digest is the run's)
     versions.json        casemate, Python, ansible-core, ansible-runner, the collections
     waivers/NAME         the waiver file run.json names, when there is one
+    waivers/harden/NAME  the waiver file the harden run's run.json names, when there is one
 """
 
 from __future__ import annotations
@@ -96,6 +97,19 @@ def _waiver_file(meta: Mapping[str, Any]) -> str | None:
             (named[k] for k in ("file", "path", "source") if isinstance(named.get(k), str)), None
         )
     return named if isinstance(named, str) and named else None
+
+
+def _waivers(files: dict[str, bytes], meta: Mapping[str, Any], where: str) -> dict[str, Any] | None:
+    """The waiver file a run record names, put in `files` under `where/` when it is still there
+    (read now: a relative path from here); what the predicate says of it, or None."""
+    named = _waiver_file(meta)
+    if named is None:
+        return None
+    path = Path(named)
+    bundled = f"{where}/{path.name}" if path.is_file() else None
+    if bundled is not None:
+        files[bundled] = path.read_bytes()
+    return {"named": named, "bundled": bundled}
 
 
 def _run_summary(run: RunDir, meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -187,14 +201,9 @@ def collect(
     files["versions.json"] = _canonical(ran_with)
     predicate["versions"] = ran_with
     predicate["versions_from"] = "run" if ran_with is recorded else "export"
-    named = _waiver_file(meta)
-    predicate["waivers"] = None
-    if named is not None:  # read now (relative paths from here); the run record says what it used
-        path = Path(named)
-        bundled = f"waivers/{path.name}" if path.is_file() else None
-        if bundled is not None:
-            files[bundled] = path.read_bytes()
-        predicate["waivers"] = {"named": named, "bundled": bundled}
+    predicate["waivers"] = _waivers(files, meta, "waivers")
+    if harden is not None:  # the waivers harden skipped controls by, when it had any
+        predicate["harden"]["waivers"] = _waivers(files, hmeta, "waivers/harden")
     found = [why for name, data in sorted(files.items()) if (why := _secret_in(name, data))]
     if found:
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
