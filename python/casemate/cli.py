@@ -940,6 +940,9 @@ def history_import_cmd(
 # --- entry point --------------------------------------------------------------------------------
 
 
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
 def _fail(message: str, code: int) -> None:
     first = " ".join(message.split())  # always exactly one line
     sys.stderr.write(f"casemate: error: {first}\n")
@@ -956,6 +959,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
+    if code == INTERRUPTED:  # typer turns Ctrl-C into this exit status itself; no command does
+        _fail("interrupted", INTERRUPTED)
     raise SystemExit(code if isinstance(code, int) else 0)
 
 

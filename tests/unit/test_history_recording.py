@@ -244,7 +244,7 @@ def test_an_interrupted_verify_is_recorded_as_canceled(
     )
     state = tmp_path / "state"
     code, _, err = call(capsys, *verify_argv(state, db_url))
-    assert code == 130, err
+    assert code == 130 and err.endswith("casemate: error: interrupted\n"), err
     (run_dir,) = (state / "runs").glob("*-verify-*")
     meta = json.loads((run_dir / "run.json").read_text())
     assert (meta["state"], meta["outcome"], meta["interrupted"]) == ("finished", "canceled", True)
@@ -302,3 +302,4 @@ def test_interrupted_again_while_recording_leaves_the_import_command(
         f"history: run {run_dir.name} not recorded; import it later with casemate history "
         f"import {run_dir}\n" in err
     )
+    assert err.endswith("casemate: error: interrupted\n")
