@@ -22,7 +22,7 @@ from casemate.catalog.loader import Catalog, load_catalog
 from casemate.catalog.select import Selection, parse_controls, select
 from casemate.checks import builtin_kinds
 from casemate.errors import BadInputError, CasemateError
-from casemate.gate import parse_fail_on
+from casemate.gate import Gate, parse_fail_on
 from casemate.harden import plan, run_harden, run_outcome, shared_fixes, stored_stats, waive
 from casemate.locations import content_root, state_dir
 from casemate.probe import reach
@@ -621,17 +621,18 @@ def verify_cmd(
             doc, meta, recorded=recorded, drifted=drifted if recorded else None
         )
         metrics.write(metrics_file, registry)
-    return _gated(c, doc)
+    return _gated(c, gate, doc)
 
 
-def _gated(c: Ctx, doc: Mapping[str, Any]) -> int:
-    """The exit status the document's recorded gate gave (Gate.record), said when narrowed."""
-    gate = doc["gate"]
-    code = int(gate["exit_code"])
-    if gate["fail_on"] != "any" and code != 3:
-        c.err.print(
-            f"--fail-on {gate['fail_on']}: {gate['findings']} finding(s) count", markup=False
-        )
+def _gated(c: Ctx, gate: Gate, doc: Mapping[str, Any]) -> int:
+    """The exit status `gate` gives `doc`: the one the document records (Gate.record) when it
+    records this gate; said on stderr when the gate is narrower than `any`."""
+    recorded = doc.get("gate")
+    if not (isinstance(recorded, Mapping) and recorded.get("fail_on") == gate.spec):
+        recorded = gate.record(doc, when="verify")
+    code = int(recorded["exit_code"])
+    if gate.spec != "any" and code != 3:
+        c.err.print(f"--fail-on {gate.spec}: {recorded['findings']} finding(s) count", markup=False)
     return code
 
 
@@ -722,7 +723,7 @@ def report_cmd(
     else:
         chosen = formats.get(fmt)
         typer.echo(chosen.render(doc, since() if chosen.uses_changes else None), nl=False)
-    return _gated(c, doc)
+    return _gated(c, gate, doc)
 
 
 def _writable_targets(output: Path | None, report_dir: Path | None) -> None:
