@@ -644,6 +644,30 @@ def test_a_flag_set_to_true_in_a_harden_diff_is_no_secret(state: Path, tmp_path:
     assert export(state, tmp_path / "e.tar.gz") == 0
 
 
+def test_a_flag_in_an_observation_rendered_into_a_report_is_no_secret(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A kube-apiserver manifest observed on a node shows `--enable-bootstrap-token-auth=true`
+    on one line of a multi-line string; the HTML page shows that string JSON-escaped. The
+    reports are judged where they come from (run/report.json, string by string), so the bundle
+    is exported; a real secret in report.json is still refused."""
+    verify_run = RunDir(next((state / "runs").glob("*-verify-*")))
+    doc = verify_run.read_json("report.json")
+    manifest = "    - --enable-bootstrap-token-auth=true\n    - --encryption-provider-config=/e\n"
+    doc["hosts"][0]["observations"]["file:/etc/kubernetes/manifests/kube-apiserver.yaml"] = {
+        "content": manifest
+    }
+    verify_run.write_json("report.json", doc)
+    out = tmp_path / "e.tar.gz"
+    assert export(state, out) == 0
+    assert b"--enable-bootstrap-token-auth=true\\n" in members(out)["reports/report.html"]
+    doc["hosts"][0]["observations"]["file:/etc/site.env"] = {"content": "DB_PASSWORD=b3BlbnNz\n"}
+    (verify_run.path / "report.json").write_text(json.dumps(doc))  # past the run's redactor
+    capsys.readouterr()
+    assert export(state, out) == 2
+    one_line_error(capsys, "not exported: run/report.json: holds a secret value")
+
+
 def test_runs_record_the_versions_they_ran_with(tmp_path: Path) -> None:
     """verify and harden keep what they ran with in run.json, so a bundle exported later
     carries the run's versions, not the exporter's."""
