@@ -7,7 +7,8 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,6 +144,18 @@ ProfileOpt = Annotated[
         help="standard (SSH stays, hardened) or immutable (SSH off; needs a break-glass path).",
     ),
 ]
+
+
+def _writable_dir(directory: Path, option: str) -> None:
+    """Bad input before any host is touched: where `option` writes is a directory casemate can
+    write in, made now (0700, parents too) when missing, so a run never ends in a write error."""
+    try:
+        private.make_dir(directory, own=False)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise BadInputError(f"{option} {directory}: cannot make the directory ({why})") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise BadInputError(f"{option} {directory}: cannot write in it")
 
 
 def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
@@ -344,6 +357,25 @@ def _open_history(c: Ctx, metrics_file: Path | None) -> Store:
     return open_store(c.db, c.state)
 
 
+@contextmanager
+def _recorded_if_interrupted(c: Ctx, store: Store, run: RunDir) -> Iterator[None]:
+    """A run interrupted (Ctrl-C) is sealed and its run.json says `canceled`: it is recorded in
+    the history store (opened before the run) like any other. Interrupted again while that
+    is written, it is left for `casemate history import`, and one line says so."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        try:
+            _record(c, store, run)
+        except KeyboardInterrupt:
+            c.err.print(
+                f"history: run {run.id} not recorded; import it later with "
+                f"casemate history import {run.path}",
+                markup=False,
+            )
+        raise
+
+
 def _record(c: Ctx, store: Store, run: RunDir, *, close: bool = True) -> bool:
     """Record a finished run in the history store (closed afterwards unless `close` is False:
     more runs to record). A failure never fails the run: its record on disk is complete, and one
@@ -450,7 +482,10 @@ def harden_cmd(
     gone = {h: run.redactor.text(why) for h, why in gone.items()}
     _say_before_play(c, gone, glass, chosen.why)
     began = time.monotonic()
-    with progress.HardenProgress(c.err, harden_plan.hosts) as shown:
+    with (
+        _recorded_if_interrupted(c, store, run),
+        progress.HardenProgress(c.err, harden_plan.hosts) as shown,
+    ):
         outcome = run_harden(
             run=run,
             content=content,
@@ -658,10 +693,12 @@ def verify_cmd(
     entries = select(catalog, selection)
     gate = parse_fail_on(fail_on, catalog.benchmarks())
     found = _waivers(c, catalog, waiver_file, no_waivers)
-    inv = resolve_inventory(inventory, c.state)
-    hosts = inv.select(limit)
     if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
         raise BadInputError(f"--report-dir {report_dir}: not a directory")
+    if report_dir is not None:  # made now, before the inventory is read (that can take a while)
+        _writable_dir(report_dir, "--report-dir")
+    inv = resolve_inventory(inventory, c.state)
+    hosts = inv.select(limit)
     store = _open_history(c, metrics_file)
     run = new_run(c.state, "verify", inv.redactor(os.environ))
     c.err.print(f"verifying {len(hosts)} host(s) against {len(entries)} controls, level {level}")
@@ -675,18 +712,20 @@ def verify_cmd(
                 f"  {h.host}: probed in {h.outcome.raw.get('elapsed_ms')} ms (one round trip)"
             )
 
-    doc = run_verify(
-        run=run,
-        catalog=catalog,
-        inventory=inv,
-        hosts=hosts,
-        entries=entries,
-        selection=selection,
-        forks=forks,
-        command=sys.argv,
-        on_host=on_host,
-        waivers=found,
-    )
+    with _recorded_if_interrupted(c, store, run):
+        doc = run_verify(
+            run=run,
+            catalog=catalog,
+            inventory=inv,
+            hosts=hosts,
+            entries=entries,
+            selection=selection,
+            forks=forks,
+            command=sys.argv,
+            on_host=on_host,
+            waivers=found,
+            gate=gate,
+        )
     written = [run.path / "report.json", run.path / "junit.xml"]
     if report_dir is not None:
         written = formats.write(
@@ -801,10 +840,14 @@ def _said_probed(c: Ctx) -> Any:
 
 
 def _gated(c: Ctx, gate: Gate, doc: Mapping[str, Any]) -> int:
-    code = gate.exit_code(doc)
+    """The exit status `gate` gives `doc`: the one the document records (Gate.record) when it
+    records this gate; said on stderr when the gate is narrower than `any`."""
+    recorded = doc.get("gate")
+    if not (isinstance(recorded, Mapping) and recorded.get("fail_on") == gate.spec):
+        recorded = gate.record(doc, when="verify")
+    code = int(recorded["exit_code"])
     if gate.spec != "any" and code != 3:
-        counted = sum(gate.counts(r) for r in doc["results"])
-        c.err.print(f"--fail-on {gate.spec}: {counted} finding(s) count", markup=False)
+        c.err.print(f"--fail-on {gate.spec}: {recorded['findings']} finding(s) count", markup=False)
     return code
 
 
@@ -876,6 +919,11 @@ def report_cmd(
     found = _waivers(c, catalog, waiver_file, no_waivers)
     if found is not None:
         doc = document.with_waivers(doc, found, now_utc().date(), when="report")
+    applied = gate.record(doc, when="report")
+    if doc.get("gate", {}) | {"when": "report"} != applied:  # what verify recorded stands when
+        doc = dict(doc) | {"gate": applied}  # the same gate gave the same; else the reports say
+
+    _writable_targets(output, report_dir)
 
     def since() -> changes.Changes | None:
         return changes.since_previous(run.path, doc)
@@ -891,6 +939,13 @@ def report_cmd(
         chosen = formats.get(fmt)
         typer.echo(chosen.render(doc, since() if chosen.uses_changes else None), nl=False)
     return _gated(c, gate, doc)
+
+
+def _writable_targets(output: Path | None, report_dir: Path | None) -> None:
+    if report_dir is not None:
+        _writable_dir(report_dir, "--report-dir")
+    if output is not None:
+        _writable_dir(output.parent, "-o")
 
 
 def _check_report_targets(fmt: str, output: Path | None, report_dir: Path | None) -> None:
@@ -927,6 +982,7 @@ def evidence_keygen(
             raise BadInputError(f"{directory / name}: already exists (a key is never overwritten)")
     if out_dir is None:
         private.state_dir(c.state, "keys")
+    _writable_dir(directory, "--out-dir")
     pair = keys.generate(directory)
     c.out.print(f"private key: {pair.private}", soft_wrap=True)
     c.out.print(f"public key:  {pair.public}", soft_wrap=True)
@@ -958,6 +1014,7 @@ def evidence_export(
     signer = keys.load_private(key) if key is not None else None
     run = find_run(c.state, run_ref)
     followed = find_run(c.state, harden) if harden is not None else None
+    _writable_dir(output.parent, "--output")
     done = bundle.export(run, output, harden=followed, key=signer, catalog_dir=c.catalog_dir)
     how = f"signed by key {done.keyid}" if done.keyid else "unsigned: verify will say so (exit 4)"
     c.out.print(f"bundle: {done.path} ({done.files} files, {how})", soft_wrap=True)
@@ -988,6 +1045,9 @@ def evidence_verify(
 # --- history ------------------------------------------------------------------------------------
 
 
+HISTORY_RUNS = 20  # `casemate history` shows the results of this many runs unless told
+
+
 def _since(raw: str | None) -> datetime | None:
     """--since: an ISO date or date and time (UTC unless it says otherwise)."""
     if raw is None:
@@ -1014,6 +1074,14 @@ def history_cmd(
         bool, typer.Option("--regressions", help="Only controls that went from pass to fail.")
     ] = False,
     fmt: FormatOpt = "table",
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            help=f"Only the results of the last N runs (default: {HISTORY_RUNS} for the table; "
+            "JSON is complete unless --limit is given; 0: every run).",
+        ),
+    ] = None,
 ) -> None:
     """Each control's timeline per host: status changes with run ids and times, when it first
     failed, when it was fixed and by which run; or --regressions (pass -> fail since a date)."""
@@ -1026,14 +1094,25 @@ def history_cmd(
     c = _ctx(ctx)
     _check_format(fmt, ("table", "json"))
     after = _since(since)
+    if limit is not None and limit < 0:
+        raise BadInputError(f"--limit must be a number of runs (0: every run), not {limit}")
+    last_runs = (limit if limit is not None else 0 if fmt == "json" else HISTORY_RUNS) or None
     if c.db is None and not (c.state / FILE_NAME).is_file():  # reading makes no store
         raise BadInputError(f"no history store in {c.state} yet (no run recorded; or give --db)")
     store = open_store(c.db, c.state)
     try:
-        rows = store.observed(host=host, control=control, since=after)
-        played = [] if regressions else store.played(host=host)
+        rows = store.observed(host=host, control=control, since=after, last_runs=last_runs)
+        first = min((o.at for o in rows), default=None) if last_runs else None
+        played = [] if regressions else store.played(host=host, since=first)
+        found_in = store.result_runs(host=host, control=control, since=after) if last_runs else 0
     finally:
         store.close()
+    if last_runs is not None and found_in > last_runs:
+        c.err.print(
+            f"history: the results of the last {last_runs} of {found_in} runs "
+            "(--limit N for more, --limit 0 for every run)",
+            markup=False,
+        )
     if regressions:
         found = timeline.regressions(rows, since=after)
         if fmt == "json":
@@ -1077,6 +1156,9 @@ def history_import_cmd(
 # --- entry point --------------------------------------------------------------------------------
 
 
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
 def _fail(message: str, code: int) -> None:
     first = " ".join(message.split())  # always exactly one line
     sys.stderr.write(f"casemate: error: {first}\n")
@@ -1093,6 +1175,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
+    if code == INTERRUPTED:  # typer turns Ctrl-C into this exit status itself; no command does
+        _fail("interrupted", INTERRUPTED)
     raise SystemExit(code if isinstance(code, int) else 0)
 
 

@@ -41,6 +41,33 @@ class Gate:
             return 3
         return 1 if any(self.counts(r) for r in doc["results"]) else 0
 
+    def record(self, doc: Mapping[str, Any], *, when: str) -> dict[str, Any]:
+        """What run.json and the report keep under `gate`: the gate applied to `doc`, by `when`
+        (`verify`, or `report`: a stored run gated when it was rendered), and why the exit
+        status is what it is, so that a reader of the record needs no other file to tell."""
+        code = self.exit_code(doc)
+        counted = sorted({r["control_id"] for r in doc["results"] if self.counts(r)})
+        findings = sum(self.counts(r) for r in doc["results"])
+        every = sum(Gate().counts(r) for r in doc["results"])
+        unprobed = sorted(h["name"] for h in doc["hosts"] if not h["probed"])
+        if code == 3:
+            why = f"{len(unprobed)} host(s) could not be probed: {', '.join(unprobed)}"
+        elif code == 1:
+            why = f"{findings} finding(s) the gate counts, of {len(counted)} control(s)"
+        else:
+            why = "no finding the gate counts"
+        return {
+            "fail_on": self.spec,
+            "when": when,
+            "level1": self.level1,
+            "benchmarks": list(self.benchmarks),
+            "findings": findings,
+            "findings_not_counted": every - findings,  # what the narrower gate let through
+            "controls": counted,
+            "exit_code": code,
+            "why": why,
+        }
+
 
 def parse_fail_on(text: str, benchmarks: Collection[str]) -> Gate:
     """`--fail-on` as a Gate; bad input names the term that is wrong."""

@@ -182,6 +182,29 @@ def _merged(runs: list[PlaybookOutcome], strategy: str) -> PlaybookOutcome:
     )
 
 
+def _plan_record(
+    harden_plan: HardenPlan,
+    batches: list[tuple[list[str], tuple[str, ...]]],
+    unreachable: Mapping[str, str],
+) -> dict[str, Any]:
+    """What run.json keeps of the plan beyond the selection: hosts left out before the play, the
+    waivers, what drifted (`--only-drifted`) and the groups of hosts played with their own tags."""
+    record: dict[str, Any] = {}
+    if unreachable:
+        record["unreachable_before_play"] = dict(unreachable)
+    if harden_plan.waiver_record is not None:
+        record["waivers"] = dict(harden_plan.waiver_record)
+    if harden_plan.only is not None:
+        record["only_drifted"] = dict(harden_plan.drift_record or {})
+        record["batches"] = [{"hosts": h, "tags": list(t)} for h, t in batches]
+    elif len(batches) > 1:
+        record["batches"] = [
+            {"hosts": h, "left_out": [t for t in harden_plan.tags if t not in tags]}
+            for h, tags in batches
+        ]
+    return record
+
+
 def run_harden(
     *,
     run: RunDir,
@@ -227,19 +250,8 @@ def run_harden(
         run.write_json("breakglass.json", meta["break_glass"])
     if break_glass is not None:
         extravars["casemate_break_glass"] = break_glass
-    if unreachable:
-        meta["unreachable_before_play"] = unreachable
-    if harden_plan.waiver_record is not None:
-        meta["waivers"] = dict(harden_plan.waiver_record)
     batches = harden_plan.batches(playable)
-    if harden_plan.only is not None:
-        meta["only_drifted"] = dict(harden_plan.drift_record or {})
-        meta["batches"] = [{"hosts": h, "tags": list(t)} for h, t in batches]
-    elif len(batches) > 1:
-        meta["batches"] = [
-            {"hosts": h, "left_out": [t for t in harden_plan.tags if t not in tags]}
-            for h, tags in batches
-        ]
+    meta |= _plan_record(harden_plan, batches, unreachable)
     run.write_json("inventory.json", inventory.redacted(run.redactor))
     run.write_json("run.json", meta | {"state": "running"})
 
@@ -283,6 +295,16 @@ def run_harden(
                 )
             )
         played = _merged(runs, strategy)
+    except KeyboardInterrupt:  # recorded as canceled, with what the events so far say
+        seen = tally_events(run.path / ANSIBLE / "artifacts")
+        stats = {h: vars_of(seen.get(h) or HostStats()) for h in harden_plan.hosts}
+        run.write_json(
+            "run.json",
+            meta
+            | {"state": "finished", "finished": now_utc().isoformat(), "outcome": "canceled"}
+            | {"interrupted": True, "stats_from": "events", "stats": stats},
+        )
+        raise
     finally:  # interrupted too: what ansible-runner wrote so far is redacted
         run.seal()
     outcome = replace(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -37,27 +36,21 @@ def without_library_imports(source: str) -> str:
     return "".join(line for i, line in enumerate(lines) if i not in dropped)
 
 
-# verify judges its hosts in threads: one loads a library file while another wants it, and must
-# not be handed the module before its functions are defined
-_LOADING = threading.Lock()
-
-
 def library_module(name: str) -> ModuleType:
-    """A library file loaded as a module of its own (once per process, like any import)."""
+    """A library file loaded as a module of its own (once per process, like any import).
+
+    verify judges hosts in threads: the module is published in sys.modules only once it is
+    whole, so a second thread never finds a half-executed module (one without its functions yet);
+    two threads loading it at once each run the file, and the first one published is kept."""
     key = f"casemate._readers.{name}"
-    with _LOADING:
-        loaded = sys.modules.get(key)
-        if loaded is None:
-            spec = importlib.util.spec_from_file_location(key, library_path(name))
-            if spec is None or spec.loader is None:  # pragma: no cover - a .py path has one
-                raise ImportError(f"cannot load {library_path(name)}")
-            loaded = importlib.util.module_from_spec(spec)
-            sys.modules[key] = loaded
-            try:
-                spec.loader.exec_module(loaded)
-            except BaseException:
-                del sys.modules[key]
-                raise
+    loaded = sys.modules.get(key)
+    if loaded is None:
+        spec = importlib.util.spec_from_file_location(key, library_path(name))
+        if spec is None or spec.loader is None:  # pragma: no cover - a .py path always has one
+            raise ImportError(f"cannot load {library_path(name)}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # the files are plain functions: none looks itself up
+        loaded = sys.modules.setdefault(key, module)
     return loaded
 
 

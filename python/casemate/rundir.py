@@ -132,8 +132,34 @@ def new_run(state: Path, kind: str, redactor: Redactor | None = None) -> RunDir:
     return RunDir(path, redactor or Redactor())
 
 
+STAMP = len("20261205T120501Z")  # a run id starts with when it began, to the second
+
+
+EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def _started(path: Path) -> datetime:
+    """When the run in `path` started as its run.json says (to the microsecond; UTC when it
+    names no zone), or the epoch when it cannot be told."""
+    try:
+        moment = datetime.fromisoformat(json.loads((path / "run.json").read_text())["started"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return EPOCH
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def newest(runs: Sequence[Path]) -> Path:
+    """The run that started last of `runs` (sorted by name). Names order runs to the second;
+    runs of the same second are told apart by the start time their run.json records (its
+    name's random tail says nothing), so only those run records are read."""
+    last = runs[-1].name[:STAMP]
+    same_second = [p for p in runs if p.name[:STAMP] == last]
+    return max(same_second, key=lambda p: (_started(p), p.name))
+
+
 def find_run(state: Path, ref: str) -> RunDir:
-    """A run by path, id, unique id prefix, or `latest` / `latest-verify` / `latest-harden`."""
+    """A run by path, id, unique id prefix, or `latest` / `latest-verify` / `latest-harden`
+    (the one that started last)."""
     candidate = Path(ref)
     if (candidate / "run.json").is_file():
         return RunDir(candidate.resolve())
@@ -144,7 +170,7 @@ def find_run(state: Path, ref: str) -> RunDir:
         picked = [p for p in runs if not kind or p.name.split("-")[1] == kind]
         if not picked:
             raise BadInputError(f"no stored {kind or 'run'} under {root}")
-        return RunDir(picked[-1])
+        return RunDir(newest(picked))
     matches = [p for p in runs if p.name.startswith(ref)]
     if len(matches) != 1:
         why = "no run" if not matches else f"{len(matches)} runs"

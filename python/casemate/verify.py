@@ -13,6 +13,7 @@ from casemate.catalog.model import Entry
 from casemate.catalog.select import Selection
 from casemate.checks.base import Check, Observations, Probe, Status, Verdict, error_of
 from casemate.errors import BadInputError
+from casemate.gate import Gate
 from casemate.inventory import Inventory
 from casemate.probe.collect import ProbeOutcome, Transport, collect, remote_command
 from casemate.probe.transport import interpreter_of, testinfra_transport
@@ -222,10 +223,12 @@ def judged_report(
     results: list[HostVerification],
     started: str,
     waivers: WaiverSet | None,
+    gate: Gate | None = None,
 ) -> dict[str, Any]:
     """The report document of probed hosts (judged against `waivers` on the day the run
     started), redacted, and written into the run with each host's observations: report.json
-    and junit.xml. verify and drift record what they judged the same way."""
+    and junit.xml. verify and drift record what they judged the same way; verify also records
+    the `gate` (--fail-on) it applied, with the exit status it gives."""
     built = document.build(
         run_id=run.id,
         started=started,
@@ -239,6 +242,8 @@ def judged_report(
     if waivers is not None:
         day = datetime.fromisoformat(started).date()
         built = document.with_waivers(built, waivers, day, when="verify")
+    if gate is not None:
+        built["gate"] = gate.record(built, when="verify")
     doc: dict[str, Any] = run.redactor.scrub(built)
     for h in results:
         run.write_json(f"observations/{h.host}.json", h.outcome.raw | {"error": h.outcome.error})
@@ -260,13 +265,16 @@ def run_verify(
     on_host: Callable[[HostVerification], None] | None = None,
     waivers: WaiverSet | None = None,
     record: Mapping[str, Any] | None = None,
+    gate: Gate | None = None,
 ) -> dict[str, Any]:
     """Probe and judge `hosts`, and record the run as harden does: run.json (running, then
     finished with its outcome), the redacted inventory, each host's observations, report.json and
     junit.xml. Returns the report document (redacted: no report holds a secret, whatever a host
     answered). Outcome `succeeded`: every host was probed and judged; `failed`: a host could not
     be probed; `canceled`: interrupted (see harden.OUTCOMES). With `waivers`, the results are
-    judged against them on the day the run started (document.with_waivers)."""
+    judged against them on the day the run started (document.with_waivers). The `gate`
+    (--fail-on; default: any finding) is applied to the results and recorded with the exit
+    status it gives, under `gate` in run.json and in the report."""
     started = now_utc().isoformat()
     meta = run_meta(
         "verify",
@@ -292,7 +300,9 @@ def run_verify(
     except KeyboardInterrupt:
         run.write_json(
             "run.json",
-            meta | {"state": "finished", "finished": now_utc().isoformat(), "outcome": "canceled"},
+            meta
+            | {"state": "finished", "finished": now_utc().isoformat(), "outcome": "canceled"}
+            | {"interrupted": True},
         )
         raise
     doc = judged_report(
@@ -303,6 +313,7 @@ def run_verify(
         results=results,
         started=started,
         waivers=waivers,
+        gate=gate or Gate(),
     )
     unprobed = {h["name"]: h["error"] for h in doc["hosts"] if not h["probed"]}
     finished = meta | {
@@ -310,6 +321,7 @@ def run_verify(
         "finished": doc["finished"],
         "summary": doc["summary"],
         "outcome": "failed" if unprobed else "succeeded",
+        "gate": doc["gate"],
     }
     if unprobed:
         finished["unprobed"] = unprobed

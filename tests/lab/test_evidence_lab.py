@@ -94,6 +94,13 @@ def test_bundle_of_a_real_run_verifies_and_holds_no_secret(bed: Lab, tmp_path: P
         "cis_k8s_1_2_27": "pass",
         "cis_k8s_1_2_28": "pass",
     }
+    # every report format, rendered from that report (the secrets search below covers them)
+    rendered = ("report.json", "junit.xml", "report.html", "assessment-results.json",
+                "report.sarif", "report.csv")  # fmt: skip
+    assert sorted(p.name for p in (unpacked / "reports").iterdir()) == sorted(rendered)
+    assert (unpacked / "reports" / "report.json").read_bytes() == (
+        unpacked / "run" / "report.json"
+    ).read_bytes()
     # the secrets reached casemate, and the node holds the key the records must not show
     stored = json.loads((unpacked / "run" / "inventory.json").read_text())
     hostvars = stored["_meta"]["hostvars"][node]

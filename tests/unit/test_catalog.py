@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from casemate import cli
 from casemate.catalog.loader import load_catalog
 from casemate.catalog.select import Selection, select
 from casemate.checks import builtin_kinds
@@ -163,3 +164,48 @@ def test_opt_in_remediation_needs_guidance_and_shows_as_opt_in() -> None:
     assert control.mode == "opt-in"
     entry = load_catalog(None, KINDS).get("cis_k8s_1_2_1")
     assert entry is not None and entry.control.mode == "opt-in"
+
+
+DATED = """\
+benchmark: cis-docker
+version: 1.6.0
+title: CIS Docker Benchmark
+id_prefix: cis_docker_
+controls:
+  - id: cis_docker_2_1
+    title: Review the daemon log level
+    description: A control reviewed by hand.
+    level: LEVEL
+    automated: false
+    applies_to: [docker_hosts]
+    manual: MANUAL
+"""
+
+
+@pytest.mark.parametrize(
+    ("level", "manual", "said"),
+    [
+        ("1", "2026-02-30", "dated.yml:6: cis_docker_2_1: manual: String should have at least"),
+        (
+            "2026-02-30",
+            "Look at the log level by hand.",
+            "dated.yml:6: cis_docker_2_1: level: Input should be",
+        ),
+    ],
+    ids=["text-field", "number-field"],
+)
+def test_an_impossible_unquoted_date_is_text_never_a_traceback(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    level: str,
+    manual: str,
+    said: str,
+) -> None:
+    """YAML's timestamp resolver takes `2026-02-30` for a date and PyYAML then fails with a
+    bare ValueError; the catalog reads dates as text, so the field it is in is named."""
+    (tmp_path / "dated.yml").write_text(DATED.replace("LEVEL", level).replace("MANUAL", manual))
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--catalog", str(tmp_path), "catalog", "show", "cis_docker_2_1"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2
+    assert err.startswith(f"casemate: error: {said}") and err.count("\n") == 1, err

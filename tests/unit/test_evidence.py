@@ -5,21 +5,27 @@ named; bad input is one line, exit 2. The envelope is standard DSSE: openssl che
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import io
 import json
+import os
 import platform
 import shutil
 import stat
 import subprocess
+import sys
 import tarfile
 from collections.abc import Callable
+from html.parser import HTMLParser
 from importlib import metadata
 from pathlib import Path
 
+import jsonschema
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from trestle.oscal.assessment_results import AssessmentResults
 
 from casemate import __version__, cli
 from casemate.catalog.loader import default_catalog_dir, load_catalog
@@ -30,6 +36,7 @@ from casemate.harden import HardenPlan, run_harden
 from casemate.inventory import Inventory
 from casemate.rundir import RunDir, new_run, now_utc
 
+from .test_report_formats import SARIF_SCHEMA
 from .test_verify_record import verify
 
 Files = dict[str, bytes]
@@ -161,6 +168,107 @@ def test_two_exports_of_one_run_are_byte_identical(state: Path, tmp_path: Path) 
         }
 
 
+REPORTS = {
+    "json": "reports/report.json",
+    "junit": "reports/junit.xml",
+    "html": "reports/report.html",
+    "oscal": "reports/assessment-results.json",
+    "sarif": "reports/report.sarif",
+    "csv": "reports/report.csv",
+}
+
+
+def test_the_bundle_holds_every_report_format_each_parseable(state: Path, tmp_path: Path) -> None:
+    """HTML, OSCAL, SARIF and CSV beside report.json and JUnit, rendered from the run's own
+    report.json, listed in the signed manifest and the predicate, each read back by what reads
+    that format: OSCAL through trestle, SARIF against the vendored 2.1.0 schema."""
+    out = tmp_path / "evidence.tar.gz"
+    assert export(state, out) == 0
+    files = members(out)
+    statement = json.loads(files["manifest.json"])
+    subjects = {s["name"] for s in statement["subject"]}
+    assert set(REPORTS.values()) <= subjects
+    assert statement["predicate"]["reports"] == sorted(REPORTS.values())
+    assert check(state, out) == 0
+
+    verify_run = next((state / "runs").glob("*-verify-*"))
+    doc = json.loads((verify_run / "report.json").read_text())
+    # the run's own report and JUnit, rendered again, are the bytes the run wrote
+    assert files[REPORTS["json"]] == (verify_run / "report.json").read_bytes()
+    assert files[REPORTS["junit"]] == (verify_run / "junit.xml").read_bytes()
+    oscal = json.loads(files[REPORTS["oscal"]])
+    ar = AssessmentResults.parse_obj(oscal["assessment-results"])
+    assert len(ar.results[0].observations) == len(doc["results"])
+    assert ar.results[0].start.isoformat() == doc["started"]
+    log = json.loads(files[REPORTS["sarif"]])
+    jsonschema.Draft4Validator(SARIF_SCHEMA).validate(log)
+    assert log["runs"][0]["automationDetails"]["id"] == f"casemate/{doc['run_id']}"
+    rows = list(csv.DictReader(io.StringIO(files[REPORTS["csv"]].decode(), newline="")))
+    assert [(r["host"], r["control_id"], r["status"]) for r in rows] == [
+        (r["host"], r["control_id"], r["status"]) for r in doc["results"]
+    ]
+    results: list[str] = []
+
+    class Rows(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "tr" and dict(attrs).get("class") == "result":
+                results.append(str(dict(attrs).get("data-status")))
+
+    Rows().feed(files[REPORTS["html"]].decode())
+    assert sorted(results) == sorted(r["status"] for r in doc["results"])
+
+
+def test_a_run_without_a_report_bundles_no_rendering(state: Path, tmp_path: Path) -> None:
+    out = tmp_path / "harden.tar.gz"
+    assert casemate(state, "evidence", "export", "latest-harden", "-o", str(out)) == 0
+    files = members(out)
+    assert not [n for n in files if n.startswith("reports/")]
+    assert json.loads(files["manifest.json"])["predicate"]["reports"] is None
+
+
+def test_a_stored_report_casemate_cannot_render_is_one_line_exit_2(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    verify_run = next((state / "runs").glob("*-verify-*"))
+    doc = json.loads((verify_run / "report.json").read_text())
+    del doc["results"][0]["status"]
+    (verify_run / "report.json").write_text(json.dumps(doc))
+    out = tmp_path / "e.tar.gz"
+    capsys.readouterr()
+    assert export(state, out) == 2
+    one_line_error(capsys, "report.json: not a report casemate can render", "'status'")
+    assert not out.exists()
+
+
+def exporting(state: Path, out: Path, hash_seed: str) -> None:
+    """`casemate evidence export` in a process of its own (its own clock, hash seed, imports)."""
+    argv = [sys.executable, "-m", "casemate.cli", "--state-dir", str(state), "evidence", "export",
+            "latest-verify", "--harden", "latest-harden", "--key",
+            str(state / "keys" / "evidence.key"), "-o", str(out)]  # fmt: skip
+    env = os.environ | {"PYTHONHASHSEED": hash_seed}
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_one_run_exported_by_two_processes_gives_byte_identical_bundles(
+    state: Path, tmp_path: Path
+) -> None:
+    """Every report format in it depends on the run alone: no render time, no random or
+    clock-made id, no set order (two hash seeds)."""
+    exporting(state, tmp_path / "a.tar.gz", "1")
+    exporting(state, tmp_path / "b.tar.gz", "2")
+    a, b = members(tmp_path / "a.tar.gz"), members(tmp_path / "b.tar.gz")
+    assert set(REPORTS.values()) <= set(a)
+    assert [n for n in sorted(a.keys() | b.keys()) if a.get(n) != b.get(n)] == []
+    assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
+
+
+def edit_html_byte(files: Files) -> None:
+    data = bytearray(files["reports/report.html"])
+    data[len(data) // 2] ^= 0x01
+    files["reports/report.html"] = bytes(data)
+
+
 def edit_report_byte(files: Files) -> None:
     data = bytearray(files["run/report.json"])
     data[len(data) // 2] ^= 0x01
@@ -212,6 +320,7 @@ OTHER_SIGNATURE: list[str] = []  # the key's signature of another statement, mad
     ("tamper", "code", "words"),
     [
         (edit_report_byte, 5, ("changed run/report.json",)),
+        (edit_html_byte, 5, ("changed reports/report.html",)),
         (add_file, 5, ("added run/observations/n9.json",)),
         (remove_file, 5, ("removed run/junit.xml",)),
         (edit_manifest, 5, ("changed manifest.json",)),
@@ -463,6 +572,27 @@ def test_the_waiver_file_a_run_names_is_bundled(state: Path, tmp_path: Path) -> 
     assert json.loads(files["manifest.json"])["predicate"]["waivers"]["bundled"] is None
 
 
+def test_the_waiver_file_of_the_harden_run_is_bundled_too(state: Path, tmp_path: Path) -> None:
+    """Harden skipped controls by its waivers; the verify after it may have used another file
+    (or none): both are evidence, each under its own name."""
+    used = tmp_path / "casemate-waivers.yml"
+    used.write_text("- controls: [cis_docker_2_2]\n  reason: accepted at harden\n")
+    harden = RunDir(next((state / "runs").glob("*-harden-*")))
+    meta = harden.read_json("run.json")
+    harden.write_json("run.json", meta | {"waivers": {"file": str(used), "waived": {}}})
+    out = tmp_path / "e.tar.gz"
+    assert export(state, out) == 0
+    assert check(state, out) == 0
+    files = members(out)
+    assert files["waivers/harden/casemate-waivers.yml"] == used.read_bytes()
+    predicate = json.loads(files["manifest.json"])["predicate"]
+    assert predicate["harden"]["waivers"] == {
+        "named": str(used),
+        "bundled": "waivers/harden/casemate-waivers.yml",
+    }
+    assert predicate["waivers"] is None  # the verify run applied none
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 def test_another_tool_checks_the_envelope_openssl_and_sha256sum(
     state: Path, tmp_path: Path
@@ -512,6 +642,30 @@ def test_a_flag_set_to_true_in_a_harden_diff_is_no_secret(state: Path, tmp_path:
     harden.write_json("ansible/artifacts/abc/job_events/2-y.json", event)
     assert (harden.path / "ansible/artifacts/abc/job_events/2-y.json").read_text().count("=true\\n")
     assert export(state, tmp_path / "e.tar.gz") == 0
+
+
+def test_a_flag_in_an_observation_rendered_into_a_report_is_no_secret(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A kube-apiserver manifest observed on a node shows `--enable-bootstrap-token-auth=true`
+    on one line of a multi-line string; the HTML page shows that string JSON-escaped. The
+    reports are judged where they come from (run/report.json, string by string), so the bundle
+    is exported; a real secret in report.json is still refused."""
+    verify_run = RunDir(next((state / "runs").glob("*-verify-*")))
+    doc = verify_run.read_json("report.json")
+    manifest = "    - --enable-bootstrap-token-auth=true\n    - --encryption-provider-config=/e\n"
+    doc["hosts"][0]["observations"]["file:/etc/kubernetes/manifests/kube-apiserver.yaml"] = {
+        "content": manifest
+    }
+    verify_run.write_json("report.json", doc)
+    out = tmp_path / "e.tar.gz"
+    assert export(state, out) == 0
+    assert b"--enable-bootstrap-token-auth=true\\n" in members(out)["reports/report.html"]
+    doc["hosts"][0]["observations"]["file:/etc/site.env"] = {"content": "DB_PASSWORD=b3BlbnNz\n"}
+    (verify_run.path / "report.json").write_text(json.dumps(doc))  # past the run's redactor
+    capsys.readouterr()
+    assert export(state, out) == 2
+    one_line_error(capsys, "not exported: run/report.json: holds a secret value")
 
 
 def test_runs_record_the_versions_they_ran_with(tmp_path: Path) -> None:

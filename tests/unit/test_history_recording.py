@@ -6,6 +6,7 @@ and says how to import it later. Against SQLite and a real PostgreSQL server ali
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -219,3 +220,86 @@ def test_a_run_directory_without_a_run_record_is_refused_in_one_line(
     assert err.startswith("casemate: error: no run matching '2026'")
     with pytest.raises(Exception, match="not a casemate run directory"):
         read_run(tmp_path / "runs" / "20260101T000000Z-verify-abcdef")
+
+
+class Interrupting:
+    """A host whose probe answer never comes: the user presses Ctrl-C."""
+
+    def run(self, command: str) -> Any:
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_verify_is_recorded_as_canceled(
+    offline: list[str],
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C: the run is sealed on disk as canceled, and the history store (opened before the
+    run) holds it too, with the same outcome; exit 130."""
+    monkeypatch.setattr(
+        "casemate.cli.run_verify",
+        functools.partial(verify.run_verify, transport_for=lambda inv, host: Interrupting()),
+    )
+    state = tmp_path / "state"
+    code, _, err = call(capsys, *verify_argv(state, db_url))
+    assert code == 130 and err.endswith("casemate: error: interrupted\n"), err
+    (run_dir,) = (state / "runs").glob("*-verify-*")
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert (meta["state"], meta["outcome"], meta["interrupted"]) == ("finished", "canceled", True)
+    (row,) = rows(db_url, runs)
+    assert (row["id"], row["kind"], row["outcome"]) == (run_dir.name, "verify", "canceled")
+    assert row["finished"] is not None
+    assert "history:" not in err
+
+
+def test_an_interrupted_harden_is_recorded_as_canceled_with_its_hosts(
+    offline: list[str],
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def interrupted(**kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("casemate.harden.run_playbook", interrupted)
+    state = tmp_path / "state"
+    argv = ["--state-dir", str(state), "--db", db_url, "harden", "-i", "site.yml"]
+    code, _, err = call(capsys, *argv, "--controls", "cis_docker_2_2")
+    assert code == 130, err
+    (run_dir,) = (state / "runs").glob("*-harden-*")
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert (meta["state"], meta["outcome"], meta["interrupted"]) == ("finished", "canceled", True)
+    (row,) = rows(db_url, runs)
+    assert (row["id"], row["kind"], row["outcome"]) == (run_dir.name, "harden", "canceled")
+    assert {(h["host"], h["outcome"]) for h in rows(db_url, host_runs)} == {
+        ("n1", "canceled"), ("n2", "canceled")
+    }  # fmt: skip
+
+
+def test_interrupted_again_while_recording_leaves_the_import_command(
+    offline: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def interrupted(**kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    def impatient(self: Any, run: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt  # the second Ctrl-C, while the store is written
+
+    monkeypatch.setattr("casemate.harden.run_playbook", interrupted)
+    monkeypatch.setattr("casemate.history.store.Store.record", impatient)
+    state = tmp_path / "state"
+    argv = ["--state-dir", str(state), "harden", "-i", "site.yml", "--controls", "cis_docker_2_2"]
+    code, _, err = call(capsys, *argv)
+    assert code == 130
+    (run_dir,) = (state / "runs").glob("*-harden-*")
+    assert (
+        f"history: run {run_dir.name} not recorded; import it later with casemate history "
+        f"import {run_dir}\n" in err
+    )
+    assert err.endswith("casemate: error: interrupted\n")

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -22,6 +23,7 @@ from ansible.module_utils import casemate_audit as audit  # type: ignore[attr-de
 from ansible.module_utils import casemate_host as host  # type: ignore[attr-defined]
 from ansible.module_utils import casemate_sshd as sshd  # type: ignore[attr-defined]
 
+from casemate import readers
 from casemate.checks import argv as argv_kind
 from casemate.checks import sysctl as sysctl_kind
 from casemate.locations import content_root, package_file
@@ -636,3 +638,49 @@ def test_every_role_whose_module_imports_the_readers_depends_on_host_common() ->
         names = {d["role"] if isinstance(d, dict) else d for d in deps}
         # kube_node's dependants reach host_common through it
         assert "host_common" in names or "kube_node" in names, role.name
+
+
+class _Loading:
+    """The first load of a library file stops half-way until told to go on."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.go = threading.Event()
+
+
+SLOW_LIBRARY = """\
+import sys
+_loading = sys.modules["casemate_test_loading"].LOADING
+if not _loading.reached.is_set():
+    _loading.reached.set()
+    _loading.go.wait()
+
+
+def answer():
+    return 42
+"""
+
+
+def test_a_reader_library_loading_in_one_thread_is_never_seen_half_made_by_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verify judges hosts in threads: while one thread runs a library file for the first time,
+    another asking for it gets a whole module (its functions defined), never the half-run one."""
+    (tmp_path / "casemate_slow.py").write_text(SLOW_LIBRARY)
+    holder = ModuleType("casemate_test_loading")
+    holder.LOADING = _Loading()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "casemate_test_loading", holder)
+    monkeypatch.setattr(readers, "library_path", lambda name: tmp_path / f"{name}.py")
+    monkeypatch.delitem(sys.modules, "casemate._readers.casemate_slow", raising=False)
+    first: list[ModuleType] = []
+    loading = threading.Thread(target=lambda: first.append(readers.library_module("casemate_slow")))
+    loading.start()
+    try:
+        assert holder.LOADING.reached.wait(60)  # type: ignore[attr-defined]
+        second = readers.library_module("casemate_slow")
+        assert second.answer() == 42
+    finally:
+        holder.LOADING.go.set()  # type: ignore[attr-defined]
+        loading.join()
+        sys.modules.pop("casemate._readers.casemate_slow", None)
+    assert first == [second]  # one module for the process, however many threads loaded it

@@ -52,6 +52,48 @@ def test_bad_report_options_are_one_line_and_exit_2(
     assert err.count("\n") == 1
 
 
+UNWRITABLE = [
+    ("/proc/casemate-reports", "cannot make the directory (No such file or directory)"),
+    ("/dev/null/reports", "cannot make the directory (Not a directory)"),
+]
+
+
+@pytest.mark.usefixtures("untouched")
+@pytest.mark.parametrize(("where", "why"), UNWRITABLE, ids=["proc", "under-a-file"])
+def test_a_report_dir_that_cannot_be_written_is_bad_input_before_any_host(
+    capsys: pytest.CaptureFixture[str], where: str, why: str
+) -> None:
+    """Not a traceback after every host was probed: one line, exit 2, nothing run."""
+    code, err = call(capsys, "verify", "-i", INV, "--report-dir", where)
+    assert (code, err.count("\n")) == (2, 1), err
+    assert err == f"casemate: error: --report-dir {where}: {why}\n"
+
+
+@pytest.mark.parametrize(("where", "why"), UNWRITABLE, ids=["proc", "under-a-file"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "RUN", "--report-dir", "WHERE"],
+        ["report", "RUN", "--format", "csv", "-o", "WHERE/report.csv"],
+        ["evidence", "export", "RUN", "-o", "WHERE/evidence.tar.gz"],
+        ["evidence", "keygen", "--out-dir", "WHERE"],
+    ],
+    ids=["report-dir", "report-o", "export-o", "keygen"],
+)
+def test_an_output_that_cannot_be_written_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str],
+    stored: tuple[Path, Path, Path],
+    argv: list[str],
+    where: str,
+    why: str,
+) -> None:
+    state, _, second = stored
+    given = [a.replace("RUN", second.name).replace("WHERE", where) for a in argv]
+    code, err = call(capsys, "--state-dir", str(state), *given)
+    assert (code, err.count("\n")) == (2, 1), err
+    assert err.startswith("casemate: error: ") and f"{where}: {why}" in err, err
+
+
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """Two verify runs of one inventory in a state dir (read only by the tests)."""

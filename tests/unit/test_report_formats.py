@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
@@ -114,6 +115,48 @@ def test_oscal_rendering_is_validated_by_trestle() -> None:
 def test_oscal_is_the_same_for_the_same_run() -> None:
     doc = recorded("fresh")
     assert oscal.render(doc) == oscal.render(doc)
+
+
+CASEMATE_OSCAL_NAMESPACE = uuid.UUID("b5449216-263a-57ad-bbd2-1d227c039e27")
+
+
+def _times(node: Any) -> list[str]:
+    """Every date-time value in an OSCAL document, by the keys OSCAL gives them."""
+    keys = ("start", "end", "collected", "last-modified", "published", "date")
+    if isinstance(node, dict):
+        found = [v for k, v in node.items() if k in keys and isinstance(v, str)]
+        return found + [t for v in node.values() for t in _times(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _times(v)]
+    return []
+
+
+def test_oscal_uuids_and_times_come_from_the_run_never_the_clock() -> None:
+    """Each UUID is uuid5 under casemate's fixed namespace of RUN_ID/object path; each time is
+    the run's own start or finish: a report rendered again (in a bundle, a year later) is the
+    same document."""
+    doc = recorded("hardened")
+    raw = json.loads(oscal.render(doc))["assessment-results"]
+    run_id = doc["run_id"]
+
+    def ours(*path: str) -> str:
+        return str(uuid.uuid5(CASEMATE_OSCAL_NAMESPACE, "/".join([run_id, *path])))
+
+    assert oscal.NAMESPACE == CASEMATE_OSCAL_NAMESPACE
+    assert raw["uuid"] == ours("assessment-results")
+    (result,) = raw["results"]
+    assert result["uuid"] == ours("result")
+    assert result["local-definitions"]["components"][0]["uuid"] == ours("tool")
+    r = doc["results"][0]
+    assert result["observations"][0]["uuid"] == ours("observation", r["host"], r["control_id"])
+    failing = next(x for x in doc["results"] if x["status"] == "fail")
+    assert ours("finding", failing["host"], failing["control_id"]) in {
+        f["uuid"] for f in result["findings"]
+    }
+    assert set(_times(raw)) == {doc["started"], doc["finished"]}
+    # another run id, other UUIDs: two runs never share an object's UUID
+    other = json.loads(oscal.render(doc | {"run_id": "20270101T000000Z-verify-ffffff"}))
+    assert other["assessment-results"]["uuid"] != raw["uuid"]
 
 
 # --- SARIF -----------------------------------------------------------------------------------

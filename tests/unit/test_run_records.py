@@ -21,7 +21,7 @@ from casemate.checks.base import Observations, Status, Verdict
 from casemate.harden import HardenPlan, run_harden
 from casemate.redact import MARKER
 from casemate.report import document
-from casemate.rundir import new_run
+from casemate.rundir import RunDir, find_run, new_run
 from casemate.runner import HostEvent, resolve_inventory
 from casemate.verify import _evidence
 
@@ -209,3 +209,23 @@ def test_var_evidence_never_stores_a_secret_variable() -> None:
         "var:allowed_docker_users": ["alice"],
         "var:site": {"api_token": MARKER, "region": "eu"},
     }
+
+
+def _stored_run(state: Path, name: str, started: str) -> Path:
+    run = RunDir(private.state_dir(state, "runs", name))
+    run.write_json("run.json", {"kind": name.split("-")[1], "started": started})
+    return run.path
+
+
+def test_latest_is_the_run_that_started_last_even_within_one_second(tmp_path: Path) -> None:
+    """Run ids are stamped to the second and end in a random tail: two runs of one second
+    sort by that tail. `latest` is the one that started last, as run.json records it."""
+    state = tmp_path / "state"
+    second = "20261205T120501Z"
+    harden = _stored_run(state, "20261205T120500Z-harden-ffffff", "2026-12-05T12:05:00.9+00:00")
+    newer = _stored_run(state, f"{second}-verify-000001", "2026-12-05T12:05:01.700000+00:00")
+    _stored_run(state, f"{second}-verify-fffffe", "2026-12-05T12:05:01.200000+00:00")
+    _stored_run(state, f"{second}-verify-ffffff", "2026-12-05T12:05:01+00:00")
+    assert find_run(state, "latest").path == newer
+    assert find_run(state, "latest-verify").path == newer
+    assert find_run(state, "latest-harden").path == harden

@@ -22,7 +22,17 @@ from casemate.errors import CatalogError
 from casemate.locations import package_file
 
 # libyaml's loader where PyYAML was built with it (about 20 times faster); the same documents
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class TextDates(_BASE):  # type: ignore[valid-type,misc]  # PyYAML's C loader where built
+    """Safe YAML with dates left as text, as waivers.py reads its files: PyYAML's own date
+    parsing raises a bare ValueError on an impossible date (`2026-02-30`) instead of a YAML
+    error with a line; no catalog field is a date, so an unquoted one is text like any other."""
+
+
+TextDates.add_constructor("tag:yaml.org,2002:timestamp", TextDates.construct_yaml_str)
+_LOADER: type[yaml.SafeLoader] = TextDates
 
 
 @dataclass(frozen=True, slots=True)

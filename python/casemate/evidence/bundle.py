@@ -7,12 +7,15 @@ Layout (docs/evidence.md):
                          and the run's meta as its predicate; the exact bytes the envelope signs
     envelope.dsse.json   the DSSE envelope (payloadType application/vnd.in-toto+json, Ed25519);
                          absent in an unsigned bundle
-    run/...              every file of the run directory (reports of every format, observations,
+    run/...              every file of the run directory (report.json, junit.xml, observations,
                          the redacted inventory, run.json)
+    reports/...          a verify run's report in every format (report/formats.py), rendered from
+                         run/report.json at export: the same run gives the same bytes
     harden/...           every file of the harden run it followed (ansible-runner's events)
     catalog/*.yml        the catalog the run used (its digest is the run's)
     versions.json        casemate, Python, ansible-core, ansible-runner, the collections
     waivers/NAME         the waiver file run.json names, when there is one
+    waivers/harden/NAME  the waiver file the harden run's run.json names, when there is one
 """
 
 from __future__ import annotations
@@ -43,8 +46,10 @@ from casemate.evidence.keys import keyid
 from casemate.evidence.versions import versions
 from casemate.harden import run_outcome
 from casemate.redact import KEY_MARKER, MARKER, VAULT_MARKER, Redactor
+from casemate.report import changes, document, formats
 from casemate.rundir import RunDir
 
+REPORTS = "reports"  # every report format, rendered from the run's report.json
 MANIFEST = "manifest.json"
 ENVELOPE = "envelope.dsse.json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -94,9 +99,41 @@ def _waiver_file(meta: Mapping[str, Any]) -> str | None:
     return named if isinstance(named, str) and named else None
 
 
+def _waivers(files: dict[str, bytes], meta: Mapping[str, Any], where: str) -> dict[str, Any] | None:
+    """The waiver file a run record names, put in `files` under `where/` when it is still there
+    (read now: a relative path from here); what the predicate says of it, or None."""
+    named = _waiver_file(meta)
+    if named is None:
+        return None
+    path = Path(named)
+    bundled = f"{where}/{path.name}" if path.is_file() else None
+    if bundled is not None:
+        files[bundled] = path.read_bytes()
+    return {"named": named, "bundled": bundled}
+
+
 def _run_summary(run: RunDir, meta: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("kind", "started", "finished", "inventory", "hosts", "level", "profile", "summary")
+    # gate: the --fail-on gate verify applied and the exit status it gave (gate.Gate.record)
+    keys = ("kind", "started", "finished", "inventory", "hosts", "level", "profile", "summary",
+            "gate")  # fmt: skip
     return {"id": run.id, "outcome": run_outcome(meta)} | {k: meta[k] for k in keys if k in meta}
+
+
+def _reports(run: RunDir) -> dict[str, bytes]:
+    """A verify run's report in every format, each by its one renderer, from the run's own
+    report.json (and the changes since the previous run beside it, as `verify --report-dir`
+    renders them); nothing for a run without a report (a harden run, an interrupted verify)."""
+    stored = run.path / "report.json"
+    if not stored.is_file():
+        return {}
+    try:
+        doc = run.read_json("report.json")
+        document.validate(doc)
+    except Exception as exc:  # not JSON, or not the schema: a report casemate cannot render
+        why = getattr(exc, "message", None) or str(exc)
+        raise BadInputError(f"{stored}: not a report casemate can render: {why}") from None
+    rendered = formats.render(doc, formats.FORMATS, lambda: changes.since_previous(run.path, doc))
+    return {f"{REPORTS}/{f.filename}": text.encode() for f, text in rendered}
 
 
 def _secret_in(name: str, data: bytes) -> str | None:
@@ -133,6 +170,9 @@ def collect(
     meta = run.read_json("run.json")
     files = _tree("run", run.path)
     predicate: dict[str, Any] = {"run": _run_summary(run, meta), "harden": None}
+    reports = _reports(run)
+    files |= reports
+    predicate["reports"] = sorted(reports) or None
     if harden is not None:
         hmeta = harden.read_json("run.json")
         files |= _tree("harden", harden.path)
@@ -161,15 +201,14 @@ def collect(
     files["versions.json"] = _canonical(ran_with)
     predicate["versions"] = ran_with
     predicate["versions_from"] = "run" if ran_with is recorded else "export"
-    named = _waiver_file(meta)
-    predicate["waivers"] = None
-    if named is not None:  # read now (relative paths from here); the run record says what it used
-        path = Path(named)
-        bundled = f"waivers/{path.name}" if path.is_file() else None
-        if bundled is not None:
-            files[bundled] = path.read_bytes()
-        predicate["waivers"] = {"named": named, "bundled": bundled}
-    found = [why for name, data in sorted(files.items()) if (why := _secret_in(name, data))]
+    predicate["waivers"] = _waivers(files, meta, "waivers")
+    if harden is not None:  # the waivers harden skipped controls by, when it had any
+        predicate["harden"]["waivers"] = _waivers(files, hmeta, "waivers/harden")
+    # reports/ is rendered from run/report.json, judged here string by string as the run's
+    # redactor judged it; judged again as the text of a page, a JSON-escaped newline would run a
+    # flag (`--enable-bootstrap-token-auth=true\n...`) on into the next line
+    guarded = {n: d for n, d in files.items() if not n.startswith(f"{REPORTS}/")}
+    found = [why for name, data in sorted(guarded.items()) if (why := _secret_in(name, data))]
     if found:
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         raise BadInputError(f"not exported: {found[0]}{more}")

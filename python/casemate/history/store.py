@@ -221,22 +221,46 @@ class Store:
         with self._begin("read runs") as conn:
             return list(conn.scalars(select(runs.c.id).order_by(runs.c.started, runs.c.id)))
 
+    def _result_runs(self, wanted: list[Any], since: datetime | None) -> Any:
+        """The runs with a result matching `wanted` (since `since`), newest first, as a query."""
+        query = select(runs.c.id).where(runs.c.id.in_(select(results.c.run_id).where(*wanted)))
+        if since is not None:
+            query = query.where(runs.c.started >= since)
+        return query.order_by(runs.c.started.desc(), runs.c.id.desc())
+
+    def result_runs(
+        self,
+        *,
+        host: str | None = None,
+        control: str | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        """How many runs recorded a result of `host` x `control` (since `since`)."""
+        counted = select(func.count()).select_from(
+            self._result_runs(_wanted(host, control), since).order_by(None).subquery()
+        )
+        with self._begin("count runs") as conn:
+            return int(conn.scalar(counted) or 0)
+
     def observed(
         self,
         *,
         host: str | None = None,
         control: str | None = None,
         since: datetime | None = None,
+        last_runs: int | None = None,
     ) -> list[Observed]:
         """Every result of `host` x `control` (each when None), oldest first. With `since`: the
         results of runs started since then, and for each host x control the last result before
-        (so a change at the first run since is seen as one)."""
+        (so a change at the first run since is seen as one). With `last_runs`: only those of
+        the last so many runs that recorded such a result (chosen by the database: the rows of
+        older runs are never read)."""
         joined = results.join(runs, results.c.run_id == runs.c.id)
-        wanted = []
-        if host is not None:
-            wanted.append(results.c.host == host)
-        if control is not None:
-            wanted.append(results.c.control_id == control)
+        wanted = _wanted(host, control)
+        in_view = []
+        if last_runs is not None:
+            window = self._result_runs(wanted, since).limit(last_runs).subquery()
+            in_view.append(results.c.run_id.in_(select(window.c.id)))
         columns = (
             results.c.run_id,
             runs.c.kind,
@@ -250,10 +274,10 @@ class Store:
         )
         queries = []
         if since is None:
-            queries.append(select(*columns).select_from(joined).where(*wanted))
+            queries.append(select(*columns).select_from(joined).where(*wanted, *in_view))
         else:
             recent = runs.c.started >= since
-            queries.append(select(*columns).select_from(joined).where(*wanted, recent))
+            queries.append(select(*columns).select_from(joined).where(*wanted, *in_view, recent))
             last = (
                 select(results.c.host, results.c.control_id, func.max(runs.c.started).label("at"))
                 .select_from(joined)
@@ -277,8 +301,8 @@ class Store:
                     rows.append(Observed(r[0], r[1], utc(r[2]), *r[3:]))
         return sorted(rows, key=lambda o: (o.host, o.control_id, o.at, o.run_id))
 
-    def played(self, *, host: str | None = None) -> list[Played]:
-        """Every host's part in every harden run, oldest first."""
+    def played(self, *, host: str | None = None, since: datetime | None = None) -> list[Played]:
+        """Every host's part in every harden run (started since `since`), oldest first."""
         query = (
             select(
                 host_runs.c.run_id,
@@ -294,6 +318,8 @@ class Store:
         )
         if host is not None:
             query = query.where(host_runs.c.host == host)
+        if since is not None:
+            query = query.where(runs.c.started >= since)
         with self._begin("read harden runs") as conn:
             found = [
                 Played(r[0], utc(r[1]), r[2], r[3], r[4] or 0, tuple(json.loads(r[5])), r[6])
@@ -318,6 +344,15 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _wanted(host: str | None, control: str | None) -> list[Any]:
+    wanted: list[Any] = []
+    if host is not None:
+        wanted.append(results.c.host == host)
+    if control is not None:
+        wanted.append(results.c.control_id == control)
+    return wanted
 
 
 def open_store(raw: str | None, state: Path) -> Store:

@@ -71,6 +71,17 @@ def write(
     """Each chosen format as DIR/FILENAME, 0600 (a directory made for them 0700; an existing one
     keeps its mode). `doc` is already redacted; `changes` is asked once, only if a format uses
     it."""
+    return [private.write(directory / f.filename, text) for f, text in render(doc, chosen, changes)]
+
+
+def render(
+    doc: Mapping[str, Any],
+    chosen: Iterable[Format],
+    changes: Callable[[], Changes | None] = lambda: None,
+) -> list[tuple[Format, str]]:
+    """Each chosen format rendered from `doc` by its one renderer; `changes` is asked once, only
+    if a format uses it. Every renderer depends on the document alone (and the changes): no
+    clock, no random id, so one run renders to the same bytes however often it is rendered."""
     chosen = list(chosen)
     found = changes() if any(f.uses_changes for f in chosen) else None
-    return [private.write(directory / f.filename, f.render(doc, found)) for f in chosen]
+    return [(f, f.render(doc, found)) for f in chosen]

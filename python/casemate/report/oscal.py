@@ -1,8 +1,10 @@
 """OSCAL 1.1 Assessment Results (JSON), built and validated with compliance-trestle's models.
 
 Each host x control is an observation (its subject the host, its evidence the observation keys);
-each failed or errored one is also a finding that targets the control id. UUIDs are derived from
-the run id, so rendering one run twice gives the same document.
+each failed or errored one is also a finding that targets the control id. Nothing in it comes from
+the clock or a random source: every UUID is a version-5 UUID under casemate's fixed namespace of the
+run id and the object's path (`RUN_ID/observation/HOST/CONTROL`), and every time is one of the run's
+own (started, finished), so one run renders to the same bytes whenever it is rendered.
 """
 
 from __future__ import annotations
@@ -16,10 +18,18 @@ from casemate import __version__
 OSCAL_VERSION = "1.1.3"  # what compliance-trestle 3.x models; the 1.1 line
 NS = "https://casemate.dev/ns/oscal"  # a name for casemate's own props, never fetched
 FINDING_STATUSES = frozenset({"fail", "error"})
+# casemate's namespace for OSCAL UUIDs: uuid5(NAMESPACE_URL, "https://casemate.dev/ns/oscal/uuid"),
+# written out so that it can never change with the code around it
+NAMESPACE = uuid.UUID("b5449216-263a-57ad-bbd2-1d227c039e27")
+
+
+def object_uuid(run_id: str, *path: str) -> str:
+    """The UUID of one object of a run's assessment results: uuid5 of `RUN_ID/PATH...`."""
+    return str(uuid.uuid5(NAMESPACE, "/".join([run_id, *path])))
 
 
 def _id(doc: Mapping[str, Any], *parts: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(["casemate", str(doc["run_id"]), *parts])))
+    return object_uuid(str(doc["run_id"]), *parts)
 
 
 def _prop(name: str, value: object) -> dict[str, Any]:
