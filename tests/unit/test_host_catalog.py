@@ -110,7 +110,6 @@ class Host:
             ("systemd-coredump", self.coredumpd),
             ("/usr/sbin/cron", self.cron),
             ("/usr/bin/at", self.at),
-            ("command -v runsc", "/usr/bin/runsc"),
         ]
 
     def answer(self, probe: Probe) -> dict[str, Any]:
@@ -121,6 +120,8 @@ class Host:
                 "running": self.running.split(),
                 "interfaces": self.interfaces.split(),
             }
+        if kind == "binary":
+            return {"paths": ["/usr/bin/runsc"] if arg == "runsc" else []}
         if kind == "sysctl":
             value = self.sysctl.get(arg)
             return {"exists": False} if value is None else {"exists": True, "value": str(value)}
