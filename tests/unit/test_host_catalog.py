@@ -87,7 +87,8 @@ class Host:
             "/etc/security/limits.d/99-zz-casemate-core.conf": "* hard core 0\n",
             "/etc/systemd/coredump.conf": "[Coredump]\n#Storage=external\n",
             "/etc/systemd/coredump.conf.d/99-zz-casemate.conf": "[Coredump]\nStorage=none\nProcessSizeMax=0\n",
-            "/etc/login.defs": "ENCRYPT_METHOD YESCRYPT\nPASS_MAX_DAYS 365\nUMASK 027\n",
+            "/etc/login.defs": "ENCRYPT_METHOD YESCRYPT\nPASS_MAX_DAYS 365\nPASS_MIN_DAYS 1\n"
+            "PASS_WARN_AGE 7\nUMASK 027\n",
             "/proc/self/mountinfo": "1 0 0:1 / / rw - ext4 /dev/sda1 rw\n"
             "2 1 0:2 / /tmp rw,nosuid,nodev,noexec - tmpfs tmpfs rw\n",
         }
@@ -201,7 +202,8 @@ def bad_host(**changes: Any) -> Host:
         {
             "/etc/security/limits.d/99-zz-casemate-core.conf": "* hard core unlimited\n",
             "/etc/systemd/coredump.conf.d/99-zz-casemate.conf": "[Coredump]\nStorage=external\n",
-            "/etc/login.defs": "ENCRYPT_METHOD MD5\nPASS_MAX_DAYS 99999\nUMASK 022\n",
+            "/etc/login.defs": "ENCRYPT_METHOD MD5\nPASS_MAX_DAYS 99999\nPASS_MIN_DAYS 0\n"
+            "PASS_WARN_AGE 0\nUMASK 022\n",
             "/proc/self/mountinfo": "1 0 0:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:2 / /tmp rw,nodev - tmpfs tmpfs rw\n",
         }
     )
@@ -221,7 +223,7 @@ def test_the_host_sections_are_all_there() -> None:
     assert {e.id for e in ENTRIES} == {
         *(f"cm_host_2_{n}" for n in range(1, 5)),
         *(f"cm_host_3_{n}" for n in range(1, 21)),
-        *(f"cm_host_4_{n}" for n in range(1, 15)),
+        *(f"cm_host_4_{n}" for n in range(1, 17)),
     }
     assert {e.id for e in ENTRIES if e.control.mode == "check-only"} == {
         "cm_host_3_20",
