@@ -22,6 +22,8 @@ LAB = lab_name("basehost")
 # whole machine, and the kernel refuses audit there (the rule files are judged, loading is not;
 # auditd's unit is judged enabled, but it cannot run).
 MACHINE_WIDE = {f"cm_host_3_{n}" for n in (1, 2, 3, 5, 6, 7, 8)}
+# Kernel modules: modprobe's configuration is the node's own (judged), the loaded ones the machine's.
+MODULES = "cm_host_4_14"
 AUDIT_LOADED = {"cm_host_2_1", "cm_host_2_2", "cm_host_2_3", "cm_host_2_4"}
 # Not applicable on a lab node: this kernel has no Yama; the node runs dockerd (forwarding stays
 # on, cm_host_3_18 applies instead of 3.17); the image has no systemd-coredump and no at.
@@ -31,6 +33,9 @@ FRESH_NOT_APPLICABLE = {"cm_host_3_4", "cm_host_3_17", "cm_host_4_3", "cm_host_4
 UNSPOILABLE = MACHINE_WIDE | {"cm_host_3_4", "cm_host_3_17", "cm_host_4_12"}
 # Checked but not remediated: they stay failing on the drifted node until a person fixes them.
 CHECK_ONLY = {"cm_host_3_20", "cm_host_4_6"}
+
+
+BANNER = "Authorised access only. Activity on this system is logged and may be monitored."
 
 
 def machine_values() -> dict[str, str]:
@@ -72,7 +77,8 @@ STATE = (
     " cat /etc/sysctl.d/99-zz-casemate.conf /etc/audit/rules.d/casemate-host.rules 2>&1;"
     " ls /etc/security/limits.d /etc/systemd/coredump.conf.d 2>&1; md5sum /etc/login.defs;"
     " grep ' /tmp ' /proc/self/mountinfo; systemctl is-enabled avahi-daemon auditd 2>&1;"
-    " stat -c '%n %a' /etc/crontab /etc/cron.d /etc/cron.daily; ls /etc/cron.allow /etc/cron.deny 2>&1; true"
+    " stat -c '%n %a' /etc/crontab /etc/cron.d /etc/cron.daily; ls /etc/cron.allow /etc/cron.deny 2>&1;"
+    " cat /etc/issue /etc/issue.net; ls /etc/modprobe.d; true"
 )
 
 NETWORK_TEST = """
@@ -139,7 +145,8 @@ def test_fresh_node_hardened_verified_idempotent_and_networking_works(
     machine = machine_values()
     fresh = verify(lab, node, tmp_path / "before", check=1)
     failing = {c for c, r in fresh.items() if r["status"] == "fail"}
-    assert {"cm_host_2_2", "cm_host_3_9", "cm_host_3_13", "cm_host_4_2", "cm_host_4_9"} <= failing
+    assert {"cm_host_2_2", "cm_host_3_9", "cm_host_3_13", "cm_host_4_2", "cm_host_4_9", "cm_host_4_13",
+            "cm_host_4_15", MODULES} <= failing  # fmt: skip
     assert all(fresh[c]["status"] == "not_verifiable" for c in MACHINE_WIDE)
 
     before = lab.sh(node, STATE)
@@ -152,7 +159,9 @@ def test_fresh_node_hardened_verified_idempotent_and_networking_works(
 
     after = verify(lab, node, tmp_path / "after", check=1)  # Docker 2.12 (no authz plugin) fails
     statuses = {c: r["status"] for c, r in after.items()}
-    assert {c for c, s in statuses.items() if s == "not_verifiable"} == MACHINE_WIDE | AUDIT_LOADED
+    assert {c for c, s in statuses.items() if s == "not_verifiable"} == (
+        MACHINE_WIDE | AUDIT_LOADED | {MODULES}
+    )
     assert {c for c, s in statuses.items() if s == "not_applicable"} == FRESH_NOT_APPLICABLE
     assert {c for c, s in statuses.items() if s not in ("not_verifiable", "not_applicable")} == {
         c for c, s in statuses.items() if s == "pass"
@@ -160,6 +169,11 @@ def test_fresh_node_hardened_verified_idempotent_and_networking_works(
     assert "machine-wide setting" in str(after["cm_host_3_1"]["observed"])
     assert "kernel refuses audit" in str(after["cm_host_2_2"]["observed"])
     assert "dockerd" in str(after["cm_host_3_17"]["observed"])  # the report says why
+    assert "loaded kernel modules belong to the machine's kernel" in str(after[MODULES]["observed"])
+    # the site's warning before local and network logins, and modprobe refuses the modules
+    banner = lab.sh(node, "cat /etc/issue; cat /etc/issue.net").splitlines()
+    assert banner == [BANNER, BANNER]
+    assert lab.sh(node, "modprobe -n -v usb-storage 2>&1 || true").strip() == "install /bin/false"
 
     written = lab.sh(node, "cat /etc/sysctl.d/99-zz-casemate.conf")
     params = [

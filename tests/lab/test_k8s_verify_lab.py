@@ -15,6 +15,7 @@ from .conftest import Lab, harden_stats, lab_name, open_lab, report_of, results
 
 LAB = lab_name("k8sverify")
 NODE = f"casemate-{LAB}-1"
+DROPIN = "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"
 
 # What kubeadm v1.32 leaves failing (shared/reference/kubeadm-1.32-defaults.md, "CIS-relevant flags
 # kubeadm does not set" and the kubelet keys it leaves out), among casemate's automated controls.
@@ -26,7 +27,7 @@ KUBEADM_FAILS = {
     "cis_k8s_1_2_28", "cis_k8s_1_2_29", "cis_k8s_1_2_30",
     "cis_k8s_1_3_1", "cis_k8s_1_3_2", "cis_k8s_1_4_1",
     "cis_k8s_3_2_1",
-    "cis_k8s_4_1_1",  # 10-kubeadm.conf is 0644
+    "cis_k8s_4_1_1",  # kubelet.service and 10-kubeadm.conf are 0644
     "cis_k8s_4_1_9",  # config.yaml is 0644
     "cis_k8s_4_2_12", "cis_k8s_4_2_13", "cis_k8s_4_2_14",
 }  # fmt: skip
@@ -93,14 +94,24 @@ def test_fresh_harden_verify_idempotent_then_drift(lab: Lab, tmp_path: Path) -> 
     for name in ("fresh", "after"):
         assert secret not in (tmp_path / name / "report.json").read_text()
 
-    # drift: undo a few settings by hand, as an operator might
+    # every file systemd loads for the kubelet is root's alone: its unit file as well as the drop-in
+    unit = lab.sh(NODE, "systemctl show -p FragmentPath --value kubelet.service").strip()
+    assert unit.endswith("/systemd/system/kubelet.service")
+    assert (
+        lab.sh(NODE, f"stat -c '%a %U:%G' {unit} {DROPIN}").split("\n")[:2] == ["600 root:root"] * 2
+    )
+
+    # drift: undo a few settings by hand, as an operator might; the unit file alone (its drop-in
+    # stays right) is enough to fail 4.1.1 and 4.1.2
     lab.sh(NODE, "chmod 0644 /var/lib/kubelet/config.yaml /etc/kubernetes/manifests/kube-scheduler.yaml"
                  " && sed -i 's/--profiling=false/--profiling=true/' /etc/kubernetes/manifests/kube-scheduler.yaml"
-                 " && chown root:root /var/lib/etcd")  # fmt: skip
+                 f" && chown root:root /var/lib/etcd && chmod 0644 {unit} && chown nobody {unit}")  # fmt: skip
     drifted = verify(lab, tmp_path / "drifted", check=1)
     assert {c for c, r in drifted.items() if r["status"] == "fail"} == {
-        "cis_k8s_1_1_5", "cis_k8s_1_1_12", "cis_k8s_1_4_1", "cis_k8s_4_1_9", *STAYS_FAILING,
+        "cis_k8s_1_1_5", "cis_k8s_1_1_12", "cis_k8s_1_4_1", "cis_k8s_4_1_1", "cis_k8s_4_1_2",
+        "cis_k8s_4_1_9", *STAYS_FAILING,
     }  # fmt: skip
+    assert drifted["cis_k8s_4_1_1"]["observed"] == f"{unit} 0644"
     lab.casemate("harden", "-i", inv, "--level", "2", check=0)
     again = verify(lab, tmp_path / "again", check=1)
     assert {c: r["status"] for c, r in again.items() if r["status"] != "pass"} == expected

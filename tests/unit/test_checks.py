@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from casemate.checks import builtin_kinds
 from casemate.checks.base import Observations, Status, Verdict
+from casemate.readers import library_module
 
 from .obs import absent, daemon, obs, stat
 
@@ -563,7 +564,7 @@ def test_every_kind_is_tested_here() -> None:
 
 RULES = "read_glob:/etc/audit/rules.d/*.rules"
 LOADED = "cmd:auditctl -l 2>&1"
-DOCKERD_CMD = {"cmd:command -v dockerd": {"rc": 0, "stdout": "/usr/sbin/dockerd\n", "stderr": ""}}
+DOCKERD_CMD = {"binary:dockerd": {"paths": ["/usr/sbin/dockerd"]}}
 
 
 def rule_files(rules: str) -> dict[str, Any]:
@@ -627,6 +628,55 @@ def test_audit_rule_missing_path_and_syscall_rules() -> None:
     assert run("audit_rule", {"path": "/run/containerd"}, here).status is Status.PASS
 
 
+def test_audit_rule_covers_every_path_of_a_binary() -> None:
+    """CIS Docker 1.1.18 on Debian: runc runs from /usr/sbin/runc and /usr/bin/runc (the benchmark's
+    path) is a symlink to it; a rule for one of them alone fails, whichever it is, and the verdict
+    names the path that lacks one."""
+    p = {"command": "runc", "documented": ["/usr/bin/runc"]}
+    paths = {"binary:runc;/usr/bin/runc": {"paths": ["/usr/sbin/runc", "/usr/bin/runc"]}}
+    both = "-w /usr/sbin/runc -k docker\n-w /usr/bin/runc -k docker\n"
+    loaded = {"rc": 0, "stdout": both.replace("-k", "-p rwxa -k"), "stderr": ""}
+    v = run("audit_rule", p, obs({**paths, RULES: rule_files(both), LOADED: loaded}))
+    assert (v.status, v.observed) == (Status.PASS, "/usr/sbin/runc, /usr/bin/runc watched (loaded)")
+    for only, lacking in (("/usr/sbin/runc", "/usr/bin/runc"), ("/usr/bin/runc", "/usr/sbin/runc")):
+        rules = f"-w {only} -k docker\n"
+        v = run("audit_rule", p, obs({**paths, RULES: rule_files(rules), LOADED: loaded}))
+        assert (v.status, v.observed) == (
+            Status.FAIL,
+            f"no rule for {lacking} in /etc/audit/rules.d",
+        )
+    # both in the files, one of them not loaded
+    half = {"rc": 0, "stdout": "-w /usr/sbin/runc -p rwxa -k docker\n", "stderr": ""}
+    v = run("audit_rule", p, obs({**paths, RULES: rule_files(both), LOADED: half}))
+    assert (v.status, v.observed) == (
+        Status.FAIL,
+        "/usr/bin/runc is in the rule files but not loaded",
+    )
+
+
+def test_binary_paths_follow_symlinks_and_add_documented_paths(tmp_path: Path) -> None:
+    """The one reader of a binary's paths (the role writes rules for them, verify judges them):
+    the path it is called by, what a symlinked one resolves to, a directory reached through a
+    symlink counted once, and the benchmark's documented path where its directory exists."""
+    sbin, usr_bin = tmp_path / "usr/sbin", tmp_path / "usr/bin"
+    sbin.mkdir(parents=True)
+    usr_bin.mkdir(parents=True)
+    (tmp_path / "sbin").symlink_to("usr/sbin")
+    runc, dockerd = sbin / "runc", sbin / "dockerd"
+    for binary in (runc, dockerd):
+        binary.write_text("#!/bin/sh\n")
+        binary.chmod(0o755)
+    (usr_bin / "runc").symlink_to("../sbin/runc")
+    dirs = [str(sbin), str(usr_bin), str(tmp_path / "sbin")]
+    paths = library_module("casemate_audit").binary_paths
+    assert paths("runc", [str(usr_bin / "runc")], dirs) == [str(runc), str(usr_bin / "runc")]
+    assert paths("dockerd", [str(usr_bin / "dockerd"), "/no/such/dir/dockerd"], dirs) == [
+        str(dockerd),
+        str(usr_bin / "dockerd"),
+    ]
+    assert paths("containerd", [str(usr_bin / "containerd")], dirs) == []  # not installed
+
+
 # --- failed observations, kind by kind (tests/unit/test_failed_observations.py has the catalog) --
 
 
@@ -640,11 +690,11 @@ def test_audit_rules_that_cannot_be_read_are_errors() -> None:
     v = audit("-w /usr/sbin/dockerd -k docker\n", refused)
     assert v.status is Status.ERROR
     assert "You must be root" in v.observed
-    # `command -v` that complains is not "no such command here"
-    broken = {"cmd:command -v dockerd": {"rc": 127, "stdout": "", "stderr": "sh: 1: command: Permission denied\n"}}  # fmt: skip
+    # a binary whose paths could not be read is not "no such binary here"
+    broken = {"binary:dockerd": {"error": "OSError: [Errno 13] Permission denied"}}
     data = {**broken, RULES: rule_files(""), LOADED: {"rc": 0, "stdout": "", "stderr": ""}}
     assert run("audit_rule", {"command": "dockerd"}, obs(data)).status is Status.ERROR
-    quiet = {"cmd:command -v dockerd": {"rc": 1, "stdout": "", "stderr": ""}}
+    quiet = {"binary:dockerd": {"paths": []}}
     data = {**quiet, RULES: rule_files(""), LOADED: {"rc": 0, "stdout": "", "stderr": ""}}
     assert run("audit_rule", {"command": "dockerd"}, obs(data)).status is Status.NOT_APPLICABLE
 

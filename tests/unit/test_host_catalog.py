@@ -77,6 +77,9 @@ class Host:
     coredumpd: str = "installed"
     cron: str = "installed"
     at: str = "installed"
+    banners: str = ""  # banner files missing, empty or naming the OS
+    modules_config: str = ""  # modules modprobe's configuration still lets load
+    modules_loaded: str = ""  # those loaded now
     units: dict[str, str] = field(default_factory=lambda: {"avahi-daemon.service": "disabled"})
     texts: dict[str, str] = field(
         default_factory=lambda: {
@@ -84,7 +87,8 @@ class Host:
             "/etc/security/limits.d/99-zz-casemate-core.conf": "* hard core 0\n",
             "/etc/systemd/coredump.conf": "[Coredump]\n#Storage=external\n",
             "/etc/systemd/coredump.conf.d/99-zz-casemate.conf": "[Coredump]\nStorage=none\nProcessSizeMax=0\n",
-            "/etc/login.defs": "ENCRYPT_METHOD YESCRYPT\nPASS_MAX_DAYS 365\nUMASK 027\n",
+            "/etc/login.defs": "ENCRYPT_METHOD YESCRYPT\nPASS_MAX_DAYS 365\nPASS_MIN_DAYS 1\n"
+            "PASS_WARN_AGE 7\nUMASK 027\n",
             "/proc/self/mountinfo": "1 0 0:1 / / rw - ext4 /dev/sda1 rw\n"
             "2 1 0:2 / /tmp rw,nosuid,nodev,noexec - tmpfs tmpfs rw\n",
         }
@@ -110,7 +114,9 @@ class Host:
             ("systemd-coredump", self.coredumpd),
             ("/usr/sbin/cron", self.cron),
             ("/usr/bin/at", self.at),
-            ("command -v runsc", "/usr/bin/runsc"),
+            ("/etc/issue.net", self.banners),
+            ("modprobe -c", self.modules_config),
+            ("/proc/modules", self.modules_loaded),
         ]
 
     def answer(self, probe: Probe) -> dict[str, Any]:
@@ -121,6 +127,8 @@ class Host:
                 "running": self.running.split(),
                 "interfaces": self.interfaces.split(),
             }
+        if kind == "binary":
+            return {"paths": ["/usr/bin/runsc"] if arg == "runsc" else []}
         if kind == "sysctl":
             value = self.sysctl.get(arg)
             return {"exists": False} if value is None else {"exists": True, "value": str(value)}
@@ -186,12 +194,16 @@ def bad_host(**changes: Any) -> Host:
         auditd_active="failed",
         pam="md5 rounds=none",
         units={"avahi-daemon.service": "enabled", "cups.socket": "enabled"},
+        banners="/etc/issue: names the OS: Debian GNU/Linux 12 \\n \\l",
+        modules_config="usb_storage: loadable\nusb_storage: not blacklisted",
+        modules_loaded="usb_storage",
     )
     wrong.texts.update(
         {
             "/etc/security/limits.d/99-zz-casemate-core.conf": "* hard core unlimited\n",
             "/etc/systemd/coredump.conf.d/99-zz-casemate.conf": "[Coredump]\nStorage=external\n",
-            "/etc/login.defs": "ENCRYPT_METHOD MD5\nPASS_MAX_DAYS 99999\nUMASK 022\n",
+            "/etc/login.defs": "ENCRYPT_METHOD MD5\nPASS_MAX_DAYS 99999\nPASS_MIN_DAYS 0\n"
+            "PASS_WARN_AGE 0\nUMASK 022\n",
             "/proc/self/mountinfo": "1 0 0:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:2 / /tmp rw,nodev - tmpfs tmpfs rw\n",
         }
     )
@@ -211,7 +223,7 @@ def test_the_host_sections_are_all_there() -> None:
     assert {e.id for e in ENTRIES} == {
         *(f"cm_host_2_{n}" for n in range(1, 5)),
         *(f"cm_host_3_{n}" for n in range(1, 21)),
-        *(f"cm_host_4_{n}" for n in range(1, 13)),
+        *(f"cm_host_4_{n}" for n in range(1, 17)),
     }
     assert {e.id for e in ENTRIES if e.control.mode == "check-only"} == {
         "cm_host_3_20",
@@ -285,3 +297,33 @@ def test_optional_software_absent_is_not_concerned() -> None:
         Status.NOT_APPLICABLE
     }
     assert verdicts(Host(units={}))["cm_host_4_1"] is Status.PASS  # none installed
+
+
+def test_unneeded_modules_judged_by_configuration_and_loaded_state() -> None:
+    """cm_host_4_14: modprobe's configuration is the node's own and judged everywhere; whether a
+    module is loaded belongs to the machine's kernel: not_verifiable in a container (never pass),
+    and on a real host a module loaded before hardening fails until it is unloaded."""
+    entry = next(e for e in ENTRIES if e.id == "cm_host_4_14")
+    container = judge(entry, Host(container="docker").observations())
+    assert container.status is Status.NOT_VERIFIABLE
+    assert "loaded kernel modules belong to the machine's kernel" in container.observed
+    loose = judge(entry, Host(container="docker", modules_config="sctp: loadable").observations())
+    assert (loose.status, loose.observed) == (
+        Status.FAIL,
+        "modules modprobe would still load = sctp: loadable",
+    )
+    loaded = judge(entry, Host(modules_loaded="usb_storage").observations())
+    assert (loaded.status, loaded.observed) == (
+        Status.FAIL,
+        "those modules loaded now = usb_storage",
+    )
+
+
+def test_banners_naming_the_os_fail() -> None:
+    entry = next(e for e in ENTRIES if e.id == "cm_host_4_13")
+    assert judge(entry, Host().observations()).status is Status.PASS
+    v = judge(entry, Host(banners="/etc/issue.net: empty").observations())
+    assert (v.status, v.observed) == (
+        Status.FAIL,
+        "banner files that are missing, empty or name the OS = /etc/issue.net: empty",
+    )

@@ -295,3 +295,29 @@ def test_cups_path_is_disabled_and_a_dash_limit_counts_as_hard() -> None:
     loose = bad_host()
     loose.texts["/etc/security/limits.d/99-zz-casemate-core.conf"] = "* - core unlimited\n"
     assert verdicts(loose)["cm_host_4_2"] is Status.FAIL
+
+
+def test_the_module_check_judges_the_modules_the_role_disables() -> None:
+    """cm_host_4_14: the modules the check wants unloadable are exactly host_baseline's list (as
+    modprobe -c spells them: - becomes _), and none is one the engines need."""
+    defaults = yaml.safe_load((ROLES / "host_baseline/defaults/main.yml").read_text())
+    protected = yaml.safe_load((ROLES / "host_baseline/vars/main.yml").read_text())
+    role = [m.replace("-", "_") for m in defaults["host_baseline_disabled_modules"]]
+    config, loaded = (
+        c["params"]["cmd"] for c in entry("cm_host_4_14")["check"]["params"]["checks"]
+    )
+    assert config.split("for m in ")[1].split(";")[0].split() == role
+    assert loaded.split("/^(")[1].split(")$/")[0].split("|") == role
+    assert not set(role) & set(protected["host_baseline_protected_modules"])
+    assert {"overlay", "br_netfilter"} <= set(protected["host_baseline_protected_modules"])
+
+
+def test_both_roles_write_one_banner_text() -> None:
+    """cm_host_1_16 and cm_host_4_13: sshd's Banner file is /etc/issue.net, which host_baseline
+    writes too; both default to the same text (casemate_banner_text), so neither undoes the other."""
+    sshd = yaml.safe_load((ROLES / "sshd/defaults/main.yml").read_text())
+    baseline = yaml.safe_load((ROLES / "host_baseline/defaults/main.yml").read_text())
+    issue = yaml.safe_load((ROLES / "host_baseline/vars/main.yml").read_text())
+    assert sshd["sshd_banner_path"] == issue["host_baseline_issue_files"]["issue_net"]
+    assert sshd["sshd_banner_text"] == baseline["host_baseline_banner_text"]
+    assert "casemate_banner_text" in sshd["sshd_banner_text"]

@@ -11,8 +11,10 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from casemate.catalog.loader import load_catalog
 from casemate.checks import builtin_kinds
 from casemate.checks.base import Observations, Status, Verdict
+from casemate.verify import judge
 
 from .obs import obs, stat
 
@@ -338,6 +340,29 @@ def test_unit_dropins_are_the_target() -> None:
     assert run("file_mode", p, obs({"unit:kubelet.service": unit})).status is Status.PASS
     unit["dropins"] = []
     assert run("file_mode", p, obs({"unit:kubelet.service": unit})).status is Status.NOT_APPLICABLE
+
+
+def test_kubelet_unit_file_is_judged_with_its_dropins() -> None:
+    """CIS K8s 4.1.1/4.1.2 judge every file that makes up kubelet.service: a loose or foreign-owned
+    unit file fails even when the drop-ins are right; a masked unit's /dev/null is not judged."""
+    catalog = load_catalog(None, KINDS)
+    mode, owner = catalog.get("cis_k8s_4_1_1"), catalog.get("cis_k8s_4_1_2")
+    assert mode is not None and owner is not None
+    dropin = "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"
+    unit = {"properties": {}, "fragment": stat("/usr/lib/systemd/system/kubelet.service", "0644"),
+            "dropins": [stat(dropin, "0600")]}  # fmt: skip
+    v = judge(mode, obs({"unit:kubelet.service": unit}))
+    assert v.status is Status.FAIL
+    assert v.observed == "/usr/lib/systemd/system/kubelet.service 0644"
+    unit["fragment"] = stat("/usr/lib/systemd/system/kubelet.service", "0600", user="kube")
+    assert judge(mode, obs({"unit:kubelet.service": unit})).status is Status.PASS
+    v = judge(owner, obs({"unit:kubelet.service": unit}))
+    assert v.status is Status.FAIL and "kubelet.service kube:root" in v.observed
+    unit["fragment"] = {"path": "/dev/null", "exists": True, "type": "other", "mode": "0666"}
+    assert judge(mode, obs({"unit:kubelet.service": unit})).status is Status.PASS
+    unit["dropins"] = [stat(dropin, "0644")]
+    v = judge(mode, obs({"unit:kubelet.service": unit}))
+    assert v.status is Status.FAIL and v.observed == f"{dropin} 0644"
 
 
 def test_process_flag_in_any_namespace() -> None:

@@ -344,7 +344,7 @@ def test_a_missing_optional_environment_file_is_skipped(tmp_path: Path) -> None:
     missing = tmp_path / "missing.env"  # EnvironmentFile=-/.../missing.env: systemd reports it
     defaults = yaml.safe_load((ROOT / "roles/kube_kubelet/defaults/main.yml").read_text())
     scenario = defaults | {
-        "kube_kubelet_dropin_dirs": [str(tmp_path / "dropins")],
+        "kube_kubelet_unit_dirs": [str(tmp_path / "units")],
         "kube_kubelet_env_files": [str(tmp_path / "kubeadm-flags.env"), str(present)],
         "kube_kubelet_node": {
             "processes": {"kubelet": {"running": False}},
@@ -357,12 +357,61 @@ def test_a_missing_optional_environment_file_is_skipped(tmp_path: Path) -> None:
     tasks = role_tasks(
         "kube_kubelet",
         "main.yml",
-        "Preflight | Look for the drop-in and environment files",
+        "Preflight | Look for the environment files",
         "Preflight | Work out the kubelet's files",
     )
     done, found = run_play(tmp_path, {"node": scenario}, tasks, ["kube_kubelet_env_paths"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert found["node"]["kube_kubelet_env_paths"] == [str(present)]
+
+
+@pytest.mark.ansible
+def test_kubelet_unit_file_and_every_dropin_are_the_kubelets_files(tmp_path: Path) -> None:
+    """cis_k8s_4_1_1/4_1_2 fix every file systemd loads for the kubelet (its unit file wherever it
+    lives, and each drop-in), not one drop-in by name; a masked unit's /dev/null is none of them;
+    and only where systemd does not know the unit are the usual directories searched."""
+    defaults = yaml.safe_load((ROOT / "roles/kube_kubelet/defaults/main.yml").read_text())
+    unit_dir = "/usr/lib/systemd/system"
+    known = {
+        "load_state": "loaded",
+        "fragment_path": f"{unit_dir}/kubelet.service",
+        "drop_in_paths": [f"{unit_dir}/kubelet.service.d/10-kubeadm.conf",
+                          "/etc/systemd/system/kubelet.service.d/20-site.conf"],
+        "environment_files": [],
+    }  # fmt: skip
+    masked = known | {"load_state": "masked", "fragment_path": "/dev/null"}
+    unknown = {"load_state": "not-found", "fragment_path": "", "drop_in_paths": [],
+               "environment_files": []}  # fmt: skip
+
+    def scenario(unit: dict[str, Any]) -> dict[str, Any]:
+        return defaults | {
+            "kube_kubelet_unit_dirs": ["/etc/systemd/system/", unit_dir],
+            "kube_kubelet_env_files": [],
+            "kube_kubelet_node": {
+                "processes": {"kubelet": {"running": False}},
+                "units": {"kubelet": unit},
+            },
+            "kube_kubelet_found": {"config": {}},
+        }
+
+    tasks = role_tasks(
+        "kube_kubelet",
+        "main.yml",
+        "Preflight | Look for the environment files",
+        "Preflight | Work out the kubelet's files",
+    )
+    scenarios = {"known": scenario(known), "masked": scenario(masked), "unknown": scenario(unknown)}
+    done, found = run_play(tmp_path, scenarios, tasks, ["kube_kubelet_unit_files"])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert found["known"]["kube_kubelet_unit_files"] == [
+        f"{unit_dir}/kubelet.service",
+        *known["drop_in_paths"],
+    ]
+    assert found["masked"]["kube_kubelet_unit_files"] == known["drop_in_paths"]
+    assert found["unknown"]["kube_kubelet_unit_files"] == [
+        "/etc/systemd/system/kubelet.service", f"{unit_dir}/kubelet.service",
+        "/etc/systemd/system/kubelet.service.d/*.conf", f"{unit_dir}/kubelet.service.d/*.conf",
+    ]  # fmt: skip
 
 
 # --- kube_node: a roll-back keeps the new encryption configuration --------------------------------

@@ -268,22 +268,25 @@ def _checks(control: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_auditd_rules_watch_everything_the_catalog_checks() -> None:
+    """Every target an audit_rule check judges is one the role watches, a binary's documented
+    paths (CIS Docker's /usr/bin/dockerd, /usr/bin/runc) included."""
     role_vars = role_yaml("auditd_rules", "vars", "main.yml")
     watched = {
-        (how, what)
+        (how, what if isinstance(what, str) else tuple(what))
         for table in ("auditd_rules_targets", "auditd_rules_host_targets")
         for target in role_vars[table].values()
         for how, what in target.items()
     }
     checked = {
-        (how, params[how])
+        (how, params[how] if isinstance(params[how], str) else tuple(params[how]))
         for control in catalog_ids("auditd_rules")
         for kind, params in _checks(control)
         if kind == "audit_rule"
-        for how in ("command", "path", "unit")
+        for how in ("command", "path", "unit", "documented")
         if how in params
     }
     assert checked <= watched, f"checked but never watched: {sorted(checked - watched)}"
+    assert ("documented", ("/usr/bin/dockerd",)) in checked
 
 
 @pytest.mark.parametrize(

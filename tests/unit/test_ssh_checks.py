@@ -197,6 +197,31 @@ def test_banner_must_name_a_file_with_something_in_it() -> None:
 
 
 @pytest.mark.parametrize(
+    ("cid", "options", "status", "observed"),
+    [
+        ("cm_host_1_23", {"compression": "no"}, Status.PASS, "compression no"),
+        ("cm_host_1_23", {"compression": "yes"}, Status.FAIL, "compression yes"),
+        ("cm_host_1_23", {"compression": "delayed"}, Status.FAIL, "compression delayed"),
+        ("cm_host_1_24", {"maxsessions": "2"}, Status.PASS, "maxsessions 2"),
+        ("cm_host_1_24", {"maxsessions": "10"}, Status.FAIL, "maxsessions 10"),
+        ("cm_host_1_24", {"maxsessions": "0"}, Status.FAIL, "maxsessions 0"),
+        ("cm_host_1_25", {"tcpkeepalive": "no", "clientaliveinterval": "300"}, Status.PASS, ""),
+        ("cm_host_1_25", {"tcpkeepalive": "yes", "clientaliveinterval": "300"}, Status.FAIL,
+         "tcpkeepalive yes"),
+        # TCP keepalives off with nothing else to notice a dead client is no better
+        ("cm_host_1_25", {"tcpkeepalive": "no", "clientaliveinterval": "0"}, Status.FAIL,
+         "clientaliveinterval 0"),
+    ],
+)  # fmt: skip
+def test_sshd_extras_compression_sessions_and_keepalive(
+    cid: str, options: dict[str, str], status: Status, observed: str
+) -> None:
+    v = run("sshd_option", entry(cid), sshd(**options))
+    assert v.status is status
+    assert observed in v.observed
+
+
+@pytest.mark.parametrize(
     ("files", "status"),
     [
         (".ssh/authorized_keys", Status.PASS),
@@ -327,8 +352,8 @@ def statuses(name: str, ids: set[str]) -> dict[str, str]:
 
 
 def test_catalog_lists_every_ssh_control_with_its_profile_and_mode() -> None:
-    assert [e.id for e in SSH] == [f"cm_host_1_{n}" for n in range(1, 23)]
-    assert {f"cm_host_1_{n}" for n in range(1, 19)} == HARDENING
+    assert [e.id for e in SSH] == [f"cm_host_1_{n}" for n in range(1, 26)]
+    assert {f"cm_host_1_{n}" for n in (*range(1, 19), 23, 24, 25)} == HARDENING
     assert {f"cm_host_1_{n}" for n in range(19, 23)} == OFF
     assert {e.control.mode for e in SSH} == {"automated"}
     assert {e.control.remediation.role for e in SSH if e.control.remediation} == {"sshd"}

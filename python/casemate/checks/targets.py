@@ -1,6 +1,6 @@
-"""Which file a file check looks at: a path, a glob, a systemd unit's file or its drop-ins, or a
-path named by a setting (a daemon's config-file key or process flag, a static pod manifest's
-flag).
+"""Which file a file check looks at: a path, a glob, a systemd unit's file, its drop-ins, or all of
+them (the files that make up the unit), or a path named by a setting (a daemon's config-file key or
+process flag, a static pod manifest's flag).
 
 A file that could not be examined (stat failed) is an error, never a missing file. A path named by
 a daemon setting that is set neither by the running daemon's flag nor in its config file is "not
@@ -37,7 +37,7 @@ class ManifestRef(Params):
     default: str | None = None
 
 
-_TARGETS = ("path", "glob", "unit", "dropins", "ref", "manifest_ref")
+_TARGETS = ("path", "glob", "unit", "dropins", "unit_files", "ref", "manifest_ref")
 
 
 class FileTarget(Params):
@@ -45,6 +45,7 @@ class FileTarget(Params):
     glob: str | None = None
     unit: str | None = None
     dropins: str | None = None  # every drop-in file of this systemd unit
+    unit_files: str | None = None  # the unit's file and every drop-in: all that make up the unit
     ref: Ref | None = None
     manifest_ref: ManifestRef | None = None
     missing: Literal["not_applicable", "fail"] = "not_applicable"
@@ -66,6 +67,8 @@ def target_probe(t: FileTarget) -> Probe:
         return Probe("unit", t.unit)
     if t.dropins is not None:
         return Probe("unit", t.dropins)
+    if t.unit_files is not None:
+        return Probe("unit", t.unit_files)
     if t.manifest_ref is not None:
         return Probe("manifest_ref_stat", json.dumps(t.manifest_ref.model_dump(), sort_keys=True))
     assert t.ref is not None
@@ -86,6 +89,8 @@ def describe_target(t: FileTarget) -> str:
         return f"unit file of {t.unit}"
     if t.dropins is not None:
         return f"drop-ins of {t.dropins}"
+    if t.unit_files is not None:
+        return f"unit file and drop-ins of {t.unit_files}"
     if t.manifest_ref is not None:
         return f"path of {t.manifest_ref.flag} in {t.manifest_ref.manifest}"
     assert t.ref is not None
@@ -101,6 +106,10 @@ def _stats(raw: Mapping[str, Any], probe: Probe, t: FileTarget) -> list[Mapping[
         return [m for m in raw.get("matches") or [] if isinstance(m, Mapping)]
     if probe.kind == "unit" and t.dropins is not None:
         return [d for d in raw.get("dropins") or [] if isinstance(d, Mapping)]
+    if probe.kind == "unit" and t.unit_files is not None:
+        # a masked unit's "file" is /dev/null, no file of the unit's own
+        files = [raw.get("fragment") or {}, *(raw.get("dropins") or [])]
+        return [f for f in files if isinstance(f, Mapping) and f.get("type", "file") == "file"]
     if probe.kind == "unit":
         return [raw.get("fragment") or {}]
     return [raw.get("stat") or {}] if raw.get("source", "unset") != "unset" else []

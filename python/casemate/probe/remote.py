@@ -18,6 +18,7 @@ import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible.module_utils.casemate_audit import binary_paths
 from ansible.module_utils.casemate_host import (
     argv_of,
     environment_files,
@@ -327,6 +328,12 @@ def c_cmd(command):
     return res
 
 
+def c_binary(arg):
+    """The paths an audit watch of a binary must cover: `NAME[;DOCUMENTED...]` (casemate_audit)."""
+    name, _, documented = arg.partition(";")
+    return {"paths": binary_paths(name, [d for d in documented.split(";") if d])}
+
+
 def c_ref_stat(arg):
     spec = json.loads(arg)
     proc = c_proc(spec["process"])
@@ -553,6 +560,7 @@ COLLECTORS = {
     "unit": c_unit,
     "sysctl": read_sysctl,
     "cmd": c_cmd,
+    "binary": c_binary,
     "ref_stat": c_ref_stat,
     "container_procs": c_container_procs,
     "image_files": c_image_files,

@@ -5,14 +5,14 @@ DOCUMENTATION = r"""
 module: auditd_rules_facts
 short_description: Resolve watched paths and report the audit system's state (read-only)
 options:
-  targets: {description: name -> one of path, unit (its unit file) or command (on PATH), type: dict, required: true}
+  targets: {description: "name -> one of path, unit (its unit file) or command (a binary; with documented: the benchmark's paths for it)", type: dict, required: true}
   rules_file: {description: the Docker rule file casemate owns, type: path, required: true}
   host_rules_file: {description: the host rule file casemate owns (identity, sudoers, runsc), type: path, required: false}
   loaded_rules: {description: rule lines casemate wants loaded; the answer says which the kernel lacks, type: list, elements: str, required: false}
 """
 
 RETURN = r"""
-paths: {description: name -> resolved path, or empty when it does not exist here, type: dict}
+paths: {description: "name -> resolved path, or empty when it does not exist here; for a command, the list of every path to watch (casemate_audit.binary_paths)", type: dict}
 container: {description: the container technology the host runs in, or empty, type: str}
 auditctl: {description: whether auditctl can talk to the kernel's audit system here, type: bool}
 installed: {description: whether auditd's unit is known to systemd, type: bool}
@@ -26,11 +26,11 @@ packages_dry_run: {description: whether the package manager can dry-run here (ap
 """
 
 import os
-import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.casemate_audit import (  # the host readers (role host_common)
     audit_status,
+    binary_paths,
     missing_rules,
 )
 from ansible.module_utils.casemate_host import (
@@ -49,7 +49,7 @@ def resolve(module, target):
         props, _ = unit_properties(target["unit"], ["FragmentPath"], module.run_command)
         path = props.get("FragmentPath", "")
         return path if path and os.path.exists(path) else ""
-    return shutil.which(target.get("command", "")) or ""
+    return binary_paths(target.get("command", ""), target.get("documented") or [])
 
 
 def main():

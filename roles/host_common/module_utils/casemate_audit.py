@@ -4,6 +4,12 @@ auditd_rules role as ansible.module_utils.casemate_audit, and by the controller'
 kind (python/casemate/probe/library.py), which judges the raw text the probe returns. Standard
 library only, python3 >= 3.6."""
 
+import os
+
+# Where a binary is looked for: root's PATH on Debian (and systemd's default), fixed so that the
+# role and the probe find the same files whatever PATH each was started with.
+BINARY_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
 
 def _norm(path):
     return path.rstrip("/") or "/"
@@ -71,3 +77,31 @@ def audit_status(text):
         if len(words) >= 2 and words[0] == "enabled" and words[1].isdigit():
             return int(words[1])
     return None
+
+
+def binary_paths(name, documented=(), dirs=BINARY_DIRS):
+    """Every path an audit watch of the binary `name` must cover, so that a watch rule is found
+    whichever path a checker reads: each path it can be called by (`name` in a directory of `dirs`,
+    a directory reached through a symlink such as /sbin -> usr/sbin counted once), the file each
+    resolves to when it is a symlink (/usr/bin/runc -> /usr/sbin/runc), and the `documented` paths
+    (those the benchmark names, e.g. /usr/bin/dockerd where Debian installs /usr/sbin/dockerd)
+    whose directory exists: a watch there also covers a binary put there later. Empty when `name`
+    is installed nowhere in `dirs` (nothing to watch: the control does not apply)."""
+    found, seen_dirs = [], set()
+    for folder in dirs:
+        real_dir = os.path.realpath(folder)
+        if real_dir in seen_dirs or not os.path.isdir(real_dir):
+            continue
+        seen_dirs.add(real_dir)
+        called = os.path.join(real_dir, name)
+        if not (os.path.isfile(called) and os.access(called, os.X_OK)):
+            continue
+        for path in (called, os.path.realpath(called)):
+            if path not in found:
+                found.append(path)
+    if not found:
+        return []
+    for path in documented:
+        if path not in found and os.path.isdir(os.path.dirname(path)):
+            found.append(path)
+    return found
