@@ -16,15 +16,24 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from casemate import __version__, breakglass, private, waivers
+from casemate import __version__, breakglass, hostlock, private, runlock, waivers
 from casemate.catalog.loader import Catalog, load_catalog
 from casemate.catalog.select import Selection, parse_controls, select
 from casemate.checks import builtin_kinds
 from casemate.errors import BadInputError, CasemateError
 from casemate.gate import Gate, parse_fail_on
-from casemate.harden import plan, run_harden, run_outcome, shared_fixes, stored_stats, waive
+from casemate.harden import (
+    busy_said,
+    exit_code,
+    plan,
+    run_harden,
+    run_outcome,
+    shared_fixes,
+    stored_stats,
+    waive,
+)
+from casemate.inventory import Inventory
 from casemate.locations import content_root, state_dir
-from casemate.probe import reach
 from casemate.report import catalog as catalog_report
 from casemate.report import changes, document, formats, progress, table
 from casemate.report import harden as harden_report
@@ -295,6 +304,14 @@ FailOnOpt = Annotated[
         "comma-separated terms must all hold.",
     ),
 ]
+WaitOpt = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        help="When another run of this inventory holds the controller lock: wait up to SECONDS "
+        "for it (default 0: exit 4 at once, naming it).",
+    ),
+]
 MetricsOpt = Annotated[
     Path | None,
     typer.Option(
@@ -381,14 +398,12 @@ def harden_cmd(
     waiver_file: WaiversOpt = None,
     no_waivers: NoWaiversOpt = False,
     metrics_file: MetricsOpt = None,
+    wait: WaitOpt = 0.0,
 ) -> int:
     """Apply the selected controls with Ansible; exit 3 if any host failed or was unreachable.
     A control a waiver covers on a host is not remediated there."""
     c = _ctx(ctx)
-    if strategy not in STRATEGIES:
-        raise BadInputError(f"--strategy must be one of {', '.join(STRATEGIES)}, not '{strategy}'")
-    if forks < 1:
-        raise BadInputError("--forks must be at least 1")
+    _check_run_options(strategy, forks, wait)
     catalog = c.catalog()
     selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
     entries = select(catalog, selection)
@@ -399,6 +414,7 @@ def harden_cmd(
         shared = shared_fixes(content_root(), catalog)
         harden_plan = waive(harden_plan, inv, found, now_utc().date(), shared)
         _print_waived(c, harden_plan.waiver_record or {})
+    held_inventory = _controller_lock(ctx, c, inv, "harden", wait)
     store = _open_history(c, metrics_file)
     # before any host is touched: SSH goes off only where a break-glass path is named (and proven)
     paths = breakglass.assess(
@@ -411,42 +427,48 @@ def harden_cmd(
     chosen = choose_strategy(strategy, connections)
     content = content_root()
     run = new_run(c.state, "harden", inv.redactor(os.environ))
-    mode = " (check mode)" if check else ""
+    held_inventory.name_run(run.id)
     c.err.print(
         f"hardening {len(harden_plan.hosts)} host(s), {len(harden_plan.tags)} controls, "
-        f"level {level}, profile {profile}{mode}"
+        f"level {level}, profile {profile}{' (check mode)' if check else ''}"
     )
-    gone = {
-        h: run.redactor.text(why) for h, why in reach.unreachable(inv, harden_plan.hosts).items()
-    }
-    for host, why in gone.items():
-        c.err.print(f"  [red]unreachable[/] {host}: {why} (no task will run there)")
-    for host, way in (glass or {}).items():
-        proof = "proven" if way["proven"] else "declared, not provable by casemate"
-        c.err.print(f"  break-glass {host}: {way['path']} ({proof})")
-    if chosen.why:
-        c.err.print(f"  strategy linear: {chosen.why} (--strategy to choose)", markup=False)
-    began = time.monotonic()
-    with progress.HardenProgress(c.err, harden_plan.hosts) as shown:
-        outcome = run_harden(
-            run=run,
-            content=content,
-            catalog=catalog,
-            inventory=inv,
-            harden_plan=harden_plan,
-            level=level,
-            profile=profile,
-            check=check,
-            diff=diff,
-            strategy=chosen.name,
-            strategy_note=chosen.why,
-            forks=forks,
-            command=sys.argv,
-            on_event=shown,
-            break_glass=break_glass,
-            break_glass_record=glass,
-            unreachable=gone,
-        )
+    locks = _host_locks(c, inv, harden_plan.hosts, run, check=check)
+    held = list(locks.acquired.held) if not check else []
+    try:
+        for host, way in (glass or {}).items():
+            proof = "proven" if way["proven"] else "declared, not provable by casemate"
+            c.err.print(f"  break-glass {host}: {way['path']} ({proof})")
+        if chosen.why:
+            c.err.print(f"  strategy linear: {chosen.why} (--strategy to choose)", markup=False)
+        began = time.monotonic()
+        with (
+            hostlock.Renewal(inv, held, run.id),
+            progress.HardenProgress(c.err, harden_plan.hosts) as shown,
+        ):
+            outcome = run_harden(
+                run=run,
+                content=content,
+                catalog=catalog,
+                inventory=inv,
+                harden_plan=harden_plan,
+                level=level,
+                profile=profile,
+                check=check,
+                diff=diff,
+                strategy=chosen.name,
+                strategy_note=chosen.why,
+                forks=forks,
+                command=sys.argv,
+                on_event=shown,
+                break_glass=break_glass,
+                break_glass_record=glass,
+                unreachable=locks.unreachable,
+                busy=locks.busy,
+                lock_failed=locks.failed,
+                host_lock=locks.record,
+            )
+    finally:  # failed or interrupted too: this run's locks go (a lock it cannot remove expires)
+        _release(c, inv, held, run)
     if diff:
         _print_diffs(c, run)
     meta = run.read_json("run.json")
@@ -464,7 +486,64 @@ def harden_cmd(
         c.err.print(
             f"[red]ansible-playbook failed ({outcome.status}, rc={outcome.rc})[/]; see {stdout}"
         )
-    return 0 if came_to == "succeeded" else 3
+    return exit_code(came_to)
+
+
+@dataclass(frozen=True, slots=True)
+class _Locks:
+    acquired: hostlock.Acquired
+    unreachable: dict[str, str]  # as said, redacted
+    busy: dict[str, dict[str, Any]]  # the holders' records
+    failed: dict[str, str]
+    record: dict[str, Any]  # run.json's host_lock
+
+
+def _host_locks(c: Ctx, inv: Inventory, hosts: list[str], run: RunDir, *, check: bool) -> _Locks:
+    """One round trip per host: take the host lock (check mode only looks), which is the
+    reachability check too (docs/harden.md); say what it came to."""
+    locks = hostlock.acquire(inv, hosts, run.id, take=not check)
+    gone = {h: run.redactor.text(why) for h, why in locks.unreachable.items()}
+    for host, why in gone.items():
+        c.err.print(f"  [red]unreachable[/] {host}: {why} (no task will run there)")
+    busy = {h: holder.record() for h, holder in locks.busy.items()}
+    for host, record in busy.items():
+        c.err.print(f"  {host}: {busy_said(record)}", style="yellow", markup=False)
+    failed = {h: run.redactor.text(why) for h, why in locks.failed.items()}
+    for host, why in failed.items():
+        c.err.print(f"  {host}: host lock: {why} (no task will run there)", markup=False)
+    for host, holder in locks.took_over.items():
+        c.err.print(f"  {host}: took over the expired lock of run {holder.run_id}", markup=False)
+    record = {
+        "path": f"{hostlock.LOCK_DIR}/lock",
+        "taken": not check,
+        "ttl": hostlock.DEFAULT_TTL,
+        "held": list(locks.held),
+        "not_lockable": list(locks.unsupported),
+        "took_over": {h: x.record() for h, x in locks.took_over.items()},
+    }
+    return _Locks(locks, gone, busy, failed, record)
+
+
+def _check_run_options(strategy: str, forks: int, wait: float) -> None:
+    if strategy not in STRATEGIES:
+        raise BadInputError(f"--strategy must be one of {', '.join(STRATEGIES)}, not '{strategy}'")
+    if forks < 1:
+        raise BadInputError("--forks must be at least 1")
+    runlock.check_wait(wait)
+
+
+def _controller_lock(
+    ctx: typer.Context, c: Ctx, inv: Inventory, command: str, wait: float
+) -> runlock.ControllerLock:
+    """The inventory's controller lock, held until the command ends (docs/schedule.md)."""
+    held = runlock.acquire(c.state, inv, command=command, wait=wait)
+    ctx.find_root().call_on_close(held.release)
+    return held
+
+
+def _release(c: Ctx, inv: Inventory, held: list[str], run: RunDir) -> None:
+    for host, why in hostlock.release(inv, held, run.id).items():
+        c.err.print(f"  {host}: host lock not released: {why}", markup=False)
 
 
 def _print_waived(c: Ctx, record: Mapping[str, Any]) -> None:
@@ -519,12 +598,14 @@ def verify_cmd(
     no_waivers: NoWaiversOpt = False,
     fail_on: FailOnOpt = "any",
     metrics_file: MetricsOpt = None,
+    wait: WaitOpt = 0.0,
 ) -> int:
     """Probe every host once, judge every selected control, record the run (report.json and
     junit.xml in the run directory) and write the chosen reports to --report-dir."""
     c = _ctx(ctx)
     if forks < 1:
         raise BadInputError("--forks must be at least 1")
+    runlock.check_wait(wait)
     if report_formats is not None and report_dir is None:
         raise BadInputError("--format needs --report-dir")
     chosen = formats.parse(report_formats or "all")
@@ -537,8 +618,10 @@ def verify_cmd(
     hosts = inv.select(limit)
     if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
         raise BadInputError(f"--report-dir {report_dir}: not a directory")
+    held_inventory = _controller_lock(ctx, c, inv, "verify", wait)
     store = _open_history(c, metrics_file)
     run = new_run(c.state, "verify", inv.redactor(os.environ))
+    held_inventory.name_run(run.id)
     c.err.print(f"verifying {len(hosts)} host(s) against {len(entries)} controls, level {level}")
     began = time.monotonic()
 
@@ -647,7 +730,7 @@ def report_cmd(
             raise BadInputError("a harden run has only the table format")
         if waiver_file is not None:
             raise BadInputError("--waivers: a harden run keeps the waivers it ran with")
-        return 0 if _print_harden(c, run, meta) == "succeeded" else 3
+        return exit_code(_print_harden(c, run, meta))
     if not (run.path / "report.json").is_file():
         came_to = run_outcome(meta)
         raise BadInputError(f"verify run {run.id} has no report: it is {came_to}")
