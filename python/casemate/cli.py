@@ -8,7 +8,7 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,7 +20,7 @@ from casemate import __version__, breakglass, hostlock, private, runlock, waiver
 from casemate.catalog.loader import Catalog, load_catalog
 from casemate.catalog.select import Selection, parse_controls, select
 from casemate.checks import builtin_kinds
-from casemate.errors import BadInputError, CasemateError
+from casemate.errors import BadInputError, CasemateError, EnvironmentProblemError
 from casemate.gate import Gate, parse_fail_on
 from casemate.harden import (
     busy_said,
@@ -67,7 +67,12 @@ history_app = typer.Typer(
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(lab_app, name="lab")
 app.add_typer(evidence_app, name="evidence")
+schedule_app = typer.Typer(
+    no_args_is_help=True,
+    help="Run casemate from a systemd timer on this controller (docs/schedule.md).",
+)
 app.add_typer(history_app, name="history")
+app.add_typer(schedule_app, name="schedule")
 
 
 @dataclass(frozen=True, slots=True)
@@ -940,6 +945,159 @@ def history_import_cmd(
         f"results) in {store.shown}",
         markup=False,
     )
+
+
+# --- schedule -----------------------------------------------------------------------------------
+
+ScheduleNameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="The units' name (default: casemate-<inventory file's stem>)."),
+]
+UserOpt = Annotated[
+    bool,
+    typer.Option("--user", help="User units (~/.config/systemd/user), not system units."),
+]
+
+
+def _schedule_name(name: str | None, inventory: Path | None) -> str:
+    from casemate import schedule  # noqa: PLC0415 - schedule commands only
+
+    if name is not None:
+        return schedule.check_name(name)
+    if inventory is None:
+        raise BadInputError("name the schedule: --name NAME or -i INVENTORY")
+    return schedule.default_name(inventory)
+
+
+def _casemate_executable() -> Path:
+    beside = Path(sys.executable).parent / "casemate"  # a venv's bin, never resolved
+    found = beside if beside.is_file() else shutil.which("casemate")
+    if found is None:
+        raise EnvironmentProblemError("cannot find the casemate executable to schedule")
+    return Path(found).absolute()
+
+
+@schedule_app.command("install")
+def schedule_install(
+    ctx: typer.Context,
+    inventory: InventoryOpt,
+    every: Annotated[
+        str, typer.Option("--every", help="How often: a systemd time span (15min, 1h, 1d).")
+    ],
+    remediate: Annotated[
+        bool,
+        typer.Option("--remediate", help="Fix what drifted (harden), not only look (the default)."),
+    ] = False,
+    level: LevelOpt = 1,
+    profile: ProfileOpt = "standard",
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="History store URL for the runs (default: casemate --db / $CASEMATE_DB)."
+        ),
+    ] = None,
+    metrics_file: MetricsOpt = None,
+    user: UserOpt = False,
+    name: ScheduleNameOpt = None,
+) -> None:
+    """Write a systemd service and timer that run casemate on INVENTORY every SPAN, logging to
+    the journal, under the inventory's controller lock; start the timer."""
+    from casemate import schedule  # noqa: PLC0415 - schedule commands only
+
+    c = _ctx(ctx)
+    schedule.parse_every(every)
+    unit_name = _schedule_name(name, inventory)
+    if not user and os.geteuid() != 0:
+        raise BadInputError("system units need root: run as root, or pass --user")
+    select(c.catalog(), Selection(level=level, profile=profile))  # level and profile exist
+    source = inventory.absolute()
+    resolve_inventory(source, c.state)
+    url = db if db is not None else c.db
+    if url is not None or metrics_file is not None:
+        _open_history(replace(c, db=url), metrics_file).close()  # reachable, right schema
+    state = private.state_dir(c.state)
+    spec = schedule.Spec(
+        name=unit_name,
+        casemate=_casemate_executable(),
+        state=state,
+        inventory=source,
+        every=every.strip(),
+        workdir=Path.cwd(),
+        remediate=remediate,
+        level=level,
+        profile=profile,
+        metrics_file=metrics_file.absolute() if metrics_file is not None else None,
+        env_file=private.state_dir(state, "schedule") / f"{unit_name}.env" if url else None,
+        user=user,
+    )
+    written = schedule.install(spec, url)
+    c.out.print(f"installed schedule {unit_name}: every {spec.every}", markup=False)
+    c.out.print(f"runs: {' '.join(schedule.command_line(spec))}", soft_wrap=True, markup=False)
+    for path in written:
+        c.out.print(f"wrote {path}", soft_wrap=True, markup=False)
+
+
+@schedule_app.command("status")
+def schedule_status(
+    ctx: typer.Context,
+    name: ScheduleNameOpt = None,
+    inventory: Annotated[
+        Path | None, typer.Option("--inventory", "-i", help="The schedule of this inventory.")
+    ] = None,
+    user: UserOpt = False,
+    fmt: FormatOpt = "table",
+) -> None:
+    """The timer's state, its last and next run, and the last run's outcome from the state
+    directory."""
+    from casemate import schedule  # noqa: PLC0415 - schedule commands only
+
+    c = _ctx(ctx)
+    _check_format(fmt, ("table", "json"))
+    unit_name = _schedule_name(name, inventory)
+    found = schedule.installed(unit_name, user)
+    timer = schedule.show(user, f"{unit_name}.timer", schedule.TIMER_PROPS)
+    service = schedule.show(user, f"{unit_name}.service", schedule.SERVICE_PROPS)
+    last = schedule.last_run(Path(found["state"]), found["inventory"])
+    doc = {"schedule": found, "timer": timer, "service": service, "last_run": last}
+    if fmt == "json":
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    what = "remediate" if found.get("remediate") else "check"
+    lines = [
+        f"schedule {unit_name}: every {found['every']}, {what}, inventory {found['inventory']}",
+        f"  timer: {timer.get('ActiveState') or 'unknown'}; last run "
+        f"{timer.get('LastTriggerUSec') or 'never'}; next run "
+        f"{timer.get('NextElapseUSecRealtime') or 'not planned'}",
+        f"  service: {service.get('ActiveState') or 'unknown'} (result "
+        f"{service.get('Result') or '-'}, last exit status {service.get('ExecMainStatus') or '-'})",
+        "  last run: "
+        + (
+            f"{last['id']} ({last['kind']}, started {last['started']}): {last['outcome']}"
+            if last
+            else "none recorded yet"
+        ),
+        f"  journal: journalctl {'--user ' if user else ''}-u {unit_name}.service",
+    ]
+    for line in lines:
+        c.out.print(line, soft_wrap=True, markup=False)
+
+
+@schedule_app.command("remove")
+def schedule_remove(
+    ctx: typer.Context,
+    name: ScheduleNameOpt = None,
+    inventory: Annotated[
+        Path | None, typer.Option("--inventory", "-i", help="The schedule of this inventory.")
+    ] = None,
+    user: UserOpt = False,
+) -> None:
+    """Stop and disable the timer, and remove the units (and their environment file)."""
+    from casemate import schedule  # noqa: PLC0415 - schedule commands only
+
+    c = _ctx(ctx)
+    unit_name = _schedule_name(name, inventory)
+    for path in schedule.remove(unit_name, user):
+        c.out.print(f"removed {path}", soft_wrap=True, markup=False)
 
 
 # --- entry point --------------------------------------------------------------------------------

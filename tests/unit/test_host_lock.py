@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from casemate import cli, hostlock
+from casemate.history.record import read_run
 from casemate.inventory import Inventory
 from casemate.runner import HostStats, PlaybookOutcome
 
@@ -209,6 +210,11 @@ def test_harden_leaves_a_busy_host_untouched_and_says_who_holds_it(
     assert "BUSY" in out.out
     assert "n1: busy: held by run the-other-run" in out.err
     assert record(lock_dir)["run_id"] == "the-other-run"  # its lock is still the other run's
+    recorded = read_run(runs[-1])  # the history keeps the host as busy, not failed
+    assert (recorded.outcome, [(h.host, h.outcome) for h in recorded.hosts]) == (
+        "busy",
+        [("n1", "busy")],
+    )
 
     with pytest.raises(SystemExit) as done:  # check mode sees the busy host too
         cli.main([*argv, "--check"])
