@@ -1,7 +1,8 @@
 """Never two runs on one node at once (docs/schedule.md): a harden holds /run/casemate/lock on the
-node while it plays; a second harden started meanwhile reports the node busy, naming the first
-run's id and start, and runs nothing there; a lock left by a killed run (expired) is taken over;
-the lock is gone after a run that succeeded, failed or was interrupted."""
+node while it plays; a second harden started meanwhile from the same controller exits at once
+naming it (the controller lock), and one from another controller reports the node busy, naming
+the first run's id and start, and runs nothing there; a lock left by a killed run (expired) is
+taken over; the lock is gone after a run that succeeded, failed or was interrupted."""
 
 from __future__ import annotations
 
@@ -50,20 +51,27 @@ def wait_for_lock(bed: Lab, node: str, proc: subprocess.Popen[str]) -> dict[str,
     raise AssertionError("the first harden never took the node's lock")
 
 
-def test_a_second_harden_finds_the_node_busy_and_changes_nothing(bed: Lab) -> None:
+def test_a_second_harden_finds_the_node_busy_and_changes_nothing(bed: Lab, tmp_path: Path) -> None:
+    """The second harden comes from another controller (a state directory of its own: the
+    controller lock, per state directory, does not hold it back): only the host lock can."""
     (node,) = bed.nodes
     first = harden_in_background(bed)
     held = wait_for_lock(bed, node, first)
     first_run = held["run_id"]
     assert (held["kind"], held["pid"]) == ("harden", first.pid)
 
-    second = bed.casemate("harden", "-i", str(bed.inventory), check=4)
-    meta = json.loads((last_run(bed.state, "harden") / "run.json").read_text())
+    same = bed.casemate("harden", "-i", str(bed.inventory), check=4)  # this controller: held
+    assert same.stderr.startswith("casemate: error: another casemate run holds inventory ")
+    assert f"harden run {first_run} (pid {first.pid})" in same.stderr
+
+    other = Lab(tmp_path / "other-controller", bed.inventory, bed.nodes)
+    second = other.casemate("harden", "-i", str(bed.inventory), check=4)
+    meta = json.loads((last_run(other.state, "harden") / "run.json").read_text())
     assert meta["outcome"] == "busy"
     assert meta["busy"][node]["run_id"] == first_run
     assert meta["busy"][node]["started"].replace("+00:00", "Z") == held["started"]
     assert meta["stats"][node] == dict.fromkeys(meta["stats"][node], 0)
-    assert not list((last_run(bed.state, "harden") / "ansible").glob("**/job_events/*.json"))
+    assert not list((last_run(other.state, "harden") / "ansible").glob("**/job_events/*.json"))
     assert f"{node}: busy: held by run {first_run}" in second.stderr
     assert "BUSY" in second.stdout
     assert lock_on(bed, node) is not None  # the first run's lock is untouched
