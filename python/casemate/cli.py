@@ -17,15 +17,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from casemate import __version__, breakglass, private, waivers
+from casemate import __version__, breakglass, hostlock, private, runlock, waivers
 from casemate.catalog.loader import Catalog, load_catalog
 from casemate.catalog.model import Entry
 from casemate.catalog.select import Selection, parse_controls, select
 from casemate.checks import builtin_kinds
-from casemate.errors import BadInputError, CasemateError
+from casemate.errors import BadInputError, CasemateError, EnvironmentProblemError
 from casemate.gate import Gate, parse_fail_on
 from casemate.harden import (
     HardenPlan,
+    busy_said,
+    exit_code,
     plan,
     run_harden,
     run_outcome,
@@ -35,7 +37,6 @@ from casemate.harden import (
 )
 from casemate.inventory import Inventory
 from casemate.locations import content_root, state_dir
-from casemate.probe import reach
 from casemate.report import catalog as catalog_report
 from casemate.report import changes, document, formats, progress, table
 from casemate.report import harden as harden_report
@@ -69,7 +70,12 @@ history_app = typer.Typer(
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(lab_app, name="lab")
 app.add_typer(evidence_app, name="evidence")
+schedule_app = typer.Typer(
+    no_args_is_help=True,
+    help="Run casemate from a systemd timer on this controller (docs/schedule.md).",
+)
 app.add_typer(history_app, name="history")
+app.add_typer(schedule_app, name="schedule")
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +324,14 @@ FailOnOpt = Annotated[
         "comma-separated terms must all hold.",
     ),
 ]
+WaitOpt = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        help="When another run of this inventory holds the controller lock: wait up to SECONDS "
+        "for it (default 0: exit 4 at once, naming it).",
+    ),
+]
 MetricsOpt = Annotated[
     Path | None,
     typer.Option(
@@ -433,15 +447,13 @@ def harden_cmd(
             "probe cannot judge there), none on a host where nothing drifted; verify again.",
         ),
     ] = False,
+    wait: WaitOpt = 0.0,
 ) -> int:
     """Apply the selected controls with Ansible; exit 3 if any host failed or was unreachable.
     A control a waiver covers on a host is not remediated there. With --only-drifted, each host
     gets only the tags of what drifted on it (docs/drift.md)."""
     c = _ctx(ctx)
-    if strategy not in STRATEGIES:
-        raise BadInputError(f"--strategy must be one of {', '.join(STRATEGIES)}, not '{strategy}'")
-    if forks < 1:
-        raise BadInputError("--forks must be at least 1")
+    _check_run_options(strategy, forks, wait)
     catalog = c.catalog()
     selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
     entries = select(catalog, selection)
@@ -452,59 +464,59 @@ def harden_cmd(
         shared = shared_fixes(content_root(), catalog)
         harden_plan = waive(harden_plan, inv, found, now_utc().date(), shared)
         _print_waived(c, harden_plan.waiver_record or {})
+    held_inventory = _controller_lock(ctx, c, inv, "harden", wait)
     store = _open_history(c, metrics_file)
     # before any host is touched: SSH goes off only where a break-glass path is named (and proven)
     paths = breakglass.assess(
         inv, harden_plan.hosts, profile, break_glass, breakglass.turns_ssh_off(harden_plan.entries)
     )
     glass = breakglass.prove(inv, paths) if paths else None
-    connections = {
-        h: str(inv.hostvars(h).get("ansible_connection", "ssh")) for h in harden_plan.hosts
-    }
-    chosen = choose_strategy(strategy, connections)
-    content = content_root()
+    chosen = choose_strategy(strategy, _connections(inv, harden_plan.hosts))
     # --only-drifted: the probe tells which hosts answer (no reachability check of its own)
     again = _Again(catalog, inv, entries, selection, forks, found)
     before, harden_plan = (
         _drift_first(c, store, inv, harden_plan, again) if only_drifted else (None, harden_plan)
     )
     run = new_run(c.state, "harden", inv.redactor(os.environ))
-    mode = " (check mode)" if check else ""
+    held_inventory.name_run(run.id)
     c.err.print(
         f"hardening {len(harden_plan.hosts)} host(s), {len(harden_plan.applied())} controls, "
-        f"level {level}, profile {profile}{mode}"
+        f"level {level}, profile {profile}{' (check mode)' if check else ''}"
     )
-    gone = (
-        {h["name"]: str(h["error"]) for h in before["hosts"] if not h["probed"]}
-        if before is not None
-        else reach.unreachable(inv, harden_plan.hosts)
-    )
-    gone = {h: run.redactor.text(why) for h, why in gone.items()}
-    _say_before_play(c, gone, glass, chosen.why)
-    began = time.monotonic()
-    with (
-        _recorded_if_interrupted(c, store, run),
-        progress.HardenProgress(c.err, harden_plan.hosts) as shown,
-    ):
-        outcome = run_harden(
-            run=run,
-            content=content,
-            catalog=catalog,
-            inventory=inv,
-            harden_plan=harden_plan,
-            level=level,
-            profile=profile,
-            check=check,
-            diff=diff,
-            strategy=chosen.name,
-            strategy_note=chosen.why,
-            forks=forks,
-            command=sys.argv,
-            on_event=shown,
-            break_glass=break_glass,
-            break_glass_record=glass,
-            unreachable=gone,
-        )
+    locks, gone = _locked_before_play(c, inv, harden_plan, before, run, check=check)
+    _say_before_play(c, gone, locks, glass, chosen.why)
+    held = locks.taken()
+    try:
+        began = time.monotonic()
+        with (
+            _recorded_if_interrupted(c, store, run),
+            hostlock.Renewal(inv, held, run.id),
+            progress.HardenProgress(c.err, harden_plan.hosts) as shown,
+        ):
+            outcome = run_harden(
+                run=run,
+                content=content_root(),
+                catalog=catalog,
+                inventory=inv,
+                harden_plan=harden_plan,
+                level=level,
+                profile=profile,
+                check=check,
+                diff=diff,
+                strategy=chosen.name,
+                strategy_note=chosen.why,
+                forks=forks,
+                command=sys.argv,
+                on_event=shown,
+                break_glass=break_glass,
+                break_glass_record=glass,
+                unreachable=gone,
+                busy=locks.busy,
+                lock_failed=locks.failed,
+                host_lock=locks.record,
+            )
+    finally:  # failed or interrupted too: this run's locks go (a lock it cannot remove expires)
+        _release(c, inv, held, run)
     if diff:
         _print_diffs(c, run)
     meta = run.read_json("run.json")
@@ -526,7 +538,95 @@ def harden_cmd(
         c.err.print(
             f"[red]ansible-playbook failed ({outcome.status}, rc={outcome.rc})[/]; see {stdout}"
         )
-    return 0 if came_to == "succeeded" else 3
+    return exit_code(came_to)
+
+
+@dataclass(frozen=True, slots=True)
+class _Locks:
+    acquired: hostlock.Acquired
+    unreachable: dict[str, str]  # as said, redacted
+    busy: dict[str, dict[str, Any]]  # the holders' records
+    failed: dict[str, str]
+    record: dict[str, Any]  # run.json's host_lock
+
+    def taken(self) -> list[str]:
+        """The hosts this run holds the lock of (none in check mode: it only looks)."""
+        return list(self.acquired.held) if self.record["taken"] else []
+
+
+def _host_locks(c: Ctx, inv: Inventory, hosts: list[str], run: RunDir, *, check: bool) -> _Locks:
+    """One round trip per host: take the host lock (check mode only looks), which is the
+    reachability check too (docs/harden.md); say what it came to."""
+    locks = hostlock.acquire(inv, hosts, run.id, take=not check)
+    gone = {h: run.redactor.text(why) for h, why in locks.unreachable.items()}
+    for host, why in gone.items():
+        c.err.print(f"  [red]unreachable[/] {host}: {why} (no task will run there)")
+    busy = {h: holder.record() for h, holder in locks.busy.items()}
+    for host, record in busy.items():
+        c.err.print(f"  {host}: {busy_said(record)}", style="yellow", markup=False)
+    failed = {h: run.redactor.text(why) for h, why in locks.failed.items()}
+    for host, why in failed.items():
+        c.err.print(f"  {host}: host lock: {why} (no task will run there)", markup=False)
+    for host, holder in locks.took_over.items():
+        c.err.print(f"  {host}: took over the expired lock of run {holder.run_id}", markup=False)
+    record = {
+        "path": f"{hostlock.LOCK_DIR}/lock",
+        "taken": not check,
+        "ttl": hostlock.DEFAULT_TTL,
+        "held": list(locks.held),
+        "not_lockable": list(locks.unsupported),
+        "took_over": {h: x.record() for h, x in locks.took_over.items()},
+    }
+    return _Locks(locks, gone, busy, failed, record)
+
+
+def _locked_before_play(
+    c: Ctx,
+    inv: Inventory,
+    harden_plan: HardenPlan,
+    before: Mapping[str, Any] | None,
+    run: RunDir,
+    *,
+    check: bool,
+) -> tuple[_Locks, dict[str, str]]:
+    """The host locks of the hosts to play, and every host no task will run on, with why. With
+    --only-drifted the probe already told which hosts answer; only hosts with tags are locked
+    (a host where nothing drifted is not played, so it is neither locked nor reached again)."""
+    unprobed = (
+        {h["name"]: str(h["error"]) for h in before["hosts"] if not h["probed"]}
+        if before is not None
+        else {}
+    )
+    playing = [h for h in harden_plan.hosts if h not in unprobed and harden_plan.host_tags(h)]
+    locks = _host_locks(c, inv, playing, run, check=check)
+    return locks, {h: run.redactor.text(why) for h, why in unprobed.items()} | locks.unreachable
+
+
+def _connections(inv: Inventory, hosts: list[str]) -> dict[str, str]:
+    """Each host's Ansible connection (what the strategy can drive)."""
+    return {h: str(inv.hostvars(h).get("ansible_connection", "ssh")) for h in hosts}
+
+
+def _check_run_options(strategy: str, forks: int, wait: float) -> None:
+    if strategy not in STRATEGIES:
+        raise BadInputError(f"--strategy must be one of {', '.join(STRATEGIES)}, not '{strategy}'")
+    if forks < 1:
+        raise BadInputError("--forks must be at least 1")
+    runlock.check_wait(wait)
+
+
+def _controller_lock(
+    ctx: typer.Context, c: Ctx, inv: Inventory, command: str, wait: float
+) -> runlock.ControllerLock:
+    """The inventory's controller lock, held until the command ends (docs/schedule.md)."""
+    held = runlock.acquire(c.state, inv, command=command, wait=wait)
+    ctx.find_root().call_on_close(held.release)
+    return held
+
+
+def _release(c: Ctx, inv: Inventory, held: list[str], run: RunDir) -> None:
+    for host, why in hostlock.release(inv, held, run.id).items():
+        c.err.print(f"  {host}: host lock not released: {why}", markup=False)
 
 
 def _drift_first(
@@ -616,10 +716,17 @@ def _after_drifted(
 
 
 def _say_before_play(
-    c: Ctx, gone: Mapping[str, str], glass: Mapping[str, Any] | None, linear_why: str
+    c: Ctx,
+    gone: Mapping[str, str],
+    locks: _Locks,
+    glass: Mapping[str, Any] | None,
+    linear_why: str,
 ) -> None:
+    """What happens before the play: hosts the probe could not reach (the lock round trip said
+    its own), the break-glass paths, and why the strategy is linear."""
     for host, why in gone.items():
-        c.err.print(f"  [red]unreachable[/] {host}: {why} (no task will run there)")
+        if host not in locks.unreachable:
+            c.err.print(f"  [red]unreachable[/] {host}: {why} (no task will run there)")
     for host, way in (glass or {}).items():
         proof = "proven" if way["proven"] else "declared, not provable by casemate"
         c.err.print(f"  break-glass {host}: {way['path']} ({proof})")
@@ -679,12 +786,14 @@ def verify_cmd(
     no_waivers: NoWaiversOpt = False,
     fail_on: FailOnOpt = "any",
     metrics_file: MetricsOpt = None,
+    wait: WaitOpt = 0.0,
 ) -> int:
     """Probe every host once, judge every selected control, record the run (report.json and
     junit.xml in the run directory) and write the chosen reports to --report-dir."""
     c = _ctx(ctx)
     if forks < 1:
         raise BadInputError("--forks must be at least 1")
+    runlock.check_wait(wait)
     if report_formats is not None and report_dir is None:
         raise BadInputError("--format needs --report-dir")
     chosen = formats.parse(report_formats or "all")
@@ -699,8 +808,10 @@ def verify_cmd(
         _writable_dir(report_dir, "--report-dir")
     inv = resolve_inventory(inventory, c.state)
     hosts = inv.select(limit)
+    held_inventory = _controller_lock(ctx, c, inv, "verify", wait)
     store = _open_history(c, metrics_file)
     run = new_run(c.state, "verify", inv.redactor(os.environ))
+    held_inventory.name_run(run.id)
     c.err.print(f"verifying {len(hosts)} host(s) against {len(entries)} controls, level {level}")
     began = time.monotonic()
 
@@ -763,6 +874,7 @@ def drift_cmd(
     fail_on: FailOnOpt = "any",
     metrics_file: MetricsOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="table or json (drift.json)")] = "table",
+    wait: WaitOpt = 0.0,
 ) -> int:
     """Probe every host once and name the controls that drifted, each with what was expected,
     what is there now and what the fix would change (the role's check-mode diff of just those
@@ -775,6 +887,7 @@ def drift_cmd(
     _check_format(fmt, ("table", "json"))
     if forks < 1:
         raise BadInputError("--forks must be at least 1")
+    runlock.check_wait(wait)
     catalog = c.catalog()
     selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
     entries = select(catalog, selection)
@@ -784,10 +897,11 @@ def drift_cmd(
     hosts = inv.select(limit)
     content = content_root()
     shared = shared_fixes(content, catalog)
+    held_inventory = _controller_lock(ctx, c, inv, "drift", wait)
     store = _open_history(c, metrics_file)
-    connections = {h: str(inv.hostvars(h).get("ansible_connection", "ssh")) for h in hosts}
-    chosen = choose_strategy("auto", connections)
+    chosen = choose_strategy("auto", _connections(inv, hosts))
     run = new_run(c.state, "drift", inv.redactor(os.environ))
+    held_inventory.name_run(run.id)
     c.err.print(f"drift: {len(hosts)} host(s), {len(entries)} controls, level {level}")
     began = time.monotonic()
     done = drift.run_drift(
@@ -905,7 +1019,7 @@ def report_cmd(
             raise BadInputError("a harden run has only the table format")
         if waiver_file is not None:
             raise BadInputError("--waivers: a harden run keeps the waivers it ran with")
-        return 0 if _print_harden(c, run, meta) == "succeeded" else 3
+        return exit_code(_print_harden(c, run, meta))
     if not (run.path / "report.json").is_file():
         came_to = run_outcome(meta)
         raise BadInputError(f"verify run {run.id} has no report: it is {came_to}")
@@ -1151,6 +1265,159 @@ def history_import_cmd(
         f"results) in {store.shown}",
         markup=False,
     )
+
+
+# --- schedule -----------------------------------------------------------------------------------
+
+ScheduleNameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="The units' name (default: casemate-<inventory file's stem>)."),
+]
+UserOpt = Annotated[
+    bool,
+    typer.Option("--user", help="User units (~/.config/systemd/user), not system units."),
+]
+
+
+def _schedule_name(name: str | None, inventory: Path | None) -> str:
+    from casemate import schedule  # noqa: PLC0415 - schedule commands only
+
+    if name is not None:
+        return schedule.check_name(name)
+    if inventory is None:
+        raise BadInputError("name the schedule: --name NAME or -i INVENTORY")
+    return schedule.default_name(inventory)
+
+
+def _casemate_executable() -> Path:
+    beside = Path(sys.executable).parent / "casemate"  # a venv's bin, never resolved
+    found = beside if beside.is_file() else shutil.which("casemate")
+    if found is None:
+        raise EnvironmentProblemError("cannot find the casemate executable to schedule")
+    return Path(found).absolute()
+
+
+@schedule_app.command("install")
+def schedule_install(
+    ctx: typer.Context,
+    inventory: InventoryOpt,
+    every: Annotated[
+        str, typer.Option("--every", help="How often: a systemd time span (15min, 1h, 1d).")
+    ],
+    remediate: Annotated[
+        bool,
+        typer.Option("--remediate", help="Fix what drifted (harden), not only look (the default)."),
+    ] = False,
+    level: LevelOpt = 1,
+    profile: ProfileOpt = "standard",
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="History store URL for the runs (default: casemate --db / $CASEMATE_DB)."
+        ),
+    ] = None,
+    metrics_file: MetricsOpt = None,
+    user: UserOpt = False,
+    name: ScheduleNameOpt = None,
+) -> None:
+    """Write a systemd service and timer that run casemate on INVENTORY every SPAN, logging to
+    the journal, under the inventory's controller lock; start the timer."""
+    from casemate import schedule  # noqa: PLC0415 - schedule commands only
+
+    c = _ctx(ctx)
+    schedule.parse_every(every)
+    unit_name = _schedule_name(name, inventory)
+    if not user and os.geteuid() != 0:
+        raise BadInputError("system units need root: run as root, or pass --user")
+    select(c.catalog(), Selection(level=level, profile=profile))  # level and profile exist
+    source = inventory.absolute()
+    resolve_inventory(source, c.state)
+    url = db if db is not None else c.db
+    if url is not None or metrics_file is not None:
+        _open_history(replace(c, db=url), metrics_file).close()  # reachable, right schema
+    state = private.state_dir(c.state)
+    spec = schedule.Spec(
+        name=unit_name,
+        casemate=_casemate_executable(),
+        state=state,
+        inventory=source,
+        every=every.strip(),
+        workdir=Path.cwd(),
+        remediate=remediate,
+        level=level,
+        profile=profile,
+        metrics_file=metrics_file.absolute() if metrics_file is not None else None,
+        env_file=private.state_dir(state, "schedule") / f"{unit_name}.env" if url else None,
+        user=user,
+    )
+    written = schedule.install(spec, url)
+    c.out.print(f"installed schedule {unit_name}: every {spec.every}", markup=False)
+    c.out.print(f"runs: {' '.join(schedule.command_line(spec))}", soft_wrap=True, markup=False)
+    for path in written:
+        c.out.print(f"wrote {path}", soft_wrap=True, markup=False)
+
+
+@schedule_app.command("status")
+def schedule_status(
+    ctx: typer.Context,
+    name: ScheduleNameOpt = None,
+    inventory: Annotated[
+        Path | None, typer.Option("--inventory", "-i", help="The schedule of this inventory.")
+    ] = None,
+    user: UserOpt = False,
+    fmt: FormatOpt = "table",
+) -> None:
+    """The timer's state, its last and next run, and the last run's outcome from the state
+    directory."""
+    from casemate import schedule  # noqa: PLC0415 - schedule commands only
+
+    c = _ctx(ctx)
+    _check_format(fmt, ("table", "json"))
+    unit_name = _schedule_name(name, inventory)
+    found = schedule.installed(unit_name, user)
+    timer = schedule.show(user, f"{unit_name}.timer", schedule.TIMER_PROPS)
+    service = schedule.show(user, f"{unit_name}.service", schedule.SERVICE_PROPS)
+    last = schedule.last_run(Path(found["state"]), found["inventory"])
+    doc = {"schedule": found, "timer": timer, "service": service, "last_run": last}
+    if fmt == "json":
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    what = "remediate" if found.get("remediate") else "check"
+    lines = [
+        f"schedule {unit_name}: every {found['every']}, {what}, inventory {found['inventory']}",
+        f"  timer: {timer.get('ActiveState') or 'unknown'}; last run "
+        f"{timer.get('LastTriggerUSec') or 'never'}; next run "
+        f"{timer.get('NextElapseUSecRealtime') or 'not planned'}",
+        f"  service: {service.get('ActiveState') or 'unknown'} (result "
+        f"{service.get('Result') or '-'}, last exit status {service.get('ExecMainStatus') or '-'})",
+        "  last run: "
+        + (
+            f"{last['id']} ({last['kind']}, started {last['started']}): {last['outcome']}"
+            if last
+            else "none recorded yet"
+        ),
+        f"  journal: journalctl {'--user ' if user else ''}-u {unit_name}.service",
+    ]
+    for line in lines:
+        c.out.print(line, soft_wrap=True, markup=False)
+
+
+@schedule_app.command("remove")
+def schedule_remove(
+    ctx: typer.Context,
+    name: ScheduleNameOpt = None,
+    inventory: Annotated[
+        Path | None, typer.Option("--inventory", "-i", help="The schedule of this inventory.")
+    ] = None,
+    user: UserOpt = False,
+) -> None:
+    """Stop and disable the timer, and remove the units (and their environment file)."""
+    from casemate import schedule  # noqa: PLC0415 - schedule commands only
+
+    c = _ctx(ctx)
+    unit_name = _schedule_name(name, inventory)
+    for path in schedule.remove(unit_name, user):
+        c.out.print(f"removed {path}", soft_wrap=True, markup=False)
 
 
 # --- entry point --------------------------------------------------------------------------------

@@ -33,6 +33,13 @@ class RunFailedError(CasemateError):
     exit_code = 3
 
 
+class BusyError(CasemateError):
+    """Another run holds what this run needs (the inventory's controller lock): nothing was done,
+    nothing failed; run again later (docs/schedule.md)."""
+
+    exit_code = 4
+
+
 class LabError(CasemateError):
     """The built-in lab could not be built, started, inspected or removed."""
 

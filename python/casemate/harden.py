@@ -224,12 +224,23 @@ def run_harden(
     break_glass: str | None = None,
     break_glass_record: Mapping[str, Any] | None = None,
     unreachable: Mapping[str, str] | None = None,
+    busy: Mapping[str, Mapping[str, Any]] | None = None,
+    lock_failed: Mapping[str, str] | None = None,
+    host_lock: Mapping[str, Any] | None = None,
 ) -> PlaybookOutcome:
-    """Play the hosts that answered the reachability check; record the others as unreachable with
-    what their connection said, without running a task against them."""
+    """Play the hosts that answered the reachability check (the host lock's round trip) and are
+    not busy; record the others, without running a task against them: unreachable with what their
+    connection said, busy with the record of the run that holds them (hostlock.py), and those
+    whose lock could not be taken as failed, with why."""
     started = now_utc().isoformat()
     unreachable = dict(unreachable or {})
-    playable = [h for h in harden_plan.hosts if h not in unreachable]
+    busy = {h: dict(r) for h, r in (busy or {}).items()}
+    lock_failed = dict(lock_failed or {})
+    playable = [
+        h
+        for h in harden_plan.hosts
+        if h not in unreachable and h not in busy and h not in lock_failed
+    ]
     meta = run_meta(
         "harden",
         command=command,
@@ -250,6 +261,7 @@ def run_harden(
         run.write_json("breakglass.json", meta["break_glass"])
     if break_glass is not None:
         extravars["casemate_break_glass"] = break_glass
+    meta |= _lock_meta(host_lock, busy, lock_failed)
     batches = harden_plan.batches(playable)
     meta |= _plan_record(harden_plan, batches, unreachable)
     run.write_json("inventory.json", inventory.redacted(run.redactor))
@@ -310,12 +322,14 @@ def run_harden(
     outcome = replace(
         played,
         hosts={
-            h: played.hosts.get(h) or (HostStats() if h in not_played else HostStats(unreachable=1))
+            h: played.hosts.get(h) or _unplayed(h, not_played, busy, lock_failed)
             for h in harden_plan.hosts
         },
         messages=played.messages
         | {h: [f"Preflight | connection: {why}"] for h, why in unreachable.items()}
-        | {h: [why] for h, why in not_played.items()},
+        | {h: [f"Preflight | host lock: {why}"] for h, why in lock_failed.items()}
+        | {h: [why] for h, why in not_played.items()}
+        | {h: [busy_said(r)] for h, r in busy.items()},
     )
     finished = meta | {
         "state": "finished",
@@ -334,10 +348,59 @@ def run_harden(
     return outcome
 
 
+def _lock_meta(
+    host_lock: Mapping[str, Any] | None,
+    busy: Mapping[str, Any],
+    lock_failed: Mapping[str, str],
+) -> dict[str, Any]:
+    """What run.json keeps of the host locks: how they were taken, the busy hosts' holders, and
+    the hosts whose lock could not be taken."""
+    out: dict[str, Any] = {}
+    if host_lock is not None:
+        out["host_lock"] = dict(host_lock)
+    if busy:
+        out["busy"] = dict(busy)
+    if lock_failed:
+        out["lock_failed"] = dict(lock_failed)
+    return out
+
+
+def _unplayed(
+    host: str,
+    not_played: Mapping[str, str],
+    busy: Mapping[str, Any],
+    lock_failed: Mapping[str, str],
+) -> HostStats:
+    """The recap of a host no task ran on: busy and not played count nothing (the host was left
+    alone, it did not fail), a lock that could not be taken counts as a failure, any other host
+    was unreachable."""
+    if host in not_played or host in busy:
+        return HostStats()
+    return HostStats(failed=1) if host in lock_failed else HostStats(unreachable=1)
+
+
+def busy_said(record: Mapping[str, Any]) -> str:
+    """One line for a busy host, from its holder's record (hostlock.Holder.record)."""
+    pid = f" pid {record['pid']}" if record.get("pid") is not None else ""
+    return (
+        f"busy: held by run {record.get('run_id')} (controller {record.get('controller')}{pid}) "
+        f"since {record.get('started')}, lock expires {record.get('expires')}; left untouched"
+    )
+
+
 # What a stored harden run came to. `unfinished`: casemate itself stopped before it could record
 # the end (killed, machine gone); `canceled`: interrupted (Ctrl-C, SIGTERM); `failed`: Ansible
-# failed or a host failed or was unreachable; `succeeded`: every host played to the end.
-OUTCOMES = ("succeeded", "failed", "canceled", "unfinished")
+# failed or a host failed or was unreachable; `busy`: every host played succeeded, but another run
+# held some hosts (their host lock), which were left untouched; `succeeded`: every host played to
+# the end.
+OUTCOMES = ("succeeded", "failed", "canceled", "unfinished", "busy")
+# The exit status of harden (and of `report` on a harden run) for each outcome: 4 says "nothing
+# failed, but not every host was done: run again later" (docs/schedule.md).
+EXIT_CODES = {"succeeded": 0, "busy": 4}
+
+
+def exit_code(outcome: str) -> int:
+    return EXIT_CODES.get(outcome, 3)
 
 
 def run_outcome(meta: Mapping[str, Any]) -> str:
@@ -351,7 +414,9 @@ def run_outcome(meta: Mapping[str, Any]) -> str:
     stats = meta.get("stats") or {}
     if runner.get("status") not in ("successful", "skipped") or runner.get("rc", 0) != 0:
         return "failed"
-    return "failed" if any(host_failed(s) for s in stats.values()) else "succeeded"
+    if any(host_failed(s) for s in stats.values()):
+        return "failed"
+    return "busy" if meta.get("busy") else "succeeded"
 
 
 def stored_stats(run: RunDir, meta: Mapping[str, Any]) -> dict[str, dict[str, int]]:

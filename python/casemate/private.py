@@ -12,8 +12,19 @@ FILE_MODE = 0o600
 # What casemate itself keeps at the top of a state directory. A state directory holding nothing
 # else is casemate's own and is made 0700 too; one holding other things (a home directory, /tmp)
 # keeps its mode, and casemate's own directories inside it are 0700.
-STATE_ENTRIES = frozenset(  # history.sqlite3*: history/store.py
-    {"runs", "lab", "cache", "keys", "history.sqlite3", "history.sqlite3-journal"}
+STATE_ENTRIES = (
+    frozenset(  # history.sqlite3*: history/store.py; locks: runlock.py; schedule: schedule.py
+        {
+            "runs",
+            "lab",
+            "cache",
+            "keys",
+            "locks",
+            "schedule",
+            "history.sqlite3",
+            "history.sqlite3-journal",
+        }
+    )
 )
 
 

@@ -101,6 +101,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     from casemate.runner import HostStats, PlaybookOutcome
 
     from .history_runs import Answering, site
+    from .locks import every_host_free
 
     touched: list[str] = []
 
@@ -118,5 +119,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr("casemate.cli.run_verify", functools.partial(real, transport_for=answering))
     monkeypatch.setattr("casemate.harden.run_playbook", played)
     monkeypatch.setattr("casemate.probe.transport.testinfra_transport", answering)
+    monkeypatch.setattr("casemate.hostlock.acquire", every_host_free)  # the lock: test_host_lock
+    monkeypatch.setattr("casemate.hostlock.release", lambda *a, **k: {})
     monkeypatch.delenv("CASEMATE_DB", raising=False)
     return touched

@@ -10,6 +10,8 @@ import pytest
 
 from casemate import cli
 
+from .locks import every_host_free
+
 FIX = Path(__file__).parent.parent / "fixtures"
 INV = str(FIX / "inventories" / "two_nodes.yml")
 
@@ -24,7 +26,7 @@ def no_host_is_touched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr("casemate.harden.run_playbook", boom)
     monkeypatch.setattr("casemate.drift.run_playbook", boom)
     monkeypatch.setattr("casemate.verify.collect", boom)
-    monkeypatch.setattr("casemate.probe.reach.unreachable", boom)
+    monkeypatch.setattr("casemate.probe.reach.run_everywhere", boom)
     monkeypatch.setenv("CASEMATE_STATE_DIR", str(tmp_path / "state"))
 
 
@@ -171,7 +173,8 @@ def test_playbook_failure_without_host_failures_is_not_success(
         return PlaybookOutcome(status="failed", rc=4, hosts={"ghost-1": HostStats()})
 
     monkeypatch.setattr("casemate.cli.run_harden", broken_playbook)
-    monkeypatch.setattr("casemate.probe.reach.unreachable", lambda *a: {})
+    monkeypatch.setattr("casemate.hostlock.acquire", every_host_free)
+    monkeypatch.setattr("casemate.hostlock.release", lambda *a, **k: {})
     monkeypatch.setattr("casemate.cli.content_root", lambda: tmp_path)
     code, err = call(capsys, "harden", "-i", INV, "--limit", "ghost-1")
     assert code == 3

@@ -35,7 +35,7 @@ def no_host_is_touched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr("ansible_runner.run", boom)
     monkeypatch.setattr("casemate.harden.run_playbook", boom)
     monkeypatch.setattr("casemate.verify.collect", boom)
-    monkeypatch.setattr("casemate.probe.reach.unreachable", boom)
+    monkeypatch.setattr("casemate.probe.reach.run_everywhere", boom)
     monkeypatch.setenv("CASEMATE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.chdir(tmp_path)  # no casemate-waivers.yml of the checkout is picked up
 

@@ -19,6 +19,8 @@ from casemate.inventory import Inventory
 from casemate.probe import reach
 from casemate.runner import HostStats, PlaybookOutcome
 
+from .locks import ThisMachine
+
 FINISHED = {"state": "finished", "runner": {"status": "successful", "rc": 0}}
 CLEAN = {"ok": 3, "changed": 1, "failed": 0, "unreachable": 0, "skipped": 0, "rescued": 0}
 
@@ -189,9 +191,10 @@ def test_no_task_runs_against_an_unreachable_host(
         return PlaybookOutcome("successful", 0, {h: HostStats(ok=1) for h in kwargs["hosts"]})
 
     monkeypatch.setattr("casemate.harden.run_playbook", fake)
+    monkeypatch.setattr("casemate.hostlock.LOCK_DIR", str(tmp_path / "lock"))
     monkeypatch.setattr(
         "casemate.probe.transport.testinfra_transport",
-        lambda inv, host: Node(Done(0) if host == "live" else Done(1, stderr="no such host")),
+        lambda inv, host: ThisMachine() if host == "live" else Node(Done(1, stderr="no such host")),
     )
     path = tmp_path / "inv.yml"
     hosts = {"live": {}, "dead-1": {}, "dead-2": {}}

@@ -19,6 +19,8 @@ from casemate.errors import BadInputError
 from casemate.inventory import Inventory
 from casemate.runner import HostStats, PlaybookOutcome
 
+from .locks import every_host_free
+
 CATALOG = load_catalog(None, builtin_kinds())
 
 
@@ -211,6 +213,8 @@ def test_cli_records_the_break_glass_path(
 ) -> None:
     path = str(inventory(tmp_path / "inv.yml", {**SSH_HOSTS, **DOCKER_HOST}))
     monkeypatch.setattr("casemate.probe.transport.testinfra_transport", Answer(OK))
+    monkeypatch.setattr("casemate.hostlock.acquire", every_host_free)  # the lock: test_host_lock
+    monkeypatch.setattr("casemate.hostlock.release", lambda *a, **k: {})
     code, _ = call(
         capsys, "harden", "-i", path, "--profile", "immutable", "--break-glass", "console"
     )

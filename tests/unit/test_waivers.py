@@ -32,6 +32,7 @@ from casemate.report import document, junit, table
 from casemate.runner import HostStats, PlaybookOutcome
 from casemate.verify import HostVerification, host_results
 
+from .locks import every_host_free
 from .test_report import build
 
 FIX = Path(__file__).parent.parent / "fixtures"
@@ -403,7 +404,8 @@ def fake_harden(
         return PlaybookOutcome("failed" if failed else "successful", 2 if failed else 0, stats)
 
     monkeypatch.setattr("casemate.harden.run_playbook", fake)
-    monkeypatch.setattr("casemate.probe.reach.unreachable", lambda inv, hosts: {})
+    monkeypatch.setattr("casemate.hostlock.acquire", every_host_free)
+    monkeypatch.setattr("casemate.hostlock.release", lambda *a, **k: {})
     return played
 
 

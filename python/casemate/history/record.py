@@ -149,7 +149,9 @@ def _played(run: RunDir, meta: Mapping[str, Any], came_to: str) -> tuple[HostRun
     out = []
     for host in meta.get("hosts") or ():
         counts = {k: int((stats.get(host) or {}).get(k, 0)) for k in HARDEN_COUNTS}
-        outcome = "succeeded" if came_to in ("succeeded", "failed") else came_to
+        outcome = "succeeded" if came_to in ("succeeded", "failed", "busy") else came_to
+        if host in (meta.get("busy") or {}):
+            outcome = "busy"  # another run held it: left untouched
         if counts["failed"]:
             outcome = "failed"
         if counts["unreachable"]:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from casemate.errors import BadInputError
 from casemate.inventory import Inventory
-from casemate.probe.collect import Transport
+from casemate.probe.collect import CommandResult, Transport
 
 TransportFor = Callable[[Inventory, str], Transport]
 COMMAND = "true"
@@ -35,34 +36,65 @@ def _said(stderr: str, stdout: str, rc: int) -> str:
     return lines[-1][:300] if lines else f"exit status {rc}"
 
 
-def unreachable(
-    inventory: Inventory, hosts: list[str], transport_for: TransportFor | None = None
-) -> dict[str, str]:
-    """host -> what the connection said, for every host on which `true` could not be run. A host
-    whose connection casemate cannot open itself (a connection plugin testinfra lacks) is left to
-    Ansible: it is not reported here."""
+@dataclass(frozen=True, slots=True)
+class Reached:
+    """What running one command on a host came to: its result, or why the connection failed
+    (`gone`), or `unsupported` (a connection testinfra lacks: left to Ansible)."""
+
+    result: CommandResult | None = None
+    gone: str | None = None
+    unsupported: bool = False
+
+
+def run_everywhere(
+    inventory: Inventory,
+    hosts: list[str],
+    command: Callable[[str], str],
+    transport_for: TransportFor | None = None,
+) -> dict[str, Reached]:
+    """`command(host)` run once on every host, all at once, without sudo (a command that needs
+    root asks for it itself)."""
     if transport_for is None:
         from casemate.probe.transport import testinfra_transport  # noqa: PLC0415 - testinfra
 
         transport_for = testinfra_transport
     plain = _without_become(inventory, hosts)
 
-    def attempt(host: str) -> str | None:
+    def attempt(host: str) -> Reached:
         try:
             transport = transport_for(plain, host)
         except BadInputError:
-            return None
+            return Reached(unsupported=True)
         try:
-            result = transport.run(COMMAND)
+            return Reached(transport.run(command(host)))
         except Exception as exc:  # testinfra backends raise many kinds; all mean "no connection"
             failed: Any = exc.args[0] if exc.args else None
             if hasattr(failed, "stderr") and hasattr(failed, "rc"):  # ssh: the failed command
-                return _said(str(failed.stderr), str(getattr(failed, "stdout", "")), failed.rc)
-            return " ".join(str(exc).split())[:300] or type(exc).__name__
-        return None if result.rc == 0 else _said(result.stderr, result.stdout, result.rc)
+                why = _said(str(failed.stderr), str(getattr(failed, "stdout", "")), failed.rc)
+                return Reached(gone=why)
+            return Reached(gone=" ".join(str(exc).split())[:300] or type(exc).__name__)
 
     if not hosts:
         return {}
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(hosts))) as pool:
-        answers = dict(zip(hosts, pool.map(attempt, hosts), strict=True))
-    return {h: why for h, why in answers.items() if why is not None}
+        return dict(zip(hosts, pool.map(attempt, hosts), strict=True))
+
+
+def said(result: CommandResult) -> str:
+    """The last line a failed command printed (stderr first)."""
+    return _said(result.stderr, result.stdout, result.rc)
+
+
+def unreachable(
+    inventory: Inventory, hosts: list[str], transport_for: TransportFor | None = None
+) -> dict[str, str]:
+    """host -> what the connection said, for every host on which `true` could not be run. A host
+    whose connection casemate cannot open itself (a connection plugin testinfra lacks) is left to
+    Ansible: it is not reported here."""
+    out: dict[str, str] = {}
+    for host, reached in run_everywhere(inventory, hosts, lambda _: COMMAND, transport_for).items():
+        if reached.gone is not None:
+            out[host] = reached.gone
+        elif reached.result is not None and reached.result.rc != 0:
+            out[host] = said(reached.result)
+    return out

@@ -8,6 +8,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from casemate.harden import busy_said
+
 _SAID = {
     "succeeded": ("succeeded", "green"),
     "failed": ("FAILED", "red"),
@@ -15,6 +17,11 @@ _SAID = {
         "CANCELED before it finished: the counts are the events it recorded; hosts may have been "
         "left part-way (run harden again to finish)",
         "red",
+    ),
+    "busy": (
+        "BUSY: another run holds some hosts (host lock); they were left untouched, every host "
+        "played succeeded (run again later)",
+        "yellow",
     ),
     "unfinished": (
         "UNFINISHED: casemate stopped before it recorded the end (killed?) or the run is still "
@@ -65,7 +72,8 @@ def failure_lines(
 
 def waiver_lines(meta: Mapping[str, Any]) -> list[Text]:
     """Per host, the controls a waiver kept from being remediated, those remediated though a waiver
-    for them expired, and the hosts not played because an earlier group of hosts failed."""
+    for them expired, the hosts not played because an earlier group of hosts failed, and the busy
+    hosts (another run held their lock)."""
     record = meta.get("waivers") or {}
     out = []
     held = record.get("held_with_waived") or {}
@@ -79,4 +87,6 @@ def waiver_lines(meta: Mapping[str, Any]) -> list[Text]:
         out.append(Text(f"{host}: waiver expired, remediated as usual: {', '.join(ids)}"))
     for host, why in (meta.get("not_played") or {}).items():
         out.append(Text(f"{host}: {why}", style="red"))
+    for host, record in (meta.get("busy") or {}).items():
+        out.append(Text(f"{host}: {busy_said(record)}", style="yellow"))
     return out
