@@ -519,6 +519,14 @@ def verify_cmd(
     no_waivers: NoWaiversOpt = False,
     fail_on: FailOnOpt = "any",
     metrics_file: MetricsOpt = None,
+    fresh_proofs: Annotated[
+        bool,
+        typer.Option(
+            "--fresh-proofs",
+            help="Start every container proof anew (seccomp, gVisor): by default a host reuses "
+            "the last one that held while nothing it depends on changed.",
+        ),
+    ] = False,
 ) -> int:
     """Probe every host once, judge every selected control, record the run (report.json and
     junit.xml in the run directory) and write the chosen reports to --report-dir."""
@@ -561,6 +569,7 @@ def verify_cmd(
         command=sys.argv,
         on_host=on_host,
         waivers=found,
+        fresh_proofs=fresh_proofs,
     )
     written = [run.path / "report.json", run.path / "junit.xml"]
     if report_dir is not None:

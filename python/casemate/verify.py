@@ -163,6 +163,7 @@ def verify_hosts(
     forks: int,
     transport_for: Callable[[Inventory, str], Transport] = testinfra_transport,
     on_host: Callable[[HostVerification], None] | None = None,
+    fresh_proofs: bool = False,
 ) -> list[HostVerification]:
     # Planned before any host is contacted. Hosts of one kind (the same groups and interpreter) ask
     # for the same facts: their entries, probes and probe command are worked out (and the command
@@ -180,7 +181,7 @@ def verify_hosts(
         if probes:
             key = (tuple(probes), interpreter_of(inventory.hostvars(host)))
             if key not in commands:
-                commands[key] = remote_command(*key)
+                commands[key] = remote_command(*key, fresh_proofs=fresh_proofs)
             command = commands[key]
         plans[host] = (groups, mine, probes, command)
 
@@ -225,13 +226,15 @@ def run_verify(
     transport_for: Callable[[Inventory, str], Transport] = testinfra_transport,
     on_host: Callable[[HostVerification], None] | None = None,
     waivers: WaiverSet | None = None,
+    fresh_proofs: bool = False,
 ) -> dict[str, Any]:
     """Probe and judge `hosts`, and record the run as harden does: run.json (running, then
     finished with its outcome), the redacted inventory, each host's observations, report.json and
     junit.xml. Returns the report document (redacted: no report holds a secret, whatever a host
     answered). Outcome `succeeded`: every host was probed and judged; `failed`: a host could not
     be probed; `canceled`: interrupted (see harden.OUTCOMES). With `waivers`, the results are
-    judged against them on the day the run started (document.with_waivers)."""
+    judged against them on the day the run started (document.with_waivers). `fresh_proofs`: every
+    container proof is started anew rather than reused (casemate_proof.py); run.json says so."""
     began = now_utc()
     started = began.isoformat()
     meta = run_meta(
@@ -248,11 +251,19 @@ def run_verify(
     meta["selection"] = selection.record()
     if waivers is not None:
         meta["waivers"] = str(waivers.path)
+    if fresh_proofs:
+        meta["fresh_proofs"] = True
     run.write_json("inventory.json", inventory.redacted(run.redactor))
     run.write_json("run.json", meta | {"state": "running"})
     try:
         results = verify_hosts(
-            inventory, hosts, entries, forks=forks, transport_for=transport_for, on_host=on_host
+            inventory,
+            hosts,
+            entries,
+            forks=forks,
+            transport_for=transport_for,
+            on_host=on_host,
+            fresh_proofs=fresh_proofs,
         )
     except KeyboardInterrupt:
         run.write_json(
