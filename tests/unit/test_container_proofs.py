@@ -203,6 +203,15 @@ def test_a_failing_proof_is_never_kept(host: Host) -> None:
     assert not (host.root / CACHE.lstrip("/")).exists()
 
 
+def test_a_proof_that_no_longer_holds_drops_the_kept_one(host: Host) -> None:
+    host.prove()
+    host.put("/etc/docker/daemon.json", '{"seccomp-profile": "/etc/docker/seccomp/allow.json"}')
+    host.answer("Seccomp:\t0\n")
+    assert host.prove()["why"] == "changed since the kept proof: files"
+    assert host.prove()["why"] == "no kept proof"
+    assert not list((host.root / CACHE.lstrip("/")).glob("*.json"))
+
+
 def test_an_answer_with_a_complaint_is_not_kept(host: Host) -> None:
     cmd = f"echo run >> {host.root}/ran; cat {host.root}/answer; echo WARNING: odd >&2"
     for _ in range(2):
@@ -333,6 +342,12 @@ def test_the_container_proofs_are_kept_proofs_and_judged_as_before(control_id: s
     v = judge(entry, Observations("h", {}, {key: kept} | up))
     assert v.status is Status.PASS
     assert key in v.evidence
+    assert v.observed.startswith("kept proof of 2026-12-05T14:00:00Z: ")
+    ran = kept | {"cached": False, "why": "no kept proof"}
+    assert (
+        judge(entry, Observations("h", {}, {key: ran} | up)).observed
+        == v.observed.split(": ", 1)[1]
+    )
     # what the host keeps is exactly what passes: a kept proof can never be a failing one
     assert proof.held(kept, spec["keep"])
     assert not proof.held(kept | {"stdout": "Seccomp:\t0\n"}, spec["keep"])

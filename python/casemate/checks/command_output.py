@@ -15,7 +15,8 @@ A command that starts a throw-away container to prove confinement (seccomp, gVis
 `proof`: the list names the files its answer depends on beyond the container engine's own state.
 The host keeps what a proof observed while it held and reuses it until anything it depends on
 changes (roles/host_common/module_utils/casemate_proof.py); the observation says `cached` and
-`proved_at`, and is judged like any command's answer."""
+`proved_at`, and is judged like any command's answer; a verdict on a kept one says when it was
+observed."""
 
 from __future__ import annotations
 
@@ -109,7 +110,10 @@ class CommandOutput:
         if value is not MISSING:
             value = coerce(value, p.type)
         status = Status.PASS if compare(p.op, value, p.value) else Status.FAIL
-        return Verdict(status, expected, f"{label} = {show(value)}", evidence)
+        said = f"{label} = {show(value)}"
+        if raw.get("cached") is True:  # a kept proof: the report says when it was observed
+            said = f"kept proof of {raw.get('proved_at') or 'an unknown time'}: {said}"
+        return Verdict(status, expected, said, evidence)
 
 
 def _no_engine(obs: Observations, expected: str, evidence: tuple[str, ...]) -> Verdict | None:

@@ -18,11 +18,13 @@ process with the same files answers the same.
 Rules: a kept proof is reused only when its key equals the key read now, field by field, and its
 file and directories are root's and nobody else's (0700 directories, 0600 file, no symlink); it is
 kept only when the command held (exit 0, nothing on stderr, its output matching what the control
-expects), so a failing proof runs every time and a fix shows at once; when the key changed while
+expects), and a proof that ran and did not hold drops the kept one, so a failing proof runs every
+time and a fix shows at once; when the key changed while
 the proof ran, it is not kept. Cannot tell (the cache unreadable, corrupt, forged, not root's, or
 this process not root): the proof runs. Every answer says whether it was kept (`cached`), when it
 was observed (`proved_at`) and, when it ran, why (`why`)."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -275,6 +277,13 @@ def write_record(directory, name, record, root="/"):
     return None
 
 
+def drop_record(directory, path, root="/"):
+    """Forget a kept proof that no longer holds (in root's own directory only)."""
+    if os.path.isdir(_at(root, directory)) and trusted_dir(directory, root) is None:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
 def prove(command, files=(), keep="", **options):
     """The answer of a container proof ({rc, stdout, stderr} as a command's) and `cached`,
     `proved_at` and, when it ran, `why`: the kept one when nothing it depends on changed,
@@ -314,7 +323,9 @@ def prove(command, files=(), keep="", **options):
     result = {k: result.get(k) for k in ("rc", "stdout", "stderr")}
     proved_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(began))
     answer = dict(result, cached=False, proved_at=proved_at, why=why)
-    if euid == 0 and held(result, keep) and proof_key(files, root, environ) == key:
+    if euid == 0 and not held(result, keep):
+        drop_record(directory, path, root)
+    elif euid == 0 and proof_key(files, root, environ) == key:
         record = {"command": command, "files": sorted(files), "keep": keep, "key": key,
                   "result": result, "proved_at": proved_at}  # fmt: skip
         unkept = write_record(directory, name, record, root)
