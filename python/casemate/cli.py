@@ -17,7 +17,8 @@ import typer
 from rich.console import Console
 
 from casemate import __version__, breakglass, private, waivers
-from casemate.catalog.loader import Catalog, load_catalog
+from casemate.catalog.cache import cached_catalog
+from casemate.catalog.loader import Catalog
 from casemate.catalog.select import Selection, parse_controls, select
 from casemate.checks import builtin_kinds
 from casemate.errors import BadInputError, CasemateError
@@ -70,8 +71,9 @@ class Ctx:
     db: str | None = None  # the history store's URL; None: SQLite in the state directory
 
     def catalog(self) -> Catalog:
-        """The catalog, loaded and validated: a command calls this once and passes it down."""
-        return load_catalog(self.catalog_dir, builtin_kinds())
+        """The catalog, loaded and validated: a command calls this once and passes it down. The
+        loaded form is kept in the state directory (catalog/cache.py) for the next command."""
+        return cached_catalog(self.catalog_dir, builtin_kinds(), self.state / "cache")
 
 
 def _width(stream: Any) -> int | None:
