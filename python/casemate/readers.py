@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -36,17 +37,26 @@ def without_library_imports(source: str) -> str:
     return "".join(line for i, line in enumerate(lines) if i not in dropped)
 
 
+# verify judges its hosts in threads: one loads a library file while the others wait for it whole
+_LOADING = threading.Lock()
+
+
 def library_module(name: str) -> ModuleType:
-    """A library file loaded as a module of its own (once per process, like any import)."""
+    """A library file loaded as a module of its own (once per process, like any import). It is
+    seen by other threads only once it is loaded whole."""
     key = f"casemate._readers.{name}"
     loaded = sys.modules.get(key)
-    if loaded is None:
-        spec = importlib.util.spec_from_file_location(key, library_path(name))
-        if spec is None or spec.loader is None:  # pragma: no cover - a .py path always has one
-            raise ImportError(f"cannot load {library_path(name)}")
-        loaded = importlib.util.module_from_spec(spec)
-        sys.modules[key] = loaded
-        spec.loader.exec_module(loaded)
+    if loaded is not None:
+        return loaded
+    with _LOADING:
+        loaded = sys.modules.get(key)
+        if loaded is None:
+            spec = importlib.util.spec_from_file_location(key, library_path(name))
+            if spec is None or spec.loader is None:  # pragma: no cover - a .py path has one
+                raise ImportError(f"cannot load {library_path(name)}")
+            loaded = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(loaded)
+            sys.modules[key] = loaded
     return loaded
 
 
