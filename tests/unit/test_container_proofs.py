@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -356,4 +358,13 @@ def test_the_container_proofs_are_kept_proofs_and_judged_as_before(control_id: s
 def test_the_probe_asks_for_fresh_proofs_only_when_told() -> None:
     probes = wanted_probes([e for e in CATALOG.entries if e.id in PROOFS])
     assert "\nOPTIONS = {}  #" in remote_source(probes)
-    assert '\nOPTIONS = {"fresh_proofs": true}  #' in remote_source(probes, fresh_proofs=True)
+    fresh = remote_source(probes, fresh_proofs=True)
+    assert "\nOPTIONS = {'fresh_proofs': True}  #" in fresh
+    # and the script runs with it (here, asking for nothing: it only reads this machine's facts)
+    done = subprocess.run(
+        [sys.executable, "-c", remote_source([], fresh_proofs=True)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout)["data"] == {}

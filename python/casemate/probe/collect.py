@@ -62,7 +62,7 @@ def remote_source(probes: Iterable[Probe], *, fresh_proofs: bool = False) -> str
     return (
         probe_script()
         .replace(REQUEST_MARKER, f"REQUEST = {json.dumps(request)}", 1)
-        .replace(OPTIONS_MARKER, f"OPTIONS = {json.dumps(options)}", 1)
+        .replace(OPTIONS_MARKER, f"OPTIONS = {options!r}", 1)  # a Python literal (True)
     )
 
 
