@@ -9,8 +9,12 @@ It boots a lab of its own (`--name`, default `bench`), hardens every node at lev
 measured), then measures, `--runs` times each:
 
 - `casemate verify --level 2` of one node (`--limit` the first): wall time and the controller's CPU;
+  the node keeps its container proofs from the run before (casemate_proof.py), as it does between
+  two verifies of an unchanged host;
+- the same with `--fresh-proofs` (this checkout only: every container proof started anew);
 - with `--nodes` > 1, the same of every node: the controller's CPU per additional node;
-- `casemate catalog list`: wall time.
+- `casemate catalog list`: wall time (the loaded catalog kept in the state directory from the
+  first, unmeasured run).
 
 With `--before CHECKOUT` (another checkout of casemate, e.g. `git worktree add /tmp/old main~3`)
 every measurement is made with that checkout's code too, on the same lab, runs alternating, so the
@@ -147,6 +151,11 @@ def main() -> None:
             one = medians(opts.runs, envs, lambda env: verify(env, "--limit", first))
             rows.append((f"verify 1 {opts.profile} node", one))
             probed = [probe_ms(reports / str(i))[0] for i in range(len(envs))]
+            fresh = medians(
+                opts.runs, [here], lambda env: verify(env, "--limit", first, "--fresh-proofs")
+            )
+            rows.append(("  ... --fresh-proofs", fresh))
+            probed.append(probe_ms(reports / "0")[0])
             if opts.nodes > 1:
                 rows.append(
                     (f"verify {opts.nodes} {opts.profile} nodes", medians(opts.runs, envs, verify))
@@ -169,20 +178,24 @@ def report(
     for name, samples in rows:
         now = samples[0]
         line = f"  {name:<24} {now.wall:7.3f}s {now.cpu:7.3f}s"
-        if before:
+        if before and len(samples) > 1:
             old = samples[1]
             line += f" {old.wall:7.3f}s {old.cpu:7.3f}s {now.wall / old.wall:9.2f}x"
         if name.startswith("verify 1"):
             line += (
                 f"  {now.wall / REFERENCE_S:.2f}x docker-bench's {REFERENCE_S} s (target "
-                f"<= {TARGET_S} s); probe {' / '.join(map(str, probed))} ms on the node"
+                f"<= {TARGET_S} s); probe {' / '.join(map(str, probed[:-1]))} ms on the node"
             )
+        elif name.endswith("--fresh-proofs"):
+            line += f"  probe {probed[-1]} ms on the node"
         elif name == "catalog list":
             line += f"  target <= {TARGET_CATALOG_LIST_S} s"
         print(line)
     if opts.nodes > 1:
         for i, label in enumerate(["", "before: "] if before else [""]):
-            per_node = (rows[-1][1][i].cpu - rows[-2][1][i].cpu) / (opts.nodes - 1)
+            one = next(r[1][i] for r in rows if r[0].startswith("verify 1 "))
+            many = next(r[1][i] for r in rows if r[0].startswith(f"verify {opts.nodes} "))
+            per_node = (many.cpu - one.cpu) / (opts.nodes - 1)
             print(
                 f"  {label}controller CPU per additional node: {per_node:.3f} s "
                 f"(target <= {TARGET_CPU_PER_NODE_S} s)"

@@ -18,7 +18,8 @@ import typer
 from rich.console import Console
 
 from casemate import __version__, breakglass, hostlock, private, runlock, waivers
-from casemate.catalog.loader import Catalog, load_catalog
+from casemate.catalog.cache import cached_catalog
+from casemate.catalog.loader import Catalog
 from casemate.catalog.model import Entry
 from casemate.catalog.select import Selection, parse_controls, select
 from casemate.checks import builtin_kinds
@@ -87,8 +88,9 @@ class Ctx:
     db: str | None = None  # the history store's URL; None: SQLite in the state directory
 
     def catalog(self) -> Catalog:
-        """The catalog, loaded and validated: a command calls this once and passes it down."""
-        return load_catalog(self.catalog_dir, builtin_kinds())
+        """The catalog, loaded and validated: a command calls this once and passes it down. The
+        loaded form is kept in the state directory (catalog/cache.py) for the next command."""
+        return cached_catalog(self.catalog_dir, builtin_kinds(), self.state / "cache")
 
 
 def _width(stream: Any) -> int | None:
@@ -787,6 +789,14 @@ def verify_cmd(
     fail_on: FailOnOpt = "any",
     metrics_file: MetricsOpt = None,
     wait: WaitOpt = 0.0,
+    fresh_proofs: Annotated[
+        bool,
+        typer.Option(
+            "--fresh-proofs",
+            help="Start every container proof anew (seccomp, gVisor): by default a host reuses "
+            "the last one that held while nothing it depends on changed.",
+        ),
+    ] = False,
 ) -> int:
     """Probe every host once, judge every selected control, record the run (report.json and
     junit.xml in the run directory) and write the chosen reports to --report-dir."""
@@ -836,6 +846,7 @@ def verify_cmd(
             on_host=on_host,
             waivers=found,
             gate=gate,
+            fresh_proofs=fresh_proofs,
         )
     written = [run.path / "report.json", run.path / "junit.xml"]
     if report_dir is not None:

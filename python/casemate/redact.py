@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,6 +199,14 @@ def _assignments(text: str) -> str:
     return "".join(out) + text[done:] if out else text
 
 
+def _once(text: str, done: dict[str, str], redact: Callable[[str], str]) -> str:
+    """`redact(text)`, worked out once per distinct text of one scrub."""
+    found = done.get(text)
+    if found is None:
+        found = done[text] = redact(text)
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class Redactor:
     """Takes secrets out of whatever a run stores. `values` are the secret values to hunt for
@@ -223,11 +231,18 @@ class Redactor:
     def scrub(self, data: Any) -> Any:
         """JSON-like data with every string passed through `text` (keys included) and every
         vault value replaced; the shape is kept, so JSON stays valid and schemas still hold."""
+        return self._scrub(data, {}, {})
+
+    def _scrub(self, data: Any, done: dict[str, str], keys: dict[str, str]) -> Any:
+        """`scrub`, each distinct string redacted once per call (`done`): hosts of one kind answer
+        with the same strings, so a report of many hosts costs little more than one."""
         kind = type(data)  # JSON's own types first, by exact type: a report holds 100,000 values
         if kind is str:
-            return VAULT_MARKER if data.lstrip().startswith("$ANSIBLE_VAULT;") else self.text(data)
+            return _once(data, done, self._string)
         if kind is dict and not isinstance(data.get(_VAULT_KEY), str):
-            return {self.text(str(k)): self.scrub(v) for k, v in data.items()}
+            return {
+                _once(str(k), keys, self.text): self._scrub(v, done, keys) for k, v in data.items()
+            }
         if kind is bool or kind is int or kind is float or data is None:
             return data
         if _vault(data) is not None:
@@ -235,10 +250,13 @@ class Redactor:
         if isinstance(data, str):
             return self.text(data)
         if isinstance(data, Mapping):
-            return {self.text(str(k)): self.scrub(v) for k, v in data.items()}
+            return {self.text(str(k)): self._scrub(v, done, keys) for k, v in data.items()}
         if isinstance(data, list | tuple):
-            return [self.scrub(item) for item in _flag_values(data)]
+            return [self._scrub(item, done, keys) for item in _flag_values(data)]
         return data
+
+    def _string(self, data: str) -> str:
+        return VAULT_MARKER if data.lstrip().startswith("$ANSIBLE_VAULT;") else self.text(data)
 
     def variables(self, data: Mapping[str, Any]) -> Any:
         """A mapping of variables (a host's, a group's, an environment): those whose name marks a

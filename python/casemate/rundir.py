@@ -41,7 +41,8 @@ class RunDir:
 
     def write_json(self, name: str, data: Any) -> Path:
         clean = self.redactor.scrub(json.loads(json.dumps(data, default=str)))
-        return private.write(self.file(name), json.dumps(clean, indent=2, sort_keys=True) + "\n")
+        # one line: the C encoder (indented JSON is written by the slow pure-Python one)
+        return private.write(self.file(name), json.dumps(clean, sort_keys=True) + "\n")
 
     def write_text(self, name: str, text: str) -> Path:
         return private.write(self.file(name), self.redactor.text(text))

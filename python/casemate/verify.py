@@ -165,6 +165,7 @@ def verify_hosts(
     forks: int,
     transport_for: Callable[[Inventory, str], Transport] = testinfra_transport,
     on_host: Callable[[HostVerification], None] | None = None,
+    fresh_proofs: bool = False,
 ) -> list[HostVerification]:
     # Planned before any host is contacted. Hosts of one kind (the same groups and interpreter) ask
     # for the same facts: their entries, probes and probe command are worked out (and the command
@@ -182,7 +183,7 @@ def verify_hosts(
         if probes:
             key = (tuple(probes), interpreter_of(inventory.hostvars(host)))
             if key not in commands:
-                commands[key] = remote_command(*key)
+                commands[key] = remote_command(*key, fresh_proofs=fresh_proofs)
             command = commands[key]
         plans[host] = (groups, mine, probes, command)
 
@@ -266,6 +267,7 @@ def run_verify(
     waivers: WaiverSet | None = None,
     record: Mapping[str, Any] | None = None,
     gate: Gate | None = None,
+    fresh_proofs: bool = False,
 ) -> dict[str, Any]:
     """Probe and judge `hosts`, and record the run as harden does: run.json (running, then
     finished with its outcome), the redacted inventory, each host's observations, report.json and
@@ -274,7 +276,8 @@ def run_verify(
     be probed; `canceled`: interrupted (see harden.OUTCOMES). With `waivers`, the results are
     judged against them on the day the run started (document.with_waivers). The `gate`
     (--fail-on; default: any finding) is applied to the results and recorded with the exit
-    status it gives, under `gate` in run.json and in the report."""
+    status it gives, under `gate` in run.json and in the report. `fresh_proofs`: every container
+    proof is started anew rather than reused (casemate_proof.py); run.json says so."""
     started = now_utc().isoformat()
     meta = run_meta(
         "verify",
@@ -291,11 +294,19 @@ def run_verify(
     if waivers is not None:
         meta["waivers"] = str(waivers.path)
     meta |= dict(record or {})  # e.g. which run it follows
+    if fresh_proofs:
+        meta["fresh_proofs"] = True
     run.write_json("inventory.json", inventory.redacted(run.redactor))
     run.write_json("run.json", meta | {"state": "running"})
     try:
         results = verify_hosts(
-            inventory, hosts, entries, forks=forks, transport_for=transport_for, on_host=on_host
+            inventory,
+            hosts,
+            entries,
+            forks=forks,
+            transport_for=transport_for,
+            on_host=on_host,
+            fresh_proofs=fresh_proofs,
         )
     except KeyboardInterrupt:
         run.write_json(

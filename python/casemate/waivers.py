@@ -38,7 +38,7 @@ _LOADER: type[yaml.SafeLoader] = _Loader
 class _Spec(BaseModel):
     """One waiver as the file writes it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     control: str | None = None
     controls: list[str] | None = None
@@ -94,7 +94,7 @@ class _Spec(BaseModel):
 
 
 class _File(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     waivers: list[_Spec]
 

@@ -3,9 +3,10 @@ and the report-only container checks naming real offenders (casemate never touch
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from .conftest import Lab, harden_stats, report_of, results
+from .conftest import Lab, harden_stats, last_run, report_of, results
 
 
 def test_gvisor_runs_and_workload_findings_name_the_containers(lab: Lab, tmp_path: Path) -> None:
@@ -107,3 +108,66 @@ def test_seccomp_profile_denies_what_it_blocks(lab: Lab, tmp_path: Path) -> None
         "io_uring_setup=allowed",
         "ptrace=allowed",
     ]
+
+
+def proofs_seen(directory: Path, node: str) -> dict[str, tuple[str, bool, str]]:
+    """(status, whether the proof was a kept one, why it ran) of the seccomp proofs."""
+    report = report_of(directory)
+    (host,) = [h for h in report["hosts"] if h["name"] == node]
+    got = results(report, node)
+    seen = {}
+    for c in ("cm_rt_2_3", "cm_rt_2_4"):
+        (key,) = [k for k in got[c]["evidence"] if k.startswith("proof:")]
+        obs = host["observations"][key]
+        seen[c] = (got[c]["status"], obs["cached"], obs.get("why", ""))
+    return seen
+
+
+def test_a_kept_proof_gives_way_when_the_seccomp_setting_changes(lab: Lab, tmp_path: Path) -> None:
+    node = lab.nodes[3]
+    inv = str(lab.inventory)
+    lab.casemate("harden", "-i", inv, "--limit", node, "--level", "2", check=0)
+
+    def check(name: str, *more: str, code: int = 0) -> dict[str, tuple[str, bool, str]]:
+        lab.casemate(
+            "verify", "-i", inv, "--limit", node, "--level", "2",
+            "--controls", "cm_rt_2_3,cm_rt_2_4", "--report-dir", str(tmp_path / name), *more,
+            check=code,
+        )  # fmt: skip
+        return proofs_seen(tmp_path / name, node)
+
+    check("first")
+    kept = check("kept")
+    assert kept == dict.fromkeys(("cm_rt_2_3", "cm_rt_2_4"), ("pass", True, ""))
+    kept_in = lab.sh(node, "stat -c '%U %a' /var/cache/casemate /var/cache/casemate/proofs")
+    assert kept_in.split("\n")[:2] == ["root 700", "root 700"]
+
+    # the daemon now gives containers a profile that allows every call (dockerd 20.10 has no
+    # daemon-wide "unconfined"): the kept passes must not be reused, and 2.4 fails
+    spoil = (
+        "cp /etc/docker/daemon.json /root/daemon.json.good"
+        ' && printf \'{"defaultAction": "SCMP_ACT_ALLOW"}\' > /etc/docker/seccomp/allow.json'
+        ' && jq \'.["seccomp-profile"] = "/etc/docker/seccomp/allow.json"\''
+        " /etc/docker/daemon.json > /root/d.json"
+        " && cat /root/d.json > /etc/docker/daemon.json && systemctl restart docker"
+    )
+    lab.sh(node, spoil)
+    spoiled = check("spoiled", code=1)
+    assert {c: s[:2] for c, s in spoiled.items()} == {
+        "cm_rt_2_3": ("pass", False),  # a filter is still applied: Seccomp 2
+        "cm_rt_2_4": ("fail", False),
+    }
+    assert all("dockerd" in why and "files" in why for _, _, why in spoiled.values()), spoiled
+    # a failing proof is never kept (and drops the pass it had): it runs again, and fails again
+    again = check("again", code=1)
+    assert again["cm_rt_2_4"] == ("fail", False, "no kept proof")
+    assert again["cm_rt_2_3"] == ("pass", True, "")
+
+    lab.sh(node, "cat /root/daemon.json.good > /etc/docker/daemon.json && systemctl restart docker")
+    assert {c: s[:2] for c, s in check("restored").items()} == dict.fromkeys(
+        ("cm_rt_2_3", "cm_rt_2_4"), ("pass", False)
+    )
+    fresh = check("fresh", "--fresh-proofs")
+    assert fresh == dict.fromkeys(fresh, ("pass", False, "fresh proofs were asked for"))
+    assert json.loads((last_run(lab.state, "verify") / "run.json").read_text())["fresh_proofs"]
+    assert check("kept again") == dict.fromkeys(fresh, ("pass", True, ""))

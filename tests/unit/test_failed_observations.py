@@ -139,7 +139,7 @@ WITH_CMDS = [
     (e, name, groups)
     for name, groups in BASES
     for e in STANDARD
-    if concerns(e, groups) and any(k.startswith("cmd:") for k in keys(e))
+    if concerns(e, groups) and any(k.startswith(("cmd:", "proof:")) for k in keys(e))
 ]
 
 
@@ -151,7 +151,7 @@ def test_a_failed_command_is_not_an_empty_answer(
 ) -> None:
     base = recorded(name, groups)
     assert set(keys(entry)) <= set(base.data), "the recording lacks what the entry wants"
-    data = {k: CMD_FAILED if k.startswith("cmd:") else v for k, v in base.data.items()}
+    data = {k: CMD_FAILED if k.startswith(("cmd:", "proof:")) else v for k, v in base.data.items()}
     v = judge(entry, Observations("n", base.facts, data, base.vars))
     assert v.status is not Status.PASS, v
     if v.status in (Status.FAIL, Status.NOT_APPLICABLE, Status.MANUAL):

@@ -1,6 +1,6 @@
 """Commands that touch no host (`--help`, `version`, the catalog commands) import neither Ansible
-nor testinfra (nor pytest, which testinfra pulls in): each would cost every such command a start-up
-it has no use for."""
+nor testinfra (nor pytest, which testinfra pulls in) nor SQLAlchemy (the history store): each would
+cost every such command a start-up it has no use for."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-HEAVY = ("ansible", "ansible_runner", "testinfra", "pytest", "_pytest")
+HEAVY = ("ansible", "ansible_runner", "testinfra", "pytest", "_pytest", "sqlalchemy")
 SCRIPT = """
 import sys
 from casemate import cli

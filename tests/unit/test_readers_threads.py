@@ -5,6 +5,7 @@ has no attribute 'flag_values'`)."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 import threading
 from typing import Any
@@ -45,3 +46,36 @@ def test_a_reader_file_loading_in_one_thread_is_not_handed_half_loaded_to_anothe
     finally:
         first.join()
         monkeypatch.delitem(sys.modules, KEY, raising=False)
+
+
+SCRIPT = """
+import threading
+from casemate import readers
+
+barrier = threading.Barrier(32)
+failed = []
+
+def judge():
+    barrier.wait()
+    try:
+        readers.flag_values(["dockerd", "--icc=false"], ["--icc"], "bool")
+        readers.sshd_comma_lists()
+        readers.audit_watches("-w /etc/passwd -p wa -k identity")
+    except Exception as exc:
+        failed.append(repr(exc))
+
+threads = [threading.Thread(target=judge) for _ in range(32)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("FAILED:", len(failed), failed[:1])
+"""
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_readers_first_used_from_many_threads_are_whole(attempt: int) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True
+    )
+    assert "FAILED: 0 []" in done.stdout, (attempt, done.stdout)

@@ -4,13 +4,14 @@ SELinux host of the RHEL family, and a real (non-container) host with or without
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from casemate.catalog.loader import load_catalog
 from casemate.checks import builtin_kinds
 from casemate.checks.base import Observations, Status
+from casemate.checks.command_output import CommandOutputParams
 from casemate.verify import judge, wanted_probes
 
 KINDS = builtin_kinds()
@@ -32,9 +33,10 @@ def verdict(control_id: str, data: dict[str, Any]) -> tuple[Status, str]:
 
 
 def cmd_key(control_id: str) -> str:
+    """The key of the command's observation: a plain command's, or a container proof's."""
     entry = CATALOG.get(control_id)
-    assert entry is not None and entry.control.check is not None
-    return f"cmd:{entry.control.check.params['cmd']}"
+    assert entry is not None and entry.check is not None
+    return cast(CommandOutputParams, entry.check.params).probe().key
 
 
 DOCKERD_UP = {"proc:dockerd": {"running": True, "argv": ["/usr/sbin/dockerd", "-H", "fd://"]}}

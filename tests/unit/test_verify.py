@@ -128,9 +128,9 @@ def test_hosts_of_one_kind_share_one_probe_command(monkeypatch: pytest.MonkeyPat
     built: list[int] = []
     real = collect_module.remote_command
 
-    def counted(probes: Any, interpreter: str = "python3") -> str:
+    def counted(probes: Any, interpreter: str = "python3", *, fresh_proofs: bool = False) -> str:
         built.append(len(list(probes)))
-        return real(probes, interpreter)
+        return real(probes, interpreter, fresh_proofs=fresh_proofs)
 
     monkeypatch.setattr(collect_module, "remote_command", counted)
     monkeypatch.setattr("casemate.verify.remote_command", counted, raising=False)

@@ -18,7 +18,7 @@ PROFILES: tuple[Profile, ...] = ("standard", "immutable")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ConditionSpec(_Strict):

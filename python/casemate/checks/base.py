@@ -68,7 +68,7 @@ class Verdict:
 class Params(BaseModel):
     """Base for every kind's parameters: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 P = TypeVar("P", bound=Params)

@@ -9,11 +9,19 @@ too (checks/dockerd.py), never a value.
 Two host facts come from the host readers, never from the command itself: `machine_fact` (what
 the command shows belongs to the machine's kernel, so on a container host, or one that cannot tell,
 the verdict is not_verifiable) and `only_where: engine` (judged only where the sysctl role's
-evidence finds a container engine)."""
+evidence finds a container engine).
+
+A command that starts a throw-away container to prove confinement (seccomp, gVisor, AppArmor) is a
+`proof`: the list names the files its answer depends on beyond the container engine's own state.
+The host keeps what a proof observed while it held and reuses it until anything it depends on
+changes (roles/host_common/module_utils/casemate_proof.py); the observation says `cached` and
+`proved_at`, and is judged like any command's answer; a verdict on a kept one says when it was
+observed."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import model_validator
@@ -38,6 +46,7 @@ class CommandOutputParams(Params):
     daemon: Literal["dockerd"] | None = None  # the daemon the command asks (through its CLI)
     machine_fact: str | None = None  # why a container host cannot show it (the kernel's state)
     only_where: Literal["engine"] | None = None  # only on hosts with a container engine
+    proof: tuple[str, ...] | None = None  # a container proof: the files it depends on (above)
 
     @model_validator(mode="after")
     def _consistent(self) -> CommandOutputParams:
@@ -45,7 +54,19 @@ class CommandOutputParams(Params):
             raise ValueError(f"op '{self.op}' needs a value")
         if self.pointer and self.format != "json":
             raise ValueError("pointer needs format: json")
+        if self.proof is not None and (
+            self.format != "text" or self.type != "str" or self.op not in (Op.EQ, Op.REGEX)
+        ):
+            raise ValueError("a proof is judged as text, with eq or regex (what the host keeps)")
         return self
+
+    def probe(self) -> Probe:
+        """The command's observation: a plain command, or a proof the host may keep."""
+        if self.proof is None:
+            return Probe("cmd", self.cmd)
+        keep = str(self.value) if self.op is Op.REGEX else f"^{re.escape(str(self.value))}$"
+        spec = {"cmd": self.cmd, "files": sorted(self.proof), "keep": keep}
+        return Probe("proof", json.dumps(spec, sort_keys=True))
 
 
 class CommandOutput:
@@ -54,13 +75,13 @@ class CommandOutput:
 
     def wants(self, p: CommandOutputParams) -> list[Probe]:
         return (
-            [Probe("cmd", p.cmd)]
+            [p.probe()]
             + ([process_probe(p.daemon)] if p.daemon else [])
             + ([ENGINES_PROBE] if p.only_where else [])
         )
 
     def judge(self, p: CommandOutputParams, obs: Observations) -> Verdict:
-        probe = Probe("cmd", p.cmd)
+        probe = p.probe()
         evidence = tuple(q.key for q in self.wants(p))
         label = p.what or (p.pointer.lstrip("/") if p.pointer else "output")
         expected = f"{label} {describe(p.op, p.value)}"
@@ -89,7 +110,10 @@ class CommandOutput:
         if value is not MISSING:
             value = coerce(value, p.type)
         status = Status.PASS if compare(p.op, value, p.value) else Status.FAIL
-        return Verdict(status, expected, f"{label} = {show(value)}", evidence)
+        said = f"{label} = {show(value)}"
+        if raw.get("cached") is True:  # a kept proof: the report says when it was observed
+            said = f"kept proof of {raw.get('proved_at') or 'an unknown time'}: {said}"
+        return Verdict(status, expected, said, evidence)
 
 
 def _no_engine(obs: Observations, expected: str, evidence: tuple[str, ...]) -> Verdict | None:

@@ -40,6 +40,7 @@ class ProbeOutcome:
 
 
 REQUEST_MARKER = "REQUEST = []"
+OPTIONS_MARKER = "OPTIONS = {}"
 
 
 def probe_script() -> str:
@@ -48,20 +49,29 @@ def probe_script() -> str:
     parts = [library_path(name).read_text(encoding="utf-8") for name in LIBRARY]
     parts.append(package_file("probe", "remote.py").read_text(encoding="utf-8"))
     script = "\n\n".join(without_library_imports(part) for part in parts)
-    if script.count(REQUEST_MARKER) != 1:
-        raise RuntimeError("the probe script must hold its REQUEST marker once")
+    if script.count(REQUEST_MARKER) != 1 or script.count(OPTIONS_MARKER) != 1:
+        raise RuntimeError("the probe script must hold its REQUEST and OPTIONS markers once")
     return script
 
 
-def remote_source(probes: Iterable[Probe]) -> str:
-    """The probe script with its request filled in."""
+def remote_source(probes: Iterable[Probe], *, fresh_proofs: bool = False) -> str:
+    """The probe script with its request filled in. `fresh_proofs`: run every container proof
+    anew instead of reusing a kept one (casemate_proof.py)."""
     request = [[p.kind, p.arg] for p in sorted(set(probes))]
-    return probe_script().replace(REQUEST_MARKER, f"REQUEST = {json.dumps(request)}", 1)
+    options = {"fresh_proofs": True} if fresh_proofs else {}
+    return (
+        probe_script()
+        .replace(REQUEST_MARKER, f"REQUEST = {json.dumps(request)}", 1)
+        .replace(OPTIONS_MARKER, f"OPTIONS = {options!r}", 1)  # a Python literal (True)
+    )
 
 
-def remote_command(probes: Iterable[Probe], interpreter: str = "python3") -> str:
+def remote_command(
+    probes: Iterable[Probe], interpreter: str = "python3", *, fresh_proofs: bool = False
+) -> str:
     """One shell command: the compressed script travels inside it, so nothing is copied first."""
-    packed = base64.b64encode(zlib.compress(remote_source(probes).encode(), 9)).decode()
+    source = remote_source(probes, fresh_proofs=fresh_proofs)
+    packed = base64.b64encode(zlib.compress(source.encode(), 9)).decode()
     bootstrap = f"import base64,zlib;exec(zlib.decompress(base64.b64decode('{packed}')))"
     return f"{shlex.quote(interpreter)} -c {shlex.quote(bootstrap)}"
 

@@ -37,6 +37,7 @@ from ansible.module_utils.casemate_host import (
     run_command,
     systemctl_show,
 )
+from ansible.module_utils.casemate_proof import prove
 from ansible.module_utils.casemate_sshd import (
     glob_sorted,
     host_keys,
@@ -51,6 +52,7 @@ except ImportError:  # pragma: no cover - python 2 is not supported, but fail la
     httplib = None
 
 REQUEST = []  # replaced by the controller: [[kind, arg], ...]
+OPTIONS = {}  # replaced by the controller: {"fresh_proofs": true} runs every container proof anew
 READ_LIMIT = 512 * 1024
 THREADS = 8  # collectors run side by side: a round trip costs about its slowest one
 
@@ -334,6 +336,18 @@ def c_binary(arg):
     return {"paths": binary_paths(name, [d for d in documented.split(";") if d])}
 
 
+def c_proof(arg):
+    """A container proof (a command that starts a throw-away container), reused while nothing it
+    depends on changed (casemate_proof.py): `{"cmd", "files", "keep"}`."""
+    spec = json.loads(arg)
+    return prove(
+        spec["cmd"],
+        spec.get("files") or [],
+        spec.get("keep") or "",
+        fresh=bool(OPTIONS.get("fresh_proofs")),
+    )
+
+
 def c_ref_stat(arg):
     spec = json.loads(arg)
     proc = c_proc(spec["process"])
@@ -561,6 +575,7 @@ COLLECTORS = {
     "sysctl": read_sysctl,
     "cmd": c_cmd,
     "binary": c_binary,
+    "proof": c_proof,
     "ref_stat": c_ref_stat,
     "container_procs": c_container_procs,
     "image_files": c_image_files,
@@ -590,7 +605,7 @@ def main():
         facts = pool.submit(host_facts)
         # the commands (containers started to prove seccomp, gVisor, AppArmor) and image scans
         # take longest: they start first, the quick reads fill the other threads meanwhile
-        order = sorted(REQUEST, key=lambda ka: ka[0] not in ("cmd", "image_files"))
+        order = sorted(REQUEST, key=lambda ka: ka[0] not in ("proof", "cmd", "image_files"))
         pending = [("%s:%s" % (k, a), pool.submit(collect_one, k, a)) for k, a in order]
         data = {key: future.result() for key, future in pending}
         facts = facts.result()

@@ -25,7 +25,7 @@ class Format:
 
 
 def _json(doc: Mapping[str, Any], _changes: Changes | None) -> str:
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    return json.dumps(doc, sort_keys=True) + "\n"  # as report.json: one line, the C encoder
 
 
 FORMATS: tuple[Format, ...] = (
