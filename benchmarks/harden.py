@@ -200,8 +200,8 @@ class Bench:
             for i in range(runs_first):
                 for j, strategy in enumerate(strategies):
                     last = i == runs_first - 1 and j == len(strategies) - 1
+                    kept = True  # taken down below even when `lab up` fails half-way
                     self.lab(lab, nodes, profile, up=True)
-                    kept = True
                     took = self.harden(lab, strategy)
                     first[strategy].samples.append(took)
                     say(f"{profile} x{nodes} first {strategy}: {took.wall:.1f} s")
