@@ -146,6 +146,32 @@ def test_noncompliant_node_fails_every_control_then_recovers(lab: Lab, tmp_path:
     assert lab.daemon_json(node)["labels"] == ["team=blue"]  # the user's own key survived
 
 
+def test_one_file_control_changes_only_its_own_owner_or_mode(lab: Lab) -> None:
+    """docker_files decides every control in its one module call, from the run's own tags: one
+    selected control still changes only its own half (mode or owner), --check changes nothing, the
+    previous owner and mode are recorded first, and a second run changes nothing."""
+    node = lab.nodes[3]
+    inv = str(lab.inventory)
+
+    def owner_mode() -> list[str]:
+        return lab.sh(node, "stat -c '%U %a' /etc/docker").split()
+
+    def harden(controls: str, *more: str) -> dict[str, int]:
+        lab.casemate("harden", "-i", inv, "--limit", node, "--controls", controls, *more, check=0)
+        return harden_stats(lab.state)[node]
+
+    lab.sh(node, "chown nobody /etc/docker && chmod 0777 /etc/docker")
+    assert harden("cis_docker_3_6", "--check", "--diff")["changed"] > 0
+    assert owner_mode() == ["nobody", "777"]
+    assert harden("cis_docker_3_6")["changed"] > 0
+    assert owner_mode() == ["nobody", "755"]  # the mode's control leaves the owner alone
+    recorded = lab.sh(node, "cat /var/backups/casemate/docker_files/owners-modes.*.json")
+    assert '"mode": "0777"' in recorded and '"user": "nobody"' in recorded
+    assert harden("cis_docker_3_5")["changed"] > 0
+    assert owner_mode() == ["root", "755"]
+    assert harden("cis_docker_3_5,cis_docker_3_6")["changed"] == 0
+
+
 def test_failed_restart_rolls_back_and_other_hosts_finish(lab: Lab, tmp_path: Path) -> None:
     healthy, broken = lab.nodes[0], lab.nodes[2]
     ghost = "casemate-t-ghost"

@@ -522,7 +522,8 @@ def test_the_sysctl_role_never_reads_unlistable_interfaces_as_no_engine(
     # the role read an unlistable /sys/class/net as "no engine interface" (and might turn
     # forwarding off), while verify reported an error
     unlistable_interfaces(monkeypatch)
-    params = {"wanted": [], "settings": {}, "engine_settings": {}, "no_engine_settings": {},
+    here = host.os_release()  # this machine's system, so that the role does not refuse it first
+    params = {"controls": {}, "supported_os": {here["id"]: [here["version_id"]]}, "settings": {}, "engine_settings": {}, "no_engine_settings": {},
               "accepted": {}, "cni_owned": [], "engines": ["dockerd"], "kubernetes_engines": [],
               "engine_interfaces": ["docker0"], "cni_interfaces": [], "engine_groups": [],
               "kubernetes_groups": [], "group_names": [], "engine_path": "/nonexistent",

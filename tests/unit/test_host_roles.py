@@ -179,3 +179,34 @@ def test_tmp_mount_plans_the_fstab_line_or_the_unit(monkeypatch: Any, tmp_path: 
     found = BASELINE.tmp_mount(Systemctl(str(unit)), ["nosuid", "nodev", "noexec"])
     assert found["fstab"] is None
     assert found["unit"]["options"] == "mode=1777,strictatime,nosuid,nodev,noexec"
+
+
+def test_the_sysctl_module_wants_the_keys_of_the_selected_controls_only() -> None:
+    controls = VARS["sysctl_controls"]
+    assert SYSCTL.wanted_keys(controls, ["cm_host_3_16"]) == ["net.ipv4.tcp_syncookies"]
+    # cm_host_3_17 and cm_host_3_18 share ip_forward: asked for once
+    assert SYSCTL.wanted_keys(controls, ["cm_host_3_18", "cm_host_3_17"]) == ["net.ipv4.ip_forward"]
+    assert SYSCTL.wanted_keys(controls, list(controls)) == list(dict.fromkeys(EVERY_KEY_IN_ORDER))
+    assert SYSCTL.wanted_keys(controls, []) == []
+
+
+EVERY_KEY_IN_ORDER = [k for keys in VARS["sysctl_controls"].values() for k in keys]
+
+
+def test_the_sysctl_module_refuses_a_system_the_role_does_not_support() -> None:
+    supported = DEFAULTS["sysctl_supported_os"]
+    assert SYSCTL.unsupported({"id": "debian", "version_id": "12"}, supported) is None
+    refused = SYSCTL.unsupported({"id": "ubuntu", "version_id": "24.04"}, supported)
+    assert refused is not None and refused.startswith("ubuntu 24.04 is not a supported system")
+    assert refused.endswith("nothing was changed")
+    assert SYSCTL.unsupported({"id": "", "version_id": ""}, supported).startswith("unknown ")
+
+
+def test_the_sysctl_module_names_machine_wide_keys_a_plan_would_set() -> None:
+    prefixes = VARS["sysctl_machine_wide"]
+    content = "# kernel.kptr_restrict = 1 (a comment)\nnet.ipv4.tcp_syncookies = 1\nfs.suid_dumpable = 0\n"
+    assert SYSCTL.machine_wide_in(content, ["kernel.dmesg_restrict=1"], prefixes) == [
+        "fs.suid_dumpable",
+        "kernel.dmesg_restrict",
+    ]
+    assert SYSCTL.machine_wide_in("net.ipv4.ip_forward = 1\n", [], prefixes) == []

@@ -223,17 +223,20 @@ def _resolved(value: Any, defaults: dict[str, Any]) -> Any:
 
 
 def _section_3_selections() -> list[tuple[str, str, str]]:
-    """(control id, target name, owner|mode) of every step of section_3_files.yml."""
+    """(control id, target name, owner|mode) of every entry of the role's docker_files_controls."""
     out = []
-    for task in role_yaml("docker_files", "tasks", "section_3_files.yml"):
-        added = re.search(
-            r"\['([a-z_]+):(owner|mode)'\]",
-            task["ansible.builtin.set_fact"]["docker_files_selected"],
-        )
-        assert added, task["name"]
-        (control,) = tag_list(task["tags"])
-        out.append((control, added[1], added[2]))
+    controls = role_yaml("docker_files", "vars", "main.yml")["docker_files_controls"]
+    for control, fixes in controls.items():
+        for fix in fixes:
+            target, aspect = fix.split(":")
+            out.append((control, target, aspect))
     return out
+
+
+def test_every_section_3_control_of_the_catalog_fixes_one_thing() -> None:
+    controls = role_yaml("docker_files", "vars", "main.yml")["docker_files_controls"]
+    assert set(controls) == catalog_ids("docker_files")
+    assert all(len(fixes) == 1 for fixes in controls.values()), controls
 
 
 @pytest.mark.parametrize("control,target,aspect", _section_3_selections(), ids=str)

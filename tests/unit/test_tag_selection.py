@@ -5,10 +5,12 @@ the controls casemate does select."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -83,3 +85,105 @@ def test_the_node_name_notice_runs_with_casemate_s_selection(tmp_path: Path) -> 
     assert "cis_k8s_4_2_7" not in tags
     names = [name for role, name, _ in listed(tmp_path, tags) if role == "kube_kubelet"]
     assert any(name.startswith("Say that an overridden node name is left alone") for name in names)
+
+
+# roles that decide every control in their one module call, and the most tasks each may list for a
+# whole level 2 selection (its argument check, the read, the steps that change something)
+ONE_CALL_ROLES = {"docker_files": 8, "sysctl": 10}
+
+
+@pytest.mark.ansible
+@pytest.mark.parametrize("role", sorted(ONE_CALL_ROLES))
+def test_a_role_decides_every_control_in_its_one_module_call(tmp_path: Path, role: str) -> None:
+    """Every task costs controller CPU on every host, run or skipped: the role reads the host and
+    decides the selected controls in one module call, with no step per control."""
+    entries = select(load_catalog(None, builtin_kinds()), Selection(level=2))
+    tags = [e.id for e in entries if e.control.remediation is not None]
+    tasks = [(name, found) for r, name, found in listed(tmp_path, tags) if r == role]
+    names = [name for name, _ in tasks]
+    assert names[0].startswith("Validating arguments")
+    assert names[1].startswith("Preflight | "), names
+    per_control = [name for name, found in tasks if len(found - {"always"}) == 1]
+    assert per_control == [], "a step per control"
+    assert len(tasks) <= ONE_CALL_ROLES[role], names
+
+
+def _module_utils(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(
+        f"casemate_test_{name}", ROOT / "roles" / "host_common" / "module_utils" / f"{name}.py"
+    )
+    assert spec is not None and spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+@pytest.mark.parametrize(
+    "run,skip,want",
+    [
+        ([], [], ["a", "b", "c"]),  # no --tags: Ansible runs all
+        (["all"], [], ["a", "b", "c"]),
+        (["tagged"], [], ["a", "b", "c"]),
+        (["b"], [], ["b"]),
+        (["c", "a", "other"], [], ["a", "c"]),
+        (["all"], ["b"], ["a", "c"]),
+        (["a", "b"], ["tagged"], []),
+        (["a"], ["all"], []),
+    ],
+)
+def test_a_role_module_selects_the_controls_ansible_would_run(
+    run: list[str], skip: list[str], want: list[str]
+) -> None:
+    selection = _module_utils("casemate_selection")
+    assert selection.selected_controls(["a", "b", "c"], run, skip) == want
+
+
+def _docker_files_facts() -> Any:
+    path = ROOT / "roles" / "docker_files" / "library" / "docker_files_facts.py"
+    spec = importlib.util.spec_from_file_location("casemate_test_docker_files_facts", path)
+    assert spec is not None and spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def test_docker_files_plans_only_what_a_selected_control_fixes() -> None:
+    facts = _docker_files_facts()
+    controls = yaml.safe_load((ROOT / "roles" / "docker_files" / "vars" / "main.yml").read_text())[
+        "docker_files_controls"
+    ]
+    wrong = {
+        "target": "config_dir", "path": "/etc/docker", "user": "nobody", "group": "root",
+        "mode": "0777", "want_owner": "root", "want_group": "root", "want_mode": "0755",
+        "owner_ok": False, "mode_ok": False,
+    }  # fmt: skip
+    right = dict(wrong, target="daemon_json", path="/etc/docker/daemon.json", owner_ok=True,
+                 mode_ok=True)  # fmt: skip
+    files = [wrong, right]
+    mode_only = facts.plan(files, controls, ["cis_docker_3_6"])
+    assert [(c["path"], c["fix_owner"], c["fix_mode"]) for c in mode_only["changes"]] == [
+        ("/etc/docker", False, True)
+    ]
+    assert mode_only["previous"] == [
+        {"path": "/etc/docker", "user": "nobody", "group": "root", "mode": "0777"}
+    ]
+    both = facts.plan(files, controls, sorted(controls))
+    assert [(c["fix_owner"], c["fix_mode"]) for c in both["changes"]] == [(True, True)]
+    other = facts.plan(files, controls, ["cis_docker_3_17", "cis_docker_3_18"])
+    assert other == {"changes": [], "previous": []}
+
+
+# the most tasks each role may list for a whole level 2 selection, summed over the plays it is in:
+# the steps a host with nothing to change only skips sit behind one include
+FEW_TASK_ROLES = {"apparmor": 18, "gvisor": 18, "selinux": 6}
+
+
+@pytest.mark.ansible
+@pytest.mark.parametrize("role", sorted(FEW_TASK_ROLES))
+def test_a_host_with_nothing_to_change_skips_one_include_not_every_step(
+    tmp_path: Path, role: str
+) -> None:
+    entries = select(load_catalog(None, builtin_kinds()), Selection(level=2))
+    tags = [e.id for e in entries if e.control.remediation is not None]
+    names = [name for r, name, _ in listed(tmp_path, tags) if r == role]
+    assert len(names) <= FEW_TASK_ROLES[role], names

@@ -1,5 +1,6 @@
 #!/usr/bin/python
-"""Resolve the files of CIS Docker section 3 and say which owners and modes need to change."""
+"""Resolve the files of CIS Docker section 3, say which owners and modes need to change, and plan
+the changes of the controls the run selects (the role's one read; it decides every control)."""
 
 DOCUMENTATION = r"""
 module: docker_files_facts
@@ -16,12 +17,17 @@ options:
   socket_unit: {description: socket unit whose settings are compared, type: str, default: docker.socket}
   socket_group: {description: group the socket unit should give the socket, type: str, default: docker}
   socket_max_mode: {description: loosest mode the socket unit may give the socket, type: str, default: "0660"}
+  controls: {description: "control id -> the owners or modes it fixes, as TARGET:owner or TARGET:mode", type: dict, default: {}}
+  run_tags: {description: "the run's --tags (ansible_run_tags): the controls selected", type: list, elements: str, default: [all]}
+  skip_tags: {description: "the run's --skip-tags (ansible_skip_tags)", type: list, elements: str, default: []}
 """
 
 RETURN = r"""
 files: {description: one entry per existing file of every target, with current and wanted owner/mode, type: list}
 socket_unit: {description: SocketUser, SocketGroup, SocketMode and LoadState of the socket unit, type: dict}
 socket_unit_ok: {description: whether the socket unit already creates the socket as wanted (true when not loaded), type: bool}
+selected: {description: the controls of `controls` the run selects, type: list}
+plan: {description: "changes (the files entries to change, with fix_owner and fix_mode) and previous (path, user, group, mode of each, for the backup)", type: dict}
 """
 
 import glob
@@ -37,6 +43,7 @@ from ansible.module_utils.casemate_host import (  # the host readers (role host_
     flag_value,
     unit_properties,
 )
+from ansible.module_utils.casemate_selection import selected_controls
 
 
 def _name(lookup, ident):
@@ -104,6 +111,21 @@ def judge(target, path):
     }
 
 
+def plan(files, controls, selected):
+    """The owners and modes to change: those a selected control fixes and the host has wrong."""
+    wanted = set()
+    for ident in selected:
+        wanted.update(controls.get(ident) or [])
+    changes, previous = [], []
+    for f in files:
+        fix_owner = not f["owner_ok"] and f["target"] + ":owner" in wanted
+        fix_mode = not f["mode_ok"] and f["target"] + ":mode" in wanted
+        if fix_owner or fix_mode:
+            changes.append(dict(f, fix_owner=fix_owner, fix_mode=fix_mode))
+            previous.append({k: f[k] for k in ("path", "user", "group", "mode")})
+    return {"changes": changes, "previous": previous}
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -113,6 +135,9 @@ def main():
             "socket_unit": {"type": "str", "default": "docker.socket"},
             "socket_group": {"type": "str", "default": "docker"},
             "socket_max_mode": {"type": "str", "default": "0660"},
+            "controls": {"type": "dict", "default": {}},
+            "run_tags": {"type": "list", "elements": "str", "default": ["all"]},
+            "skip_tags": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
@@ -145,7 +170,18 @@ def main():
             and socket_unit.get("SocketGroup", "") == module.params["socket_group"]
             and int(mode, 8) & ~int(module.params["socket_max_mode"], 8) == 0
         )
-    module.exit_json(changed=False, files=files, socket_unit=socket_unit, socket_unit_ok=ok)
+    controls = module.params["controls"]
+    selected = selected_controls(
+        sorted(controls), module.params["run_tags"], module.params["skip_tags"]
+    )
+    module.exit_json(
+        changed=False,
+        files=files,
+        socket_unit=socket_unit,
+        socket_unit_ok=ok,
+        selected=selected,
+        plan=plan(files, controls, selected),
+    )
 
 
 if __name__ == "__main__":

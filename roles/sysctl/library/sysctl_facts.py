@@ -1,12 +1,17 @@
 #!/usr/bin/python
 """Read the kernel parameters casemate manages and work out the sysctl.d file and the live writes
-(read-only: it changes nothing)."""
+(read-only: it changes nothing). The role's one read: it also decides which keys the run selects
+(the controls of its tags) and refuses an unsupported system or a plan that would write a
+machine-wide parameter inside a container, before anything changes."""
 
 DOCUMENTATION = r"""
 module: sysctl_facts
 short_description: Read kernel parameters and plan casemate's sysctl.d file (read-only)
 options:
-  wanted: {description: the keys of the controls selected in this run, type: list, elements: str, required: true}
+  controls: {description: "control id -> the keys it manages", type: dict, required: true}
+  run_tags: {description: "the run's --tags (ansible_run_tags): the controls selected", type: list, elements: str, default: [all]}
+  skip_tags: {description: "the run's --skip-tags (ansible_skip_tags)", type: list, elements: str, default: []}
+  supported_os: {description: "os-release ID -> the VERSION_IDs the role supports; others are refused", type: dict, required: true}
   settings: {description: key -> hardened value for every host, type: dict, required: true}
   engine_settings: {description: key -> value where a container engine is present, type: dict, required: true}
   no_engine_settings: {description: key -> value where none is, type: dict, required: true}
@@ -36,8 +41,11 @@ content: {description: the sysctl.d file casemate wants, type: str}
 existing: {description: the file's current content, or empty, type: str}
 apply: {description: key=value writes the running kernel needs, type: list}
 notes: {description: what is not managed here and why, one line each, type: list}
+selected: {description: the controls of `controls` the run selects, type: list}
+wanted: {description: the keys of the selected controls, type: list}
 """
 
+import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -48,6 +56,7 @@ from ansible.module_utils.casemate_host import (  # the host readers (role host_
     read_container,
     sysctl_value,
 )
+from ansible.module_utils.casemate_selection import selected_controls
 
 
 def parse_file(text):
@@ -163,10 +172,41 @@ def engine_host(params, found):
     return every, bool(kube)
 
 
+def wanted_keys(controls, selected):
+    """The keys of the selected controls, in the order of `controls`, each once."""
+    keys = [k for ident in controls if ident in selected for k in controls[ident]]
+    return list(dict.fromkeys(keys))
+
+
+def unsupported(os_found, supported):
+    """Why the role refuses this system, or None."""
+    ident, version = os_found.get("id", ""), os_found.get("version_id", "")
+    if version in [str(v) for v in supported.get(ident, [])]:
+        return None
+    return "%s %s is not a supported system (sysctl_supported_os: %s): nothing was changed" % (
+        ident or "unknown",
+        version,
+        json.dumps(supported, sort_keys=True),
+    )
+
+
+def machine_wide_in(content, apply, prefixes):
+    """The machine-wide keys a plan would write or apply (must be none inside a container)."""
+    keys = [a.partition("=")[0] for a in apply]
+    for raw in content.splitlines():
+        line = raw.strip()
+        if line and not line.startswith(("#", ";")) and "=" in line:
+            keys.append(line.partition("=")[0].strip())
+    return sorted(k for k in set(keys) if k.startswith(tuple(prefixes)))
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
-            "wanted": {"type": "list", "elements": "str", "required": True},
+            "controls": {"type": "dict", "required": True},
+            "run_tags": {"type": "list", "elements": "str", "default": ["all"]},
+            "skip_tags": {"type": "list", "elements": "str", "default": []},
+            "supported_os": {"type": "dict", "required": True},
             "settings": {"type": "dict", "required": True},
             "engine_settings": {"type": "dict", "required": True},
             "no_engine_settings": {"type": "dict", "required": True},
@@ -186,7 +226,13 @@ def main():
         },
         supports_check_mode=True,
     )
-    p = module.params
+    p = dict(module.params)
+    found_os = os_release()
+    refused = unsupported(found_os, p["supported_os"])
+    if refused:
+        module.fail_json(msg=refused)
+    selected = selected_controls(list(p["controls"]), p["run_tags"], p["skip_tags"])
+    p["wanted"] = wanted_keys(p["controls"], selected)
     container = read_container(module.run_command)
     found = gather_engines(
         p["engines"], list(p["engine_interfaces"]) + list(p["cni_interfaces"]), p["engine_path"]
@@ -204,13 +250,21 @@ def main():
     keys = set(p["wanted"]) | set(parse_file(existing))
     current = {k: sysctl_value(k) for k in sorted(keys)}
     content, apply, notes = plan(p, container, engines, current, existing, kubernetes=kubernetes)
+    stray = machine_wide_in(content, apply, p["machine_wide"]) if container else []
+    if stray:
+        module.fail_json(
+            msg="bug: the plan would set machine-wide parameters inside a %s container: %s"
+            % (container, ", ".join(stray))
+        )
     module.exit_json(
+        selected=selected,
+        wanted=p["wanted"],
         changed=False,
         container=container,
         engines=engines,
         kubernetes=kubernetes,
         revert=revert_of(apply, current),
-        os=os_release(),
+        os=found_os,
         current=current,
         content=content,
         existing=existing,
