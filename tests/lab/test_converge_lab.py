@@ -28,7 +28,7 @@ RUNSC_TABLES = (
 SSH_IDS = ",".join(f"cm_host_1_{n}" for n in range(1, 19))
 KUBELET_IDS = ",".join(f"cis_k8s_4_2_{n}" for n in range(1, 15))
 DROPIN = "/etc/ssh/sshd_config.d/00-casemate-hardening.conf"
-BANNER = "/etc/ssh/sshd_banner"
+BANNER = "/etc/issue.net"  # sshd_banner_path, which host_baseline writes too (cm_host_4_13)
 # what sshd offers a client that tries no method at all: the running sshd's own configuration
 OFFERED = (
     "ssh -o BatchMode=yes -o PreferredAuthentications=none -o StrictHostKeyChecking=no "
