@@ -62,6 +62,9 @@ def copy_casemate(node: str) -> None:
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with open_lab(tmp_path_factory, lab_name("sched"), 1) as lab:
         (node,) = lab.nodes
+        # a node's /tmp is Docker's tmpfs, mounted noexec: a checkout under /tmp (as CI's clone
+        # may be) could not run there at its own path
+        lab.sh(node, "mount -o remount,exec /tmp")
         copy_casemate(node)
         lab.sh(node, f"cat > {INV}", stdin=INVENTORY)
         yield lab
