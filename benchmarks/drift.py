@@ -37,7 +37,10 @@ from verify import Sample, environments, machine, medians, run
 DRIFTED = "cis_docker_2_2"  # daemon.json icc: edited by hand on every node before each sample
 SPOIL = (
     "python3 -c \"import json; p='/etc/docker/daemon.json'; d=json.load(open(p)); d['icc']=True; "
-    "json.dump(d, open(p, 'w'), indent=2)\" && systemctl restart docker"
+    "json.dump(d, open(p, 'w'), indent=2)\" "
+    # dockerd restarts twice per sample (here, and when harden fixes it): past systemd's start
+    # limit for docker.service, so the counter is reset first
+    "&& systemctl reset-failed docker.service && systemctl restart docker"
 )
 
 
@@ -71,6 +74,11 @@ def main() -> None:
         raise SystemExit("--nodes and --runs must be at least 1")
     (env,) = environments(None)
     rows: list[tuple[str, Sample]] = []
+
+    def add(row: tuple[str, Sample]) -> None:  # said at once too: a run that breaks keeps them
+        rows.append(row)
+        print(f"{row[0]}: {row[1].wall:.2f} s wall, {row[1].cpu:.2f} s CPU", file=sys.stderr)
+
     with tempfile.TemporaryDirectory(prefix="casemate-bench-") as tmp:
         state = Path(tmp) / "state"
         inv = str(state / "lab" / opts.name / "inventory.yml")
@@ -84,10 +92,8 @@ def main() -> None:
                 for command in (("verify",), ("drift",), ("harden", "--only-drifted")):
                     name = f"{' '.join(command)} ({label})"
                     args = (*command, "-i", inv, *more)
-                    rows.append(
-                        (name, measured(opts.runs, env, lambda a=args: run(state, *a, env=env)))
-                    )
-            rows.append(
+                    add((name, measured(opts.runs, env, lambda a=args: run(state, *a, env=env))))
+            add(
                 (
                     "harden (re-harden)",
                     medians(opts.runs, [env], lambda e: run(state, "harden", "-i", inv, env=e))[0],
@@ -101,13 +107,13 @@ def main() -> None:
                     run(state, "harden", "--only-drifted", "-i", inv, "--controls", ids, env=env)
                 return sample
 
-            rows.append(
+            add(
                 (
                     f"drift, {DRIFTED} drifted",
                     measured(opts.runs, env, lambda: drifted("drift")),
                 )
             )
-            rows.append(
+            add(
                 (
                     f"harden --only-drifted, {DRIFTED} drifted",
                     measured(opts.runs, env, lambda: drifted("harden", "--only-drifted")),
