@@ -477,7 +477,7 @@ def harden_cmd(
     # --only-drifted: the probe tells which hosts answer (no reachability check of its own)
     again = _Again(catalog, inv, entries, selection, forks, found)
     before, harden_plan = (
-        _drift_first(c, store, inv, harden_plan, again) if only_drifted else (None, harden_plan)
+        _drift_first(c, store, harden_plan, again) if only_drifted else (None, harden_plan)
     )
     run = new_run(c.state, "harden", inv.redactor(os.environ))
     held_inventory.name_run(run.id)
@@ -632,29 +632,17 @@ def _release(c: Ctx, inv: Inventory, held: list[str], run: RunDir) -> None:
 
 
 def _drift_first(
-    c: Ctx, store: Store, inv: Inventory, harden_plan: HardenPlan, again: _Again
+    c: Ctx, store: Store, harden_plan: HardenPlan, again: _Again
 ) -> tuple[dict[str, Any], HardenPlan]:
     """`harden --only-drifted`, first: every host probed once, as verify does (a verify run,
     recorded in the history: the "before" of each control's story), and the plan narrowed to
     what drifted on each host (drift.decide; shared tasks held back as waivers hold them)."""
     from casemate import drift  # noqa: PLC0415 - drift only
 
-    run = new_run(c.state, "verify", inv.redactor(os.environ))
     c.err.print(f"only drifted: probing {len(harden_plan.hosts)} host(s) first")
-    before = run_verify(
-        run=run,
-        catalog=again.catalog,
-        inventory=inv,
-        hosts=harden_plan.hosts,
-        entries=again.entries,
-        selection=again.selection,
-        forks=again.forks,
-        command=sys.argv,
-        on_host=_said_probed(c),
-        waivers=again.waivers,
-        record={"purpose": "harden --only-drifted: before"},
+    run, before = again.verify(
+        c, store, harden_plan.hosts, {"purpose": "harden --only-drifted: before"}
     )
-    _record(c, store, run, close=False)
     plans = drift.decide(before, shared_fixes(content_root(), again.catalog))
     narrowed = replace(
         harden_plan,
@@ -674,6 +662,28 @@ class _Again:
     selection: Selection
     forks: int
     waivers: waivers.WaiverSet | None
+
+    def verify(
+        self, c: Ctx, store: Store, hosts: list[str], record: Mapping[str, Any]
+    ) -> tuple[RunDir, dict[str, Any]]:
+        """A verify run of `hosts` (recorded in the history, the store left open): the before or
+        the after of `harden --only-drifted`, `record` saying which."""
+        run = new_run(c.state, "verify", self.inventory.redactor(os.environ))
+        doc = run_verify(
+            run=run,
+            catalog=self.catalog,
+            inventory=self.inventory,
+            hosts=hosts,
+            entries=self.entries,
+            selection=self.selection,
+            forks=self.forks,
+            command=sys.argv,
+            on_host=_said_probed(c),
+            waivers=self.waivers,
+            record=record,
+        )
+        _record(c, store, run, close=False)
+        return run, doc
 
 
 def _after_drifted(
@@ -695,21 +705,9 @@ def _after_drifted(
     played = [h for h in harden_plan.hosts if harden_plan.host_tags(h) and h not in gone]
     after = None
     if played and not check:
-        run = new_run(c.state, "verify", again.inventory.redactor(os.environ))
-        after = run_verify(
-            run=run,
-            catalog=again.catalog,
-            inventory=again.inventory,
-            hosts=played,
-            entries=again.entries,
-            selection=again.selection,
-            forks=again.forks,
-            command=sys.argv,
-            on_host=_said_probed(c),
-            waivers=again.waivers,
-            record={"purpose": "harden --only-drifted: after", "follows": harden_id},
+        run, after = again.verify(
+            c, store, played, {"purpose": "harden --only-drifted: after", "follows": harden_id}
         )
-        _record(c, store, run, close=False)
         c.out.print(f"verified again: {run.path}", soft_wrap=True)
     store.close()
     tags = {h: list(harden_plan.host_tags(h)) for h in harden_plan.hosts if h not in gone}
