@@ -913,21 +913,22 @@ def drift_cmd(
     held_inventory.name_run(run.id)
     c.err.print(f"drift: {len(hosts)} host(s), {len(entries)} controls, level {level}")
     began = time.monotonic()
-    done = drift.run_drift(
-        run=run,
-        content=content,
-        catalog=catalog,
-        inventory=inv,
-        hosts=hosts,
-        entries=entries,
-        selection=selection,
-        forks=forks,
-        command=sys.argv,
-        strategy=chosen.name,
-        shared=shared,
-        waivers=found,
-        on_host=_said_probed(c),
-    )
+    with _recorded_if_interrupted(c, store, run):
+        done = drift.run_drift(
+            run=run,
+            content=content,
+            catalog=catalog,
+            inventory=inv,
+            hosts=hosts,
+            entries=entries,
+            selection=selection,
+            forks=forks,
+            command=sys.argv,
+            strategy=chosen.name,
+            shared=shared,
+            waivers=found,
+            on_host=_said_probed(c),
+        )
     if fmt == "json":
         typer.echo(json.dumps(done.doc, indent=2, sort_keys=True))
     else:

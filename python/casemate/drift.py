@@ -404,7 +404,9 @@ def run_drift(
     except KeyboardInterrupt:
         run.write_json(
             "run.json",
-            meta | {"state": "finished", "finished": now_utc().isoformat(), "outcome": "canceled"},
+            meta
+            | {"state": "finished", "finished": now_utc().isoformat(), "outcome": "canceled"}
+            | {"interrupted": True},
         )
         raise
     changes = changed(run.path / ANSIBLE / "artifacts") if check_runs else []

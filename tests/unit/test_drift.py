@@ -293,3 +293,28 @@ def test_a_task_named_for_a_range_of_ids_belongs_to_the_ids_inside_it() -> None:
     assert "cis_k8s_1_3_1" not in drift.named_ids(task, order)
     mine, other = drift.attribute(plan, [change], ENTRIES, order)
     assert (mine, other) == ({"cis_k8s_1_2_15": [change]}, [])
+
+
+def test_history_records_a_control_check_mode_found_drifted_as_fail_with_its_changes(
+    tmp_path: Path,
+) -> None:
+    change = Changed(HOST, "Keep auditd enabled at boot | cm_host_2_1", "auditd_rules", ("-x",))
+    doc = _built([change])
+    report = recorded("hardened")
+    run = new_run(tmp_path / "state", "drift", Inventory(Path("i.yml"), {}).redactor())
+    run.write_json("run.json", {"kind": "drift", "started": report["started"], "check": True})
+    run.write_json("report.json", report)
+    run.write_json("drift.json", doc)
+
+    rows = {(r.host, r.control_id): r for r in read_run(run.path).results}
+    probed = {(r["host"], r["control_id"]): r for r in report["results"]}
+    found = rows[(HOST, "cm_host_2_1")]
+    assert probed[(HOST, "cm_host_2_1")]["status"] == "not_verifiable"
+    assert found.status == "fail"
+    assert "check mode would change: Keep auditd enabled at boot | cm_host_2_1" in found.observed
+    assert found.evidence_digest != rows[(HOST, "cis_docker_1_1_3")].evidence_digest
+    unjudged = rows[(HOST, "cis_docker_1_1_3")]  # check mode found nothing to change
+    assert unjudged.status == probed[(HOST, "cis_docker_1_1_3")]["status"]
+    assert all(
+        rows[k].status == probed[k]["status"] for k in probed if k != (HOST, "cm_host_2_1")
+    )

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from casemate import verify
+from casemate import drift, verify
 from casemate.history.record import digest, read_run
 from casemate.history.schema import SCHEMA_VERSION, casemate_schema, host_runs, results, runs
 from casemate.history.store import open_store
@@ -251,6 +251,30 @@ def test_an_interrupted_verify_is_recorded_as_canceled(
     (row,) = rows(db_url, runs)
     assert (row["id"], row["kind"], row["outcome"]) == (run_dir.name, "verify", "canceled")
     assert row["finished"] is not None
+    assert "history:" not in err
+
+
+def test_an_interrupted_drift_is_recorded_as_canceled(
+    offline: list[str],
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C during drift's probe: sealed on disk as canceled and held by the store; exit 130."""
+    monkeypatch.setattr(
+        "casemate.drift.run_drift",
+        functools.partial(drift.run_drift, transport_for=lambda inv, host: Interrupting()),
+    )
+    state = tmp_path / "state"
+    argv = ["--state-dir", str(state), "--db", db_url, "drift", "-i", "site.yml"]
+    code, _, err = call(capsys, *argv)
+    assert code == 130 and err.endswith("casemate: error: interrupted\n"), err
+    (run_dir,) = (state / "runs").glob("*-drift-*")
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert (meta["state"], meta["outcome"], meta["interrupted"]) == ("finished", "canceled", True)
+    (row,) = rows(db_url, runs)
+    assert (row["id"], row["kind"], row["outcome"]) == (run_dir.name, "drift", "canceled")
     assert "history:" not in err
 
 

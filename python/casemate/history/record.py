@@ -95,6 +95,8 @@ def read_run(path: Path) -> RunRecord:
     report = run.path / "report.json"
     if report.is_file():
         hosts, results = _judged(run.read_json("report.json"))
+        if meta["kind"] == "drift" and (run.path / "drift.json").is_file():
+            results = _with_check_mode_findings(results, run.read_json("drift.json"))
     elif meta["kind"] == "harden":
         hosts = _played(run, meta, run_outcome(meta))
     return RunRecord(
@@ -138,6 +140,40 @@ def _judged(doc: Mapping[str, Any]) -> tuple[tuple[HostRun, ...], tuple[ResultRo
         for r in doc["results"]
     )
     return hosts, results
+
+
+def _with_check_mode_findings(
+    results: tuple[ResultRow, ...], doc: Mapping[str, Any]
+) -> tuple[ResultRow, ...]:
+    """A drift run's rows, where a control the probe could not judge was found drifted by its
+    check-mode run: recorded as `fail` (the role would change the host, so the host is not as the
+    control wants it), its observation naming the would-be changes, its evidence digest theirs.
+    What the probe judged is recorded as it judged it."""
+    found = {
+        (h["name"], c["control_id"]): c
+        for h in doc.get("hosts") or ()
+        for c in h.get("controls") or ()
+        if c.get("found_by") == "check_mode"
+    }
+    out = []
+    for row in results:
+        control = found.get((row.host, row.control_id))
+        if control is None:
+            out.append(row)
+            continue
+        tasks = "; ".join(sorted({str(c["task"]) for c in control.get("changes") or ()}))
+        out.append(
+            ResultRow(
+                host=row.host,
+                control_id=row.control_id,
+                status="fail",
+                expected=row.expected,
+                observed=f"{row.status} by the probe ({row.observed}); check mode would change: "
+                f"{tasks or 'its tasks'}",
+                evidence_digest=digest(control.get("changes") or []),
+            )
+        )
+    return tuple(out)
 
 
 def _played(run: RunDir, meta: Mapping[str, Any], came_to: str) -> tuple[HostRun, ...]:
