@@ -315,6 +315,4 @@ def test_history_records_a_control_check_mode_found_drifted_as_fail_with_its_cha
     assert found.evidence_digest != rows[(HOST, "cis_docker_1_1_3")].evidence_digest
     unjudged = rows[(HOST, "cis_docker_1_1_3")]  # check mode found nothing to change
     assert unjudged.status == probed[(HOST, "cis_docker_1_1_3")]["status"]
-    assert all(
-        rows[k].status == probed[k]["status"] for k in probed if k != (HOST, "cm_host_2_1")
-    )
+    assert all(rows[k].status == probed[k]["status"] for k in probed if k != (HOST, "cm_host_2_1"))
