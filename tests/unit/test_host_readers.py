@@ -252,6 +252,37 @@ def test_systemctl_show_of_several_units() -> None:
     assert blocks[2]["UnitFileState"] == "disabled" and blocks[3]["UnitFileState"] == ""
 
 
+def test_several_units_are_read_in_one_systemctl_call() -> None:
+    calls: list[list[str]] = []
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        calls.append(argv)
+        return 0, recorded("systemctl-show-ssh.txt"), ""
+
+    names = ["ssh.service", "sshd.service", "ssh.socket", "sshd.socket"]
+    shown, why = host.units_properties(names, ["Id,LoadState,UnitFileState"], run)
+    assert why is None and len(calls) == 1 and calls[0][:6] == ["systemctl", "show", *names]
+    assert shown["sshd.socket"]["LoadState"] == "not-found"
+    assert shown["ssh.socket"]["UnitFileState"] == "disabled"
+    short, why = host.units_properties([*names, "cups.service"], ["Id"], run)
+    assert short == {} and why is not None and "4 answers for 5 units" in why
+
+
+def test_host_baseline_reads_the_units_to_disable_in_one_call() -> None:
+    baseline = load("host_baseline", "library", "host_baseline_facts")
+    calls: list[list[str]] = []
+
+    class Module:
+        def run_command(self, argv: list[str]) -> tuple[int, str, str]:
+            calls.append(argv)
+            return 0, recorded("systemctl-show-ssh.txt"), ""
+
+    found = baseline.services(Module(), ["ssh", "sshd.service", "ssh.socket", "sshd.socket"])
+    assert len(calls) == 1
+    # enabled; the socket is not
+    assert [f["unit"] for f in found] == ["ssh.service", "sshd.service"]
+
+
 def test_systemd_that_cannot_be_asked_says_why() -> None:
     bus = (1, "", "Failed to connect to bus: No such file or directory\n")
     assert host.systemctl_show("docker", ["MainPID"], lambda argv: bus) == (

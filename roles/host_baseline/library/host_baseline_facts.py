@@ -40,6 +40,7 @@ from ansible.module_utils.casemate_host import (  # the host readers (role host_
     read_container,
     read_text,
     unit_properties,
+    units_properties,
 )
 
 ENABLED = ("enabled", "enabled-runtime", "linked", "linked-runtime", "alias")
@@ -47,12 +48,16 @@ RUNNING = ("active", "activating", "reloading", "refreshing")
 
 
 def services(module, units):
+    """The units of `units` that are installed and enabled or running, asked in one call."""
+    names = [unit if "." in unit else unit + ".service" for unit in units]
+    shown, why = units_properties(
+        names, ["LoadState,UnitFileState,ActiveState"], module.run_command
+    )
     found = []
-    for unit in units:
-        name = unit if "." in unit else unit + ".service"
-        props, _ = unit_properties(
-            name, ["LoadState", "UnitFileState", "ActiveState"], module.run_command
-        )
+    if why:  # systemd cannot be asked: nothing it runs can be disabled here (the probe says why)
+        return found
+    for name in names:
+        props = shown[name]
         if props.get("LoadState") in (None, "", "not-found"):
             continue
         if props.get("UnitFileState") in ENABLED or props.get("ActiveState") in RUNNING:

@@ -286,6 +286,25 @@ def unit_properties(unit, props, run=None):
     return (parse_show(text), None) if text is not None else ({}, why)
 
 
+def units_properties(units, props, run=None):
+    """({unit: property -> value}, None) of several units in one `systemctl show`, or ({}, why).
+    systemd answers a unit it does not know with LoadState=not-found."""
+    units = list(units)
+    if not units:
+        return {}, None
+    text, why = systemctl_show(units, props, run)
+    if text is None:
+        return {}, why
+    blocks = parse_show_units(text)
+    if len(blocks) != len(units):
+        return {}, "systemctl show %s: %d answers for %d units" % (
+            " ".join(units),
+            len(blocks),
+            len(units),
+        )
+    return {unit: blocks[i] for i, unit in enumerate(units)}, None
+
+
 # --- container engines ---------------------------------------------------------------------------
 # Cannot tell (the network interfaces cannot be listed): {'error': ...}; the caller says so, it
 # never reads that as "no engine".
