@@ -30,7 +30,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.fixture(scope="module")
 def trixie(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with open_lab(tmp_path_factory, lab_name("dconvt"), 1, "--release", "trixie") as lab:
+    with open_lab(tmp_path_factory, lab_name("dconvt"), 1, release="trixie") as lab:
         yield lab
 
 
@@ -224,6 +224,19 @@ def test_docker_26_validates_the_candidate_and_converges(trixie: Lab, tmp_path: 
     harden(trixie, node)
     assert harden_stats(trixie.state)[node]["changed"] == 0, "a pending restart that never ends"
     assert main_pid(trixie, node) == pid
+    # The hardened Debian 13 node verifies clean: every automated control of every benchmark it is
+    # in passes, or says why it does not concern it or cannot be seen from a container.
+    trixie.casemate("verify", "-i", str(trixie.inventory), "--limit", node,
+                    "--report-dir", str(tmp_path / "v"))  # fmt: skip
+    found = results(report_of(tmp_path / "v"), node)
+    left = {
+        c: (r["status"], r["observed"])
+        for c, r in found.items()
+        if r["automated"] and r["status"] not in ("pass", "not_applicable", "not_verifiable")
+    }
+    assert left == {}
+    assert found["cis_docker_2_2"]["status"] == "pass"
+    assert found["cm_host_1_1"]["status"] == "pass"  # sshd -T of OpenSSH 10 is read
 
     before = config_text(trixie, node)
     inv = trixie.inventory_with(
