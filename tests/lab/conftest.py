@@ -59,6 +59,10 @@ def unspoilable_docker() -> set[str]:
     return out
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    lab_release()  # a CASEMATE_TEST_RELEASE no lab can run stops the run before any node starts
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.lab)
