@@ -6,8 +6,13 @@ CASEMATE  := $(VENV)/casemate
 DEMO_DIR  := reports/demo
 DEMO_INV  := .casemate/demo-inventory
 DEMO_KEYS := .casemate/keys
-DEMO_NODE := casemate-lab-1
 LEVEL     ?= 1
+# The Debian release of the demo's nodes (bookworm or trixie: `make demo RELEASE=trixie`), and the
+# names of its two labs (other names keep two demos on one machine apart).
+RELEASE   ?= bookworm
+DEMO_LAB  ?= lab
+DEMO_K8S  ?= k8s
+DEMO_NODE := casemate-$(DEMO_LAB)-1
 
 .PHONY: setup demo demo-down lint unit lab-test molecule test bench docs clean
 
@@ -21,11 +26,11 @@ setup:
 # verify exits 1 when findings remain (at level 1 only the opt-in cis_k8s_1_2_1: kubeadm's health
 # probes are anonymous); anything worse (bad input, a host not probed) fails the demo.
 demo: setup
-	$(CASEMATE) lab up --nodes 2
-	$(CASEMATE) lab up --name k8s --nodes 1 --profile k8s
+	$(CASEMATE) lab up --name $(DEMO_LAB) --nodes 2 --release $(RELEASE)
+	$(CASEMATE) lab up --name $(DEMO_K8S) --nodes 1 --profile k8s --release $(RELEASE)
 	mkdir -p $(DEMO_INV)
-	ln -sfn ../lab/lab/inventory.yml $(DEMO_INV)/docker.yml
-	ln -sfn ../lab/k8s/inventory.yml $(DEMO_INV)/k8s.yml
+	ln -sfn ../lab/$(DEMO_LAB)/inventory.yml $(DEMO_INV)/docker.yml
+	ln -sfn ../lab/$(DEMO_K8S)/inventory.yml $(DEMO_INV)/k8s.yml
 	$(CASEMATE) harden -i $(DEMO_INV) --level $(LEVEL)
 	$(CASEMATE) verify -i $(DEMO_INV) --level $(LEVEL) --report-dir $(DEMO_DIR) || [ $$? -eq 1 ]
 	[ -f $(DEMO_KEYS)/evidence.key ] || $(CASEMATE) evidence keygen -o $(DEMO_KEYS)
@@ -43,11 +48,11 @@ demo: setup
 	@echo
 	@echo "demo done: reports in $(DEMO_DIR)/ (report.html, report.json, junit.xml, OSCAL, SARIF, CSV, drift.txt);"
 	@echo "signed evidence bundle: $(DEMO_DIR)/evidence.tar.gz (public key $(DEMO_KEYS)/evidence.pub; see docs/evidence.md);"
-	@echo "the labs keep running ('$(CASEMATE) lab status --name k8s'); remove them with 'make demo-down'."
+	@echo "the labs keep running ('$(CASEMATE) lab status --name $(DEMO_K8S)'); remove them with 'make demo-down'."
 
 demo-down:
-	$(CASEMATE) lab down
-	$(CASEMATE) lab down --name k8s
+	$(CASEMATE) lab down --name $(DEMO_LAB)
+	$(CASEMATE) lab down --name $(DEMO_K8S)
 	rm -rf $(DEMO_INV)
 
 lint: setup
@@ -62,11 +67,14 @@ unit: setup
 	$(VENV)/pytest -q -n 2 -m "not ansible" tests/unit
 	$(VENV)/pytest -q -n 2 -m ansible tests/unit
 
-# The node image is built once first; then the lab test modules run three at a time, each on a
-# lab of its own (most of their time is spent waiting on nodes and Ansible, not on the CPU).
+# The node images (Debian 12 and 13) are built once first; then the lab test modules run three at
+# a time, each on a lab of its own (most of their time is spent waiting on nodes and Ansible, not on
+# the CPU). Some modules run on trixie, the rest on bookworm (docs/testing.md);
+# CASEMATE_TEST_RELEASE=trixie runs every module that does not pin its release on trixie.
 LAB_WORKERS ?= 3
 lab-test: setup
 	$(CASEMATE) lab build
+	$(CASEMATE) lab build --release trixie
 	$(VENV)/pytest -q -m lab -n $(LAB_WORKERS) --dist loadfile --durations=30 tests/lab
 
 molecule: setup
@@ -84,6 +92,6 @@ bench: setup
 	$(VENV)/python benchmarks/strategies.py
 
 clean:
-	-$(CASEMATE) lab down
-	-$(CASEMATE) lab down --name k8s
+	-$(CASEMATE) lab down --name $(DEMO_LAB)
+	-$(CASEMATE) lab down --name $(DEMO_K8S)
 	rm -rf reports .casemate

@@ -1,8 +1,13 @@
-"""The lab test bed: three fresh Debian 12 node containers, each running its own dockerd.
+"""The lab test bed: fresh Debian node containers, each running its own dockerd.
 
 Every test here drives the real `casemate` command line against real nodes. Nothing is mocked;
 what a container cannot show (kernel audit, AppArmor, machine-wide sysctls) is asserted to be
 reported as not_verifiable, never as pass.
+
+Each lab's Debian release (docs/testing.md): a fixture that proves something of one release's own
+versions pins it (`open_lab(..., release="trixie")`); otherwise CASEMATE_TEST_RELEASE, when set,
+chooses it for the whole run; otherwise the module's own (`open_lab(..., ci_release="trixie")`: CI's
+split of the modules between the releases); otherwise bookworm.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ def lab_name(base: str) -> str:
     return base + os.environ.get("CASEMATE_TEST_LAB_SUFFIX", "") + worker
 
 
+RELEASES = ("bookworm", "trixie")
+DEFAULT_RELEASE = "bookworm"
 LAB = lab_name("t")
 NODES = 4
 CASEMATE = str(Path(sys.executable).parent / "casemate")
@@ -52,9 +59,24 @@ def unspoilable_docker() -> set[str]:
     return out
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    lab_release()  # a CASEMATE_TEST_RELEASE no lab can run stops the run before any node starts
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.lab)
+
+
+def lab_release(ci_release: str | None = None) -> str:
+    """The release a lab without a pinned one runs: CASEMATE_TEST_RELEASE, else the module's own
+    (CI's split), else bookworm. An unknown name stops the run at once, before any node starts."""
+    chosen = os.environ.get("CASEMATE_TEST_RELEASE") or ci_release or DEFAULT_RELEASE
+    if chosen not in RELEASES:
+        raise pytest.UsageError(
+            f"CASEMATE_TEST_RELEASE must be one of {', '.join(RELEASES)}, not {chosen!r}"
+        )
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -62,6 +84,7 @@ class Lab:
     state: Path
     inventory: Path
     nodes: tuple[str, ...]
+    release: str = DEFAULT_RELEASE
 
     def casemate(self, *args: str, check: int | None = None) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
@@ -123,17 +146,28 @@ def results(report: dict[str, Any], host: str) -> dict[str, dict[str, Any]]:
 
 
 @contextmanager
-def open_lab(factory: pytest.TempPathFactory, name: str, nodes: int, *extra: str) -> Iterator[Lab]:
+def open_lab(
+    factory: pytest.TempPathFactory,
+    name: str,
+    nodes: int,
+    *extra: str,
+    release: str | None = None,
+    ci_release: str | None = None,
+) -> Iterator[Lab]:
     """A lab of its own for a test module: `nodes` fresh nodes named casemate-NAME-1..N, taken down
-    afterwards. `extra` goes to `lab up` (e.g. "--profile", "k8s")."""
+    afterwards. `extra` goes to `lab up` (e.g. "--profile", "k8s"). `release` pins the Debian
+    release (a test of that release's own versions); else lab_release(ci_release) picks it."""
+    chosen = release or lab_release(ci_release)
     state = factory.mktemp(f"casemate-{name}")
     bed = Lab(
         state,
         state / "lab" / name / "inventory.yml",
         tuple(f"casemate-{name}-{i}" for i in range(1, nodes + 1)),
+        chosen,
     )
     bed.casemate("lab", "down", "--name", name, check=0)  # never reuse nodes an earlier run changed
-    bed.casemate("lab", "up", "--name", name, "--nodes", str(nodes), *extra, check=0)
+    bed.casemate("lab", "up", "--name", name, "--nodes", str(nodes), "--release", chosen, *extra,
+                 check=0)  # fmt: skip
     try:
         yield bed
     finally:

@@ -22,7 +22,7 @@ WANTED = {"/usr/sbin/dockerd", "/usr/bin/dockerd", "/usr/sbin/runc", "/usr/bin/r
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with open_lab(tmp_path_factory, LAB, 1) as bed:
+    with open_lab(tmp_path_factory, LAB, 1, ci_release="trixie") as bed:
         yield bed
 
 

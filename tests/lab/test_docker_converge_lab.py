@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import Lab, harden_stats, lab_name, last_run, open_lab, report_of, results
+from .test_docker_lab import UNSPOILABLE, automated
 
 CONFIG = "/etc/docker/daemon.json"
 # What a daemon.json written without a restart leaves failing on a fresh Debian 12 node: controls
@@ -24,13 +25,14 @@ RUNSC_STARTS = "cm_rt_1_4"
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with open_lab(tmp_path_factory, lab_name("dconv"), 4) as lab:
+    # Docker 20.10's own path: no dockerd --validate, so only a restart finds a file dockerd refuses.
+    with open_lab(tmp_path_factory, lab_name("dconv"), 4, release="bookworm") as lab:
         yield lab
 
 
 @pytest.fixture(scope="module")
 def trixie(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with open_lab(tmp_path_factory, lab_name("dconvt"), 1, "--release", "trixie") as lab:
+    with open_lab(tmp_path_factory, lab_name("dconvt"), 1, release="trixie") as lab:
         yield lab
 
 
@@ -224,6 +226,19 @@ def test_docker_26_validates_the_candidate_and_converges(trixie: Lab, tmp_path: 
     harden(trixie, node)
     assert harden_stats(trixie.state)[node]["changed"] == 0, "a pending restart that never ends"
     assert main_pid(trixie, node) == pid
+    # The hardened Debian 13 node verifies clean: every automated control of every benchmark it is
+    # in passes, or says why it does not concern it or cannot be seen from a container.
+    trixie.casemate("verify", "-i", str(trixie.inventory), "--limit", node,
+                    "--report-dir", str(tmp_path / "v"))  # fmt: skip
+    found = results(report_of(tmp_path / "v"), node)
+    left = {
+        c: (r["status"], r["observed"])
+        for c, r in found.items()
+        if r["automated"] and r["status"] not in ("pass", "not_applicable", "not_verifiable")
+    }
+    assert left == {}
+    assert found["cis_docker_2_2"]["status"] == "pass"
+    assert found["cm_host_1_1"]["status"] == "pass"  # sshd -T of OpenSSH 10 is read
 
     before = config_text(trixie, node)
     inv = trixie.inventory_with(
@@ -236,3 +251,39 @@ def test_docker_26_validates_the_candidate_and_converges(trixie: Lab, tmp_path: 
     assert said.endswith("; nothing was changed, dockerd was not restarted")
     assert main_pid(trixie, node) == pid
     assert config_text(trixie, node) == before
+
+
+def test_a_drifted_docker_26_node_fails_every_control_then_recovers(
+    trixie: Lab, tmp_path: Path
+) -> None:
+    """What test_docker_lab shows on Docker 20.10, on Docker 26: a node drifted by spoil_docker.sh
+    fails every automated daemon and file control, and level 2 brings it back. Docker 26 also runs
+    with a daemon-wide "unconfined" seccomp profile, which 20.10 refuses to start with: here
+    cis_docker_2_17 is shown failing on a real node too."""
+    node = trixie.nodes[0]
+    trixie.spoil(node)
+    trixie.sh(node, f"jq '.[\"seccomp-profile\"] = \"unconfined\"' {CONFIG} > /root/d.json"
+              f" && cat /root/d.json > {CONFIG} && rm /root/d.json && systemctl restart docker"
+              " && docker version >/dev/null")  # fmt: skip
+    unspoilable = UNSPOILABLE - {"cis_docker_2_17"}
+
+    bad = docker_results(trixie, node, tmp_path / "bad", check=1)
+    assert {c: s for c, s in bad.items() if s != "fail" and c not in unspoilable} == {}
+    assert bad["cis_docker_2_17"] == "fail"
+
+    trixie.casemate("harden", "-i", str(trixie.inventory), "--limit", node, "--level", "2", check=0)
+    trixie.casemate("harden", "-i", str(trixie.inventory), "--limit", node, "--level", "2", check=0)
+    assert harden_stats(trixie.state)[node]["changed"] == 0
+    good = docker_results(trixie, node, tmp_path / "good", check=1)
+    # Docker ships no authorization plugin: 2.12 stays failing until a site installs one.
+    assert {c: s for c, s in good.items() if s not in ("pass", "not_applicable")} == {
+        "cis_docker_2_12": "fail"
+    }
+    assert trixie.daemon_json(node)["labels"] == ["team=blue"]  # the site's own key survived
+
+
+def docker_results(lab: Lab, node: str, out: Path, *, check: int) -> dict[str, str]:
+    """Level 2 statuses of the automated CIS Docker section 2 and 3 controls of a node."""
+    lab.casemate("verify", "-i", str(lab.inventory), "--limit", node, "--level", "2",
+                 "--report-dir", str(out), check=check)  # fmt: skip
+    return {c: str(r["status"]) for c, r in automated(report_of(out), node).items()}

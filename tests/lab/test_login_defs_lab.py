@@ -16,7 +16,7 @@ CONTROLS = "cm_host_4_15,cm_host_4_16"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with open_lab(tmp_path_factory, lab_name("logindefs"), 1) as bed:
+    with open_lab(tmp_path_factory, lab_name("logindefs"), 1, ci_release="trixie") as bed:
         yield bed
 
 

@@ -26,7 +26,7 @@ EFFECTIVE = (
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with open_lab(tmp_path_factory, lab_name("sshextras"), 1) as bed:
+    with open_lab(tmp_path_factory, lab_name("sshextras"), 1, ci_release="trixie") as bed:
         yield bed
 
 

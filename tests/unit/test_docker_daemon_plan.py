@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import subprocess
 import time
 from hashlib import sha256
 from pathlib import Path
@@ -263,3 +265,44 @@ def test_a_backup_is_a_rollback_target_when_it_holds_what_the_running_dockerd_st
     os.utime(newest, (now - 200, now - 200))
     assert FACTS.latest_backup(backups, later, offset, config, None) == ""
     assert FACTS.latest_backup(str(tmp_path / "none"), since, offset, config, None) == ""
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    """module.run_command's contract, on this machine."""
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
+def _dockerd(tmp_path: Path, version: str, *, validates: bool) -> str:
+    """A stand-in dockerd for the builds this machine has none of: one whose --version carries no
+    release number (moby built without release metadata says 'library-import') but that has
+    --validate, and one that says 24 but refuses the flag (a wrapper in front of an older engine)."""
+    tmp_path.mkdir()
+    path = tmp_path / "dockerd"
+    check = 'exec python3 -c "import json, sys; json.load(open(sys.argv[1]))" "$3"'
+    refuse = 'echo "unknown flag: --validate" >&2; exit 125'
+    path.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = --version ]; then echo "Docker version {version}"; exit 0; fi\n'
+        f'if [ "$1" = --validate ]; then {check if validates else refuse}; fi\n'
+        "exit 2\n"
+    )
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_validate_support_is_asked_of_dockerd_not_read_from_its_version(tmp_path: Path) -> None:
+    unnumbered = _dockerd(tmp_path / "a", "library-import, build library-import", validates=True)
+    numbered = _dockerd(tmp_path / "b", "24.0.7, build afdd53b", validates=False)
+    assert FACTS.validates(unnumbered, _run) is True
+    assert FACTS.validates(numbered, _run) is False
+    assert FACTS.validates("", _run) is False
+
+
+@pytest.mark.skipif(shutil.which("dockerd") is None, reason="no dockerd on this machine")
+def test_this_machines_dockerd_is_asked_whether_it_validates() -> None:
+    dockerd = shutil.which("dockerd")
+    assert dockerd is not None
+    rc, out, _ = _run([dockerd, "--version"])
+    assert rc == 0
+    assert FACTS.validates(dockerd, _run) is (FACTS.major_version(out) >= 23)

@@ -39,7 +39,7 @@ differing: {description: "daemon.json keys the running daemon reports other valu
 pending: {description: "what daemon.json as found still needs: apply (bool), restart (bool), why", type: dict}
 notice: {description: what the run should say about the running daemon, or empty, type: str}
 dockerd: {description: the dockerd binary (the running one, else the one on PATH), type: str}
-validate: {description: whether that dockerd has --validate (Docker 23 and later), type: bool}
+validate: {description: "whether that dockerd validates a configuration file: it accepts --validate and passes {} (Docker 23 and later)", type: bool}
 log_opts: {description: "log-opts for log_driver: opts (dict, or null to leave them), remove (bool), dropped (keys), written_for (driver)", type: dict}
 previous: {description: "casemate's newest copy of daemon.json in backup_dir when it holds what the running dockerd runs with, or empty", type: str}
 now: {description: the host's clock when read (seconds since the epoch), type: int}
@@ -49,6 +49,7 @@ unit: {description: the service's full unit name (docker.service), type: str}
 import json
 import os
 import re
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -68,7 +69,6 @@ from ansible.module_utils.casemate_host import (  # the host readers (role host_
 DEFAULT_LOG_DRIVER = "json-file"
 BRIDGE_ICC = "com.docker.network.bridge.enable_icc"
 NO_NEW_PRIVILEGES_REPORTED = 24  # docker info lists name=no-new-privileges from Docker 24 on
-VALIDATE_FROM = 23  # dockerd --validate exists from Docker 23 on
 BACKUP_NAME = re.compile(r"^daemon\.json\.\d{8}T\d{6}Z$")
 
 
@@ -113,6 +113,20 @@ def major_version(text):
     build 411e817' -> 26), or 0 when there is none."""
     found = re.search(r"(\d+)\.\d+", text or "")
     return int(found.group(1)) if found else 0
+
+
+def validates(dockerd, run_command):
+    """Whether `dockerd` can check a configuration file before a restart: asked of the binary
+    itself (`dockerd --validate --config-file F` on an empty JSON object exits 0), not read from
+    its version, which builds without release metadata do not carry ('library-import', 'dev').
+    Docker 20.10 refuses the flag; nothing is started either way."""
+    if not dockerd:
+        return False
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as empty:
+        empty.write("{}\n")
+        empty.flush()
+        rc, _, _ = run_command([dockerd, "--validate", "--config-file", empty.name])
+    return rc == 0
 
 
 def _as_bool(value):
@@ -361,7 +375,7 @@ def main():
         pending=pending,
         notice=notice,
         dockerd=dockerd,
-        validate=version >= VALIDATE_FROM,
+        validate=validates(dockerd, module.run_command),
         log_opts=log_opts_for(
             config, p["log_driver"], p["log_opts"], p["log_driver_opts"], p["log_common_opts"]
         ),
