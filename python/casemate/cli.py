@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -366,9 +367,10 @@ def _open_history(c: Ctx, metrics_file: Path | None) -> Store:
     """The history store, opened (created or migrated) before any host is touched; with the
     metrics file's directory checked too."""
     from casemate.history.store import open_store  # noqa: PLC0415 - loads SQLAlchemy
-    from casemate.metrics import check_target  # noqa: PLC0415 - loads prometheus_client
 
     if metrics_file is not None:
+        from casemate.metrics import check_target  # noqa: PLC0415 - loads prometheus_client
+
         check_target(metrics_file)
     return open_store(c.db, c.state)
 
@@ -831,6 +833,9 @@ def verify_cmd(
                 f"  {h.host}: probed in {h.outcome.raw.get('elapsed_ms')} ms (one round trip)"
             )
 
+    # the report renderers' slow imports happen while the hosts are probed, not after
+    warm = threading.Thread(target=formats.preload, args=(chosen if report_dir else [],))
+    warm.start()
     with _recorded_if_interrupted(c, store, run):
         doc = run_verify(
             run=run,
@@ -846,6 +851,7 @@ def verify_cmd(
             gate=gate,
             fresh_proofs=fresh_proofs,
         )
+    warm.join()
     written = [run.path / "report.json", run.path / "junit.xml"]
     if report_dir is not None:
         written = formats.write(

@@ -17,7 +17,7 @@ from typing import Any, cast
 from casemate.locations import content_root
 
 # In the order they go into the probe's script: a file may use the names of those before it.
-LIBRARY = ("casemate_host", "casemate_sshd", "casemate_audit", "casemate_proof")
+LIBRARY = ("casemate_host", "casemate_sshd", "casemate_audit", "casemate_proof", "casemate_engine")
 LIBRARY_IMPORT = "ansible.module_utils.casemate_"
 
 

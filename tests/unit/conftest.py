@@ -23,7 +23,11 @@ if TYPE_CHECKING:  # the fixtures below import their helpers when used (test_ans
     from .history_runs import Answering
     from .pg import Server
 
-for path in sorted((content_root() / "roles").glob("*/module_utils/*.py")):
+# casemate_host first: the other readers import it
+for path in sorted(
+    (content_root() / "roles").glob("*/module_utils/*.py"),
+    key=lambda p: (p.stem != "casemate_host", p.stem),
+):
     name = f"ansible.module_utils.{path.stem}"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +44,26 @@ def test_commands_that_touch_no_host_import_neither_ansible_nor_testinfra(argv: 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "HEAVY:"
+
+
+OPEN_HISTORY = """
+import sys
+from pathlib import Path
+from rich.console import Console
+from casemate import cli
+state = Path(sys.argv[1])
+ctx = cli.Ctx(catalog_dir=None, state=state, out=Console(), err=Console())
+cli._open_history(ctx, None).close()
+print("LOADED:" + ",".join(sorted({m.split(".")[0] for m in sys.modules} & {"prometheus_client"})))
+"""
+
+
+def test_a_run_without_a_metrics_file_does_not_load_prometheus_client(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", OPEN_HISTORY, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "LOADED:"

@@ -154,6 +154,7 @@ def test_image_listing_that_fails_is_an_error_not_no_images(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     said = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.\n"
+    monkeypatch.setattr(remote, "engine_socket", lambda: None)  # the CLI's answers
     monkeypatch.setattr(remote, "run_command", lambda cmd, shell=False: _ran(1, "", said))
     assert remote.c_image_files("1024") == {"error": "docker images: " + said.strip()}
     monkeypatch.setattr(remote, "run_command", lambda cmd, shell=False: _ran(0))
@@ -165,8 +166,9 @@ def test_an_image_scan_that_fails_is_an_error_of_that_image(
 ) -> None:
     answers = iter([_ran(0, "sha256:aa\nsha256:aa\n"), _ran(0, 'sha256:aa 10 ["x:1"]\n')])
     monkeypatch.setattr(remote, "run_command", lambda cmd, shell=False: next(answers))
+    monkeypatch.setattr(remote, "engine_socket", lambda: None)  # the CLI's answers
 
-    def broken(ident: str) -> None:
+    def broken(ident: str, sock: str | None) -> None:
         raise RuntimeError("docker save sha256:aa failed: no space left on device")
 
     monkeypatch.setattr(remote, "_scan_image", broken)

@@ -4,9 +4,12 @@ parsed; and each carries a waived result (a status the model may add) without kn
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from html.parser import HTMLParser
@@ -389,3 +392,27 @@ def test_every_format_is_written_0600(tmp_path: Path) -> None:
     formats.write(tmp_path / "csv", doc, formats.parse("csv"), since)
     assert asked == [True]
     assert json.loads((tmp_path / "out" / "report.json").read_text()) == doc
+
+
+def test_the_oscal_renderers_own_imports_are_the_ones_preloaded() -> None:
+    """verify imports the renderers' slow modules in a thread while it probes (formats.preload):
+    what oscal.build imports when it runs is what its format declares, so none is left for after
+    the probe (a second import of a loaded module costs nothing)."""
+    source = ast.parse(Path(oscal.__file__).read_text())
+    lazy = {
+        node.module
+        for fn in ast.walk(source)
+        if isinstance(fn, ast.FunctionDef)
+        for node in ast.walk(fn)
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert lazy and lazy <= set(formats.get("oscal").loads), lazy
+    script = (
+        "import sys; from casemate.report import formats; "
+        "formats.preload(formats.parse('oscal')); "
+        "print(all(m in sys.modules for m in formats.get('oscal').loads))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "True"

@@ -15,6 +15,8 @@ from typing import Any
 
 from casemate import __version__
 
+# The trestle models `build` imports when it first runs (report/formats.py: preload)
+MODELS = ("trestle.oscal.assessment_results",)
 OSCAL_VERSION = "1.1.3"  # what compliance-trestle 3.x models; the 1.1 line
 NS = "https://casemate.dev/ns/oscal"  # a name for casemate's own props, never fetched
 FINDING_STATUSES = frozenset({"fail", "error"})

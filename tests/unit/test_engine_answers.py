@@ -1,0 +1,139 @@
+"""The probe answers the catalog's docker commands from the daemon's Engine API (casemate_engine.py,
+probe/remote.py: ENGINE_ANSWERS) with what the docker CLI prints, and runs the command itself
+whenever the daemon's plain answer would not be the CLI's. Run against this machine's own dockerd
+and docker CLI; tests/lab/test_engine_answers_lab.py compares every answer on a lab node."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from casemate.catalog.loader import load_catalog
+from casemate.checks import builtin_kinds
+from casemate.verify import wanted_probes
+
+from .assembled import probe_module
+
+remote = probe_module()
+
+
+def _catalog_commands() -> set[str]:
+    entries = list(load_catalog(None, builtin_kinds()).entries)
+    return {p.arg for p in wanted_probes(entries) if p.kind == "cmd"}
+
+
+def test_every_command_answered_from_the_daemon_is_one_the_catalog_asks() -> None:
+    asked = _catalog_commands()
+    assert set(remote.ENGINE_ANSWERS) <= asked, set(remote.ENGINE_ANSWERS) - asked
+    assert any(c.startswith(remote.ROOT_DIR_PREFIX) for c in asked)
+
+
+def test_the_cli_is_asked_when_it_would_ask_another_daemon(tmp_path: Path) -> None:
+    path = os.environ.get("PATH", os.defpath)
+    home = tmp_path / "home"
+    (home / ".docker").mkdir(parents=True)
+    assert remote.engine_socket({"PATH": path}, str(home)) == remote.ENGINE_SOCKET
+    default = {"PATH": path, "DOCKER_HOST": "unix:///var/run/docker.sock"}
+    assert remote.engine_socket(default, str(home)) == remote.ENGINE_SOCKET
+    for other in (
+        {"DOCKER_HOST": "tcp://127.0.0.1:2376"},
+        {"DOCKER_HOST": "unix:///srv/other.sock"},
+        {"DOCKER_CONTEXT": "remote"},
+        {"PATH": str(tmp_path)},  # no docker CLI: asking it fails, and that is the answer
+    ):
+        assert remote.engine_socket({"PATH": path, **other}, str(home)) is None, other
+    config = home / ".docker" / "config.json"
+    config.write_text(json.dumps({"currentContext": "remote"}))
+    assert remote.engine_socket({"PATH": path}, str(home)) is None
+    config.write_text("{not json")  # the CLI warns on stderr about it
+    assert remote.engine_socket({"PATH": path}, str(home)) is None
+    config.write_text(json.dumps({"currentContext": "default", "auths": {}}))
+    assert remote.engine_socket({"PATH": path}, str(home)) == remote.ENGINE_SOCKET
+
+
+def _cli(command: str) -> dict[str, Any]:
+    res: dict[str, Any] = remote.run_command(command, shell=True)
+    return res
+
+
+def test_daemon_answers_are_what_the_docker_cli_prints() -> None:
+    """This machine's dockerd, asked both ways. Only answers that other engineers' lab nodes on
+    the same daemon do not change between the two asks are compared here; the lab test compares
+    every one on a node of its own."""
+    assert remote.engine_socket() == remote.ENGINE_SOCKET, "this machine's dockerd is not asked"
+    for command in (
+        "docker version --format '{{.Server.Version}}'",
+        "docker network inspect bridge --format '{{json .Options}}'",
+        "docker network ls -q --filter driver=overlay | xargs -r docker network inspect"
+        " --format '{{.Name}} encrypted={{index .Options \"encrypted\"}}'",
+    ):
+        answered = remote.engine_answer(command)
+        assert answered == {**_cli(command), "api": True}, command
+    command = "docker version --format '{{json .}}'"
+    answered = remote.engine_answer(command)
+    assert json.loads(answered["stdout"])["Server"] == json.loads(_cli(command)["stdout"])["Server"]
+    command = "docker info --format '{{json .}}'"
+    api, cli = (
+        json.loads(remote.engine_answer(command)["stdout"]),
+        json.loads(_cli(command)["stdout"]),
+    )
+    read = ("Driver", "LoggingDriver", "LiveRestoreEnabled", "Runtimes", "SecurityOptions", "Swarm")
+    assert {k: api[k] for k in read} == {k: cli[k] for k in read}
+    command = remote.ROOT_DIR_PREFIX + 'echo "$d"'
+    assert remote.engine_answer(command) == {**_cli(command), "api": True}
+
+
+@pytest.fixture
+def refusing_daemon(tmp_path: Path) -> Iterator[Path]:
+    """A unix socket that answers every request 500, as a daemon in trouble does."""
+    path = tmp_path / "docker.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(
+                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+                    b'Content-Length: 22\r\nConnection: close\r\n\r\n{"message":"in pain"}\n'
+                )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield path
+    server.close()
+
+
+def test_a_command_the_daemon_does_not_answer_plainly_runs_as_written(
+    monkeypatch: pytest.MonkeyPatch, refusing_daemon: Path
+) -> None:
+    command = "docker version --format '{{.Server.Version}}'"
+    monkeypatch.setattr(remote, "ENGINE_SOCKET", str(refusing_daemon))
+    monkeypatch.setattr(remote, "_ENGINE", {})
+    assert remote.engine_answer(command) is None
+    ran = remote.c_cmd(command)  # the real CLI, asking this machine's dockerd
+    assert "api" not in ran
+    assert ran == _cli(command)
+
+
+def test_a_daemon_the_cli_cannot_reach_gives_the_clis_own_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
+    monkeypatch.setattr(remote, "_ENGINE", {})
+    ran = remote.c_cmd("docker info --format '{{json .}}'")
+    assert "api" not in ran
+    assert "Cannot connect to the Docker daemon" in ran["stdout"] + ran["stderr"]
