@@ -4,16 +4,19 @@ decision, the rollout's record, and bad input (one line, exit 2, no host touched
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from casemate import cli
 from casemate.errors import BadInputError
 from casemate.gate import Gate
 from casemate.harden import plan
 from casemate.inventory import Inventory
+from casemate.rundir import new_run
 from casemate.waves import (
     MaxFail,
     WavePlayed,
@@ -272,3 +275,170 @@ def test_a_later_verify_replaces_an_earlier_one_for_its_hosts() -> None:
     }
     after = {"hosts": [{"name": "a", "probed": True}], "results": [result("a", "x", "pass")]}
     assert list(verify_failures(Gate(), [before, after], ["a", "b"])) == ["b"]
+
+
+# --- the command's rollout: harden and verify of each wave, the record in every wave's run.json
+
+
+class FakeStore:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeVerify:
+    """Stands for _Again: a verify run per call, `findings` (host -> (control, level)) failing."""
+
+    def __init__(self, state: Path, findings: Mapping[str, tuple[str, int]]) -> None:
+        self.state = state
+        self.findings = findings
+        self.asked: list[tuple[list[str], Mapping[str, Any]]] = []
+
+    def verify(
+        self, c: Any, store: Any, hosts: list[str], record: Mapping[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        self.asked.append((hosts, record))
+        found = [(h, *self.findings[h]) for h in hosts if h in self.findings]
+        doc = {
+            "hosts": [{"name": h, "probed": True} for h in hosts],
+            "results": [result(h, control, "fail", level) for h, control, level in found],
+        }
+        return new_run(self.state, "verify"), doc
+
+
+def fake_harden(failing: Mapping[str, str], outcome: str = "") -> Any:
+    """Stands for cli._harden_hosts: a harden run dir whose run.json says `failing` hosts failed
+    (with their message); `outcome` "failed" with no failing host: the playbook itself failed."""
+
+    def harden(c: Any, store: Any, job: Any, harden_plan: Any, *, rollout: Any = None) -> Any:
+        run = new_run(job.again.state, "harden")
+        hosts = harden_plan.hosts
+        stats = {h: {"ok": 1, "failed": int(h in failing)} for h in hosts}
+        meta = {
+            "kind": "harden",
+            "hosts": hosts,
+            "stats": stats,
+            "messages": {h: [failing[h]] for h in hosts if h in failing},
+            "runner": {"status": "failed" if outcome else "successful", "rc": 2 if outcome else 0},
+            "rollout": rollout,
+        }
+        run.write_json("run.json", meta)
+        came_to = outcome or ("failed" if any(h in failing for h in hosts) else "succeeded")
+        return cli._Hardened(3 if came_to == "failed" else 0, run, meta, came_to, {})
+
+    return harden
+
+
+def rollout_of(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spec: str,
+    *,
+    harden: Any,
+    findings: Mapping[str, tuple[str, int]] | None = None,
+    fail_on: str = "any",
+    max_fail: str | None = None,
+    check: bool = False,
+) -> tuple[int, FakeVerify, list[dict[str, Any]]]:
+    """Run cli._rollout on 4 hosts with the fakes; the exit status, the verify fake, and the
+    run.json of every harden run, in order."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from casemate.gate import parse_fail_on
+    from casemate.harden import HardenPlan
+    from casemate.runner import StrategyChoice
+
+    monkeypatch.setattr(cli, "_harden_hosts", harden)
+    again = FakeVerify(tmp_path / "state", findings or {})
+    job = cli._HardenJob(
+        again=again,  # type: ignore[arg-type]
+        held_inventory=None,  # type: ignore[arg-type]
+        level=1,
+        profile="standard",
+        check=check,
+        diff=False,
+        chosen=StrategyChoice("linear"),
+        break_glass=None,
+        glass=None,
+        only_drifted=False,
+        metrics_file=None,
+    )
+    c = cli.Ctx(None, tmp_path / "state", Console(file=StringIO()), Console(file=StringIO()))
+    rollout = rollout_options(spec, None, max_fail)
+    assert rollout is not None
+    hosts = HOSTS[:4]
+    store = FakeStore()
+    gate = parse_fail_on(fail_on, ["cis-docker"])
+    plan_ = HardenPlan(hosts=hosts, tags=[], entries=[])
+    code = cli._rollout(c, store, job, plan_, rollout, rollout.split(hosts), gate)  # type: ignore[arg-type]
+    assert store.closed
+    runs = sorted((tmp_path / "state" / "runs").glob("*-harden-*"))
+    metas = [json.loads((r / "run.json").read_text()) for r in runs]
+    return code, again, sorted(metas, key=lambda m: int(m["rollout"]["wave"]))  # same second
+
+
+def test_a_wave_stopped_by_its_verify_is_recorded_in_every_wave_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    findings = {"n02": ("cis_docker_2_2", 1)}
+    code, verified, metas = rollout_of(
+        tmp_path, monkeypatch, "1,2,100%", harden=fake_harden({}), findings=findings
+    )
+    assert code == 3
+    assert [m["hosts"] for m in metas] == [["n01"], ["n02"]]  # wave 3 never hardened
+    assert [hosts for hosts, _ in verified.asked] == [["n01"], ["n02"]]
+    assert verified.asked[1][1]["follows"] == metas[1]["rollout"]["waves"][1]["harden_run"]
+    first, second = (m["rollout"] for m in metas)
+    assert (first["wave"], second["wave"]) == (1, 2)
+    assert first | {"wave": 2} == second  # each run ends with the whole rollout
+    assert second["outcome"] == "stopped"
+    assert second["waves"][1]["failed"] == {
+        "n02": "verify: 1 control(s) failing at --fail-on: cis_docker_2_2"
+    }
+    assert second["waves"][2] == {"wave": 3, "hosts": ["n03", "n04"], "verdict": "not_started"}
+
+
+def test_a_finding_the_gate_does_not_count_lets_the_rollout_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    findings = {"n02": ("cis_docker_2_2", 2)}
+    code, _, metas = rollout_of(
+        tmp_path,
+        monkeypatch,
+        "1,2,100%",
+        harden=fake_harden({}),
+        findings=findings,
+        fail_on="level1",
+    )
+    assert code == 0
+    assert len(metas) == 3
+    assert metas[-1]["rollout"]["outcome"] == "completed"
+    assert metas[-1]["rollout"]["fail_on"] == "level1"
+
+
+def test_check_mode_verifies_nothing_and_a_harden_failure_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harden = fake_harden({"n01": "Preflight | refused: daemon.json is not valid JSON"})
+    code, verified, metas = rollout_of(tmp_path, monkeypatch, "1,100%", harden=harden, check=True)
+    assert code == 3
+    assert verified.asked == []
+    (wave,) = metas[0]["rollout"]["waves"][:1]
+    assert wave["verify"] == "skipped: check mode changes nothing"
+    assert wave["failed"] == {"n01": "harden: Preflight | refused: daemon.json is not valid JSON"}
+
+
+def test_a_failed_playbook_fails_every_host_of_its_wave(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, verified, metas = rollout_of(
+        tmp_path, monkeypatch, "2,100%", harden=fake_harden({}, outcome="failed"), max_fail="1"
+    )
+    assert code == 3
+    assert verified.asked == []
+    wave = metas[0]["rollout"]["waves"][0]
+    assert wave["failed"] == dict.fromkeys(["n01", "n02"], "ansible-playbook failed (rc=2)")
+    assert (wave["verdict"], len(metas)) == ("failed", 1)  # 2 failed, 1 allowed
