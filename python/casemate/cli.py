@@ -719,7 +719,7 @@ def _verify_wave(
         return waves.WavePlayed(done.code, runs | {"verify": f"skipped: {said}"}, failed)
     if job.only_drifted:
         docs = [d for d in (done.before, done.after) if d is not None]
-        runs["verify"] = "the verify runs of harden --only-drifted"
+        runs |= {"verify": "verified", "verify_runs": [str(d["run_id"]) for d in docs]}
     else:
         record = {"purpose": f"harden --waves: verify wave {index}", "follows": done.run.id}
         run, doc = job.again.verify(c, store, left, record)

@@ -203,11 +203,15 @@ def wave_record(
     allowed = max_fail.allowed(len(hosts))
     bad = {h: failed[h] for h in hosts if h in failed}
     verdict = "failed" if len(bad) > allowed else "passed"
-    why = (
-        f"{len(bad)} of {len(hosts)} host(s) failed, {allowed} allowed by --max-fail {max_fail}"
-        if bad
-        else f"all {len(hosts)} host(s) hardened and verified"
-    )
+    verify = str(runs.get("verify", ""))
+    if bad:
+        why = (
+            f"{len(bad)} of {len(hosts)} host(s) failed, {allowed} allowed by --max-fail {max_fail}"
+        )
+    elif verify.startswith("skipped"):
+        why = f"all {len(hosts)} host(s) hardened; verify {verify}"
+    else:
+        why = f"all {len(hosts)} host(s) hardened and verified"
     return {
         "wave": index,
         "hosts": list(hosts),

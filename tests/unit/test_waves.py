@@ -426,9 +426,20 @@ def test_check_mode_verifies_nothing_and_a_harden_failure_stops_it(
     code, verified, metas = rollout_of(tmp_path, monkeypatch, "1,100%", harden=harden, check=True)
     assert code == 3
     assert verified.asked == []
-    (wave,) = metas[0]["rollout"]["waves"][:1]
+    wave = metas[0]["rollout"]["waves"][0]
     assert wave["verify"] == "skipped: check mode changes nothing"
+    assert wave["why"] == "1 of 1 host(s) failed, 0 allowed by --max-fail 0"
     assert wave["failed"] == {"n01": "harden: Preflight | refused: daemon.json is not valid JSON"}
+
+
+def test_check_mode_never_says_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, verified, metas = rollout_of(
+        tmp_path, monkeypatch, "1,100%", harden=fake_harden({}), check=True
+    )
+    assert (code, verified.asked) == (0, [])
+    skipped = "verify skipped: check mode changes nothing"
+    whys = [w["why"] for w in metas[-1]["rollout"]["waves"]]
+    assert whys == [f"all 1 host(s) hardened; {skipped}", f"all 3 host(s) hardened; {skipped}"]
 
 
 def test_a_failed_playbook_fails_every_host_of_its_wave(
