@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from casemate import __version__, breakglass, hostlock, private, runlock, waivers
+from casemate import __version__, breakglass, hostlock, private, runlock, waivers, waves
 from casemate.catalog.cache import cached_catalog
 from casemate.catalog.loader import Catalog
 from casemate.catalog.model import Entry
@@ -30,6 +30,7 @@ from casemate.harden import (
     HardenPlan,
     busy_said,
     exit_code,
+    host_failed,
     plan,
     run_harden,
     run_outcome,
@@ -43,7 +44,7 @@ from casemate.report import catalog as catalog_report
 from casemate.report import changes, document, formats, progress, table
 from casemate.report import harden as harden_report
 from casemate.rundir import RunDir, find_run, new_run, now_utc
-from casemate.runner import STRATEGIES, choose_strategy, resolve_inventory
+from casemate.runner import STRATEGIES, StrategyChoice, choose_strategy, resolve_inventory
 from casemate.verify import HostVerification, run_verify
 
 if TYPE_CHECKING:  # the history store and metrics load SQLAlchemy: only the commands that use them
@@ -452,18 +453,54 @@ def harden_cmd(
         ),
     ] = False,
     wait: WaitOpt = 0.0,
+    waves_spec: Annotated[
+        str | None,
+        typer.Option(
+            "--waves",
+            help="Staged rollout: cumulative targets, host counts or P% of the selected hosts, "
+            "e.g. 1,10%,50%,100%. Each wave is hardened, then verified; the next starts only if "
+            "at most --max-fail of its hosts failed, else exit 3 and later waves are untouched.",
+        ),
+    ] = None,
+    canary: Annotated[
+        int | None, typer.Option("--canary", help="Staged rollout: --waves N,100%.")
+    ] = None,
+    max_fail: Annotated[
+        str | None,
+        typer.Option(
+            "--max-fail",
+            help="With --waves/--canary: hosts of a wave that may fail (harden or verify) and "
+            "the rollout still go on: N hosts or P% of the wave, rounded down (default 0).",
+        ),
+    ] = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            help="With --waves/--canary: the verify findings that fail a host of a wave "
+            "(any (default), level1, benchmark:NAME; as verify --fail-on).",
+        ),
+    ] = None,
 ) -> int:
     """Apply the selected controls with Ansible; exit 3 if any host failed or was unreachable.
     A control a waiver covers on a host is not remediated there. With --only-drifted, each host
-    gets only the tags of what drifted on it (docs/drift.md)."""
+    gets only the tags of what drifted on it (docs/drift.md). With --waves or --canary, the hosts
+    are hardened and verified wave by wave (docs/fleet.md)."""
     c = _ctx(ctx)
     _check_run_options(strategy, forks, wait)
+    rollout = waves.rollout_options(waves_spec, canary, max_fail)
+    if rollout is None and fail_on is not None:
+        raise BadInputError("--fail-on on harden gates a staged rollout: give --waves or --canary")
+    if rollout is not None and metrics_file is not None:
+        raise BadInputError("--metrics-file is not supported with --waves or --canary")
     catalog = c.catalog()
+    gate = parse_fail_on(fail_on or "any", catalog.benchmarks())
     selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
     entries = select(catalog, selection)
     found = _waivers(c, catalog, waiver_file, no_waivers)
     inv = resolve_inventory(inventory, c.state)
     harden_plan = plan(entries, inv, limit)
+    staged = rollout.split(harden_plan.hosts) if rollout is not None else None
     if found is not None:
         shared = shared_fixes(content_root(), catalog)
         harden_plan = waive(harden_plan, inv, found, now_utc().date(), shared)
@@ -476,19 +513,79 @@ def harden_cmd(
     )
     glass = breakglass.prove(inv, paths) if paths else None
     chosen = choose_strategy(strategy, _connections(inv, harden_plan.hosts))
+    job = _HardenJob(
+        again=_Again(catalog, inv, entries, selection, forks, found),
+        held_inventory=held_inventory,
+        level=level,
+        profile=profile,
+        check=check,
+        diff=diff,
+        chosen=chosen,
+        break_glass=break_glass,
+        glass=glass,
+        only_drifted=only_drifted,
+        metrics_file=metrics_file,
+    )
+    if rollout is None or staged is None:
+        return _harden_hosts(c, store, job, harden_plan).code
+    return _rollout(c, store, job, harden_plan, rollout, staged, gate)
+
+
+@dataclass(frozen=True, slots=True)
+class _HardenJob:
+    """What every harden of one command shares (each wave of a staged rollout is one harden)."""
+
+    again: _Again
+    held_inventory: runlock.ControllerLock
+    level: int
+    profile: str
+    check: bool
+    diff: bool
+    chosen: StrategyChoice
+    break_glass: str | None
+    glass: dict[str, Any] | None
+    only_drifted: bool
+    metrics_file: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Hardened:
+    """One harden run as it came out: its exit status, directory and record, and with
+    --only-drifted the verify documents before and after the play."""
+
+    code: int
+    run: RunDir
+    meta: dict[str, Any]
+    outcome: str
+    gone: dict[str, str]
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+def _harden_hosts(
+    c: Ctx,
+    store: Store,
+    job: _HardenJob,
+    harden_plan: HardenPlan,
+    *,
+    rollout: Mapping[str, Any] | None = None,
+) -> _Hardened:
+    """One harden run of `harden_plan`'s hosts: drift first (--only-drifted), host locks, the
+    play, the record (with `rollout`, this wave's part of a staged rollout, in run.json) and its
+    summary. The store is closed afterwards unless this is a wave of a rollout."""
+    again, check, inv = job.again, job.check, job.again.inventory
     # --only-drifted: the probe tells which hosts answer (no reachability check of its own)
-    again = _Again(catalog, inv, entries, selection, forks, found)
     before, harden_plan = (
-        _drift_first(c, store, harden_plan, again) if only_drifted else (None, harden_plan)
+        _drift_first(c, store, harden_plan, again) if job.only_drifted else (None, harden_plan)
     )
     run = new_run(c.state, "harden", inv.redactor(os.environ))
-    held_inventory.name_run(run.id)
+    job.held_inventory.name_run(run.id)
     c.err.print(
         f"hardening {len(harden_plan.hosts)} host(s), {len(harden_plan.applied())} controls, "
-        f"level {level}, profile {profile}{' (check mode)' if check else ''}"
+        f"level {job.level}, profile {job.profile}{' (check mode)' if check else ''}"
     )
     locks, gone = _locked_before_play(c, inv, harden_plan, before, run, check=check)
-    _say_before_play(c, gone, locks, glass, chosen.why)
+    _say_before_play(c, gone, locks, job.glass, job.chosen.why)
     held = locks.taken()
     try:
         began = time.monotonic()
@@ -500,41 +597,46 @@ def harden_cmd(
             outcome = run_harden(
                 run=run,
                 content=content_root(),
-                catalog=catalog,
+                catalog=again.catalog,
                 inventory=inv,
                 harden_plan=harden_plan,
-                level=level,
-                profile=profile,
+                level=job.level,
+                profile=job.profile,
                 check=check,
-                diff=diff,
-                strategy=chosen.name,
-                strategy_note=chosen.why,
-                forks=forks,
+                diff=job.diff,
+                strategy=job.chosen.name,
+                strategy_note=job.chosen.why,
+                forks=again.forks,
                 command=sys.argv,
                 on_event=shown,
-                break_glass=break_glass,
-                break_glass_record=glass,
+                break_glass=job.break_glass,
+                break_glass_record=job.glass,
                 unreachable=gone,
                 busy=locks.busy,
                 lock_failed=locks.failed,
                 host_lock=locks.record,
+                extra={"rollout": dict(rollout)} if rollout is not None else None,
             )
     finally:  # failed or interrupted too: this run's locks go (a lock it cannot remove expires)
         _release(c, inv, held, run)
-    if diff:
+    if job.diff:
         _print_diffs(c, run)
     meta = run.read_json("run.json")
     came_to = _print_harden(c, run, meta)
+    close = rollout is None
+    after = None
     if before is not None:
         recorded = _record(c, store, run, close=False)
-        _after_drifted(c, store, run.id, harden_plan, before, again, check=check, gone=gone)
+        after = _after_drifted(
+            c, store, run.id, harden_plan, before, again, check=check, gone=gone, close=close
+        )
     else:
-        recorded = _record(c, store, run)
-    if metrics_file is not None:
+        recorded = _record(c, store, run, close=close)
+    if job.metrics_file is not None:
         from casemate import metrics  # noqa: PLC0415 - loads prometheus_client
 
         registry = metrics.harden_registry(meta, stored_stats(run, meta), recorded=recorded)
-        metrics.write(metrics_file, registry)
+        metrics.write(job.metrics_file, registry)
     c.err.print(f"harden took {time.monotonic() - began:.1f}s; run stored in {run.path}")
     if came_to == "failed" and not any(s.failed or s.unreachable for s in outcome.hosts.values()):
         # the playbook itself failed (syntax, missing role, interrupted): no host is to blame
@@ -542,7 +644,96 @@ def harden_cmd(
         c.err.print(
             f"[red]ansible-playbook failed ({outcome.status}, rc={outcome.rc})[/]; see {stdout}"
         )
-    return exit_code(came_to)
+    return _Hardened(exit_code(came_to), run, meta, came_to, gone, before, after)
+
+
+def _rollout(
+    c: Ctx,
+    store: Store,
+    job: _HardenJob,
+    harden_plan: HardenPlan,
+    rollout: waves.Rollout,
+    staged: list[list[str]],
+    gate: Gate,
+) -> int:
+    """`harden --waves` / `--canary` (docs/fleet.md): each wave one harden run of its hosts, then
+    verified; the loop and the decisions are waves.run_rollout's. Every wave's run.json ends with
+    the whole rollout (`rollout`: each wave's hosts, runs and verdict, where it stopped and why).
+    Closes the store."""
+    sizes = ", ".join(str(len(w)) for w in staged)
+    c.err.print(
+        f"staged rollout ({rollout.spec}, --max-fail {rollout.max_fail}, --fail-on {gate.spec}): "
+        f"{len(staged)} wave(s) of {sizes} host(s)",
+        markup=False,
+    )
+    runs: list[RunDir] = []
+
+    def play(index: int, hosts: list[str], so_far: Mapping[str, Any]) -> waves.WavePlayed:
+        c.err.print(f"wave {index} of {len(staged)}: {', '.join(hosts)}", markup=False)
+        wave_plan = replace(harden_plan, hosts=hosts)
+        done = _harden_hosts(c, store, job, wave_plan, rollout=dict(so_far) | {"wave": index})
+        runs.append(done.run)
+        played = _verify_wave(c, store, job, done, hosts, gate, index)
+        for host, why in played.failed.items():
+            c.err.print(f"  wave {index}: {host} failed: {why}", markup=False, highlight=False)
+        return played
+
+    try:
+        code, record = waves.run_rollout(rollout, staged, play, gate.spec)
+    finally:
+        store.close()
+    for run in runs:  # every wave's record ends with the whole rollout
+        meta = run.read_json("run.json")
+        run.write_json("run.json", meta | {"rollout": record | {"wave": meta["rollout"]["wave"]}})
+    if record["outcome"] == "stopped":
+        c.out.print(f"[red]rollout stopped[/]: {record['why']}", soft_wrap=True)
+    else:
+        c.out.print(f"rollout completed: {len(staged)} wave(s), {record['why']}", soft_wrap=True)
+    return code
+
+
+def _verify_wave(
+    c: Ctx,
+    store: Store,
+    job: _HardenJob,
+    done: _Hardened,
+    hosts: list[str],
+    gate: Gate,
+    index: int,
+) -> waves.WavePlayed:
+    """The hosts of a wave that failed: harden failed or unreachable (every host when the
+    playbook itself failed), or verify (a finding the gate counts, or not probed). Busy hosts were
+    left untouched and are not verified; nothing is verified in check mode (nothing changed).
+    With --only-drifted the verify runs of the harden are the wave's (before, then after)."""
+    stats, messages = done.meta.get("stats") or {}, done.meta.get("messages") or {}
+    failed = {h: _harden_said(messages.get(h)) for h in hosts if host_failed(stats.get(h) or {})}
+    if done.outcome in ("failed", "canceled") and not failed:  # no host to blame: all of them
+        runner = done.meta.get("runner") or {}
+        why = f"ansible-playbook {runner.get('status')} (rc={runner.get('rc')})"
+        failed = dict.fromkeys(hosts, why)
+    busy = sorted(done.meta.get("busy") or {})
+    runs: dict[str, Any] = {"harden_run": done.run.id, "harden_outcome": done.outcome}
+    if busy:
+        runs["busy"] = busy
+    left = [h for h in hosts if h not in failed and h not in busy]
+    if job.check or not left:
+        said = "check mode changes nothing" if job.check else "no host left to verify"
+        return waves.WavePlayed(done.code, runs | {"verify": f"skipped: {said}"}, failed)
+    if job.only_drifted:
+        docs = [d for d in (done.before, done.after) if d is not None]
+        runs |= {"verify": "verified", "verify_runs": [str(d["run_id"]) for d in docs]}
+    else:
+        record = {"purpose": f"harden --waves: verify wave {index}", "follows": done.run.id}
+        run, doc = job.again.verify(c, store, left, record)
+        docs = [doc]
+        runs |= {"verify": "verified", "verify_run": run.id}
+    return waves.WavePlayed(done.code, runs, failed | waves.verify_failures(gate, docs, left))
+
+
+def _harden_said(messages: list[str] | None) -> str:
+    """Why a host failed harden, in one line (its first message)."""
+    first = " ".join(str((messages or ["harden failed"])[0]).split())
+    return f"harden: {first[:200]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -698,10 +889,12 @@ def _after_drifted(
     *,
     check: bool,
     gone: Mapping[str, str],
-) -> None:
+    close: bool = True,
+) -> dict[str, Any] | None:
     """`harden --only-drifted`, last: the hosts that were played verified again (a verify run,
     recorded: the "after" of each control's story; none in check mode), and before -> after per
-    control shown. Closes the store."""
+    control shown. Closes the store (unless `close` is False: a wave of a rollout); returns the
+    verify document after (None: no host was played, or check mode)."""
     from casemate.report import drift as drift_report  # noqa: PLC0415 - drift only
 
     played = [h for h in harden_plan.hosts if harden_plan.host_tags(h) and h not in gone]
@@ -711,10 +904,12 @@ def _after_drifted(
             c, store, played, {"purpose": "harden --only-drifted: after", "follows": harden_id}
         )
         c.out.print(f"verified again: {run.path}", soft_wrap=True)
-    store.close()
+    if close:
+        store.close()
     tags = {h: list(harden_plan.host_tags(h)) for h in harden_plan.hosts if h not in gone}
     for line in drift_report.before_after(before, after, tags):
         c.out.print(line, markup=False, highlight=False, soft_wrap=True)
+    return after
 
 
 def _say_before_play(

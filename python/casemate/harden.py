@@ -227,6 +227,7 @@ def run_harden(
     busy: Mapping[str, Mapping[str, Any]] | None = None,
     lock_failed: Mapping[str, str] | None = None,
     host_lock: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> PlaybookOutcome:
     """Play the hosts that answered the reachability check (the host lock's round trip) and are
     not busy; record the others, without running a task against them: unreachable with what their
@@ -252,7 +253,8 @@ def run_harden(
         hosts=harden_plan.hosts,
         controls=harden_plan.applied(),
     )
-    meta |= {"check": check, "diff": diff}
+    # extra: a wave of a staged rollout has `rollout` (waves.rollout_record)
+    meta |= {"check": check, "diff": diff} | dict(extra or {})
     if strategy_note:  # auto fell back to linear: why
         meta["strategy_note"] = strategy_note
     extravars: dict[str, Any] = {"casemate_level": level, "casemate_profile": profile}
