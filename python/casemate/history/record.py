@@ -95,7 +95,7 @@ def read_run(path: Path) -> RunRecord:
     report = run.path / "report.json"
     if report.is_file():
         hosts, results = _judged(run.read_json("report.json"))
-    elif meta["kind"] == "harden":
+    elif meta["kind"] in ("harden", "rollback"):
         hosts = _played(run, meta, run_outcome(meta))
     return RunRecord(
         id=run.id,
