@@ -120,6 +120,7 @@ def restore(tmp_path: Path, changes: Any, *, force: bool = False, check: bool = 
         "changes": changes,
         "force": force,
         "handed_over": [],
+        "no_diff": [],
         "units": [],
         "max_size": MAX,
     }
@@ -184,6 +185,19 @@ def test_a_file_changed_since_the_run_is_refused_with_its_diff_and_nothing_chang
     assert {r["path"] for r in done.result["casemate_record"]["refused"]} == set(refused)
     assert seen(etc) == edited
     assert not (tmp_path / "backups" / "runs" / "rb1").exists()
+
+
+def test_a_refusal_never_shows_the_content_of_a_file_that_may_hold_credentials(
+    tmp_path: Path,
+) -> None:
+    etc, base, changes = snapshot_and_harden(tmp_path)
+    (etc / "a.conf").write_text("TOKEN=s3cret-value\n")
+    shown = F.refusals(base, changes, MAX, [str(etc / "a.conf")])[0]["diff"]
+    assert "s3cret" not in shown
+    assert "content changed since the run (not shown" in shown
+    (etc / "a.conf").chmod(0o600)  # only root may read it: not shown either
+    shown = F.refusals(base, changes, MAX)[0]["diff"]
+    assert "s3cret" not in shown
 
 
 @ROOTED

@@ -28,6 +28,7 @@ options:
   changes: {description: "the run's change manifest for this host (restore); null: computed from the snapshot, needs force", type: raw}
   force: {description: restore files that changed again since the run, type: bool, default: false}
   handed_over: {description: "path prefixes returned as content, not written (restore)", type: list, elements: path, default: []}
+  no_diff: {description: "path prefixes whose content a refusal never shows (credentials)", type: list, elements: path, default: []}
   units: {description: "[{unit, paths}] the services to restart or reload after a restore under these paths", type: list, elements: dict, default: []}
   backup_dir: {description: casemate's backup directory on the host, type: path, default: /var/backups/casemate}
   max_size: {description: larger regular files are recorded but not copied (and so never restored), type: int, default: 16777216}
@@ -204,9 +205,15 @@ def text_of(path):
         return None
 
 
-def drift_diff(base, change, current):
+def readable(one):
+    """Whether anyone may read the file (its content may then be shown)."""
+    return one.get("type") != "file" or bool(int(one.get("mode") or "0", 8) & 0o004)
+
+
+def drift_diff(base, change, current, no_diff=()):
     """What changed in a file since the run: a unified diff of its content where both are text,
-    and a line per other attribute (mode, owner, group, existence, link target)."""
+    and a line per other attribute (mode, owner, group, existence, link target). No content is
+    shown of a file only root may read, or under `no_diff` (it may hold credentials)."""
     after = change["after"]
     lines = []
     for key in ("exists", "type", "mode", "owner", "group", "target"):
@@ -215,7 +222,14 @@ def drift_diff(base, change, current):
                 "%s: %s since the run: %s -> %s"
                 % (change["path"], key, after.get(key), current.get(key))
             )
-    if after.get("sha256") != current.get("sha256") and current.get("type") == "file":
+    content = after.get("sha256") != current.get("sha256") and current.get("type") == "file"
+    hidden = under(change["path"], no_diff) or not (readable(after) and readable(current))
+    if content and hidden:
+        lines.append(
+            "%s: content changed since the run (not shown: it may hold credentials)"
+            % change["path"]
+        )
+    elif content:
         was = text_of(kept(base, "after", change["path"])) if after.get("type") == "file" else ""
         now = text_of(change["path"])
         if was is None or now is None:
@@ -233,7 +247,7 @@ def drift_diff(base, change, current):
     return "\n".join(lines)
 
 
-def refusals(base, changes, max_size):
+def refusals(base, changes, max_size, no_diff=()):
     """The files of `changes` that changed again since the run: [{path, why, diff}]."""
     out = []
     for change in changes:
@@ -243,7 +257,7 @@ def refusals(base, changes, max_size):
                 {
                     "path": change["path"],
                     "why": "changed since the run",
-                    "diff": drift_diff(base, change, current),
+                    "diff": drift_diff(base, change, current, no_diff),
                 }
             )
     return out
@@ -397,7 +411,7 @@ def restore(module, p):
         for change in changes:  # no "after" was recorded: what is there now is taken as it
             change["after"] = state_of(change["path"], p["max_size"])
     record = {"changes": changes}
-    refused = [] if p["force"] else refusals(base, changes, p["max_size"])
+    refused = [] if p["force"] else refusals(base, changes, p["max_size"], p["no_diff"])
     if refused:
         record["refused"] = refused
         module.fail_json(
@@ -480,6 +494,7 @@ def main():
             "changes": {"type": "raw", "default": None},
             "force": {"type": "bool", "default": False},
             "handed_over": {"type": "list", "elements": "path", "default": []},
+            "no_diff": {"type": "list", "elements": "path", "default": []},
             "units": {"type": "list", "elements": "dict", "default": []},
             "backup_dir": {"type": "path", "default": "/var/backups/casemate"},
             "max_size": {"type": "int", "default": 16777216},
