@@ -44,7 +44,13 @@ from casemate.report import catalog as catalog_report
 from casemate.report import changes, document, formats, progress, table
 from casemate.report import harden as harden_report
 from casemate.rundir import RunDir, find_run, new_run, now_utc
-from casemate.runner import STRATEGIES, StrategyChoice, choose_strategy, resolve_inventory
+from casemate.runner import (
+    STRATEGIES,
+    HostStats,
+    StrategyChoice,
+    choose_strategy,
+    resolve_inventory,
+)
 from casemate.verify import HostVerification, run_verify
 
 if TYPE_CHECKING:  # the history store and metrics load SQLAlchemy: only the commands that use them
@@ -953,6 +959,127 @@ def _print_harden(c: Ctx, run: RunDir, meta: dict[str, Any]) -> str:
     for line in harden_report.waiver_lines(meta):
         c.out.print(line, soft_wrap=True)
     return outcome
+
+
+@app.command("rollback")
+def rollback_cmd(
+    ctx: typer.Context,
+    run_ref: Annotated[
+        str, typer.Argument(metavar="RUN", help="The harden run: id, prefix, path, latest-harden.")
+    ],
+    inventory: Annotated[
+        Path | None,
+        typer.Option("--inventory", "-i", help="Ansible inventory (default: the run's)."),
+    ] = None,
+    limit: LimitOpt = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Show what would be restored; change nothing.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Restore files that changed again since the run too."),
+    ] = False,
+    strategy: Annotated[
+        str, typer.Option(help="Ansible strategy: " + ", ".join(STRATEGIES))
+    ] = "auto",
+    forks: ForksOpt = 10,
+    wait: WaitOpt = 0.0,
+) -> int:
+    """Put back every file a harden run changed (content, owner, mode; files it created are
+    removed), restart what reads them with harden's safety, then verify and show before -> after
+    per control. A host where a file changed again since the run is refused (its diff shown)
+    unless --force. Exit 3 if a host was refused, failed or unreachable (docs/fleet.md)."""
+    from casemate import rollback  # noqa: PLC0415 - rollback only
+
+    c = _ctx(ctx)
+    _check_run_options(strategy, forks, wait)
+    catalog = c.catalog()
+    run = find_run(c.state, run_ref)
+    meta = run.read_json("run.json")
+    if meta.get("kind") == "harden" and inventory is None and not meta.get("inventory"):
+        raise BadInputError(f"run {run.id} names no inventory: give --inventory")
+    inv = resolve_inventory(inventory or Path(str(meta.get("inventory"))), c.state)
+    back = rollback.plan(run, meta, inv, limit, force=force)
+    selection = Selection(level=back.level, controls=back.controls, profile=back.profile)
+    entries = select(catalog, selection) if back.controls else []
+    held_inventory = _controller_lock(ctx, c, inv, "rollback", wait)
+    store = _open_history(c, None)
+    for host, why in back.untouched.items():
+        c.err.print(f"  {host}: {why}: nothing to roll back", markup=False)
+    rb_run = new_run(c.state, "rollback", inv.redactor(os.environ))
+    held_inventory.name_run(rb_run.id)
+    c.err.print(
+        f"rolling back run {back.run_id} on {len(back.hosts)} host(s)"
+        f"{' (check mode)' if check else ''}{' (forced)' if force else ''}"
+    )
+    locks = _host_locks(c, inv, back.played(), rb_run, check=check)
+    busy = {h: busy_said(r) for h, r in locks.busy.items()}
+    gone = locks.unreachable | locks.failed | busy
+    playable = [h for h in back.played() if h not in gone]
+    chosen = choose_strategy(strategy, _connections(inv, playable))
+    again = _Again(catalog, inv, entries, selection, forks, None)
+    before = None
+    if playable and entries and not check:
+        _, before = again.verify(c, store, playable, {"purpose": f"rollback {rb_run.id}: before"})
+    try:
+        with (
+            _recorded_if_interrupted(c, store, rb_run),
+            hostlock.Renewal(inv, locks.taken(), rb_run.id),
+            progress.HardenProgress(c.err, playable) as shown,
+        ):
+            outcome = rollback.run_rollback(
+                run=rb_run,
+                content=content_root(),
+                catalog=catalog,
+                inventory=inv,
+                rollback_plan=back,
+                hosts=playable,
+                check=check,
+                force=force,
+                strategy=chosen.name,
+                forks=forks,
+                command=sys.argv,
+                on_event=shown,
+                unreachable=gone,
+            )
+    finally:
+        _release(c, inv, locks.taken(), rb_run)
+    rb_meta = rb_run.read_json("run.json")
+    _print_rollback(c, rb_meta, outcome.records, check=check)
+    ok = [h for h in playable if not (outcome.hosts.get(h) or HostStats()).failed]
+    if before is not None and ok:
+        vrun, after = again.verify(c, store, ok, {"purpose": f"rollback {rb_run.id}: after"})
+        c.out.print(f"verified again: {vrun.path}", soft_wrap=True)
+        for line in rollback.changed_controls(before, after, ok):
+            c.out.print(line, markup=False, highlight=False, soft_wrap=True)
+    _record(c, store, rb_run)
+    c.err.print(f"run stored in {rb_run.path}", soft_wrap=True)
+    return exit_code(run_outcome(rb_meta))
+
+
+def _print_rollback(
+    c: Ctx, meta: Mapping[str, Any], records: Mapping[str, Mapping[str, Any]], *, check: bool
+) -> None:
+    """Per host: what was (or would be) restored, or why it was refused, with the diff."""
+    restored = meta.get("restored") or {}
+    for host, stats in (meta.get("stats") or {}).items():
+        done = restored.get(host) or {}
+        if host_failed(stats):  # the last message: the one the host failed with
+            said = ((meta.get("messages") or {}).get(host) or ["failed"])[-1]
+            c.out.print(f"{host}: [red]not rolled back[/]: {said}", soft_wrap=True)
+            for refused in (records.get(host) or {}).get("refused") or []:
+                c.out.print(str(refused.get("diff") or ""), markup=False, highlight=False)
+            continue
+        verb = "would restore" if check else "restored"
+        files = done.get("files") or []
+        removed = set(done.get("removed") or [])
+        c.out.print(f"{host}: {verb} {len(files)} file(s)", markup=False, soft_wrap=True)
+        for path in files:
+            how = "removed (the run made it)" if path in removed else "as before the run"
+            c.out.print(f"  {path}: {how}", markup=False, highlight=False, soft_wrap=True)
+        if done.get("restarted"):
+            verb = "would restart" if check else "restarted"
+            c.out.print(f"  {verb}: {', '.join(done['restarted'])}", markup=False)
 
 
 # --- verify and report --------------------------------------------------------------------------

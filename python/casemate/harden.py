@@ -165,6 +165,28 @@ def waive(
     return replace(harden_plan, waived=left_out, waiver_record=record)
 
 
+def snapshot_roles(entries: list[Entry]) -> list[str]:
+    """The roles a run of `entries` may run (each control's role and those that take part): the
+    file snapshot at its start covers what they may change."""
+    roles = {
+        r
+        for e in entries
+        if e.control.remediation is not None
+        for r in (e.control.remediation.role, *e.control.remediation.also)
+    }
+    return sorted(roles)
+
+
+def files_changed(outcome: PlaybookOutcome) -> dict[str, list[Any]]:
+    """Per host, the change manifest the run's last play returned (roles/casemate_rollback): a
+    host without one stopped before the end of the run."""
+    return {
+        h: list(r["files_changed"])
+        for h, r in outcome.records.items()
+        if isinstance(r.get("files_changed"), list)
+    }
+
+
 def _merged(runs: list[PlaybookOutcome], strategy: str) -> PlaybookOutcome:
     """One outcome for the runs of one harden (one per group of hosts with the same waivers)."""
     if not runs:
@@ -179,6 +201,7 @@ def _merged(runs: list[PlaybookOutcome], strategy: str) -> PlaybookOutcome:
         messages={h: m for r in runs for h, m in r.messages.items()},
         strategy=runs[0].strategy,
         stats_from="events" if any(r.stats_from == "events" for r in runs) else "play",
+        records={h: x for r in runs for h, x in r.records.items()},
     )
 
 
@@ -257,7 +280,13 @@ def run_harden(
     meta |= {"check": check, "diff": diff} | dict(extra or {})
     if strategy_note:  # auto fell back to linear: why
         meta["strategy_note"] = strategy_note
-    extravars: dict[str, Any] = {"casemate_level": level, "casemate_profile": profile}
+    extravars: dict[str, Any] = {
+        "casemate_level": level,
+        "casemate_profile": profile,
+        # the file snapshot and change manifest of the run (roles/casemate_rollback)
+        "casemate_run_id": run.id,
+        "casemate_rollback_roles": snapshot_roles(harden_plan.entries),
+    }
     if break_glass_record is not None:  # profile immutable: how each host stays reachable
         meta["break_glass"] = {"flag": break_glass, "hosts": dict(break_glass_record)}
         run.write_json("breakglass.json", meta["break_glass"])
@@ -341,6 +370,8 @@ def run_harden(
         "stats_from": outcome.stats_from,
         "stats": {h: vars_of(s) for h, s in outcome.hosts.items()},
         "messages": outcome.messages,
+        # per host, each file the run changed and its backup (casemate rollback); none in check mode
+        **({} if check else {"files_changed": files_changed(outcome)}),
     }
     if not_played:
         finished["not_played"] = not_played

@@ -78,6 +78,9 @@ class PlaybookOutcome:
     messages: dict[str, list[str]] = field(default_factory=dict)  # host -> failure messages
     strategy: str = "linear"
     stats_from: Literal["play", "events", "none"] = "play"  # Ansible's recap, or counted events
+    # host -> what casemate's own modules returned as `casemate_record` (merged per host): the
+    # change manifest of a harden run, what a rollback restored or refused
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _ensure_tools_on_path() -> None:
@@ -188,6 +191,18 @@ def host_event(raw: Mapping[str, Any]) -> HostEvent | None:
     return HostEvent(host=host, task=str(data.get("task", "")), status=status, message=message)  # type: ignore[arg-type]
 
 
+def casemate_record(raw: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The host and the `casemate_record` a casemate module returned, from an ansible-runner event
+    (a task that succeeded or failed), or None."""
+    if raw.get("event") not in ("runner_on_ok", "runner_on_failed"):
+        return None
+    data = raw.get("event_data") or {}
+    found = (data.get("res") or {}).get("casemate_record")
+    if not data.get("host") or not isinstance(found, dict) or not found:
+        return None
+    return str(data["host"]), dict(found)
+
+
 def tally_events(artifacts: Path) -> dict[str, HostStats]:
     """Per-host counts from the events ansible-runner stored, for a play that never reached its
     recap (casemate was killed while it ran)."""
@@ -233,8 +248,12 @@ def run_playbook(
     }
     messages: dict[str, list[str]] = {}
     seen: dict[str, dict[str, int]] = {}  # per host, what the events said (when no stats come)
+    records: dict[str, dict[str, Any]] = {}
 
     def handle(raw: Mapping[str, Any]) -> bool:
+        returned = casemate_record(raw)
+        if returned is not None:
+            records.setdefault(returned[0], {}).update(returned[1])
         event = host_event(raw)
         if event is not None:
             if event.status in ("failed", "unreachable") and event.message:
@@ -286,6 +305,7 @@ def run_playbook(
         messages=messages,
         strategy=chosen,
         stats_from="events" if stats is None else "play",
+        records=records,
     )
 
 

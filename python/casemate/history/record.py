@@ -97,7 +97,7 @@ def read_run(path: Path) -> RunRecord:
         hosts, results = _judged(run.read_json("report.json"))
         if meta["kind"] == "drift" and (run.path / "drift.json").is_file():
             results = _with_check_mode_findings(results, run.read_json("drift.json"))
-    elif meta["kind"] == "harden":
+    elif meta["kind"] in ("harden", "rollback"):
         hosts = _played(run, meta, run_outcome(meta))
     return RunRecord(
         id=run.id,
