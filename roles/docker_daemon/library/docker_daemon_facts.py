@@ -52,18 +52,33 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
-    argv_of,
-    config_loaded,
-    file_digest,
-    flag_values,
-    os_family,
-    os_release,
-    parse_show,
-    parse_unit_process,
-    read_applied,
-    systemctl_show,
-)
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import (
+        argv_of,
+        config_loaded,
+        file_digest,
+        flag_values,
+        os_family,
+        os_release,
+        parse_show,
+        parse_unit_process,
+        read_applied,
+        systemctl_show,
+    )
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        argv_of,
+        config_loaded,
+        file_digest,
+        flag_values,
+        os_family,
+        os_release,
+        parse_show,
+        parse_unit_process,
+        read_applied,
+        systemctl_show,
+    )
 
 DEFAULT_LOG_DRIVER = "json-file"
 BRIDGE_ICC = "com.docker.network.bridge.enable_icc"

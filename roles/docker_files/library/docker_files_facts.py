@@ -38,12 +38,23 @@ import pwd
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
-    argv_of,
-    flag_value,
-    unit_properties,
-)
-from ansible.module_utils.casemate_selection import selected_controls
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import (
+        argv_of,
+        flag_value,
+        unit_properties,
+    )
+    from ansible.module_utils.casemate_selection import selected_controls
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        argv_of,
+        flag_value,
+        unit_properties,
+    )
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_selection import (
+        selected_controls,
+    )
 
 
 def _name(lookup, ident):

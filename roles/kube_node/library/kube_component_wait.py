@@ -34,7 +34,16 @@ from urllib.error import HTTPError, URLError
 from urllib.request import urlopen
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.kube_process import pick, processes_named, unit_process, unit_state
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.kube_process import pick, processes_named, unit_process, unit_state
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.kube_process import (
+        pick,
+        processes_named,
+        unit_process,
+        unit_state,
+    )
 
 
 def health(url):

@@ -57,10 +57,17 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
-    find_command,
-    listening_sockets,
-)
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import (
+        find_command,
+        listening_sockets,
+    )
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        find_command,
+        listening_sockets,
+    )
 
 UNIT_PREFIX = "casemate-sshd-rollback-"
 

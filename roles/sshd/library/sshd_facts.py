@@ -75,30 +75,57 @@ import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
-    config_loaded,
-    find_command,
-    os_release,
-    package_state,
-    parse_show_units,
-    read_text,
-    systemctl_show,
-)
-from ansible.module_utils.casemate_sshd import (
-    COMMA_LISTS,
-    SSH_DIR,
-    TIME_OPTIONS,
-    include_targets,
-    key_blob,
-    key_fingerprint,
-    match_entries,
-    parse_effective,
-    seconds,
-    words,
-)
-from ansible.module_utils.casemate_sshd import (
-    host_keys as read_host_keys,
-)
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import (
+        config_loaded,
+        find_command,
+        os_release,
+        package_state,
+        parse_show_units,
+        read_text,
+        systemctl_show,
+    )
+    from ansible.module_utils.casemate_sshd import (
+        COMMA_LISTS,
+        SSH_DIR,
+        TIME_OPTIONS,
+        include_targets,
+        key_blob,
+        key_fingerprint,
+        match_entries,
+        parse_effective,
+        seconds,
+        words,
+    )
+    from ansible.module_utils.casemate_sshd import (
+        host_keys as read_host_keys,
+    )
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        config_loaded,
+        find_command,
+        os_release,
+        package_state,
+        parse_show_units,
+        read_text,
+        systemctl_show,
+    )
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_sshd import (
+        COMMA_LISTS,
+        SSH_DIR,
+        TIME_OPTIONS,
+        include_targets,
+        key_blob,
+        key_fingerprint,
+        match_entries,
+        parse_effective,
+        seconds,
+        words,
+    )
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_sshd import (
+        host_keys as read_host_keys,
+    )
 
 SESSION_COMMS = ("sshd", "sshd-session")
 QUERY = {
