@@ -3,8 +3,9 @@
 One source: the collection is staged from the same `roles/`, `playbooks/` and `collection/` (its
 galaxy.yml, meta/runtime.yml and README) that casemate runs from, then built by
 `ansible-galaxy collection build`. Ansible runs a collection's roles without their `library/` and
-`module_utils/` (only legacy roles get a role's plugin directories), so the roles' modules go to
-`plugins/modules` and their module_utils to `plugins/module_utils`, byte for byte; each of them
+`module_utils/` or `action_plugins/` (only legacy roles get a role's plugin directories), so the
+roles' modules go to `plugins/modules`, their module_utils to `plugins/module_utils` and their
+action plugins to `plugins/action`, byte for byte; each module
 imports its shared code as `ansible.module_utils.NAME` and, failing that, from the collection.
 The version is casemate's own (`casemate.__version__`), written into galaxy.yml at build time."""
 
@@ -28,7 +29,11 @@ MODULE_UTILS = f"ansible_collections.{NAMESPACE}.{NAME}.plugins.module_utils."
 ANSIBLE_CORE = ("2.18", "2.19")
 SANITY_IGNORE = "tests/sanity/ignore.txt"
 # role-embedded plugin directories: in the collection they are the collection's plugins/
-PLUGIN_DIRS = {"library": "plugins/modules", "module_utils": "plugins/module_utils"}
+PLUGIN_DIRS = {
+    "library": "plugins/modules",
+    "module_utils": "plugins/module_utils",
+    "action_plugins": "plugins/action",
+}
 _NOT_SHIPPED = ("__pycache__", ".pyc")
 
 
@@ -63,7 +68,7 @@ def plan(content: Path) -> dict[str, Path]:
         if name == SANITY_IGNORE:
             for core in ANSIBLE_CORE:
                 add(f"tests/sanity/ignore-{core}.txt", source)
-        elif name != "galaxy.yml":
+        elif name not in ("galaxy.yml", "CHANGELOG.md"):  # the changelog: below
             add(name, source)
     # the project's changelog: beside galaxy.yml in the wheel, at the top of a checkout
     changelog = next(

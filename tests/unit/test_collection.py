@@ -69,8 +69,9 @@ def members(path: Path) -> dict[str, bytes]:
 
 
 def expected(content: Path) -> dict[str, bytes]:
-    """What the collection must hold of the wheel: roles/ without the roles' library/ and
-    module_utils/ (those are plugins/modules and plugins/module_utils), playbooks/."""
+    """What the collection must hold of the wheel: roles/ without the roles' library/,
+    module_utils/ and action_plugins/ (those are plugins/modules, plugins/module_utils and
+    plugins/action), playbooks/."""
     want: dict[str, bytes] = {}
     for path in sorted(p for p in content.rglob("*") if p.is_file()):
         rel = path.relative_to(content)
@@ -81,6 +82,8 @@ def expected(content: Path) -> dict[str, bytes]:
             want[f"plugins/modules/{path.name}"] = path.read_bytes()
         elif top == "roles" and rel.parts[2] == "module_utils":
             want[f"plugins/module_utils/{path.name}"] = path.read_bytes()
+        elif top == "roles" and rel.parts[2] == "action_plugins":
+            want[f"plugins/action/{path.name}"] = path.read_bytes()
         elif top == "roles":
             want[rel.as_posix()] = path.read_bytes()
     return want
@@ -96,6 +99,7 @@ def test_collection_holds_the_wheels_roles_playbooks_and_modules_byte_for_byte(
     assert "playbooks/harden.yml" in want
     assert "plugins/modules/sshd_facts.py" in want
     assert "plugins/module_utils/casemate_host.py" in want
+    assert "plugins/action/kube_manifest.py" in want
     missing = sorted(set(want) - set(got))
     assert not missing, f"in the wheel, not in the collection: {missing[:5]}"
     differ = sorted(name for name in want if got[name] != want[name])
@@ -172,3 +176,29 @@ def test_every_shared_import_falls_back_to_the_same_names_in_the_collection() ->
         assert role == fallback, f"{path}: the collection's fallback imports other names"
         checked += bool(role)
     assert checked >= 10
+
+
+@pytest.mark.ansible
+def test_ansible_doc_reads_every_module_of_the_installed_collection(
+    tarball: Path, tmp_path: Path
+) -> None:
+    """`ansible-doc casemate.hardening.NAME` for each module: its DOCUMENTATION and RETURN are
+    YAML Ansible can read (a description with a bare `: ` or `[` is not)."""
+    tree = tmp_path / "ansible_collections" / "casemate" / "hardening"
+    tree.mkdir(parents=True)
+    with tarfile.open(tarball) as tf:
+        tf.extractall(tree, filter="data")
+    names = sorted(p.stem for p in (tree / "plugins" / "modules").glob("*.py"))
+    assert len(names) >= 14
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-doc"), "--json", "-t", "module",
+         *(f"{collection.FQCN}.{n}" for n in names)],
+        capture_output=True, text=True, check=False,
+        env=os.environ | {"ANSIBLE_COLLECTIONS_PATH": str(tmp_path), "ANSIBLE_NOCOLOR": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    docs = json.loads(done.stdout)
+    unread = [n for n in names if not docs.get(f"{collection.FQCN}.{n}", {}).get("doc")]
+    assert not unread, f"ansible-doc cannot read: {unread}; {done.stderr[-1500:]}"
+    for name in names:
+        assert docs[f"{collection.FQCN}.{name}"]["return"] is not None, name
