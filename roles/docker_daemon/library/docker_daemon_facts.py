@@ -26,9 +26,9 @@ options:
 """
 
 RETURN = r"""
-config: {description: parsed daemon.json ({} when absent or empty), type: dict}
+config: {description: "parsed daemon.json ({} when absent or empty)", type: dict}
 exists: {description: whether daemon.json exists, type: bool}
-argv: {description: dockerd command line ([] when not running), type: list}
+argv: {description: "dockerd command line ([] when not running)", type: list}
 flag_keys: {description: managed keys already set by a flag, type: list}
 flag_values: {description: key -> list of values given by flags, type: dict}
 active: {description: whether the service is active, type: bool}

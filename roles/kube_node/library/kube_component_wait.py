@@ -10,7 +10,7 @@ description:
     runs, carries every wanted flag and none of the removed ones, and its health URL answers 200.
   - Fails with a one-line account of what it last saw when the timeout passes. Read-only.
 options:
-  name: {description: component name (basename of argv[0]), type: str, required: true}
+  name: {description: "component name (basename of argv[0])", type: str, required: true}
   unit:
     description: "the component's systemd unit: its process is then the unit's MainPID while the unit is active, not any process called name (in whatever PID namespace)"
     type: str

@@ -12,7 +12,7 @@ description:
     removes the files, validates the result with sshd -t and reloads sshd (never restarts it, so
     open sessions survive). A failed validation or reload restores the backup at once.
   - state=confirmed disarms the rollback; it fails if the rollback already fired.
-  - state=rolled_back restores the backup now and reloads sshd (nothing happens twice: the timer
+  - state=rolled_back restores the backup now and reloads sshd (nothing happens twice; the timer
     and the controller race for one decision).
 options:
   state: {description: applied, confirmed or rolled_back, type: str, required: true}
