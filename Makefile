@@ -14,7 +14,7 @@ DEMO_LAB  ?= lab
 DEMO_K8S  ?= k8s
 DEMO_NODE := casemate-$(DEMO_LAB)-1
 
-.PHONY: setup demo demo-down lint unit lab-test molecule test bench docs clean
+.PHONY: setup demo demo-down lint unit lab-test molecule test bench docs clean collection ee
 
 setup:
 	@scripts/host-setup.sh
@@ -77,10 +77,25 @@ lab-test: setup
 	$(CASEMATE) lab build --release trixie
 	$(VENV)/pytest -q -m lab -n $(LAB_WORKERS) --dist loadfile --durations=30 tests/lab
 
+# The Ansible collection casemate.hardening (docs/fleet.md): built into dist/ from the roles and
+# playbooks the wheel ships, then checked as a collection: ansible-test sanity (the tests that run
+# offline) and ansible-lint.
+COLLECTION := dist/casemate-hardening-$(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' python/casemate/__init__.py).tar.gz
+collection: setup
+	$(CASEMATE) collection build --output dist
+	PATH="$(CURDIR)/$(VENV):$$PATH" scripts/check-collection.sh all $(COLLECTION)
+
+# The execution environment's build context (execution-environment.yml) in build/ee: the wheel and
+# the collection in dist/, then `ansible-builder create`. Building the image needs a registry
+# (ansible-builder build; docs/fleet.md).
+ee: collection
+	$(VENV)/pip wheel -q --no-deps -w dist .
+	$(VENV)/ansible-builder create -f execution-environment.yml -c build/ee --output-filename Containerfile
+
 molecule: setup
 	PATH="$(CURDIR)/$(VENV):$$PATH" $(VENV)/molecule test
 
-test: lint unit lab-test molecule
+test: lint unit collection lab-test molecule
 
 # What the roles and docs repeat of the catalog (shared tag lists, docker_daemon's flag table, the
 # role tables in docs/roles.md, docs/controls/): rendered again from the catalog and role defaults.

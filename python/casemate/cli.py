@@ -85,6 +85,12 @@ schedule_app = typer.Typer(
 )
 app.add_typer(history_app, name="history")
 app.add_typer(schedule_app, name="schedule")
+collection_app = typer.Typer(
+    no_args_is_help=True,
+    help="The Ansible collection casemate.hardening: casemate's roles and playbooks "
+    "(docs/fleet.md).",
+)
+app.add_typer(collection_app, name="collection")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1756,6 +1762,25 @@ def schedule_remove(
     unit_name = _schedule_name(name, inventory)
     for path in schedule.remove(unit_name, user):
         c.out.print(f"removed {path}", soft_wrap=True, markup=False)
+
+
+# --- collection ---------------------------------------------------------------------------------
+
+
+@collection_app.command("build")
+def collection_build_cmd(
+    ctx: typer.Context,
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Where to write the tarball (default: ./dist)."),
+    ] = Path("dist"),
+) -> None:
+    """Build casemate-hardening-VERSION.tar.gz from the roles and playbooks casemate runs."""
+    from casemate import collection  # noqa: PLC0415 - collection commands only
+
+    c = _ctx(ctx)
+    tarball = collection.build(content_root(), output)
+    c.out.print(f"collection {collection.FQCN} {__version__}: {tarball}", soft_wrap=True)
 
 
 # --- entry point --------------------------------------------------------------------------------

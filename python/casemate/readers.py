@@ -25,13 +25,21 @@ def library_path(name: str) -> Path:
     return content_root() / "roles" / "host_common" / "module_utils" / f"{name}.py"
 
 
+def _imports_library(node: ast.stmt) -> bool:
+    """A `from ansible.module_utils.casemate_* import ...`, or the `try:` holding such imports
+    with the collection's `except ImportError:` fallback (roles/*/module_utils in a collection)."""
+    if isinstance(node, ast.ImportFrom):
+        return (node.module or "").startswith(LIBRARY_IMPORT)
+    return isinstance(node, ast.Try) and all(_imports_library(n) for n in node.body)
+
+
 def without_library_imports(source: str) -> str:
     """`source` without its `from ansible.module_utils.casemate_* import ...` statements: in the
     probe's one script those names are already defined by the library text in front of it."""
     lines = source.splitlines(keepends=True)
     dropped: set[int] = set()
     for node in ast.parse(source).body:
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(LIBRARY_IMPORT):
+        if _imports_library(node):
             dropped.update(range(node.lineno - 1, node.end_lineno or node.lineno))
     return "".join(line for i, line in enumerate(lines) if i not in dropped)
 

@@ -318,3 +318,22 @@ _TALLY: dict[str, tuple[str, ...]] = {
     "unreachable": ("unreachable",),
     "rescued": ("rescued",),
 }
+
+
+def galaxy_collection_build(staged: Path, output: Path) -> None:
+    """`ansible-galaxy collection build` of the collection tree `staged` into `output`."""
+    _ensure_tools_on_path()
+    import ansible_runner  # noqa: PLC0415 - commands that touch no host never import Ansible
+
+    out, err, rc = ansible_runner.run_command(
+        executable_cmd="ansible-galaxy",
+        cmdline_args=["collection", "build", str(staged), "--output-path", str(output), "--force"],
+        input_fd=None,
+        output_fd=None,
+        error_fd=None,
+        quiet=True,
+        envvars={"ANSIBLE_NOCOLOR": "True"},
+    )
+    if rc != 0:
+        said = [x.strip() for x in f"{err or ''}\n{out or ''}".splitlines() if x.strip()]
+        raise RunFailedError(f"ansible-galaxy collection build failed: {said[0] if said else rc}")

@@ -26,14 +26,25 @@ profile_same: {description: whether profile_path holds profile_content byte for 
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
-    os_family,
-    os_release,
-    package_state,
-    packages_dry_run,
-    read_container,
-    read_text,
-)
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import (
+        os_family,
+        os_release,
+        package_state,
+        packages_dry_run,
+        read_container,
+        read_text,
+    )
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        os_family,
+        os_release,
+        package_state,
+        packages_dry_run,
+        read_container,
+        read_text,
+    )
 
 
 def missing_packages(names, state):

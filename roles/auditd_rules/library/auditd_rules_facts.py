@@ -28,18 +28,33 @@ packages_dry_run: {description: whether the package manager can dry-run here (ap
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_audit import (  # the host readers (role host_common)
-    audit_status,
-    binary_paths,
-    missing_rules,
-)
-from ansible.module_utils.casemate_host import (
-    os_release,
-    packages_dry_run,
-    read_container,
-    read_text,
-    unit_properties,
-)
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_audit import (
+        audit_status,
+        binary_paths,
+        missing_rules,
+    )
+    from ansible.module_utils.casemate_host import (
+        os_release,
+        packages_dry_run,
+        read_container,
+        read_text,
+        unit_properties,
+    )
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_audit import (
+        audit_status,
+        binary_paths,
+        missing_rules,
+    )
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        os_release,
+        packages_dry_run,
+        read_container,
+        read_text,
+        unit_properties,
+    )
 
 
 def resolve(module, target):

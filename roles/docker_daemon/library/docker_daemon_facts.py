@@ -26,9 +26,9 @@ options:
 """
 
 RETURN = r"""
-config: {description: parsed daemon.json ({} when absent or empty), type: dict}
+config: {description: "parsed daemon.json ({} when absent or empty)", type: dict}
 exists: {description: whether daemon.json exists, type: bool}
-argv: {description: dockerd command line ([] when not running), type: list}
+argv: {description: "dockerd command line ([] when not running)", type: list}
 flag_keys: {description: managed keys already set by a flag, type: list}
 flag_values: {description: key -> list of values given by flags, type: dict}
 active: {description: whether the service is active, type: bool}
@@ -53,18 +53,33 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
-    argv_of,
-    config_loaded,
-    file_digest,
-    flag_values,
-    os_family,
-    os_release,
-    parse_show,
-    parse_unit_process,
-    read_applied,
-    systemctl_show,
-)
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import (
+        argv_of,
+        config_loaded,
+        file_digest,
+        flag_values,
+        os_family,
+        os_release,
+        parse_show,
+        parse_unit_process,
+        read_applied,
+        systemctl_show,
+    )
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        argv_of,
+        config_loaded,
+        file_digest,
+        flag_values,
+        os_family,
+        os_release,
+        parse_show,
+        parse_unit_process,
+        read_applied,
+        systemctl_show,
+    )
 
 DEFAULT_LOG_DRIVER = "json-file"
 BRIDGE_ICC = "com.docker.network.bridge.enable_icc"

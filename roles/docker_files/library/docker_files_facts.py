@@ -8,7 +8,7 @@ short_description: Find the Docker files of CIS section 3 and compare owners and
 description:
   - Each target names a file by path, glob, systemd unit (its FragmentPath) or a daemon setting
     (the dockerd flag if given, else the daemon.json key). Missing files are left out.
-  - Modes are limits ("or stricter"): the wanted mode only removes bits from the current one,
+  - Modes are limits ("or stricter"); the wanted mode only removes bits from the current one,
     unless the target asks for an exact mode.
 options:
   targets: {description: list of targets (name, one of path/glob/unit/ref, owner, group, max_mode or mode), type: list, elements: dict, required: true}
@@ -38,12 +38,23 @@ import pwd
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
-    argv_of,
-    flag_value,
-    unit_properties,
-)
-from ansible.module_utils.casemate_selection import selected_controls
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import (
+        argv_of,
+        flag_value,
+        unit_properties,
+    )
+    from ansible.module_utils.casemate_selection import selected_controls
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        argv_of,
+        flag_value,
+        unit_properties,
+    )
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_selection import (
+        selected_controls,
+    )
 
 
 def _name(lookup, ident):

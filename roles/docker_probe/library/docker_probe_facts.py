@@ -19,7 +19,13 @@ import os
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import packages_dry_run  # role host_common
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import packages_dry_run
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        packages_dry_run,
+    )
 
 
 def main():

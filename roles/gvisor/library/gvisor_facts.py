@@ -27,10 +27,17 @@ import os
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
-    config_loaded,
-    packages_dry_run,
-)
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import (
+        config_loaded,
+        packages_dry_run,
+    )
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        config_loaded,
+        packages_dry_run,
+    )
 
 CRI = 'plugins."io.containerd.grpc.v1.cri".containerd'
 SECTION = "[" + CRI + ".runtimes.runsc"

@@ -35,13 +35,23 @@ import re
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
-    os_release,
-    read_container,
-    read_text,
-    unit_properties,
-    units_properties,
-)
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import (
+        os_release,
+        read_container,
+        read_text,
+        unit_properties,
+        units_properties,
+    )
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        os_release,
+        read_container,
+        read_text,
+        unit_properties,
+        units_properties,
+    )
 
 ENABLED = ("enabled", "enabled-runtime", "linked", "linked-runtime", "alias")
 RUNNING = ("active", "activating", "reloading", "refreshing")

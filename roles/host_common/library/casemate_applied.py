@@ -17,10 +17,17 @@ record: {description: the unit, its main process (pid, start) and the sha256 of 
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # shared by the roles (role host_common)
-    APPLIED_DIR,
-    record_applied,
-)
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import (
+        APPLIED_DIR,
+        record_applied,
+    )
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        APPLIED_DIR,
+        record_applied,
+    )
 
 
 def main():

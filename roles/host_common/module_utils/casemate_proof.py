@@ -32,7 +32,14 @@ import re
 import stat
 import time
 
-from ansible.module_utils.casemate_host import flag_value, processes, run_command
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import flag_value, processes, run_command
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        flag_value,
+        processes,
+        run_command,
+    )
 
 PROOF_DIR = "/var/cache/casemate/proofs"
 PROOF_VERSION = 1

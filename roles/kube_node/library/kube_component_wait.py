@@ -10,7 +10,7 @@ description:
     runs, carries every wanted flag and none of the removed ones, and its health URL answers 200.
   - Fails with a one-line account of what it last saw when the timeout passes. Read-only.
 options:
-  name: {description: component name (basename of argv[0]), type: str, required: true}
+  name: {description: "component name (basename of argv[0])", type: str, required: true}
   unit:
     description: "the component's systemd unit: its process is then the unit's MainPID while the unit is active, not any process called name (in whatever PID namespace)"
     type: str
@@ -34,7 +34,16 @@ from urllib.error import HTTPError, URLError
 from urllib.request import urlopen
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.kube_process import pick, processes_named, unit_process, unit_state
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.kube_process import pick, processes_named, unit_process, unit_state
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.kube_process import (
+        pick,
+        processes_named,
+        unit_process,
+        unit_state,
+    )
 
 
 def health(url):

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 module: kube_manifest
 short_description: Change only casemate's settings in a static pod manifest, a component config or a flags file
 description:
-  - Runs on the controller (action plugin): the file is read over the connection, edited with the
+  - Runs on the controller (action plugin); the file is read over the connection, edited with the
     controller's PyYAML (the node needs no YAML library), validated, backed up into backup_dir
     and written back atomically through the copy action. Supports check mode and --diff.
   - A file that already carries every setting is not rewritten, whatever its formatting.

@@ -65,15 +65,31 @@ import pwd
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
-    config_loaded,
-    environment_files,
-    parse_show,
-    read_container,
-    sysctl_value,
-    systemctl_show,
-)
-from ansible.module_utils.kube_process import pick, processes_named, unit_process
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import (
+        config_loaded,
+        environment_files,
+        parse_show,
+        read_container,
+        sysctl_value,
+        systemctl_show,
+    )
+    from ansible.module_utils.kube_process import pick, processes_named, unit_process
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        config_loaded,
+        environment_files,
+        parse_show,
+        read_container,
+        sysctl_value,
+        systemctl_show,
+    )
+    from ansible_collections.casemate.hardening.plugins.module_utils.kube_process import (
+        pick,
+        processes_named,
+        unit_process,
+    )
 
 NOT_RUNNING = {"running": False, "pid": 0, "start": 0, "argv": []}
 

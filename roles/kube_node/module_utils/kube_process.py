@@ -4,13 +4,22 @@ unit are read is the host readers' (role host_common: casemate_host.py), as veri
 
 # Runs on the node with its python3 like the modules in library/: no pathlib idioms, % formatting.
 
-from ansible.module_utils.casemate_host import (
-    argv_of,
-    parse_show,
-    processes,
-    start_time,
-    systemctl_show,
-)
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import (
+        argv_of,
+        parse_show,
+        processes,
+        start_time,
+        systemctl_show,
+    )
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        argv_of,
+        parse_show,
+        processes,
+        start_time,
+        systemctl_show,
+    )
 
 
 def processes_named(name, proc="/proc"):

@@ -12,7 +12,7 @@ description:
     removes the files, validates the result with sshd -t and reloads sshd (never restarts it, so
     open sessions survive). A failed validation or reload restores the backup at once.
   - state=confirmed disarms the rollback; it fails if the rollback already fired.
-  - state=rolled_back restores the backup now and reloads sshd (nothing happens twice: the timer
+  - state=rolled_back restores the backup now and reloads sshd (nothing happens twice; the timer
     and the controller race for one decision).
 options:
   state: {description: applied, confirmed or rolled_back, type: str, required: true}
@@ -57,10 +57,17 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
-    find_command,
-    listening_sockets,
-)
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import (
+        find_command,
+        listening_sockets,
+    )
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        find_command,
+        listening_sockets,
+    )
 
 UNIT_PREFIX = "casemate-sshd-rollback-"
 

@@ -13,7 +13,7 @@ description:
     of the drop-in directory pointed at the copies) and validates it with sshd -t; nothing on the
     host is changed.
   - Finds the SSH session this module runs under (an sshd ancestor process), its user and address,
-    and judges the candidate configuration for that user with sshd -T -C (Match blocks included):
+    and judges the candidate configuration for that user with sshd -T -C (Match blocks included), for
     AllowUsers, AllowGroups, DenyUsers, DenyGroups, PermitRootLogin, password and key
     authentication, AuthorizedKeysFile and the key the controller uses.
   - Comments out lines inside Match blocks that set one of casemate's single values to something
@@ -41,7 +41,7 @@ RETURN = r"""
 installed: {description: whether an sshd binary exists, type: bool}
 mode: {description: dropin or main, type: str}
 managed_path: {description: the file holding casemate's options, type: str}
-writes: {description: path -> {content, mode} for every file the change writes, type: dict}
+writes: {description: "path -> {content, mode} for every file the change writes", type: dict}
 removes: {description: files the change removes (weak host keys), type: list}
 pending: {description: whether the change alters anything, type: bool}
 loaded: {description: "{loaded, why, pid}: whether the running sshd has loaded casemate's file (null: sshd is not running)", type: dict}
@@ -75,30 +75,57 @@ import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
-    config_loaded,
-    find_command,
-    os_release,
-    package_state,
-    parse_show_units,
-    read_text,
-    systemctl_show,
-)
-from ansible.module_utils.casemate_sshd import (
-    COMMA_LISTS,
-    SSH_DIR,
-    TIME_OPTIONS,
-    include_targets,
-    key_blob,
-    key_fingerprint,
-    match_entries,
-    parse_effective,
-    seconds,
-    words,
-)
-from ansible.module_utils.casemate_sshd import (
-    host_keys as read_host_keys,
-)
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import (
+        config_loaded,
+        find_command,
+        os_release,
+        package_state,
+        parse_show_units,
+        read_text,
+        systemctl_show,
+    )
+    from ansible.module_utils.casemate_sshd import (
+        COMMA_LISTS,
+        SSH_DIR,
+        TIME_OPTIONS,
+        include_targets,
+        key_blob,
+        key_fingerprint,
+        match_entries,
+        parse_effective,
+        seconds,
+        words,
+    )
+    from ansible.module_utils.casemate_sshd import (
+        host_keys as read_host_keys,
+    )
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        config_loaded,
+        find_command,
+        os_release,
+        package_state,
+        parse_show_units,
+        read_text,
+        systemctl_show,
+    )
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_sshd import (
+        COMMA_LISTS,
+        SSH_DIR,
+        TIME_OPTIONS,
+        include_targets,
+        key_blob,
+        key_fingerprint,
+        match_entries,
+        parse_effective,
+        seconds,
+        words,
+    )
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_sshd import (
+        host_keys as read_host_keys,
+    )
 
 SESSION_COMMS = ("sshd", "sshd-session")
 QUERY = {

@@ -49,14 +49,27 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_host import (  # the host readers (role host_common)
-    evidence_of,
-    gather_engines,
-    os_release,
-    read_container,
-    sysctl_value,
-)
-from ansible.module_utils.casemate_selection import selected_controls
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import (
+        evidence_of,
+        gather_engines,
+        os_release,
+        read_container,
+        sysctl_value,
+    )
+    from ansible.module_utils.casemate_selection import selected_controls
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        evidence_of,
+        gather_engines,
+        os_release,
+        read_container,
+        sysctl_value,
+    )
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_selection import (
+        selected_controls,
+    )
 
 
 def parse_file(text):
