@@ -22,7 +22,12 @@ try:
 except ImportError:  # pragma: no cover - python 2 is not supported
     httplib = None
 
-from ansible.module_utils.casemate_host import find_command
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_host import find_command
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        find_command,
+    )
 
 ENGINE_SOCKET = "/var/run/docker.sock"
 ENGINE_HOSTS = ("unix://" + ENGINE_SOCKET, "unix:///run/docker.sock")
