@@ -27,6 +27,7 @@ import yaml
 
 from casemate.locations import content_root
 
+from . import test_kube_control_plane_plan as plan
 from .test_kube_manifest import km
 
 ROOT = content_root()
@@ -41,7 +42,6 @@ APISERVER_SUITES = yaml.safe_load(
 KUBELET_SUITES = yaml.safe_load((ROOT / "roles/kube_kubelet/defaults/main.yml").read_text())[
     "kube_kubelet_tls_cipher_suites"
 ]
-NO_EDIT: dict[str, Any] = {"flags": {}, "defaults": {}, "merge": {}, "prune": {}, "remove": [], "volumes": [], "annotations": {}}  # fmt: skip
 
 
 def run_play(
@@ -106,17 +106,20 @@ def run_play(
 
 
 def control_plane_scenario(base: Path, flags: dict[str, str]) -> dict[str, Any]:
-    return {
+    overrides = {
         "kube_control_plane_config_dir": f"{base}/casemate",
         "kube_control_plane_backup_dir": f"{base}/backup",
         "kube_control_plane_audit_log_path": f"{base}/audit/audit.log",
         "kube_control_plane_encryption_config_file": f"{base}/encryption/encryption-config.yaml",
-        # what main.yml's Preflight would have read
-        "kube_control_plane_apiserver_flags": flags,
-        "kube_control_plane_apiserver_wanted": NO_EDIT,
-        "kube_control_plane_restore": [],
-        "kube_control_plane_node": {"verified": [{"ok": True, "reason": ""}]},
     }
+    # what main.yml's Preflight would have read and decided (the plan module's own function)
+    decided = plan.PLAN.plan(
+        plan.found(flags, {}),
+        {"verified": [{"ok": True, "reason": ""}]},
+        plan.settings(overrides),
+        list(plan.PLAN.CONTROLS),
+    )
+    return overrides | {"kube_control_plane_plan": decided}
 
 
 def kubelet_scenario(config: dict[str, Any], env_flags: dict[str, str]) -> dict[str, Any]:
@@ -197,6 +200,7 @@ def sections(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             "ansible.builtin.include_role": {
                 "name": "kube_control_plane",
                 "tasks_from": "section_1_2_apiserver.yml",
+                "public": True,
             },
         },
         {
@@ -204,6 +208,14 @@ def sections(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             "ansible.builtin.include_role": {
                 "name": "kube_control_plane",
                 "tasks_from": "section_3_2_audit.yml",
+                "public": True,
+            },
+        },
+        {
+            "name": "The API server's manifest edit, as main.yml hands it to kube_node",
+            "ansible.builtin.set_fact": {
+                "kube_control_plane_apiserver_wanted": "{{ kube_control_plane_plan.edits.apiserver"
+                " | combine({'annotations': kube_control_plane_annotations}) }}"
             },
         },
         {

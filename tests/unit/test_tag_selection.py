@@ -108,6 +108,34 @@ def test_a_role_decides_every_control_in_its_one_module_call(tmp_path: Path, rol
     assert len(tasks) <= ONE_CALL_ROLES[role], names
 
 
+def _tasks(items: list[Any], inherited: frozenset[str] = frozenset()) -> list[tuple[Any, set[str]]]:
+    """Every task of a task file, blocks opened, with the tags it runs under."""
+    out: list[tuple[Any, set[str]]] = []
+    for item in items:
+        tags = set(inherited) | set(item.get("tags") or [])
+        if "block" in item:
+            for part in ("block", "rescue", "always"):
+                out += _tasks(item.get(part) or [], frozenset(tags))
+        else:
+            out.append((item, tags))
+    return out
+
+
+@pytest.mark.ansible
+def test_kube_control_plane_decides_every_control_in_its_one_module_call(tmp_path: Path) -> None:
+    """kube_control_plane sets no fact and prints nothing per control: one module call decides
+    every selected flag; what is left is its reads, the files it writes and the manifests."""
+    role = ROOT / "roles" / "kube_control_plane" / "tasks"
+    for path in sorted(role.glob("*.yml")):
+        for task, tags in _tasks(yaml.safe_load(path.read_text()) or []):
+            if {"ansible.builtin.set_fact", "ansible.builtin.debug"} & set(task):
+                assert tags == {"always"}, f"{path.name}: {task['name']} is a step per control"
+    entries = select(load_catalog(None, builtin_kinds()), Selection(level=2))
+    tags = [e.id for e in entries if e.control.remediation is not None]
+    names = [name for r, name, _ in listed(tmp_path, tags) if r == "kube_control_plane"]
+    assert len(names) <= 16, names
+
+
 def _module_utils(name: str) -> Any:
     spec = importlib.util.spec_from_file_location(
         f"casemate_test_{name}", ROOT / "roles" / "host_common" / "module_utils" / f"{name}.py"
