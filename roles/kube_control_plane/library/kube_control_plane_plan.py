@@ -40,7 +40,13 @@ notes: {description: what is left alone and why, one line each, type: list}
 import os.path
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.casemate_selection import selected_controls
+
+try:  # casemate's roles: Ansible ships the role's module_utils
+    from ansible.module_utils.casemate_selection import selected_controls
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_selection import (
+        selected_controls,
+    )
 
 COMPONENTS = ("apiserver", "controller_manager", "scheduler")
 
