@@ -9,7 +9,11 @@ password is refused), while the connecting user, an admin, still logs in.
 
 Process accounting (cm_host_4_19) and sysstat (cm_host_4_20): off, they fail; harden turns them on
 (sysstat then really collects), a second run changes nothing, and acct's running state is
-not_verifiable in the node, a container."""
+not_verifiable in the node, a container.
+
+Automatic security updates (cm_host_4_21): switched off, it fails; with
+host_baseline_unattended_upgrades false the role leaves apt alone; harden turns it on with a file of
+casemate's that apt reads last, idempotent, and unattended-upgrade itself reads the security origin."""
 
 from __future__ import annotations
 
@@ -139,3 +143,34 @@ def test_process_accounting_and_sysstat_are_switched_on(lab: Lab, tmp_path: Path
     # and the collector really collects now: one run of it leaves figures sar can read
     lab.sh(node, "systemctl start sysstat-collect.service")
     assert "Average:" in lab.sh(node, "sar -u -f /var/log/sysstat/sa$(date +%d)")
+
+
+UPDATES = "cm_host_4_21"
+OFF = 'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "0";\n'
+
+
+def test_security_updates_run_daily_unless_managed_elsewhere(lab: Lab, tmp_path: Path) -> None:
+    node = lab.nodes[0]
+    lab.sh(node, "cat > /etc/apt/apt.conf.d/20auto-upgrades", stdin=OFF)  # the installer's "no"
+    assert verify(lab, lab.inventory, tmp_path / "off", UPDATES) == {UPDATES: "fail"}
+    before = lab.sh(node, "ls /etc/apt/apt.conf.d; apt-config dump | grep -i unattended")
+    elsewhere = lab.inventory_with(
+        tmp_path / "elsewhere.yml", {node: {"host_baseline_unattended_upgrades": False}}
+    )
+    harden(lab, elsewhere, controls=UPDATES)
+    assert harden_stats(lab.state)[node]["changed"] == 0  # updates managed elsewhere: left alone
+    harden(lab, lab.inventory, "--check", "--diff", controls=UPDATES)
+    assert harden_stats(lab.state)[node]["changed"] > 0
+    assert lab.sh(node, "ls /etc/apt/apt.conf.d; apt-config dump | grep -i unattended") == before
+
+    harden(lab, lab.inventory, controls=UPDATES)
+    assert harden_stats(lab.state)[node]["changed"] > 0
+    harden(lab, lab.inventory, controls=UPDATES)
+    assert harden_stats(lab.state)[node]["changed"] == 0
+    assert verify(lab, lab.inventory, tmp_path / "on", UPDATES) == {UPDATES: "pass"}
+    assert lab.sh(node, "cat /etc/apt/apt.conf.d/20auto-upgrades") == OFF  # Debian's file kept
+    # unattended-upgrade itself (a dry run: the node has no mirror) takes the security origin
+    said = lab.sh(
+        node, "unattended-upgrade --dry-run --debug 2>&1 | grep -i 'allowed origins' || true"
+    )
+    assert "Debian-Security" in said, said

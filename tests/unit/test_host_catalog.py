@@ -76,7 +76,8 @@ class Host:
     pam: str = "yescrypt rounds=5"
     pwquality_stack: str = "pam_pwquality first"
     faillock_stack: str = "preauth pam_unix authfail account"
-    packages: tuple[str, ...] = ("libpam-pwquality", "acct", "sysstat")
+    packages: tuple[str, ...] = ("libpam-pwquality", "acct", "sysstat", "unattended-upgrades")
+    apt_left_out: str = ""  # what apt's configuration leaves out of daily security updates
     coredumpd: str = "installed"
     cron: str = "installed"
     at: str = "installed"
@@ -87,7 +88,14 @@ class Host:
         default_factory=lambda: {
             "avahi-daemon.service": "disabled",
             **dict.fromkeys(
-                ("acct.service", "sysstat.service", "sysstat-collect.timer"), "enabled"
+                (
+                    "acct.service",
+                    "sysstat.service",
+                    "sysstat-collect.timer",
+                    "apt-daily.timer",
+                    "apt-daily-upgrade.timer",
+                ),
+                "enabled",
             ),
         }
     )
@@ -125,6 +133,7 @@ class Host:
             ("modprobe.d", self.modprobe),
             ("pam_pwquality first", self.pwquality_stack),
             ("pam_faillock", self.faillock_stack),
+            ("apt-config dump", self.apt_left_out),
             ("common-password", self.pam),
             ("systemd-coredump", self.coredumpd),
             ("/usr/sbin/cron", self.cron),
@@ -213,6 +222,7 @@ def bad_host(**changes: Any) -> Host:
         pwquality_stack="pam_unix without pam_pwquality before it",
         faillock_stack="pam_unix",
         packages=(),
+        apt_left_out="unattended-upgrade not run daily",
         units={"avahi-daemon.service": "enabled", "cups.socket": "enabled"},
         banners="/etc/issue: names the OS: Debian GNU/Linux 12 \\n \\l",
         modules_config="usb_storage: loadable\nusb_storage: not blacklisted",
@@ -246,7 +256,7 @@ def test_the_host_sections_are_all_there() -> None:
     assert {e.id for e in ENTRIES} == {
         *(f"cm_host_2_{n}" for n in range(1, 5)),
         *(f"cm_host_3_{n}" for n in range(1, 21)),
-        *(f"cm_host_4_{n}" for n in range(1, 21)),
+        *(f"cm_host_4_{n}" for n in range(1, 22)),
     }
     assert {e.id for e in ENTRIES if e.control.mode == "check-only"} == {
         "cm_host_3_20",
