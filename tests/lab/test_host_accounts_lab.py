@@ -114,6 +114,15 @@ def test_faillock_locks_a_guessed_account_never_the_connecting_admin(
     harden(lab, admin)  # and Ansible still gets in and becomes root
     assert harden_stats(lab.state)[node]["changed"] == 0
 
+    # pam_pwquality alone taken out: a dry run reports it and changes nothing, a run puts it back
+    lab.sh(node, "DEBIAN_FRONTEND=noninteractive pam-auth-update --disable pwquality")
+    drifted = lab.sh(node, SNAPSHOT)
+    harden(lab, admin, "--check")
+    assert harden_stats(lab.state)[node]["changed"] > 0
+    assert lab.sh(node, SNAPSHOT) == drifted
+    harden(lab, admin)
+    assert verify(lab, admin, tmp_path / "again")["cm_host_4_17"] == "pass"
+
 
 ACCOUNTING = "cm_host_4_19,cm_host_4_20"
 UNITS = "systemctl is-enabled acct sysstat sysstat-collect.timer; cat /etc/default/sysstat; true"
@@ -140,8 +149,12 @@ def test_process_accounting_and_sysstat_are_switched_on(lab: Lab, tmp_path: Path
     assert lab.sh(node, "systemctl is-enabled acct").strip() == "enabled"
     assert 'ENABLED="true"' in lab.sh(node, "cat /etc/default/sysstat").splitlines()
     assert lab.sh(node, "ls /var/backups/casemate/host_baseline").count("sysstat.") == 1
-    # and the collector really collects now: one run of it leaves figures sar can read
-    lab.sh(node, "systemctl start sysstat-collect.service")
+    # and the collector really collects now: two runs of it (a second apart: sar shows intervals
+    # between samples) leave figures sar can read
+    lab.sh(
+        node,
+        "systemctl start sysstat-collect.service; sleep 1; systemctl start sysstat-collect.service",
+    )
     assert "Average:" in lab.sh(node, "sar -u -f /var/log/sysstat/sa$(date +%d)")
 
 
