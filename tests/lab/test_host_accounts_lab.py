@@ -187,3 +187,5 @@ def test_security_updates_run_daily_unless_managed_elsewhere(lab: Lab, tmp_path:
         node, "unattended-upgrade --dry-run --debug 2>&1 | grep -i 'allowed origins' || true"
     )
     assert "Debian-Security" in said, said
+    held = lab.sh(node, "apt-config dump Unattended-Upgrade::Package-Blacklist")
+    assert '"^docker\\.io$"' in held and '"^containerd$"' in held, held  # never restarted by it
