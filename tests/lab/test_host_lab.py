@@ -25,6 +25,9 @@ MACHINE_WIDE = {f"cm_host_3_{n}" for n in (1, 2, 3, 5, 6, 7, 8)}
 # Kernel modules: modprobe's configuration is the node's own (judged), the loaded ones the machine's.
 MODULES = "cm_host_4_14"
 AUDIT_LOADED = {"cm_host_2_1", "cm_host_2_2", "cm_host_2_3", "cm_host_2_4"}
+# Process accounting in a container covers only the node's own processes: its running state is the
+# machine's business (the package and the unit enabled at boot are judged).
+ACCOUNTING = "cm_host_4_19"
 # Not applicable on a lab node: this kernel has no Yama; the node runs dockerd (forwarding stays
 # on, cm_host_3_18 applies instead of 3.17); the image has no systemd-coredump and no at.
 FRESH_NOT_APPLICABLE = {"cm_host_3_4", "cm_host_3_17", "cm_host_4_3", "cm_host_4_12"}
@@ -160,7 +163,7 @@ def test_fresh_node_hardened_verified_idempotent_and_networking_works(
     after = verify(lab, node, tmp_path / "after", check=1)  # Docker 2.12 (no authz plugin) fails
     statuses = {c: r["status"] for c, r in after.items()}
     assert {c for c, s in statuses.items() if s == "not_verifiable"} == (
-        MACHINE_WIDE | AUDIT_LOADED | {MODULES}
+        MACHINE_WIDE | AUDIT_LOADED | {MODULES, ACCOUNTING}
     )
     assert {c for c, s in statuses.items() if s == "not_applicable"} == FRESH_NOT_APPLICABLE
     assert {c for c, s in statuses.items() if s not in ("not_verifiable", "not_applicable")} == {

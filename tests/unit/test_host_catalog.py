@@ -74,13 +74,31 @@ class Host:
     auditd: str = "enabled"
     auditd_active: str = "active"
     pam: str = "yescrypt rounds=5"
+    pwquality_stack: str = "pam_pwquality first"
+    faillock_stack: str = "preauth pam_unix authfail account"
+    packages: tuple[str, ...] = ("libpam-pwquality", "acct", "sysstat", "unattended-upgrades")
+    apt_left_out: str = ""  # what apt's configuration leaves out of daily security updates
     coredumpd: str = "installed"
     cron: str = "installed"
     at: str = "installed"
     banners: str = ""  # banner files missing, empty or naming the OS
     modules_config: str = ""  # modules modprobe's configuration still lets load
     modules_loaded: str = ""  # those loaded now
-    units: dict[str, str] = field(default_factory=lambda: {"avahi-daemon.service": "disabled"})
+    units: dict[str, str] = field(
+        default_factory=lambda: {
+            "avahi-daemon.service": "disabled",
+            **dict.fromkeys(
+                (
+                    "acct.service",
+                    "sysstat.service",
+                    "sysstat-collect.timer",
+                    "apt-daily.timer",
+                    "apt-daily-upgrade.timer",
+                ),
+                "enabled",
+            ),
+        }
+    )
     texts: dict[str, str] = field(
         default_factory=lambda: {
             "/etc/security/limits.conf": "# stock\n",
@@ -91,6 +109,9 @@ class Host:
             "PASS_WARN_AGE 7\nUMASK 027\n",
             "/proc/self/mountinfo": "1 0 0:1 / / rw - ext4 /dev/sda1 rw\n"
             "2 1 0:2 / /tmp rw,nosuid,nodev,noexec - tmpfs tmpfs rw\n",
+            "/etc/security/pwquality.conf": "# minlen = 8\nminlen = 14\nminclass = 4\nmaxrepeat = 3\n",
+            "/etc/security/faillock.conf": "deny = 5\nunlock_time = 900\nadmin_group = sudo\n",
+            "/etc/default/sysstat": 'ENABLED="true"\n',
         }
     )
     files: dict[str, dict[str, Any]] = field(
@@ -110,6 +131,9 @@ class Host:
         return [
             ('E="dockerd', self.engines),
             ("modprobe.d", self.modprobe),
+            ("pam_pwquality first", self.pwquality_stack),
+            ("pam_faillock", self.faillock_stack),
+            ("apt-config dump", self.apt_left_out),
             ("common-password", self.pam),
             ("systemd-coredump", self.coredumpd),
             ("/usr/sbin/cron", self.cron),
@@ -127,6 +151,8 @@ class Host:
                 "running": self.running.split(),
                 "interfaces": self.interfaces.split(),
             }
+        if kind == "package":
+            return {"manager": "dpkg", "installed": arg in self.packages, "version": "1"}
         if kind == "binary":
             return {"paths": ["/usr/bin/runsc"] if arg == "runsc" else []}
         if kind == "sysctl":
@@ -193,6 +219,10 @@ def bad_host(**changes: Any) -> Host:
         auditd="disabled",
         auditd_active="failed",
         pam="md5 rounds=none",
+        pwquality_stack="pam_unix without pam_pwquality before it",
+        faillock_stack="pam_unix",
+        packages=(),
+        apt_left_out="unattended-upgrade not run daily",
         units={"avahi-daemon.service": "enabled", "cups.socket": "enabled"},
         banners="/etc/issue: names the OS: Debian GNU/Linux 12 \\n \\l",
         modules_config="usb_storage: loadable\nusb_storage: not blacklisted",
@@ -205,6 +235,9 @@ def bad_host(**changes: Any) -> Host:
             "/etc/login.defs": "ENCRYPT_METHOD MD5\nPASS_MAX_DAYS 99999\nPASS_MIN_DAYS 0\n"
             "PASS_WARN_AGE 0\nUMASK 022\n",
             "/proc/self/mountinfo": "1 0 0:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:2 / /tmp rw,nodev - tmpfs tmpfs rw\n",
+            "/etc/security/pwquality.conf": "minlen = 8\nminclass = 1\n",
+            "/etc/security/faillock.conf": "deny = 10\neven_deny_root\n",
+            "/etc/default/sysstat": 'ENABLED="false"\n',
         }
     )
     wrong.files.update(
@@ -223,7 +256,7 @@ def test_the_host_sections_are_all_there() -> None:
     assert {e.id for e in ENTRIES} == {
         *(f"cm_host_2_{n}" for n in range(1, 5)),
         *(f"cm_host_3_{n}" for n in range(1, 21)),
-        *(f"cm_host_4_{n}" for n in range(1, 17)),
+        *(f"cm_host_4_{n}" for n in range(1, 22)),
     }
     assert {e.id for e in ENTRIES if e.control.mode == "check-only"} == {
         "cm_host_3_20",
@@ -317,6 +350,17 @@ def test_unneeded_modules_judged_by_configuration_and_loaded_state() -> None:
         Status.FAIL,
         "those modules loaded now = usb_storage",
     )
+
+
+def test_process_accounting_running_is_never_pass_inside_a_container() -> None:
+    assert verdicts(Host())["cm_host_4_19"] is Status.PASS
+    inside = Host(container="docker")
+    assert verdicts(inside)["cm_host_4_19"] is Status.NOT_VERIFIABLE
+    v = judge(next(e for e in AUTOMATED if e.id == "cm_host_4_19"), inside.observations())
+    assert "CAP_SYS_PACCT" in v.observed
+    off = {**Host().units, "acct.service": "disabled"}
+    assert verdicts(Host(container="docker", units=off))["cm_host_4_19"] is Status.FAIL
+    assert verdicts(Host(packages=("libpam-pwquality", "sysstat")))["cm_host_4_19"] is Status.FAIL
 
 
 def test_banners_naming_the_os_fail() -> None:

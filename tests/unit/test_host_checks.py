@@ -97,6 +97,30 @@ def test_conf_key_numbers_and_case() -> None:
     assert run("conf_key", method, login("ENCRYPT_METHOD yescrypt\n")).status is Status.PASS
 
 
+FAILLOCK = "# deny = 1\ndeny = 5\nunlock_time=900 # seconds\neven_deny_root\n"
+
+
+def faillock(content: str) -> Observations:
+    return obs({"read:/etc/security/faillock.conf": text("/etc/security/faillock.conf", content)})
+
+
+def test_conf_key_assign_lines_as_pam_faillock_and_pwquality_read_them() -> None:
+    deny = {"paths": ["/etc/security/faillock.conf"], "key": "deny", "format": "assign",
+            "type": "int", "op": "le", "value": 5, "unset": 3}  # fmt: skip
+    v = run("conf_key", deny, faillock(FAILLOCK))
+    assert v.status is Status.PASS
+    assert v.observed == "deny = 5 (/etc/security/faillock.conf:2)"  # the comment is no setting
+    assert run("conf_key", deny, faillock("deny = 10\n")).status is Status.FAIL
+    assert run("conf_key", deny, faillock("deny 4\n")).status is Status.PASS  # `=` is optional
+    unlock = {**deny, "key": "unlock_time", "op": "ge", "value": 900}
+    assert run("conf_key", unlock, faillock(FAILLOCK)).status is Status.PASS
+    assert run("conf_key", unlock, faillock("unlock_time = 60\n")).status is Status.FAIL
+    flag = {"paths": ["/etc/security/faillock.conf"], "key": "even_deny_root", "format": "assign",
+            "op": "absent"}  # fmt: skip
+    assert run("conf_key", flag, faillock(FAILLOCK)).status is Status.FAIL  # a bare flag is set
+    assert run("conf_key", flag, faillock("# even_deny_root\n")).status is Status.PASS
+
+
 LIMITS = ["/etc/security/limits.conf", "/etc/security/limits.d/*.conf"]
 
 

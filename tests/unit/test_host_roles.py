@@ -139,6 +139,67 @@ def test_login_defs_sets_each_key_once(tmp_path: Path) -> None:
     assert BASELINE.login_defs(str(tmp_path / "none"), wanted)["exists"] is False
 
 
+def test_key_value_files_get_each_key_once_and_unwanted_flags_commented(tmp_path: Path) -> None:
+    path = tmp_path / "faillock.conf"
+    path.write_text("# deny = 3\ndeny=10\neven_deny_root\nsilent\ndeny = 2\n")
+    wanted = {"deny": 5, "unlock_time": 900, "even_deny_root": None}
+    found = BASELINE.assign_file(str(path), wanted)
+    assert found["new"].splitlines() == [
+        "# deny = 3",
+        "deny = 5",
+        "# even_deny_root  (casemate: off)",
+        "silent",
+        "# deny = 2  (casemate: set above)",
+        "# set by casemate",
+        "unlock_time = 900",
+    ]
+    path.write_text(found["new"])
+    assert BASELINE.assign_file(str(path), wanted)["new"] == found["new"]  # idempotent
+    path.write_text("deny   =   5\nunlock_time 900\n")  # other spellings of the same value stay
+    assert BASELINE.assign_file(str(path), wanted)["new"] == "deny   =   5\nunlock_time 900\n"
+    missing = BASELINE.assign_file(str(tmp_path / "none"), {"minlen": 14})
+    assert missing == {"exists": False, "content": "", "new": "# set by casemate\nminlen = 14\n"}
+
+
+# Debian 12's common-* stacks as pam-auth-update writes them, with and without casemate's profiles
+AUTH = (
+    "auth\t[success=1 default=ignore]\tpam_unix.so nullok\n"
+    "auth\trequisite\t\t\tpam_deny.so\nauth\trequired\t\t\tpam_permit.so\n"
+)
+AUTH_FAILLOCK = (
+    "auth\trequisite\t\t\tpam_faillock.so preauth\n"
+    "auth\t[success=2 default=ignore]\tpam_unix.so nullok\n"
+    "auth\t[default=die]\t\t\tpam_faillock.so authfail\n"
+    "auth\trequisite\t\t\tpam_deny.so\nauth\trequired\t\t\tpam_permit.so\n"
+)
+ACCOUNT = "account\t[success=1 new_authtok_reqd=done default=ignore]\tpam_unix.so\n"
+PASSWORD = "password\t[success=1 default=ignore]\tpam_unix.so obscure yescrypt\n"
+PASSWORD_QUALITY = "password\trequisite\t\t\tpam_pwquality.so retry=3\n" + PASSWORD.replace(
+    "obscure", "obscure use_authtok try_first_pass"
+)
+
+
+def test_pam_state_finds_pwquality_and_faillock_only_where_they_work() -> None:
+    plain = {"auth": AUTH, "account": ACCOUNT, "password": PASSWORD}
+    assert BASELINE.pam_state(plain) == {"pwquality": False, "faillock": False}
+    hardened = {
+        "auth": AUTH_FAILLOCK,
+        "account": "account\trequired\t\t\tpam_faillock.so\n" + ACCOUNT,
+        "password": PASSWORD_QUALITY,
+    }
+    assert BASELINE.pam_state(hardened) == {"pwquality": True, "faillock": True}
+    # commented out, or without its account line, or after pam_unix stored the password: no use
+    commented = {
+        **hardened,
+        "auth": AUTH_FAILLOCK.replace("auth\trequisite\t\t\tpam_f", "#auth pam_f"),
+    }
+    assert BASELINE.pam_state(commented)["faillock"] is False
+    assert BASELINE.pam_state({**hardened, "account": ACCOUNT})["faillock"] is False
+    late = {**hardened, "password": PASSWORD + "password\trequisite\tpam_pwquality.so\n"}
+    assert BASELINE.pam_state(late)["pwquality"] is False
+    assert BASELINE.pam_state({}) == {"pwquality": False, "faillock": False}  # no stacks at all
+
+
 def test_modes_are_narrowed_never_widened(tmp_path: Path) -> None:
     loose, tight = tmp_path / "crontab", tmp_path / "cron.d"
     loose.write_text("")

@@ -1,8 +1,9 @@
 """conf_key: a setting of a plain-text configuration file, as the program that reads it would see
-it: `KEY VALUE` lines (login.defs, limits.conf, where the key may be several words: `* hard core`)
-or INI sections (`[Coredump]` / `Storage=none`, systemd's files and drop-ins). The files are read in
-the order given (globs in name order); a later setting wins, and with none the program's built-in
-value (`unset`) applies."""
+it: `KEY VALUE` lines (login.defs, limits.conf, where the key may be several words: `* hard core`),
+`key = value` lines without sections (pwquality.conf, faillock.conf: a bare `key` is a flag, set
+to the empty value) or INI sections (`[Coredump]` / `Storage=none`, systemd's files and
+drop-ins). The files are read in the order given (globs in name order); a later setting wins,
+and with none the program's built-in value (`unset`) applies."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class ConfKeyParams(Params):
     paths: list[str] = Field(min_length=1)  # files or globs, in the order the program reads them
     key: str = Field(min_length=1)
     aliases: tuple[str, ...] = ()  # other spellings of the key (limits.conf: `* - core`)
-    format: Literal["words", "ini"] = "words"
+    format: Literal["words", "assign", "ini"] = "words"
     section: str | None = None  # ini: the [section] the key belongs to
     ignore_case: bool = False  # match the key case-insensitively (PAM reads login.defs so)
     type: ValueType = "str"
@@ -69,6 +70,19 @@ def _words(p: ConfKeyParams, path: str, text: str) -> list[Setting]:
             ):
                 found.append(Setting(" ".join(words[len(want) :]), path, number))
                 break
+    return found
+
+
+def _assign(p: ConfKeyParams, path: str, text: str) -> list[Setting]:
+    found = []
+    names = (p.key, *p.aliases)
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        key, eq, value = line.partition("=")
+        if not eq:  # `key value` or a bare flag
+            key, _, value = line.partition(" ")
+        if line and any(_same(key.strip(), n, p.ignore_case) for n in names):
+            found.append(Setting(value.strip(), path, number))
     return found
 
 
@@ -118,7 +132,7 @@ class ConfKey:
         if not files:
             status = Status.NOT_APPLICABLE if p.missing == "not_applicable" else Status.FAIL
             return Verdict(status, expected, f"none of {', '.join(p.paths)} exists", evidence)
-        parse = _ini if p.format == "ini" else _words
+        parse = {"ini": _ini, "assign": _assign, "words": _words}[p.format]
         settings = [
             s for f in files for s in parse(p, str(f.get("path")), str(f.get("content", "")))
         ]

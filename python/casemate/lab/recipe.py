@@ -25,6 +25,9 @@ PACKAGES = (
     # starts etcd from its static pod manifest; cron so the host baseline's cron controls concern
     # the node as they concern a real server
     *("etcd-client", "python3-yaml", "cron"),
+    # the host baseline's account controls: password quality (pam_faillock and the faillock tool
+    # come with libpam-modules), process accounting, sysstat and automatic security updates
+    *("libpam-pwquality", "cracklib-runtime", "acct", "sysstat", "unattended-upgrades"),
 )
 # trixie splits the docker client out of docker.io: without it `docker` is missing in the node
 EXTRA_PACKAGES = {"trixie": ("docker-cli",)}

@@ -1,6 +1,7 @@
 #!/usr/bin/python
 """Read what the host baseline manages: unneeded services, core dump settings, the /tmp mount,
-login.defs, cron and at (read-only: it changes nothing)."""
+login.defs, cron and at, the PAM stacks, key = value files (pwquality.conf, faillock.conf), the
+packages its controls need and the user Ansible connected as (read-only: it changes nothing)."""
 
 DOCUMENTATION = r"""
 module: host_baseline_facts
@@ -14,6 +15,13 @@ options:
   modes: {description: path -> the widest mode it may have (root:root), type: dict, required: true}
   cron_allow: {description: users /etc/cron.allow must name (root always), type: list, elements: str, required: true}
   at_allow: {description: users /etc/at.allow must name (root always), type: list, elements: str, required: true}
+  assign_files: {description: "name -> {path, wanted}: key = value files and the keys wanted (null: commented out)", type: dict, required: true}
+  packages: {description: packages the selected controls need, type: list, elements: str, required: true}
+  units_on: {description: units that must be enabled and running, type: list, elements: str, required: true}
+  pam_profiles: {description: "casemate's pam-auth-update profiles: name -> content", type: dict, required: true}
+  pam_configs: {description: the directory pam-auth-update reads profiles from, type: path, required: true}
+  run_tags: {description: ansible_run_tags, type: list, elements: str, required: true}
+  skip_tags: {description: ansible_skip_tags, type: list, elements: str, required: true}
 """
 
 RETURN = r"""
@@ -26,6 +34,11 @@ files: {description: name -> current content or null when absent, type: dict}
 modes: {description: paths whose mode or owner needs fixing, with what they have, type: list}
 cron: {description: whether cron and at are installed, their allow/deny files, and the allow files wanted (null when nothing is missing), type: dict}
 os: {description: ID and VERSION_ID from /etc/os-release, type: dict}
+assign: {description: "name -> {exists, content, new} of each key = value file", type: dict}
+pam: {description: "whether pam_pwquality and pam_faillock sit where they work in Debian's common-* stacks; the profiles to write and enable", type: dict}
+packages: {description: package -> installed, type: dict}
+units_on: {description: the units of units_on that are installed but not enabled or not running, type: list}
+connecting_user: {description: "the user Ansible connected as (sudo's SUDO_USER, else this process's) and its groups", type: dict}
 """
 
 import grp
@@ -39,18 +52,24 @@ from ansible.module_utils.basic import AnsibleModule
 try:  # casemate's roles: Ansible ships the role's module_utils
     from ansible.module_utils.casemate_host import (
         os_release,
+        package_state,
         read_container,
         read_text,
         unit_properties,
         units_properties,
     )
+    from ansible.module_utils.casemate_selection import selected_controls
 except ImportError:  # the collection casemate.hardening: its plugins/module_utils
     from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
         os_release,
+        package_state,
         read_container,
         read_text,
         unit_properties,
         units_properties,
+    )
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_selection import (
+        selected_controls,
     )
 
 ENABLED = ("enabled", "enabled-runtime", "linked", "linked-runtime", "alias")
@@ -78,6 +97,26 @@ def services(module, units):
                     "active": props.get("ActiveState", ""),
                 }
             )
+    return found
+
+
+def units_off(module, units):
+    """The listed units that are installed but not enabled at boot or not running, with their
+    states (units not installed are left out: their package is missing)."""
+    shown, why = units_properties(
+        units, ["LoadState,UnitFileState,ActiveState"], module.run_command
+    )
+    found = []
+    if why:  # systemd cannot be asked: nothing can be switched on here (the probe says why)
+        return found
+    for name in units:
+        props = shown[name]
+        if props.get("LoadState") in (None, "", "not-found"):
+            continue
+        enabled = props.get("UnitFileState", "")
+        active = props.get("ActiveState", "")
+        if enabled not in ENABLED or active not in RUNNING:
+            found.append({"unit": name, "enabled": enabled, "active": active})
     return found
 
 
@@ -151,6 +190,114 @@ def login_defs(path, wanted):
     return {"exists": True, "content": text, "new": new}
 
 
+def assign_file(path, wanted, sep=" = "):
+    """A `key = value` file (pwquality.conf, faillock.conf) with each wanted key set once on its
+    first active line (later duplicates and keys wanted None become comments: these readers take
+    the last), missing keys appended."""
+    text = read_text(path)
+    out, done = [], set()
+    for line in (text or "").splitlines():
+        active = line.split("#", 1)[0].strip()
+        key = re.split(r"[\s=]", active, maxsplit=1)[0] if active else ""
+        if key not in wanted:
+            out.append(line)
+        elif wanted[key] is None or key in done:
+            out.append("# " + line + "  (casemate: %s)" % ("set above" if key in done else "off"))
+        else:
+            done.add(key)
+            mine = "%s%s%s" % (key, sep, wanted[key])
+            same = re.sub(r"\s*=\s*|\s+", "=", active, count=1) == "%s=%s" % (key, wanted[key])
+            out.append(line if same else mine)
+    missing = [k for k in sorted(wanted) if k not in done and wanted[k] is not None]
+    if missing:
+        out.append("# set by casemate")
+        out.extend("%s%s%s" % (k, sep, wanted[k]) for k in missing)
+    new = "\n".join(out) + ("\n" if out and ((text or "").endswith("\n") or missing) else "")
+    return {"exists": text is not None, "content": text or "", "new": new}
+
+
+PAM_STACKS = {
+    "auth": "/etc/pam.d/common-auth",
+    "account": "/etc/pam.d/common-account",
+    "password": "/etc/pam.d/common-password",
+}
+
+
+def pam_lines(text, kind):
+    """The active lines of one PAM type as (module, args): a [control ...] may hold spaces."""
+    out = []
+    for raw in (text or "").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line.startswith(kind) or line[len(kind) : len(kind) + 1] not in (" ", "\t"):
+            continue
+        rest = line[len(kind) :].strip()
+        if rest.startswith("["):
+            rest = rest[rest.find("]") + 1 :] if "]" in rest else ""
+        else:
+            rest = rest.split(None, 1)[1] if len(rest.split(None, 1)) > 1 else ""
+        words = rest.split()
+        if words:
+            out.append((os.path.basename(words[0]), words[1:]))
+    return out
+
+
+def pam_plan(state, selected, profiles, directory):
+    """What pam-auth-update must enable for the selected controls: Debian's pwquality profile
+    where pam_pwquality is not in the stack (cm_host_4_17), casemate's faillock profiles where
+    pam_faillock is not where it works or a profile differs from casemate's (cm_host_4_18)."""
+    write = [n for n in sorted(profiles) if read_text(os.path.join(directory, n)) != profiles[n]]
+    enable = []
+    if "cm_host_4_17" in selected and not state["pwquality"]:
+        enable.append("pwquality")
+    if "cm_host_4_18" in selected and (write or not state["faillock"]):
+        enable.extend(sorted(profiles))
+    return {"enable": enable, "write": write if "cm_host_4_18" in selected else []}
+
+
+def pam_state(texts):
+    """Whether pam_pwquality checks a new password before pam_unix stores it, and whether
+    pam_faillock refuses locked accounts before pam_unix (preauth), counts its failures after it
+    (authfail) and clears the count in the account stack."""
+    auth = pam_lines(texts.get("auth"), "auth")
+    names = [m for m, _ in auth]
+    unix = names.index("pam_unix.so") if "pam_unix.so" in names else -1
+    pre = [i for i, (m, a) in enumerate(auth) if m == "pam_faillock.so" and "preauth" in a]
+    fail = [i for i, (m, a) in enumerate(auth) if m == "pam_faillock.so" and "authfail" in a]
+    account = [m for m, _ in pam_lines(texts.get("account"), "account")]
+    password = [m for m, _ in pam_lines(texts.get("password"), "password")]
+    quality = password.index("pam_pwquality.so") if "pam_pwquality.so" in password else -1
+    return {
+        "pwquality": 0 <= quality < [*password, "pam_unix.so"].index("pam_unix.so"),
+        "faillock": unix >= 0
+        and any(i < unix for i in pre)
+        and any(i > unix for i in fail)
+        and "pam_faillock.so" in account,
+    }
+
+
+def connecting_user():
+    """The user Ansible connected as: sudo names it in SUDO_USER; without become it is this
+    process's own user."""
+    name = os.environ.get("SUDO_USER") or ""
+    if not name:
+        try:
+            name = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            name = str(os.getuid())
+    try:
+        entry = pwd.getpwnam(name)
+        gids = os.getgrouplist(name, entry.pw_gid)
+    except KeyError:
+        gids = []
+    groups = set()
+    for gid in gids:
+        try:
+            groups.add(grp.getgrgid(gid).gr_name)
+        except KeyError:
+            groups.add(str(gid))
+    return {"name": name, "groups": sorted(groups)}
+
+
 def mode_fixes(modes):
     fixes = []
     for path, limit in sorted(modes.items()):
@@ -204,6 +351,13 @@ def main():
             "modes": {"type": "dict", "required": True},
             "cron_allow": {"type": "list", "elements": "str", "required": True},
             "at_allow": {"type": "list", "elements": "str", "required": True},
+            "assign_files": {"type": "dict", "required": True},
+            "packages": {"type": "list", "elements": "str", "required": True},
+            "units_on": {"type": "list", "elements": "str", "required": True},
+            "pam_profiles": {"type": "dict", "required": True},
+            "pam_configs": {"type": "path", "required": True},
+            "run_tags": {"type": "list", "elements": "str", "required": True},
+            "skip_tags": {"type": "list", "elements": "str", "required": True},
         },
         supports_check_mode=True,
     )
@@ -216,6 +370,8 @@ def main():
         cron[name.replace(".", "_")] = read_text("/etc/" + name)
     cron["cron_allow_new"] = allow_file(cron["cron_allow"], p["cron_allow"])
     cron["at_allow_new"] = allow_file(cron["at_allow"], p["at_allow"])
+    pam = pam_state({kind: read_text(path) for kind, path in PAM_STACKS.items()})
+    selected = selected_controls(["cm_host_4_17", "cm_host_4_18"], p["run_tags"], p["skip_tags"])
     module.exit_json(
         changed=False,
         container=read_container(module.run_command),
@@ -230,6 +386,17 @@ def main():
         modes=mode_fixes(p["modes"]),
         cron=cron,
         os=os_release(),
+        assign={
+            name: assign_file(spec["path"], spec["wanted"], spec.get("sep", " = "))
+            for name, spec in p["assign_files"].items()
+        },
+        pam=dict(pam, **pam_plan(pam, selected, p["pam_profiles"], p["pam_configs"])),
+        packages={
+            name: package_state(name, module.run_command).get("installed") is True
+            for name in p["packages"]
+        },
+        connecting_user=connecting_user(),
+        units_on=units_off(module, p["units_on"]),
     )
 
 
