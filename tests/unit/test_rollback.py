@@ -475,7 +475,7 @@ def test_the_paths_a_role_writes_are_in_its_snapshot(role: str) -> None:
             named |= {v for v in values if isinstance(v, str) and v.startswith(WRITTEN)}
     for path in (ROOT / "roles" / role / "tasks").glob("*.yml"):
         named |= {
-            m for m in re.findall(r"(?:path|dest|src): (/[^\s\"'{}]+)", path.read_text())
+            m for m in re.findall(r"(?:path|dest|src): (/[^\s\"'{},\]]+)", path.read_text())
             if m.startswith(WRITTEN) and m not in READ_ONLY
         }  # fmt: skip
     missing = sorted(p for p in named if not covered(p, role))
