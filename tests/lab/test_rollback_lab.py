@@ -1,5 +1,5 @@
 """`casemate rollback` on a real node: harden, then rollback leaves every file, directory and link
-under /etc as it was before the harden (content, mode, owner, group, hashed before and after) with
+under /etc (and PAM's profiles and state) as it was before the harden (content, mode, owner, group, hashed before and after) with
 dockerd and sshd running; `--check` changes nothing; a rollback over a file that changed again
 since the run is refused with its diff and changes nothing, and goes through with --force."""
 
@@ -13,10 +13,12 @@ import pytest
 from .conftest import Lab, lab_name, last_run, open_lab
 
 LAB = lab_name("rb")
-# every file, directory and link under /etc: type, mode, owner, group, link target; then each
+# every file, directory and link under /etc and PAM's profiles and pam-auth-update's state (the
+# host baseline's PAM controls change them): type, mode, owner, group, link target; then each
 # regular file's sha256
-META = r"find /etc -xdev \( -type f -o -type d -o -type l \) -printf '%p\t%y %m %u %g %l\n'"
-HASHES = "find /etc -xdev -type f -print0 | xargs -0 sha256sum"
+TREES = "/etc /usr/share/pam-configs /var/lib/pam"
+META = rf"find {TREES} -xdev \( -type f -o -type d -o -type l \) -printf '%p\t%y %m %u %g %l\n'"
+HASHES = f"find {TREES} -xdev -type f -print0 | xargs -0 sha256sum"
 
 
 @pytest.fixture(scope="module")
