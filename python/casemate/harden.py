@@ -365,11 +365,7 @@ def run_harden(
     finished = meta | {
         "state": "finished",
         "finished": now_utc().isoformat(),
-        "strategy": outcome.strategy,
-        "runner": {"status": outcome.status, "rc": outcome.rc},
-        "stats_from": outcome.stats_from,
-        "stats": {h: vars_of(s) for h, s in outcome.hosts.items()},
-        "messages": outcome.messages,
+        **played_record(outcome),
         # per host, each file the run changed and its backup (casemate rollback); none in check mode
         **({} if check else {"files_changed": files_changed(outcome)}),
     }
@@ -459,6 +455,18 @@ def stored_stats(run: RunDir, meta: Mapping[str, Any]) -> dict[str, dict[str, in
         return {h: dict(s) for h, s in (meta.get("stats") or {}).items()}
     seen = tally_events(run.path / ANSIBLE / "artifacts")
     return {h: vars_of(seen.get(h) or HostStats()) for h in meta.get("hosts", [])}
+
+
+def played_record(outcome: PlaybookOutcome) -> dict[str, Any]:
+    """What a run.json keeps of the ansible-playbook run(s) it made: the strategy, the runner's
+    status, each host's recap (and where it came from) and the messages of its failures."""
+    return {
+        "strategy": outcome.strategy,
+        "runner": {"status": outcome.status, "rc": outcome.rc},
+        "stats_from": outcome.stats_from,
+        "stats": {h: vars_of(s) for h, s in outcome.hosts.items()},
+        "messages": outcome.messages,
+    }
 
 
 def vars_of(stats: object) -> dict[str, int]:

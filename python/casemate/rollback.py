@@ -10,7 +10,7 @@ from typing import Any
 
 from casemate.catalog.loader import Catalog
 from casemate.errors import BadInputError
-from casemate.harden import run_outcome
+from casemate.harden import played_record, run_outcome
 from casemate.inventory import Inventory
 from casemate.rundir import ANSIBLE, RunDir, now_utc, run_meta
 from casemate.runner import HostEvent, HostStats, PlaybookOutcome, run_playbook
@@ -198,11 +198,7 @@ def run_rollback(
     finished = meta | {
         "state": "finished",
         "finished": now_utc().isoformat(),
-        "strategy": outcome.strategy,
-        "runner": {"status": outcome.status, "rc": outcome.rc},
-        "stats_from": outcome.stats_from,
-        "stats": {h: _counts(s) for h, s in outcome.hosts.items()},
-        "messages": outcome.messages,
+        **played_record(outcome),
         "restored": {h: host_record(r) for h, r in outcome.records.items()},
     }
     run.write_json("run.json", finished | {"outcome": run_outcome(finished)})
@@ -221,13 +217,6 @@ def host_record(record: Mapping[str, Any]) -> dict[str, Any]:
         if record.get(key):
             out[key] = list(record[key])
     return out
-
-
-def _counts(stats: HostStats) -> dict[str, int]:
-    return {
-        k: int(getattr(stats, k))
-        for k in ("ok", "changed", "failed", "unreachable", "skipped", "rescued")
-    }
 
 
 def changed_controls(
