@@ -27,21 +27,8 @@ from casemate.waves import (
 )
 
 from .test_cli import INV, call
+from .test_fail_on import no_host_is_touched  # noqa: F401 - autouse: no host is touched here
 from .test_waivers import CATALOG
-
-
-@pytest.fixture(autouse=True)
-def no_host_is_touched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    def boom(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("a host would have been touched")
-
-    monkeypatch.setattr("ansible_runner.run", boom)
-    monkeypatch.setattr("casemate.harden.run_playbook", boom)
-    monkeypatch.setattr("casemate.verify.collect", boom)
-    monkeypatch.setattr("casemate.probe.reach.run_everywhere", boom)
-    monkeypatch.setenv("CASEMATE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.chdir(tmp_path)  # no casemate-waivers.yml of the checkout is picked up
-
 
 HOSTS = [f"n{i:02d}" for i in range(1, 21)]  # 20 hosts, in casemate's order
 
