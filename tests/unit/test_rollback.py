@@ -57,6 +57,7 @@ def tree(tmp_path: Path) -> Path:
     (etc / "d" / "b.conf").chmod(0o600)
     (etc / "d").chmod(0o755)
     (etc / "l").symlink_to("a.conf")
+    (etc / "same.conf").write_text("the run leaves this alone\n")
     return etc
 
 
@@ -86,7 +87,9 @@ def snapshot_and_harden(tmp_path: Path) -> tuple[Path, str, list[dict[str, Any]]
     base = F.run_dir(str(tmp_path / "backups"), "run1")
     F.snapshot(base, [str(etc)], MAX)
     harden_it(etc)
-    return etc, base, F.changes_since(base, MAX, copy_after=True)
+    changes: list[dict[str, Any]] = F.changes_since(base, MAX, copy_after=True)
+    F.keep_only_backups(base, changes)  # as the manifest step does: the restores below use no more
+    return etc, base, changes
 
 
 class DoneError(Exception):  # what exit_json and fail_json raise: the module ends there
@@ -149,6 +152,51 @@ def test_manifest_holds_every_change_against_the_snapshot_and_nothing_else(
     assert by_path[str(etc / "d")]["after"]["mode"] == "0700"
     assert not by_path[str(etc / "d" / "new.conf")]["before"]["exists"]
     assert not by_path[str(etc / "d" / "b.conf")]["after"]["exists"]
+
+
+def test_the_manifest_keeps_only_the_copies_of_the_files_the_run_changed(tmp_path: Path) -> None:
+    etc, base, _ = snapshot_and_harden(tmp_path)
+    files = Path(base) / "files"
+    kept = sorted(str(p.relative_to(files)) for p in files.rglob("*") if p.is_file())
+    inside = str(etc).lstrip("/")
+    assert kept == [f"{inside}/a.conf", f"{inside}/d/b.conf"]
+    assert (Path(base) / "before.json").is_file()
+
+
+def test_a_run_that_changed_nothing_keeps_no_copies(tmp_path: Path) -> None:
+    etc = tree(tmp_path)
+    base = F.run_dir(str(tmp_path / "backups"), "run1")
+    F.snapshot(base, [str(etc)], MAX)
+    assert any(p.is_file() for p in (Path(base) / "files").rglob("*"))
+    F.keep_only_backups(base, F.changes_since(base, MAX, copy_after=True))
+    assert not any(p.is_file() for p in (Path(base) / "files").rglob("*"))
+
+
+def test_a_snapshot_drops_the_oldest_runs_beyond_keep_runs(tmp_path: Path) -> None:
+    backups = str(tmp_path / "backups")
+    etc = tree(tmp_path)
+    for age, run in enumerate(["r5", "r4", "r3", "r2", "r1"]):  # r1 is the oldest
+        base = F.run_dir(backups, run)
+        F.snapshot(base, [str(etc)], MAX)
+        os.utime(Path(base) / "before.json", (1000 - age, 1000 - age))
+    current = F.run_dir(backups, "now")
+    F.snapshot(current, [str(etc)], MAX)
+    assert F.prune_runs(backups, 0, current) == []
+    assert F.prune_runs(backups, 3, current) == ["r1", "r2", "r3"]
+    assert sorted(p.name for p in (Path(backups) / "runs").iterdir()) == ["now", "r4", "r5"]
+    assert F.prune_runs(backups, 1, current) == ["r4", "r5"]
+    assert [p.name for p in (Path(backups) / "runs").iterdir()] == ["now"]
+
+
+def test_a_run_whose_snapshot_was_dropped_is_refused_in_one_line(tmp_path: Path) -> None:
+    etc, _, changes = snapshot_and_harden(tmp_path)
+    hardened = seen(etc)
+    F.prune_runs(str(tmp_path / "backups"), 1, F.run_dir(str(tmp_path / "backups"), "later"))
+    done = restore(tmp_path, changes)
+    assert done.failed
+    assert "keeps no snapshot of run run1 any more" in done.result["msg"]
+    assert "\n" not in done.result["msg"]
+    assert seen(etc) == hardened
 
 
 @ROOTED

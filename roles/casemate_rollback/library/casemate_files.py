@@ -8,7 +8,10 @@ target) in <backup_dir>/runs/<run_id>/before.json, and the content of each regul
 state=manifest (last task of the run): the same paths read again; what differs is the run's change
 manifest (path, before, after, backup), written to manifest.json beside the snapshot (with a copy
 of each changed file as the run left it under after/, for the diff a refused rollback shows) and
-returned as casemate_record.files_changed.
+returned as casemate_record.files_changed. Only the copies a rollback needs stay: those of the files
+the run changed (a run that changed nothing keeps its before.json alone), and a snapshot drops the
+run directories beyond the newest `keep_runs`, so a host that is hardened every hour does not fill
+its disk.
 state=restore (casemate rollback): the `changes` of run `run_id` put back as they were before it,
 refusing (and changing nothing) when a file changed again since the run, unless force, and when a
 backup is missing or does not match its recorded hash. Each file's current state is backed up
@@ -32,6 +35,7 @@ options:
   units: {description: "[{unit, paths}] the services to restart or reload after a restore under these paths", type: list, elements: dict, default: []}
   backup_dir: {description: casemate's backup directory on the host, type: path, default: /var/backups/casemate}
   max_size: {description: larger regular files are recorded but not copied (and so never restored), type: int, default: 16777216}
+  keep_runs: {description: "run directories kept (snapshot: the oldest beyond it are removed); 0 keeps all", type: int, default: 0}
 """
 
 RETURN = r"""
@@ -167,6 +171,46 @@ def snapshot(base, paths, max_size):
             copy_in(path, kept(base, "files", path))
     write_json(os.path.join(base, "before.json"), {"paths": list(paths), "states": found})
     return found
+
+
+def keep_only_backups(base, changes):
+    """Remove the snapshot's copies of the files the run did not change: a rollback restores only
+    what the manifest lists, from the copies its changes name."""
+    needed = {c["backup"] for c in changes if c.get("backup")}
+    files = os.path.join(base, "files")
+    for top, _, names in os.walk(files, topdown=False):
+        for name in names:
+            path = os.path.join(top, name)
+            if path not in needed:
+                os.unlink(path)
+        if top != files and not os.listdir(top):
+            os.rmdir(top)
+
+
+def taken_at(path):
+    try:
+        return os.stat(os.path.join(path, "before.json")).st_mtime
+    except OSError:
+        return os.lstat(path).st_mtime
+
+
+def prune_runs(backup_dir, keep, current):
+    """Remove the run directories beyond the newest `keep` (never `current`); the removed ids."""
+    runs = os.path.join(backup_dir, "runs")
+    if keep < 1 or not os.path.isdir(runs):
+        return []
+    found = [
+        os.path.join(runs, name)
+        for name in os.listdir(runs)
+        if os.path.isdir(os.path.join(runs, name)) and not os.path.islink(os.path.join(runs, name))
+    ]
+    found.sort(key=taken_at, reverse=True)
+    others = [path for path in found if path != current]
+    gone = []
+    for path in others[max(keep - 1, 0) :]:
+        shutil.rmtree(path, ignore_errors=True)
+        gone.append(os.path.basename(path))
+    return sorted(gone)
 
 
 def changes_since(base, max_size, copy_after):
@@ -396,6 +440,11 @@ def restore(module, p):
     base = run_dir(p["backup_dir"], p["run_id"])
     mine = run_dir(p["backup_dir"], p["rollback_id"])
     changes = p["changes"]
+    if changes and not os.path.isdir(base):
+        module.fail_json(
+            msg="refused, nothing changed: this host keeps no snapshot of run %s any more (hosts "
+            "keep the newest runs only: casemate_rollback_keep_runs)" % p["run_id"]
+        )
     if changes is None:  # the run recorded no manifest for this host (it failed before the end)
         if not p["force"]:
             module.fail_json(
@@ -498,6 +547,7 @@ def main():
             "units": {"type": "list", "elements": "dict", "default": []},
             "backup_dir": {"type": "path", "default": "/var/backups/casemate"},
             "max_size": {"type": "int", "default": 16777216},
+            "keep_runs": {"type": "int", "default": 0},
         },
         supports_check_mode=True,
     )
@@ -516,11 +566,13 @@ def main():
         module.exit_json(changed=False, casemate_record={})
     if p["state"] == "snapshot":
         found = snapshot(base, p["paths"], p["max_size"])
-        module.exit_json(changed=False, casemate_record={}, paths=len(found))
+        pruned = prune_runs(p["backup_dir"], p["keep_runs"], base)
+        module.exit_json(changed=False, casemate_record={}, paths=len(found), pruned=pruned)
     if p["state"] == "manifest":
         if not os.path.isfile(os.path.join(base, "before.json")):
             module.fail_json(msg="no snapshot of run %s on this host" % p["run_id"])
         changes = changes_since(base, p["max_size"], copy_after=True)
+        keep_only_backups(base, changes)
         write_json(os.path.join(base, "manifest.json"), {"run_id": p["run_id"], "changes": changes})
         module.exit_json(changed=False, casemate_record={"files_changed": changes})
     failed = revert_to(run_dir(p["backup_dir"], p["rollback_id"]), p["max_size"])
