@@ -8,7 +8,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -581,16 +581,20 @@ def _harden_hosts(
     harden_plan: HardenPlan,
     *,
     rollout: Mapping[str, Any] | None = None,
+    started: Callable[[RunDir], None] | None = None,
 ) -> _Hardened:
     """One harden run of `harden_plan`'s hosts: drift first (--only-drifted), host locks, the
     play, the record (with `rollout`, this wave's part of a staged rollout, in run.json) and its
-    summary. The store is closed afterwards unless this is a wave of a rollout."""
+    summary. The store is closed afterwards unless this is a wave of a rollout. `started` is told
+    the run as soon as it exists."""
     again, check, inv = job.again, job.check, job.again.inventory
     # --only-drifted: the probe tells which hosts answer (no reachability check of its own)
     before, harden_plan = (
         _drift_first(c, store, harden_plan, again) if job.only_drifted else (None, harden_plan)
     )
     run = new_run(c.state, "harden", inv.redactor(os.environ))
+    if started is not None:
+        started(run)
     job.held_inventory.name_run(run.id)
     c.err.print(
         f"hardening {len(harden_plan.hosts)} host(s), {len(harden_plan.applied())} controls, "
@@ -683,8 +687,8 @@ def _rollout(
     def play(index: int, hosts: list[str], so_far: Mapping[str, Any]) -> waves.WavePlayed:
         c.err.print(f"wave {index} of {len(staged)}: {', '.join(hosts)}", markup=False)
         wave_plan = replace(harden_plan, hosts=hosts)
-        done = _harden_hosts(c, store, job, wave_plan, rollout=dict(so_far) | {"wave": index})
-        runs.append(done.run)
+        so_far = dict(so_far) | {"wave": index}
+        done = _harden_hosts(c, store, job, wave_plan, rollout=so_far, started=runs.append)
         played = _verify_wave(c, store, job, done, hosts, gate, index)
         for host, why in played.failed.items():
             c.err.print(f"  wave {index}: {host} failed: {why}", markup=False, highlight=False)
@@ -692,16 +696,31 @@ def _rollout(
 
     try:
         code, record = waves.run_rollout(rollout, staged, play, gate.spec)
+    except waves.RolloutCanceled as canceled:  # Ctrl-C: the waves' records say so, then exit 130
+        _end_rollout(runs, canceled.record)
+        c.err.print(f"rollout canceled: {canceled.record['why']}", markup=False)
+        raise
     finally:
         store.close()
-    for run in runs:  # every wave's record ends with the whole rollout
-        meta = run.read_json("run.json")
-        run.write_json("run.json", meta | {"rollout": record | {"wave": meta["rollout"]["wave"]}})
+    _end_rollout(runs, record)
     if record["outcome"] == "stopped":
         c.out.print(f"[red]rollout stopped[/]: {record['why']}", soft_wrap=True)
     else:
         c.out.print(f"rollout completed: {len(staged)} wave(s), {record['why']}", soft_wrap=True)
     return code
+
+
+def _end_rollout(runs: list[RunDir], record: Mapping[str, Any]) -> None:
+    """Every wave's run.json ends with the whole rollout (a wave interrupted before its run.json
+    was written has none to end)."""
+    for run in runs:
+        try:
+            meta = run.read_json("run.json")
+        except (OSError, ValueError):
+            continue
+        wave = (meta.get("rollout") or {}).get("wave")
+        if wave is not None:
+            run.write_json("run.json", meta | {"rollout": dict(record) | {"wave": wave}})
 
 
 def _verify_wave(

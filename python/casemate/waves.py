@@ -224,15 +224,27 @@ def wave_record(
 
 
 def rollout_record(
-    rollout: Rollout, waves: list[list[str]], done: list[dict[str, Any]], fail_on: str
+    rollout: Rollout,
+    waves: list[list[str]],
+    done: list[dict[str, Any]],
+    fail_on: str,
+    *,
+    canceled: bool = False,
 ) -> dict[str, Any]:
     """The whole rollout as run.json keeps it: every wave (those not started with their hosts,
-    left untouched), where it stopped and why."""
+    left untouched), where it stopped and why. `canceled`: interrupted (Ctrl-C) during the wave
+    after `done`."""
     stopped = next((w for w in done if w["verdict"] == "failed"), None)
+    at = len(done) + 1
+    cut = (
+        [{"wave": at, "hosts": waves[at - 1], "verdict": "canceled"}]
+        if canceled and at <= len(waves)
+        else []
+    )
     left = [
         {"wave": i, "hosts": hosts, "verdict": "not_started"}
         for i, hosts in enumerate(waves, start=1)
-        if i > len(done)
+        if i > len(done) + len(cut)
     ]
     record: dict[str, Any] = {
         "spec": rollout.spec,
@@ -240,9 +252,16 @@ def rollout_record(
         "max_fail": str(rollout.max_fail),
         "fail_on": fail_on,
         "order": "host names sorted (casemate's host order), after --limit",
-        "waves": done + left,
+        "waves": done + cut + left,
     }
-    if stopped is not None:
+    if cut:
+        record |= {
+            "outcome": "canceled",
+            "stopped_at": at,
+            "why": f"interrupted during wave {at} of {len(waves)}; "
+            f"{len(left)} later wave(s) left untouched",
+        }
+    elif stopped is not None:
         names = ", ".join(stopped["failed"])
         record |= {
             "outcome": "stopped",
@@ -267,6 +286,14 @@ class WavePlayed:
     failed: Mapping[str, str]
 
 
+class RolloutCanceled(KeyboardInterrupt):
+    """Ctrl-C during a staged rollout: `record` is the rollout as it stood (outcome canceled)."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        super().__init__(record["why"])
+        self.record = record
+
+
 def exit_status(codes: Iterable[int], stopped: bool) -> int:
     """A stopped rollout is 3; a completed one says what its waves' hardens said at worst (3 a
     host failed within --max-fail, 4 a host was busy, 0 every host done)."""
@@ -284,15 +311,19 @@ def run_rollout(
 ) -> tuple[int, dict[str, Any]]:
     """Play the waves in order (`play(index, hosts, rollout record so far)` hardens and verifies
     one) and stop after the first wave whose failures exceed --max-fail: no later wave is
-    played. The exit status and the rollout's record."""
+    played. The exit status and the rollout's record. Interrupted: RolloutCanceled."""
     done: list[dict[str, Any]] = []
     codes: list[int] = []
-    for index, hosts in enumerate(waves, start=1):
-        played = play(index, hosts, rollout_record(rollout, waves, done, fail_on))
-        record = wave_record(index, hosts, played.failed, rollout.max_fail, played.runs)
-        done.append(record)
-        codes.append(played.code)
-        if record["verdict"] == "failed":
-            break
+    try:
+        for index, hosts in enumerate(waves, start=1):
+            played = play(index, hosts, rollout_record(rollout, waves, done, fail_on))
+            record = wave_record(index, hosts, played.failed, rollout.max_fail, played.runs)
+            done.append(record)
+            codes.append(played.code)
+            if record["verdict"] == "failed":
+                break
+    except KeyboardInterrupt:
+        canceled = rollout_record(rollout, waves, done, fail_on, canceled=True)
+        raise RolloutCanceled(canceled) from None
     final = rollout_record(rollout, waves, done, fail_on)
     return exit_status(codes, final["outcome"] == "stopped"), final

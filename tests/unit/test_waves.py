@@ -19,6 +19,7 @@ from casemate.inventory import Inventory
 from casemate.rundir import new_run
 from casemate.waves import (
     MaxFail,
+    RolloutCanceled,
     WavePlayed,
     parse_max_fail,
     rollout_options,
@@ -213,6 +214,26 @@ def test_a_clean_rollout_exits_0_and_a_busy_host_4() -> None:
     assert code == 4
 
 
+def test_ctrl_c_during_a_wave_ends_the_rollout_canceled_with_later_waves_untouched() -> None:
+    rollout = rollout_options("1,2,100%", None, None)
+    assert rollout is not None
+    played = FakeWaves({})
+
+    def play(index: int, hosts: list[str], so_far: Mapping[str, Any]) -> WavePlayed:
+        if index == 2:
+            raise KeyboardInterrupt
+        return played(index, hosts, so_far)
+
+    with pytest.raises(RolloutCanceled) as stopped:
+        run_rollout(rollout, rollout.split(HOSTS[:4]), play, "any")
+    record = stopped.value.record
+    assert isinstance(stopped.value, KeyboardInterrupt)  # the CLI still exits 130
+    assert (record["outcome"], record["stopped_at"]) == ("canceled", 2)
+    assert record["why"] == "interrupted during wave 2 of 3; 1 later wave(s) left untouched"
+    assert [w["verdict"] for w in record["waves"]] == ["passed", "canceled", "not_started"]
+    assert record["waves"][1]["hosts"] == ["n02"]
+
+
 def test_max_fail_percent_counts_the_wave_not_the_fleet() -> None:
     assert MaxFail().allowed(100) == 0
     rollout = rollout_options("1,100%", None, "50%")
@@ -294,12 +315,17 @@ class FakeVerify:
         return new_run(self.state, "verify"), doc
 
 
-def fake_harden(failing: Mapping[str, str], outcome: str = "") -> Any:
+def fake_harden(failing: Mapping[str, str], outcome: str = "", interrupt_on: str = "") -> Any:
     """Stands for cli._harden_hosts: a harden run dir whose run.json says `failing` hosts failed
-    (with their message); `outcome` "failed" with no failing host: the playbook itself failed."""
+    (with their message); `outcome` "failed" with no failing host: the playbook itself failed;
+    the wave holding `interrupt_on` is interrupted (Ctrl-C) once its run.json is written."""
 
-    def harden(c: Any, store: Any, job: Any, harden_plan: Any, *, rollout: Any = None) -> Any:
+    def harden(
+        c: Any, store: Any, job: Any, harden_plan: Any, *, rollout: Any = None, started: Any = None
+    ) -> Any:
         run = new_run(job.again.state, "harden")
+        if started is not None:
+            started(run)
         hosts = harden_plan.hosts
         stats = {h: {"ok": 1, "failed": int(h in failing)} for h in hosts}
         meta = {
@@ -311,6 +337,8 @@ def fake_harden(failing: Mapping[str, str], outcome: str = "") -> Any:
             "rollout": rollout,
         }
         run.write_json("run.json", meta)
+        if interrupt_on in hosts:
+            raise KeyboardInterrupt
         came_to = outcome or ("failed" if any(h in failing for h in hosts) else "succeeded")
         return cli._Hardened(3 if came_to == "failed" else 0, run, meta, came_to, {})
 
@@ -386,6 +414,23 @@ def test_a_wave_stopped_by_its_verify_is_recorded_in_every_wave_run(
         "n02": "verify: 1 control(s) failing at --fail-on: cis_docker_2_2"
     }
     assert second["waves"][2] == {"wave": 3, "hosts": ["n03", "n04"], "verdict": "not_started"}
+
+
+def test_ctrl_c_mid_rollout_leaves_no_wave_run_saying_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        rollout_of(tmp_path, monkeypatch, "1,2,100%", harden=fake_harden({}, interrupt_on="n02"))
+    runs = sorted((tmp_path / "state" / "runs").glob("*-harden-*"))
+    metas = sorted(
+        (json.loads((r / "run.json").read_text()) for r in runs),
+        key=lambda m: int(m["rollout"]["wave"]),
+    )
+    assert [m["hosts"] for m in metas] == [["n01"], ["n02"]]
+    for wave, meta in enumerate(metas, start=1):
+        assert meta["rollout"]["wave"] == wave
+        assert meta["rollout"]["outcome"] == "canceled"
+        assert meta["rollout"]["stopped_at"] == 2
 
 
 def test_a_finding_the_gate_does_not_count_lets_the_rollout_go_on(
