@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from casemate import __version__, breakglass, hostlock, private, runlock, waivers, waves
+from casemate import (
+    __version__,
+    breakglass,
+    hostlock,
+    interrupts,
+    private,
+    runlock,
+    waivers,
+    waves,
+)
 from casemate.catalog.cache import cached_catalog
 from casemate.catalog.loader import Catalog
 from casemate.catalog.model import Entry
@@ -689,6 +698,8 @@ def _rollout(
         wave_plan = replace(harden_plan, hosts=hosts)
         so_far = dict(so_far) | {"wave": index}
         done = _harden_hosts(c, store, job, wave_plan, rollout=so_far, started=runs.append)
+        if done.outcome == "canceled":  # Ctrl-C or SIGTERM stopped its play: the rollout ends here
+            raise KeyboardInterrupt
         played = _verify_wave(c, store, job, done, hosts, gate, index)
         for host, why in played.failed.items():
             c.err.print(f"  wave {index}: {host} failed: {why}", markup=False, highlight=False)
@@ -1806,6 +1817,7 @@ def collection_build_cmd(
 
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+TERMINATED = 143  # 128 + SIGTERM
 
 
 def _fail(message: str, code: int) -> None:
@@ -1816,6 +1828,7 @@ def _fail(message: str, code: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console script. Errors are one line on stderr; exit 2 for bad input, 3 for a failed run."""
+    interrupts.on_sigterm()  # SIGTERM ends a run as Ctrl-C does: recorded, its locks released
     try:
         code = app(args=argv, prog_name="casemate", standalone_mode=False)
     except ClickException as exc:
@@ -1823,8 +1836,10 @@ def main(argv: list[str] | None = None) -> None:
     except CasemateError as exc:
         _fail(str(exc), exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        _fail("interrupted", 130)
+        code = INTERRUPTED
     if code == INTERRUPTED:  # typer turns Ctrl-C into this exit status itself; no command does
+        if interrupts.was_terminated():
+            _fail("terminated (SIGTERM)", TERMINATED)
         _fail("interrupted", INTERRUPTED)
     raise SystemExit(code if isinstance(code, int) else 0)
 

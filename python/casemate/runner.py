@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from casemate import inventory_cache
+from casemate import interrupts, inventory_cache
 from casemate.errors import InventoryError, RunFailedError
 from casemate.inventory import Inventory
 
@@ -268,22 +268,23 @@ def run_playbook(
 
     artifacts.mkdir(mode=0o700, parents=True, exist_ok=True)
     cmdline = " ".join(x for x in ("--check" if check else "", "--diff" if diff else "") if x)
-    result = ansible_runner.run(
-        private_data_dir=str(artifacts),
-        playbook=str(content / "playbooks" / playbook),
-        inventory=str(inventory.resolve()),
-        limit=",".join(hosts),
-        tags=",".join(tags) if tags else None,
-        extravars=dict(extravars),
-        cmdline=cmdline or None,
-        forks=forks,
-        envvars=envvars,
-        event_handler=handle,
-        quiet=True,
-        # no env/ files (envvars, extravars, cmdline): nothing is kept that the run does not need;
-        # the artifacts ansible-runner must write are redacted afterwards (RunDir.seal)
-        suppress_env_files=True,
-    )
+    with interrupts.kept():  # ansible-runner's own Ctrl-C and SIGTERM handlers end with the play
+        result = ansible_runner.run(
+            private_data_dir=str(artifacts),
+            playbook=str(content / "playbooks" / playbook),
+            inventory=str(inventory.resolve()),
+            limit=",".join(hosts),
+            tags=",".join(tags) if tags else None,
+            extravars=dict(extravars),
+            cmdline=cmdline or None,
+            forks=forks,
+            envvars=envvars,
+            event_handler=handle,
+            quiet=True,
+            # no env/ files (envvars, extravars, cmdline): nothing is kept that the run does not
+            # need; the artifacts ansible-runner must write are redacted afterwards (RunDir.seal)
+            suppress_env_files=True,
+        )
     stats = result.stats
     per_host: dict[str, HostStats] = {}
     for host in hosts:
