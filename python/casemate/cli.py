@@ -992,7 +992,7 @@ def _print_harden(c: Ctx, run: RunDir, meta: dict[str, Any]) -> str:
     c.out.print(harden_report.table(meta, stats))
     for line in harden_report.failure_lines(meta, stats):
         c.out.print(line, soft_wrap=True)  # one line per host, however narrow the log is
-    for line in harden_report.waiver_lines(meta):
+    for line in [*harden_report.waiver_lines(meta), *harden_report.rollout_lines(meta)]:
         c.out.print(line, soft_wrap=True)
     return outcome
 

@@ -27,7 +27,7 @@ from casemate.waves import (
     verify_failures,
 )
 
-from .test_cli import INV, call
+from .test_cli import INV, call, call_out
 from .test_fail_on import no_host_is_touched  # noqa: F401 - autouse: no host is touched here
 from .test_waivers import CATALOG
 
@@ -431,6 +431,24 @@ def test_ctrl_c_mid_rollout_leaves_no_wave_run_saying_running(
         assert meta["rollout"]["wave"] == wave
         assert meta["rollout"]["outcome"] == "canceled"
         assert meta["rollout"]["stopped_at"] == 2
+
+
+def test_report_of_a_wave_run_says_which_wave_and_where_the_rollout_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    findings = {"n02": ("cis_docker_2_2", 1)}
+    rollout_of(tmp_path, monkeypatch, "1,2,100%", harden=fake_harden({}), findings=findings)
+    capsys.readouterr()
+    runs = sorted((tmp_path / "state" / "runs").glob("*-harden-*"))
+    shown = []
+    for run in runs:
+        _, out, _ = call_out(capsys, "report", str(run))
+        shown += [x for x in out.splitlines() if x.startswith("waves ")]
+    assert sorted(shown) == [
+        f"waves 1,2,100%: wave {w} of 3; rollout stopped: wave 2 of 3 failed (1 of 1 host(s) "
+        "failed, 0 allowed by --max-fail 0): n02; 1 later wave(s) left untouched"
+        for w in (1, 2)
+    ]
 
 
 def test_a_finding_the_gate_does_not_count_lets_the_rollout_go_on(

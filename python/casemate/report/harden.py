@@ -90,3 +90,24 @@ def waiver_lines(meta: Mapping[str, Any]) -> list[Text]:
     for host, record in (meta.get("busy") or {}).items():
         out.append(Text(f"{host}: {busy_said(record)}", style="yellow"))
     return out
+
+
+def rollout_lines(meta: Mapping[str, Any]) -> list[Text]:
+    """For a wave of a staged rollout (`harden --waves`/`--canary`): which wave this run was, and
+    what the whole rollout came to, with where it stopped and why."""
+    record = meta.get("rollout") or {}
+    if not record:
+        return []
+    waves = record.get("waves") or []
+    line = Text(
+        f"{record.get('spec')}: wave {record.get('wave')} of {len(waves)}; "
+        f"rollout {record.get('outcome')}"
+    )
+    if record.get("why"):
+        line.append(f": {record['why']}")
+    style = {"stopped": "red", "canceled": "red", "running": "yellow"}.get(
+        str(record.get("outcome"))
+    )
+    if style:
+        line.stylize(style)
+    return [line]
