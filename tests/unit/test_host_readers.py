@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -281,6 +282,31 @@ def test_host_baseline_reads_the_units_to_disable_in_one_call() -> None:
     assert len(calls) == 1
     # enabled; the socket is not
     assert [f["unit"] for f in found] == ["ssh.service", "sshd.service"]
+
+
+def test_the_probe_asks_systemd_about_every_unit_at_once_with_the_same_answers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    names = ["ssh.service", "sshd.service", "ssh.socket", "sshd.socket"]
+    blocks = recorded("systemctl-show-ssh.txt").strip("\n").split("\n\n")
+    calls: list[list[str]] = []
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        calls.append(argv)
+        units = [a for a in argv[2:] if a in names]
+        return 0, "\n\n".join(blocks[names.index(u)] for u in units) + "\n", ""
+
+    probe = probe_module()
+    probe.run_argv = run
+    alone = {name: probe.c_unit(name) for name in names}  # one systemctl show per unit
+    assert len(calls) == len(names)
+    calls.clear()
+    probe.REQUEST = [["unit", name] for name in names]
+    probe.main()
+    answer = json.loads(capsys.readouterr().out)
+    asked = [c for c in calls if c[:2] == ["systemctl", "show"]]
+    assert len(asked) == 1 and asked[0][2:6] == sorted(names)
+    assert {name: answer["data"][f"unit:{name}"] for name in names} == alone
 
 
 def test_systemd_that_cannot_be_asked_says_why() -> None:

@@ -39,6 +39,7 @@ from ansible.module_utils.casemate_host import (
     run_argv,
     run_command,
     systemctl_show,
+    units_properties,
 )
 from ansible.module_utils.casemate_proof import prove
 from ansible.module_utils.casemate_sshd import (
@@ -164,11 +165,23 @@ def c_proc_any(name):
 UNIT_PROPS = "Id,LoadState,ActiveState,SubState,UnitFileState,FragmentPath,MainPID,DropInPaths"
 
 
+UNITS_ASKED = []  # [future of units_at_once]: every unit of the request in one systemctl show
+
+
+def units_at_once(names):
+    """{unit: properties} of every unit in one `systemctl show` (an empty dict when systemd
+    refused the lot: each unit is then asked on its own, so one bad name costs only itself)."""
+    found, why = units_properties(names, [UNIT_PROPS])
+    return {} if why else found
+
+
 def c_unit(name):
-    text, why = systemctl_show(name, [UNIT_PROPS])
-    if text is None:
-        return {"error": why}
-    props = parse_show(text)
+    props = UNITS_ASKED[0].result().get(name) if UNITS_ASKED else None
+    if props is None:
+        text, why = systemctl_show(name, [UNIT_PROPS])
+        if text is None:
+            return {"error": why}
+        props = parse_show(text)
     frag = props.get("FragmentPath") or ""
     return {
         "properties": props,
@@ -702,8 +715,20 @@ def _images_by_cli():
 # --- SSH server (roles/sshd): effective configuration, host keys, listeners, packages ---------
 
 
+SSHD_SEEN = {}  # config -> _sshd_read(config): sshd_effective and ssh_host_keys share one sshd -T
+SSHD_LOCK = threading.Lock()
+
+
 def _sshd_effective(config):
-    """sshd -T: the configuration sshd would run with (drop-ins and defaults applied)."""
+    """sshd -T: the configuration sshd would run with (drop-ins and defaults applied), read once
+    per probe."""
+    with SSHD_LOCK:
+        if config not in SSHD_SEEN:
+            SSHD_SEEN[config] = _sshd_read(config)
+        return SSHD_SEEN[config]
+
+
+def _sshd_read(config):
     sshd = find_command("sshd")
     if sshd is None or not os.path.exists(config):
         return {"installed": False, "config": config}
@@ -822,6 +847,9 @@ def main():
     began = time.time()
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         facts = pool.submit(host_facts)
+        units = sorted({a for k, a in REQUEST if k == "unit"})
+        if len(units) > 1:  # submitted before the unit collectors that wait for it
+            UNITS_ASKED.append(pool.submit(units_at_once, units))
         # the commands (containers started to prove seccomp, gVisor, AppArmor) and image scans
         # take longest: they start first, the quick reads fill the other threads meanwhile
         order = sorted(REQUEST, key=lambda ka: ka[0] not in ("proof", "cmd", "image_files"))
