@@ -14,7 +14,11 @@ measured), then measures, `--runs` times each:
 - the same with `--fresh-proofs` (this checkout only: every container proof started anew);
 - with `--nodes` > 1, the same of every node: the controller's CPU per additional node;
 - `casemate catalog list`: wall time (the loaded catalog kept in the state directory from the
-  first, unmeasured run).
+  first, unmeasured run);
+- the probe's one round trip to the first node, taken apart (this checkout only): the whole
+  `transport.run` of verify's own transport and probe command, the time the remote script says
+  it ran (`elapsed_ms`), and a bare `true` and `python3 -c pass` through the same transport: what
+  is the host's work and what is the transport's.
 
 With `--before CHECKOUT` (another checkout of casemate, e.g. `git worktree add /tmp/old main~3`)
 every measurement is made with that checkout's code too, on the same lab, runs alternating, so the
@@ -92,6 +96,51 @@ def medians(
     ]
 
 
+def round_trip(state: Path, inventory: str, host: str, runs: int) -> list[tuple[str, float]]:
+    """Medians (seconds) of the probe's round trip to `host` through verify's own transport and
+    command, beside what the remote script says it spent and a bare command's round trip."""
+    from casemate.catalog.cache import cached_catalog  # noqa: PLC0415 - the checkout measured
+    from casemate.catalog.select import Selection, select  # noqa: PLC0415
+    from casemate.checks import builtin_kinds  # noqa: PLC0415
+    from casemate.probe.collect import remote_command  # noqa: PLC0415
+    from casemate.probe.transport import interpreter_of, testinfra_transport  # noqa: PLC0415
+    from casemate.runner import resolve_inventory  # noqa: PLC0415
+    from casemate.verify import concerns, relevant_entries, wanted_probes  # noqa: PLC0415
+
+    inv = resolve_inventory(Path(inventory), state)
+    groups = inv.groups_of(host)
+    entries = relevant_entries(
+        select(cached_catalog(None, builtin_kinds(), state / "cache"), Selection(level=2)),
+        groups,
+    )
+    interpreter = interpreter_of(inv.hostvars(host))
+    command = remote_command(
+        wanted_probes([e for e in entries if concerns(e, groups)]), interpreter
+    )
+    transport = testinfra_transport(inv, host)
+    timed: dict[str, list[float]] = {"whole": [], "script": [], "true": [], "python": []}
+    for _ in range(runs):
+        for name, cmd in (
+            ("true", "true"),
+            ("python", f"{interpreter} -c pass"),
+            ("whole", command),
+        ):
+            began = time.perf_counter()
+            done = transport.run(cmd)
+            timed[name].append(time.perf_counter() - began)
+            if name == "whole":
+                timed["script"].append(
+                    json.loads(done.stdout[done.stdout.find("{") :])["elapsed_ms"] / 1000
+                )
+    return [
+        ("probe round trip (transport.run)", statistics.median(timed["whole"])),
+        ("  the remote script's own elapsed_ms", statistics.median(timed["script"])),
+        ("  `true` through the transport", statistics.median(timed["true"])),
+        (f"  `{interpreter} -c pass` through it", statistics.median(timed["python"])),
+        (f"  the command: {len(command)} bytes", 0.0),
+    ]
+
+
 def probe_ms(report_dir: Path) -> list[int]:
     doc = json.loads((report_dir / "report.json").read_text())
     return [int(h["probe_elapsed_ms"] or 0) for h in doc["hosts"]]
@@ -131,6 +180,7 @@ def main() -> None:
     here = envs[0]
     rows: list[tuple[str, list[Sample]]] = []
     probed: list[int] = []
+    trip: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="casemate-bench-") as tmp:
         state = Path(tmp) / "state"
         reports = Path(tmp) / "reports"
@@ -139,8 +189,9 @@ def main() -> None:
         listing = medians(opts.runs, envs, lambda env: run(state, "catalog", "list", env=env))
         rows.append(("catalog list", listing))
         lab = ("lab", "up", "--name", opts.name, "--nodes", str(opts.nodes))
-        run(state, *lab, "--profile", opts.profile, ok=(0,), env=here)
         try:
+            # inside the try: a lab that came up only in part (a node too slow) is taken down too
+            run(state, *lab, "--profile", opts.profile, ok=(0,), env=here)
             run(state, "harden", "-i", inv, "--level", "2", ok=(0,), env=here)  # not measured
 
             def verify(env: dict[str, str], *more: str) -> Sample:
@@ -160,13 +211,17 @@ def main() -> None:
                 rows.append(
                     (f"verify {opts.nodes} {opts.profile} nodes", medians(opts.runs, envs, verify))
                 )
+            trip = round_trip(state, inv, first, opts.runs)
         finally:
             run(state, "lab", "down", "--name", opts.name, ok=(0,), env=here)
-    report(opts, rows, probed)
+    report(opts, rows, probed, trip)
 
 
 def report(
-    opts: argparse.Namespace, rows: list[tuple[str, list[Sample]]], probed: list[int]
+    opts: argparse.Namespace,
+    rows: list[tuple[str, list[Sample]]],
+    probed: list[int],
+    trip: list[tuple[str, float]],
 ) -> None:
     before = opts.before is not None
     print(f"machine: {machine()}")
@@ -200,6 +255,9 @@ def report(
                 f"  {label}controller CPU per additional node: {per_node:.3f} s "
                 f"(target <= {TARGET_CPU_PER_NODE_S} s)"
             )
+    print(f"the probe's round trip to the first node, median of {opts.runs}:")
+    for name, seconds in trip:
+        print(f"  {name:<40} {seconds:7.3f}s" if seconds else f"  {name}")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ from casemate.runner import (
 from casemate.verify import HostVerification, run_verify
 
 if TYPE_CHECKING:  # the history store and metrics load SQLAlchemy: only the commands that use them
+    from casemate.history.local import Recorder
     from casemate.history.store import Store
 
 try:  # typer >= 0.24 vendors click
@@ -397,8 +398,20 @@ def _open_history(c: Ctx, metrics_file: Path | None) -> Store:
     return open_store(c.db, c.state)
 
 
+def _open_recorder(c: Ctx, metrics_file: Path | None) -> Recorder:
+    """The history store of a run that only records in it, opened before any host is touched as
+    `_open_history` opens it, but a SQLite store without loading SQLAlchemy (history/local.py)."""
+    from casemate.history.local import open_recorder  # noqa: PLC0415 - history runs only
+
+    if metrics_file is not None:
+        from casemate.metrics import check_target  # noqa: PLC0415 - loads prometheus_client
+
+        check_target(metrics_file)
+    return open_recorder(c.db, c.state)
+
+
 @contextmanager
-def _recorded_if_interrupted(c: Ctx, store: Store, run: RunDir) -> Iterator[None]:
+def _recorded_if_interrupted(c: Ctx, store: Recorder, run: RunDir) -> Iterator[None]:
     """A run interrupted (Ctrl-C) is sealed and its run.json says `canceled`: it is recorded in
     the history store (opened before the run) like any other. Interrupted again while that
     is written, it is left for `casemate history import`, and one line says so."""
@@ -416,11 +429,11 @@ def _recorded_if_interrupted(c: Ctx, store: Store, run: RunDir) -> Iterator[None
         raise
 
 
-def _record(c: Ctx, store: Store, run: RunDir, *, close: bool = True) -> bool:
+def _record(c: Ctx, store: Recorder, run: RunDir, *, close: bool = True) -> bool:
     """Record a finished run in the history store (closed afterwards unless `close` is False:
     more runs to record). A failure never fails the run: its record on disk is complete, and one
     line says how to import it later."""
-    from casemate.history.record import read_run  # noqa: PLC0415 - loads SQLAlchemy
+    from casemate.history.record import read_run  # noqa: PLC0415 - history runs only
 
     try:
         store.record(read_run(run.path))
@@ -1177,7 +1190,9 @@ def verify_cmd(
     inv = resolve_inventory(inventory, c.state)
     hosts = inv.select(limit)
     held_inventory = _controller_lock(ctx, c, inv, "verify", wait)
-    store = _open_history(c, metrics_file)
+    # --metrics-file reads the history store (what drifted since the last run): SQLAlchemy's
+    full = _open_history(c, metrics_file) if metrics_file is not None else None
+    store = full if full is not None else _open_recorder(c, None)
     run = new_run(c.state, "verify", inv.redactor(os.environ))
     held_inventory.name_run(run.id)
     c.err.print(f"verifying {len(hosts)} host(s) against {len(entries)} controls, level {level}")
@@ -1220,7 +1235,7 @@ def verify_cmd(
     for path in written:
         c.out.print(f"{path.name}: {path}", soft_wrap=True)
     c.out.print(f"run: {run.path}", soft_wrap=True)
-    drifted = _drifted(store, doc) if metrics_file is not None else None
+    drifted = _drifted(full, doc) if full is not None else None
     recorded = _record(c, store, run)
     if metrics_file is not None:
         from casemate import metrics  # noqa: PLC0415 - loads prometheus_client
@@ -1271,7 +1286,7 @@ def drift_cmd(
     content = content_root()
     shared = shared_fixes(content, catalog)
     held_inventory = _controller_lock(ctx, c, inv, "drift", wait)
-    store = _open_history(c, metrics_file)
+    store = _open_recorder(c, metrics_file)
     chosen = choose_strategy("auto", _connections(inv, hosts))
     run = new_run(c.state, "drift", inv.redactor(os.environ))
     held_inventory.name_run(run.id)

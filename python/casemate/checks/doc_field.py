@@ -4,10 +4,8 @@ containerd config...)."""
 from __future__ import annotations
 
 import json
-import tomllib
 from typing import Any, ClassVar, Literal
 
-import yaml
 from pydantic import model_validator
 
 from casemate.checks.argv import ValueType, coerce
@@ -38,10 +36,14 @@ def parse(text: str, fmt: str) -> Any:
     if fmt == "json":
         return json.loads(text)
     if fmt == "toml":
+        import tomllib  # noqa: PLC0415 - only a host's TOML document needs it
+
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(str(exc)) from None
+    import yaml  # noqa: PLC0415 - commands that judge no host skip the import
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import platform
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ PACKAGES = ("ansible-core", "ansible", "ansible-runner")
 
 
 def _package(name: str) -> str | None:
+    from importlib import metadata  # noqa: PLC0415 - 15 ms of imports; only a run asks
+
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:

@@ -1,10 +1,9 @@
-"""The history store's tables (SQLAlchemy Core) and its schema version.
-
-Times are stored in UTC. A run is keyed by its run id (the run directory's name), so recording a
-run again replaces it instead of adding a second copy. Results and per-host rows go with their run.
-"""
+"""The history store's tables as SQLAlchemy Core tables, built from their one description
+(columns.py), and its schema version."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -18,73 +17,43 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.types import TypeEngine
 
-# Raise it with every change to the tables below, and add the step from the version before to
-# store.MIGRATIONS: a store of an older version is migrated when it is opened, a store of a newer
-# one is refused (the code does not know its tables).
-SCHEMA_VERSION = 1
+from casemate.history import columns
+from casemate.history.columns import SCHEMA_VERSION
+
+__all__ = ["SCHEMA_VERSION", "casemate_schema", "host_runs", "metadata", "results", "runs"]
+
+
+def _type(column: columns.Column) -> TypeEngine[Any]:
+    if column.type == "str":
+        return String(column.length)
+    kinds: dict[str, TypeEngine[Any]] = {
+        "int": Integer(),
+        "text": Text(),
+        "bool": Boolean(),
+        "time": DateTime(timezone=True),
+    }
+    return kinds[column.type]
+
+
+def _column(column: columns.Column) -> Column[Any]:
+    more = [ForeignKey(column.references, ondelete="CASCADE")] if column.references else []
+    return Column(
+        column.name,
+        _type(column),
+        *more,
+        primary_key=column.primary,
+        nullable=column.nullable,
+        autoincrement=False,
+    )
+
 
 metadata = MetaData()
-
-casemate_schema = Table(
-    "casemate_schema",
-    metadata,
-    Column("version", Integer, primary_key=True, autoincrement=False),
-    Column("written_by", String(64), nullable=False),  # the casemate version that set it
-    Column("updated", DateTime(timezone=True), nullable=False),
-)
-
-runs = Table(
-    "runs",
-    metadata,
-    Column("id", String(128), primary_key=True),
-    Column("kind", String(32), nullable=False),  # verify, harden, drift: free-form
-    Column("started", DateTime(timezone=True), nullable=False),
-    Column("finished", DateTime(timezone=True)),
-    Column("outcome", String(32), nullable=False),  # harden.OUTCOMES
-    Column("command", Text, nullable=False),  # the redacted argv, as JSON
-    Column("inventory", Text, nullable=False),  # where the inventory came from
-    Column("inventory_digest", String(80)),  # sha256 of the run's redacted inventory.json
-    Column("catalog_digest", String(80)),
-    Column("casemate_version", String(64)),
-    Column("ansible_version", String(64)),
-    Column("level", Integer),
-    Column("profile", String(32)),
-    Column("check_mode", Boolean, nullable=False),
-    Column("controls", Text, nullable=False),  # the selected control ids, as JSON
-    Column("run_dir", Text, nullable=False),  # where the run's evidence was when recorded
-    Column("recorded", DateTime(timezone=True), nullable=False),
-)
-
-host_runs = Table(
-    "host_runs",
-    metadata,
-    Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
-    Column("host", String(255), primary_key=True),
-    # verify: probed or unprobed; harden: succeeded, failed or unreachable
-    Column("outcome", String(32), nullable=False),
-    Column("error", Text),
-    # harden: Ansible's recap for the host; verify leaves them empty
-    Column("ok", Integer),
-    Column("changed", Integer),
-    Column("failed", Integer),
-    Column("unreachable", Integer),
-    Column("skipped", Integer),
-    Column("rescued", Integer),
-)
-
-results = Table(
-    "results",
-    metadata,
-    Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
-    Column("host", String(255), primary_key=True),
-    Column("control_id", String(64), primary_key=True),
-    Column("status", String(32), nullable=False),
-    Column("expected", Text, nullable=False),
-    Column("observed", Text, nullable=False),
-    # sha256 of the redacted observations the verdict used (report.json keeps them)
-    Column("evidence_digest", String(80), nullable=False),
-)
-
-Index("results_by_host_control", results.c.host, results.c.control_id)
-Index("runs_by_started", runs.c.started)
+_tables = {t.name: Table(t.name, metadata, *map(_column, t.columns)) for t in columns.TABLES}
+casemate_schema = _tables[columns.CASEMATE_SCHEMA.name]
+runs = _tables[columns.RUNS.name]
+host_runs = _tables[columns.HOST_RUNS.name]
+results = _tables[columns.RESULTS.name]
+for _index in columns.INDEXES:
+    Index(_index.name, *(_tables[_index.table].c[name] for name in _index.columns))

@@ -1,14 +1,14 @@
 """The history store: opened (and created or migrated) before a run touches any host, written
 after it, read by `casemate history`.
 
-One SQLAlchemy Core schema (schema.py) for both back ends: SQLite in the state directory by
-default, PostgreSQL by URL for several controllers. A URL is never shown with its password.
+One SQLAlchemy Core schema (schema.py, built from columns.py) for both back ends: SQLite in the
+state directory by default, PostgreSQL by URL for several controllers; local.py writes a SQLite
+store at this schema version without SQLAlchemy. A URL is never shown with its password.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +32,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from casemate import __version__, private
-from casemate.errors import CasemateError
+from casemate.history.local import FILE_NAME, HistoryError, default_url, sqlite_file
 from casemate.history.record import RunRecord
 from casemate.history.schema import (
     SCHEMA_VERSION,
@@ -44,27 +44,17 @@ from casemate.history.schema import (
 )
 from casemate.redact import Redactor
 
-FILE_NAME = "history.sqlite3"  # the default store, in the state directory
+__all__ = ["FILE_NAME", "HistoryError", "Observed", "Played", "Store", "open_store"]
+
 ENV = "CASEMATE_DB"
 CONNECT_TIMEOUT_S = 10  # an unreachable PostgreSQL answers within this, before any host is touched
 # pg_advisory_xact_lock key: two controllers creating or migrating one store take turns
 _LOCK_KEY = 0x63617365  # "case"
 
 
-class HistoryError(CasemateError):
-    """The history store cannot be used (malformed URL, unreachable, newer schema, failed write).
-    Opening it happens before any host is touched: exit 2, nothing changed."""
-
-    exit_code = 2
-
-
 # Steps from one schema version to the next, run in order when an older store is opened:
 # MIGRATIONS[n] takes a store from version n to n + 1 (none yet: version 1 is the first).
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
-
-
-def default_url(state: Path) -> str:
-    return f"sqlite:///{state / FILE_NAME}"
 
 
 def shown(url: URL | str) -> str:
@@ -365,7 +355,7 @@ def open_store(raw: str | None, state: Path) -> Store:
         url = parse_url(raw)
     connect_args: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
-        _sqlite_file(Path(str(url.database)), url)
+        sqlite_file(Path(str(url.database)), shown(url))
     else:
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
     try:
@@ -380,21 +370,6 @@ def open_store(raw: str | None, state: Path) -> Store:
         store.close()
         raise
     return store
-
-
-def _sqlite_file(path: Path, url: URL) -> None:
-    """A new SQLite store is made 0600 (the directory must exist); an existing one is left as
-    its owner made it."""
-    if path.exists():
-        if not path.is_file():
-            raise HistoryError(f"--db {shown(url)}: {path} is not a file")
-        return
-    if not path.parent.is_dir():
-        raise HistoryError(f"--db {shown(url)}: no such directory {path.parent}")
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, private.FILE_MODE))
-    except OSError as exc:
-        raise HistoryError(f"--db {shown(url)}: cannot create {path}: {exc.strerror}") from None
 
 
 def _ready(conn: Connection, store: Store) -> None:

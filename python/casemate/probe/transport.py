@@ -3,7 +3,6 @@ proofs): a testinfra host built from the resolved inventory."""
 
 from __future__ import annotations
 
-import configparser
 import os
 import shlex
 from collections.abc import Mapping
@@ -50,6 +49,8 @@ def _with_ssh_options(inventory: Inventory, host: str) -> Inventory:
 
 def testinfra_transport(inventory: Inventory, host: str) -> Transport:
     """A testinfra host built from the resolved inventory (docker, ssh, local... connections)."""
+    import configparser  # noqa: PLC0415 - only when a host is contacted
+
     # testinfra pulls in pytest; import it only when a host is actually contacted
     from testinfra.utils.ansible_runner import get_ansible_host  # noqa: PLC0415
 
