@@ -2,7 +2,7 @@
 `harden --only-drifted` and a full re-harden, as whole processes. Medians, never assertions
 (docs/benchmarks.md keeps the figures and the machine they came from).
 
-    .venv/bin/python benchmarks/drift.py [--nodes 1] [--runs 5] [--name benchd]
+    .venv/bin/python benchmarks/drift.py [--nodes 1] [--runs 5] [--name benchd] [--drifted-only]
 
 It boots a Docker lab of its own, hardens every node at level 1 (not measured), then measures,
 `--runs` times each, on every node of the lab:
@@ -15,6 +15,8 @@ It boots a Docker lab of its own, hardens every node at level 1 (not measured), 
 - the full idempotent re-harden (`harden`, level 1);
 - with one drifted control per node (daemon.json `icc` edited by hand, dockerd restarted before
   each sample): `drift`, then `harden --only-drifted` (which fixes it for the next sample).
+
+`--drifted-only` measures only `verify (judgeable)` and the two drifted rows.
 
 The controller's CPU is user + system time of casemate and every process it waited for (see
 benchmarks/verify.py).
@@ -69,6 +71,11 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--name", default="benchd", help="lab name (default: benchd)")
+    parser.add_argument(
+        "--drifted-only",
+        action="store_true",
+        help="only the rows with one drifted control (and verify, for scale)",
+    )
     opts = parser.parse_args()
     if opts.nodes < 1 or opts.runs < 1:
         raise SystemExit("--nodes and --runs must be at least 1")
@@ -88,17 +95,28 @@ def main() -> None:
         try:
             run(state, "harden", "-i", inv, ok=(0,), env=env)  # not measured
             ids = ",".join(judgeable(state, inv, env))
-            for label, more in (("level 1", ()), ("judgeable", ("--controls", ids))):
-                for command in (("verify",), ("drift",), ("harden", "--only-drifted")):
+            selections = (("level 1", ()), ("judgeable", ("--controls", ids)))
+            commands: tuple[tuple[str, ...], ...] = (
+                ("verify",),
+                ("drift",),
+                ("harden", "--only-drifted"),
+            )
+            if opts.drifted_only:
+                selections, commands = selections[1:], commands[:1]
+            for label, more in selections:
+                for command in commands:
                     name = f"{' '.join(command)} ({label})"
                     args = (*command, "-i", inv, *more)
                     add((name, measured(opts.runs, env, lambda a=args: run(state, *a, env=env))))
-            add(
-                (
-                    "harden (re-harden)",
-                    medians(opts.runs, [env], lambda e: run(state, "harden", "-i", inv, env=e))[0],
+            if not opts.drifted_only:
+                add(
+                    (
+                        "harden (re-harden)",
+                        medians(opts.runs, [env], lambda e: run(state, "harden", "-i", inv, env=e))[
+                            0
+                        ],
+                    )
                 )
-            )
 
             def drifted(*command: str) -> Sample:
                 spoil(nodes)

@@ -378,7 +378,7 @@ def run_drift(
         for plan in plans:
             if plan.tags:
                 groups.setdefault(plan.tags, []).append(plan.host)
-        played = roleset.playbook_roles(content / "playbooks" / PLAYBOOK)
+        played = roleset.playbook_roles(content / "playbooks" / PLAYBOOK) if groups else []
         try:
             for tags, members in groups.items():
                 outcome = run_playbook(
