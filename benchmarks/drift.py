@@ -17,7 +17,7 @@ It boots a Docker lab of its own, hardens every node at level 1 (not measured), 
 - with one drifted control per node (daemon.json `icc` edited by hand, dockerd restarted before
   each sample): `drift`, then `harden --only-drifted` (which fixes it for the next sample).
 
-`--drifted-only` measures only `verify (judgeable)` and the two drifted rows. `--before` runs
+`--drifted-only` measures only `harden --only-drifted` with one drifted control. `--before` runs
 another checkout's code (its python/ on PYTHONPATH, its playbooks and roles) beside this one,
 sample by sample, on the same nodes.
 
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument(
         "--drifted-only",
         action="store_true",
-        help="only the rows with one drifted control (and verify, for scale)",
+        help="only harden --only-drifted with one drifted control",
     )
     parser.add_argument("--before", type=Path, help="a checkout to measure beside this one")
     opts = parser.parse_args()
@@ -111,7 +111,7 @@ def main() -> None:
                 ("harden", "--only-drifted"),
             )
             if opts.drifted_only:
-                selections, commands = selections[1:], commands[:1]
+                selections, commands = selections[1:], ()
             for label, more in selections:
                 for command in commands:
                     args = (*command, "-i", inv, *more)
@@ -133,7 +133,7 @@ def main() -> None:
                     run(state, "harden", "--only-drifted", "-i", inv, "--controls", ids, env=env)
                 return sample
 
-            for command in (("drift",), ("harden", "--only-drifted")):
+            for command in (("drift",), ("harden", "--only-drifted"))[opts.drifted_only :]:
                 add(
                     f"{' '.join(command)}, {DRIFTED} drifted",
                     measured(opts.runs, envs, lambda e, c=command: drifted(c, e)),
