@@ -2,7 +2,8 @@
 `harden --only-drifted` and a full re-harden, as whole processes. Medians, never assertions
 (docs/benchmarks.md keeps the figures and the machine they came from).
 
-    .venv/bin/python benchmarks/drift.py [--nodes 1] [--runs 5] [--name benchd]
+    .venv/bin/python benchmarks/drift.py [--nodes 1] [--runs 5] [--name benchd] [--drifted-only]
+        [--before OTHER_CHECKOUT]
 
 It boots a Docker lab of its own, hardens every node at level 1 (not measured), then measures,
 `--runs` times each, on every node of the lab:
@@ -15,6 +16,10 @@ It boots a Docker lab of its own, hardens every node at level 1 (not measured), 
 - the full idempotent re-harden (`harden`, level 1);
 - with one drifted control per node (daemon.json `icc` edited by hand, dockerd restarted before
   each sample): `drift`, then `harden --only-drifted` (which fixes it for the next sample).
+
+`--drifted-only` measures only `harden --only-drifted` with one drifted control. `--before` runs
+another checkout's code (its python/ on PYTHONPATH, its playbooks and roles) beside this one,
+sample by sample, on the same nodes.
 
 The controller's CPU is user + system time of casemate and every process it waited for (see
 benchmarks/verify.py).
@@ -55,8 +60,11 @@ def judgeable(state: Path, inv: str, env: dict[str, str]) -> list[str]:
     return sorted(c for c, statuses in seen.items() if statuses <= {"pass", "fail"})
 
 
-def measured(runs: int, env: dict[str, str], once: Callable[[], Sample]) -> Sample:
-    return medians(runs, [env], lambda _env: once())[0]
+def measured(
+    runs: int, envs: list[dict[str, str]], once: Callable[[dict[str, str]], Sample]
+) -> list[Sample]:
+    """Per environment (this checkout, then --before's), the median of `runs` samples."""
+    return medians(runs, envs, once)
 
 
 def spoil(nodes: list[str]) -> None:
@@ -69,15 +77,23 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--name", default="benchd", help="lab name (default: benchd)")
+    parser.add_argument(
+        "--drifted-only",
+        action="store_true",
+        help="only harden --only-drifted with one drifted control",
+    )
+    parser.add_argument("--before", type=Path, help="a checkout to measure beside this one")
     opts = parser.parse_args()
     if opts.nodes < 1 or opts.runs < 1:
         raise SystemExit("--nodes and --runs must be at least 1")
-    (env,) = environments(None)
-    rows: list[tuple[str, Sample]] = []
+    envs = environments(opts.before)
+    env = envs[0]
+    rows: list[tuple[str, list[Sample]]] = []
 
-    def add(row: tuple[str, Sample]) -> None:  # said at once too: a run that breaks keeps them
-        rows.append(row)
-        print(f"{row[0]}: {row[1].wall:.2f} s wall, {row[1].cpu:.2f} s CPU", file=sys.stderr)
+    def add(name: str, samples: list[Sample]) -> None:  # said at once: a run that breaks keeps them
+        rows.append((name, samples))
+        said = " | ".join(f"{x.wall:.2f} s wall, {x.cpu:.2f} s CPU" for x in samples)
+        print(f"{name}: {said}", file=sys.stderr)
 
     with tempfile.TemporaryDirectory(prefix="casemate-bench-") as tmp:
         state = Path(tmp) / "state"
@@ -88,46 +104,58 @@ def main() -> None:
         try:
             run(state, "harden", "-i", inv, ok=(0,), env=env)  # not measured
             ids = ",".join(judgeable(state, inv, env))
-            for label, more in (("level 1", ()), ("judgeable", ("--controls", ids))):
-                for command in (("verify",), ("drift",), ("harden", "--only-drifted")):
-                    name = f"{' '.join(command)} ({label})"
-                    args = (*command, "-i", inv, *more)
-                    add((name, measured(opts.runs, env, lambda a=args: run(state, *a, env=env))))
-            add(
-                (
-                    "harden (re-harden)",
-                    medians(opts.runs, [env], lambda e: run(state, "harden", "-i", inv, env=e))[0],
-                )
+            selections = (("level 1", ()), ("judgeable", ("--controls", ids)))
+            commands: tuple[tuple[str, ...], ...] = (
+                ("verify",),
+                ("drift",),
+                ("harden", "--only-drifted"),
             )
+            if opts.drifted_only:
+                selections, commands = selections[1:], ()
+            for label, more in selections:
+                for command in commands:
+                    args = (*command, "-i", inv, *more)
+                    add(
+                        f"{' '.join(command)} ({label})",
+                        measured(opts.runs, envs, lambda e, a=args: run(state, *a, env=e)),
+                    )
+            if not opts.drifted_only:
+                reharden = ("harden", "-i", inv)
+                add(
+                    "harden (re-harden)",
+                    measured(opts.runs, envs, lambda e: run(state, *reharden, env=e)),
+                )
 
-            def drifted(*command: str) -> Sample:
+            def drifted(command: tuple[str, ...], e: dict[str, str]) -> Sample:
                 spoil(nodes)
-                sample = run(state, *command, "-i", inv, "--controls", ids, env=env)
+                sample = run(state, *command, "-i", inv, "--controls", ids, env=e)
                 if command[0] == "drift":  # put it right for the next sample (not measured)
                     run(state, "harden", "--only-drifted", "-i", inv, "--controls", ids, env=env)
                 return sample
 
-            add(
-                (
-                    f"drift, {DRIFTED} drifted",
-                    measured(opts.runs, env, lambda: drifted("drift")),
+            for command in (("drift",), ("harden", "--only-drifted"))[opts.drifted_only :]:
+                add(
+                    f"{' '.join(command)}, {DRIFTED} drifted",
+                    measured(opts.runs, envs, lambda e, c=command: drifted(c, e)),
                 )
-            )
-            add(
-                (
-                    f"harden --only-drifted, {DRIFTED} drifted",
-                    measured(opts.runs, env, lambda: drifted("harden", "--only-drifted")),
-                )
-            )
         finally:
             run(state, "lab", "down", "--name", opts.name, ok=(0,), env=env)
+    table(rows, opts.nodes, opts.runs, opts.before)
+
+
+def table(rows: list[tuple[str, list[Sample]]], nodes: int, runs: int, before: Path | None) -> None:
     print(f"machine: {machine()}")
-    print(f"{opts.nodes} Docker node(s), level 1, median of {opts.runs} runs")
-    print("| command | wall | controller CPU | CPU per node |")
-    print("|---|---|---|---|")
-    for name, sample in rows:
-        per_node = sample.cpu / opts.nodes
-        print(f"| {name} | {sample.wall:.2f} s | {sample.cpu:.2f} s | {per_node:.2f} s |")
+    print(f"{nodes} Docker node(s), level 1, median of {runs} runs")
+    head = "| command | wall | controller CPU | CPU per node |"
+    if before is not None:
+        head += f" before ({before}): wall, CPU |"
+    print(head)
+    print("|---" * head.count(" | ") + "|---|")
+    for name, samples in rows:
+        here = samples[0]
+        cells = [f"{here.wall:.2f} s", f"{here.cpu:.2f} s", f"{here.cpu / nodes:.2f} s"]
+        cells += [f"{x.wall:.2f} s, {x.cpu:.2f} s" for x in samples[1:]]
+        print(f"| {name} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

@@ -533,7 +533,7 @@ def harden_cmd(
     entries = select(catalog, selection)
     found = _waivers(c, catalog, waiver_file, no_waivers)
     inv = resolve_inventory(inventory, c.state)
-    harden_plan = plan(entries, inv, limit)
+    harden_plan = plan(entries, inv, limit, narrow=bool(selection.controls))
     staged = rollout.split(harden_plan.hosts) if rollout is not None else None
     if found is not None:
         shared = shared_fixes(content_root(), catalog)

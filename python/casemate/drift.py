@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from casemate import __version__
+from casemate import __version__, roleset
 from casemate.catalog.loader import Catalog
 from casemate.catalog.model import Entry
 from casemate.catalog.select import Selection
@@ -378,6 +378,7 @@ def run_drift(
         for plan in plans:
             if plan.tags:
                 groups.setdefault(plan.tags, []).append(plan.host)
+        played = roleset.playbook_roles(content / "playbooks" / PLAYBOOK) if groups else []
         try:
             for tags, members in groups.items():
                 outcome = run_playbook(
@@ -387,6 +388,8 @@ def run_drift(
                     inventory=inventory.source,
                     hosts=members,
                     tags=list(tags),
+                    # only the roles these controls need (roleset.needed), none other
+                    skip_tags=roleset.skipped(played, roleset.needed(entries, tags)),
                     extravars={
                         "casemate_level": selection.level,
                         "casemate_profile": selection.profile or "standard",

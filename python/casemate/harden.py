@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from casemate import waivers
+from casemate import roleset, waivers
 from casemate.catalog.loader import Catalog
 from casemate.catalog.model import Entry
 from casemate.errors import BadInputError
@@ -39,6 +39,16 @@ class HardenPlan:
     only: Mapping[str, tuple[str, ...]] | None = None
     # what the drift evaluation came to, as run.json keeps it (drift.only_drifted_record)
     drift_record: Mapping[str, Any] | None = None
+    # the selection is a subset of the level (--controls): each group of hosts plays only the
+    # roles its tags need, as with `only`; False (a full harden): every role, as always
+    narrow: bool = False
+
+    def roles(self, tags: tuple[str, ...]) -> list[str] | None:
+        """The roles a group of hosts running `tags` plays (roleset.needed) when the run is a
+        subset (`narrow` or `only`); None: every role of the playbook."""
+        if not self.narrow and self.only is None:
+            return None
+        return roleset.needed(self.entries, tags)
 
     def host_tags(self, host: str) -> tuple[str, ...]:
         """The tags run on `host`: the selected controls (only those given for it, with `only`)
@@ -64,13 +74,18 @@ class HardenPlan:
         return [(members, tags) for tags, members in groups.items()]
 
 
-def plan(entries: list[Entry], inventory: Inventory, limit: str | None) -> HardenPlan:
-    """Validate everything before any host is touched."""
+def plan(
+    entries: list[Entry], inventory: Inventory, limit: str | None, *, narrow: bool = False
+) -> HardenPlan:
+    """Validate everything before any host is touched. `narrow`: the selection names its
+    controls (HardenPlan.narrow)."""
     remediable = [e for e in entries if e.control.remediation is not None]
     if not remediable:
         raise BadInputError("the selection contains no control casemate can remediate")
     hosts = inventory.select(limit)
-    return HardenPlan(hosts=hosts, tags=[e.id for e in remediable], entries=remediable)
+    return HardenPlan(
+        hosts=hosts, tags=[e.id for e in remediable], entries=remediable, narrow=narrow
+    )
 
 
 _IDS = re.compile(r"\|\s*((?:(?:cis|cm)_[a-z0-9_]+|-)(?:\s+(?:(?:cis|cm)_[a-z0-9_]+|-))*)\s*$")
@@ -225,6 +240,11 @@ def _plan_record(
             {"hosts": h, "left_out": [t for t in harden_plan.tags if t not in tags]}
             for h, tags in batches
         ]
+    if harden_plan.narrow or harden_plan.only is not None:
+        # a subset: the only roles each group of hosts plays (the others are skipped whole)
+        record["roles_played"] = [
+            {"hosts": h, "roles": harden_plan.roles(tags) or []} for h, tags in batches if tags
+        ]
     return record
 
 
@@ -329,7 +349,7 @@ def run_harden(
                     inventory=inventory.source,
                     hosts=hosts,
                     tags=list(tags),
-                    extravars=extravars,
+                    **_subset(content, harden_plan, tags, extravars),
                     check=check,
                     diff=diff,
                     strategy=strategy,
@@ -375,6 +395,22 @@ def run_harden(
     finished["playbook_runs"] = started_runs
     run.write_json("run.json", finished | {"outcome": run_outcome(finished)})
     return outcome
+
+
+def _subset(
+    content: Path, harden_plan: HardenPlan, tags: tuple[str, ...], extravars: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The skip_tags and extravars of the playbook run of a group of hosts running `tags`: a
+    subset plays only the roles it needs (the others skipped whole) and snapshots only their
+    paths; a full harden skips nothing."""
+    roles = harden_plan.roles(tags)
+    if roles is None:
+        return {"skip_tags": [], "extravars": dict(extravars)}
+    played = roleset.playbook_roles(content / "playbooks" / PLAYBOOK)
+    return {
+        "skip_tags": roleset.skipped(played, roles),
+        "extravars": dict(extravars) | {"casemate_rollback_roles": roles},
+    }
 
 
 def _lock_meta(

@@ -8,7 +8,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -234,8 +234,10 @@ def run_playbook(
     strategy: str,
     forks: int,
     on_event: Callable[[HostEvent], None],
+    skip_tags: Sequence[str] = (),
 ) -> PlaybookOutcome:
-    """Run one playbook. Unreachable or failing hosts are reported; the others still finish."""
+    """Run one playbook. Unreachable or failing hosts are reported; the others still finish.
+    `skip_tags`: tags whose tasks do not run, `always` ones included (roleset.skipped)."""
     _ensure_tools_on_path()
     chosen = strategy
     envvars = {
@@ -275,6 +277,7 @@ def run_playbook(
             inventory=str(inventory.resolve()),
             limit=",".join(hosts),
             tags=",".join(tags) if tags else None,
+            skip_tags=",".join(skip_tags) if skip_tags else None,
             extravars=dict(extravars),
             cmdline=cmdline or None,
             forks=forks,

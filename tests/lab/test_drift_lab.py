@@ -174,3 +174,42 @@ def test_a_compliant_node_gets_no_ansible_run_at_all(bed: tuple[Lab, Lab, Path])
     assert meta["controls"] == []
     assert not (run / "ansible").exists()
     assert all(not h["tags"] for h in meta["only_drifted"]["hosts"].values())
+
+
+def test_only_drifted_for_one_daemon_json_key_plays_no_other_role(
+    bed: tuple[Lab, Lab, Path],
+) -> None:
+    """One drifted docker_daemon control: its run plays docker_daemon (its preflight, backup and
+    apply) between the rollback snapshot and the change record, and no task of sshd or of any
+    other role, whose every step (argument validation, always-run preflight) is skipped whole.
+    Told by the run record and the playbook's own events."""
+    lab, _, _ = bed
+    (dnode,) = lab.nodes
+    sel = ["-i", str(lab.inventory), "--controls", ",".join(JUDGEABLE)]
+    lab.casemate("harden", *sel, check=0)  # compliant to start with
+    lab.sh(
+        dnode,
+        "jq '.icc = true' /etc/docker/daemon.json > /root/d.json && "
+        "cat /root/d.json > /etc/docker/daemon.json && rm /root/d.json",
+    )
+    lab.casemate("harden", "--only-drifted", *sel, check=0)
+    run = last_run(lab.state, "harden")
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["only_drifted"]["hosts"][dnode]["tags"] == ["cis_docker_2_2"]
+    assert meta["stats"][dnode]["changed"] > 0
+    ran: dict[str, set[str]] = {}
+    for path in run.glob("ansible/artifacts/*/job_events/*.json"):
+        data = json.loads(path.read_text()).get("event_data") or {}
+        if data.get("task") and data.get("host") == dnode:
+            ran.setdefault(str(data.get("role")), set()).add(str(data["task"]))
+    assert set(ran) <= {"docker_daemon", "host_common", "casemate_rollback"}, sorted(ran)
+    assert any(t.startswith("Preflight |") for t in ran["docker_daemon"])
+    assert any("Back up" in t for t in ran["docker_daemon"])
+    assert {"Prep | Snapshot the files this run may change"} < ran["casemate_rollback"]
+    assert meta["roles_played"] == [{"hosts": [dnode], "roles": ["docker_daemon"]}]
+    after = json.loads((last_run(lab.state, "verify") / "report.json").read_text())
+    assert [r["status"] for r in after["results"] if r["control_id"] == "cis_docker_2_2"] == [
+        "pass"
+    ]
+    # the run's change manifest names daemon.json, for `casemate rollback`
+    assert any("daemon.json" in str(f) for f in meta["files_changed"][dnode])

@@ -1,0 +1,88 @@
+"""Which roles a run needs: a run of some controls plays only the roles that fix them (the
+catalog's `remediate` and `also`), with the roles that set a fact one of those reads, and skips
+every other role of the playbook whole, validation and preflight included (issue 14)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from casemate.catalog.model import Entry
+
+# playbooks/harden.yml tags each role it plays with this prefix and its name; a run skips the
+# roles it does not need with --skip-tags, which wins over `always` (Ansible filters tasks by tag
+# on the controller, before any host is contacted: a skipped role costs nothing per host).
+ROLE_TAG = "casemate_role_"
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True, slots=True)
+class FactRead:
+    """One role reads a fact another role sets (set_fact or register) in a task carrying `tags`:
+    when the reader runs with one of those tags, the setter must run before it."""
+
+    reader: str
+    fact: str
+    setter: str
+    tags: tuple[str, ...]
+
+
+# Every fact one role sets and another reads. tests/unit/test_roleset.py finds each cross-role
+# read in roles/ and the tags of the task that sets it, and fails when this table differs.
+FACT_READS: tuple[FactRead, ...] = (
+    # the runsc runtime for daemon.json (docker_daemon_runtimes)
+    FactRead("docker_daemon", "gvisor_docker_runtimes", "gvisor", ("cm_rt_1_2",)),
+    # the seccomp profile dockerd makes its default (docker_daemon_seccomp_profile)
+    FactRead(
+        "docker_daemon", "seccomp_docker_profile", "seccomp", ("cis_docker_2_17", "cm_rt_2_2")
+    ),
+)
+
+
+def fix_roles(entries: Iterable[Entry]) -> set[str]:
+    """The roles that fix `entries`: each control's role and those that take part (`also`)."""
+    return {
+        r
+        for e in entries
+        if e.control.remediation is not None
+        for r in (e.control.remediation.role, *e.control.remediation.also)
+    }
+
+
+def needed(
+    entries: Iterable[Entry], tags: Iterable[str], reads: Iterable[FactRead] = FACT_READS
+) -> list[str]:
+    """The roles a run of `tags` needs: those that fix the tagged entries, and each role that sets
+    a fact one of them reads under a tag of the run (and so on), sorted."""
+    run = set(tags)
+    roles = fix_roles(e for e in entries if e.id in run)
+    reads = list(reads)
+    grown = True
+    while grown:
+        grown = False
+        for read in reads:
+            wanted = "always" in read.tags or bool(run & set(read.tags))
+            if read.reader in roles and wanted and read.setter not in roles:
+                roles.add(read.setter)
+                grown = True
+    return sorted(roles)
+
+
+def playbook_roles(playbook: Path) -> list[str]:
+    """The roles `playbook` plays (its plays' `roles:` lists), in order, each once."""
+    plays: Any = yaml.load(playbook.read_text(), Loader=_LOADER)
+    found: dict[str, None] = {}
+    for play in plays or []:
+        for role in play.get("roles") or []:
+            found[role["role"] if isinstance(role, Mapping) else str(role)] = None
+    return list(found)
+
+
+def skipped(played: Iterable[str], roles: Iterable[str]) -> list[str]:
+    """The --skip-tags that leave out every role of the playbook (`played`) not in `roles`."""
+    keep = set(roles)
+    return [f"{ROLE_TAG}{r}" for r in played if r not in keep]
