@@ -52,6 +52,7 @@ WATCHED = [
     "-w /etc/security/opasswd -p wa -k identity", "-w /etc/sudoers -p wa -k scope",
     "-w /etc/sudoers.d -p wa -k scope", "-w /usr/bin/runsc -k runtime",
 ]  # fmt: skip
+AIDE_DB = "/var/lib/aide/aide.db"
 CRON_DIRS = ["/etc/cron.d", *(f"/etc/cron.{p}ly" for p in ("hour", "dai", "week", "month", "year"))]
 
 
@@ -76,7 +77,9 @@ class Host:
     pam: str = "yescrypt rounds=5"
     pwquality_stack: str = "pam_pwquality first"
     faillock_stack: str = "preauth pam_unix authfail account"
-    packages: tuple[str, ...] = ("libpam-pwquality", "acct", "sysstat", "unattended-upgrades")
+    packages: tuple[str, ...] = (
+        *("libpam-pwquality", "acct", "sysstat", "unattended-upgrades", "aide", "aide-common"),
+    )
     apt_left_out: str = ""  # what apt's configuration leaves out of daily security updates
     coredumpd: str = "installed"
     cron: str = "installed"
@@ -94,6 +97,7 @@ class Host:
                     "sysstat-collect.timer",
                     "apt-daily.timer",
                     "apt-daily-upgrade.timer",
+                    "dailyaidecheck.timer",
                 ),
                 "enabled",
             ),
@@ -124,6 +128,7 @@ class Host:
             **{d: stat(d, "0700", kind="dir") for d in CRON_DIRS},
             "/etc/cron.allow": stat("/etc/cron.allow", "0640"),
             "/etc/at.allow": stat("/etc/at.allow", "0600"),
+            AIDE_DB: {**stat(AIDE_DB, "0600"), "size": 81920},
         }
     )
 
@@ -248,7 +253,7 @@ def bad_host(**changes: Any) -> Host:
             "/etc/at.deny": stat("/etc/at.deny", "0640"),
         }
     )
-    del wrong.files["/etc/cron.allow"], wrong.files["/etc/at.allow"]
+    del wrong.files["/etc/cron.allow"], wrong.files["/etc/at.allow"], wrong.files[AIDE_DB]
     return replace(wrong, **changes)
 
 
@@ -256,7 +261,7 @@ def test_the_host_sections_are_all_there() -> None:
     assert {e.id for e in ENTRIES} == {
         *(f"cm_host_2_{n}" for n in range(1, 5)),
         *(f"cm_host_3_{n}" for n in range(1, 21)),
-        *(f"cm_host_4_{n}" for n in range(1, 22)),
+        *(f"cm_host_4_{n}" for n in range(1, 23)),
     }
     assert {e.id for e in ENTRIES if e.control.mode == "check-only"} == {
         "cm_host_3_20",
@@ -371,3 +376,21 @@ def test_banners_naming_the_os_fail() -> None:
         Status.FAIL,
         "banner files that are missing, empty or name the OS = /etc/issue.net: empty",
     )
+
+
+def test_file_integrity_fails_until_aides_database_is_built() -> None:
+    """cm_host_4_22: AIDE installed, its daily timer on and its database built; while the database
+    is missing the verdict fails and says whether casemate's init unit is building it."""
+    entry = next(e for e in ENTRIES if e.id == "cm_host_4_22")
+    assert judge(entry, Host(container="docker").observations()).status is Status.PASS
+    unbuilt = Host(units={**Host().units, "casemate-aide-init.service": "enabled"})
+    del unbuilt.files[AIDE_DB]
+    v = judge(entry, unbuilt.observations())
+    assert (v.status, v.observed) == (
+        Status.FAIL,
+        f"{AIDE_DB} absent: not yet built, casemate-aide-init.service is building it (active)",
+    )
+    timer_off = Host(units={**Host().units, "dailyaidecheck.timer": "disabled"})
+    assert judge(entry, timer_off.observations()).status is Status.FAIL
+    no_common = Host(packages=tuple(p for p in Host().packages if p != "aide-common"))
+    assert judge(entry, no_common.observations()).status is Status.FAIL

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 """Read what the host baseline manages: unneeded services, core dump settings, the /tmp mount,
 login.defs, cron and at, the PAM stacks, key = value files (pwquality.conf, faillock.conf), the
-packages its controls need and the user Ansible connected as (read-only: it changes nothing)."""
+packages its controls need, AIDE's database and the user Ansible connected as (read-only: it changes nothing)."""
 
 DOCUMENTATION = r"""
 module: host_baseline_facts
@@ -20,6 +20,7 @@ options:
   units_on: {description: units that must be enabled and running, type: list, elements: str, required: true}
   pam_profiles: {description: "casemate's pam-auth-update profiles: name -> content", type: dict, required: true}
   pam_configs: {description: the directory pam-auth-update reads profiles from, type: path, required: true}
+  aide: {description: "{database, unit}: AIDE's database and the unit that builds it", type: dict, required: true}
   run_tags: {description: ansible_run_tags, type: list, elements: str, required: true}
   skip_tags: {description: ansible_skip_tags, type: list, elements: str, required: true}
 """
@@ -38,6 +39,7 @@ assign: {description: "name -> {exists, content, new} of each key = value file",
 pam: {description: "whether pam_pwquality and pam_faillock sit where they work in Debian's common-* stacks; the profiles to write and enable", type: dict}
 packages: {description: package -> installed, type: dict}
 units_on: {description: the units of units_on that are installed but not enabled or not running, type: list}
+aide: {description: "whether AIDE's database is built (present, not empty) and whether its unit is building it", type: dict}
 connecting_user: {description: "the user Ansible connected as (sudo's SUDO_USER, else this process's) and its groups", type: dict}
 """
 
@@ -298,6 +300,17 @@ def connecting_user():
     return {"name": name, "groups": sorted(groups)}
 
 
+def aide_state(database, unit, run):
+    """Whether AIDE's database is built (a file that is not empty: aideinit copies it in whole)
+    and whether `unit` is building it now (systemd cannot be asked: not building)."""
+    try:
+        built = os.stat(database).st_size > 0
+    except OSError:
+        built = False
+    props, _ = unit_properties(unit, ["ActiveState"], run)
+    return {"database": built, "building": props.get("ActiveState") in RUNNING}
+
+
 def mode_fixes(modes):
     fixes = []
     for path, limit in sorted(modes.items()):
@@ -356,6 +369,7 @@ def main():
             "units_on": {"type": "list", "elements": "str", "required": True},
             "pam_profiles": {"type": "dict", "required": True},
             "pam_configs": {"type": "path", "required": True},
+            "aide": {"type": "dict", "required": True},
             "run_tags": {"type": "list", "elements": "str", "required": True},
             "skip_tags": {"type": "list", "elements": "str", "required": True},
         },
@@ -396,6 +410,7 @@ def main():
             for name in p["packages"]
         },
         connecting_user=connecting_user(),
+        aide=aide_state(p["aide"]["database"], p["aide"]["unit"], module.run_command),
         units_on=units_off(module, p["units_on"]),
     )
 
