@@ -40,7 +40,7 @@ pam: {description: "whether pam_pwquality and pam_faillock sit where they work i
 packages: {description: package -> installed, type: dict}
 units_on: {description: the units of units_on that are installed but not enabled or not running, type: list}
 aide: {description: "whether AIDE's database is built (present, not empty) and whether its unit is building it", type: dict}
-connecting_user: {description: "the user Ansible connected as (sudo's SUDO_USER, else this process's) and its groups", type: dict}
+connecting_user: {description: "the user Ansible connected as (the SSH session's login user, else sudo's SUDO_USER, else this process's) and its groups", type: dict}
 """
 
 import grp
@@ -53,6 +53,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 try:  # casemate's roles: Ansible ships the role's module_utils
     from ansible.module_utils.casemate_host import (
+        connecting_user,
         os_release,
         package_state,
         read_container,
@@ -63,6 +64,7 @@ try:  # casemate's roles: Ansible ships the role's module_utils
     from ansible.module_utils.casemate_selection import selected_controls
 except ImportError:  # the collection casemate.hardening: its plugins/module_utils
     from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        connecting_user,
         os_release,
         package_state,
         read_container,
@@ -275,29 +277,6 @@ def pam_state(texts):
         and any(i > unix for i in fail)
         and "pam_faillock.so" in account,
     }
-
-
-def connecting_user():
-    """The user Ansible connected as: sudo names it in SUDO_USER; without become it is this
-    process's own user."""
-    name = os.environ.get("SUDO_USER") or ""
-    if not name:
-        try:
-            name = pwd.getpwuid(os.getuid()).pw_name
-        except KeyError:
-            name = str(os.getuid())
-    try:
-        entry = pwd.getpwnam(name)
-        gids = os.getgrouplist(name, entry.pw_gid)
-    except KeyError:
-        gids = []
-    groups = set()
-    for gid in gids:
-        try:
-            groups.add(grp.getgrgid(gid).gr_name)
-        except KeyError:
-            groups.add(str(gid))
-    return {"name": name, "groups": sorted(groups)}
 
 
 def aide_state(database, unit, run):
