@@ -8,7 +8,9 @@ control and leave rp_filter to the CNI plugin where a kubelet runs."""
 from __future__ import annotations
 
 import fnmatch
+import subprocess
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from casemate.catalog.loader import load_catalog
@@ -394,3 +396,36 @@ def test_file_integrity_fails_until_aides_database_is_built() -> None:
     assert judge(entry, timer_off.observations()).status is Status.FAIL
     no_common = Host(packages=tuple(p for p in Host().packages if p != "aide-common"))
     assert judge(entry, no_common.observations()).status is Status.FAIL
+
+
+DEBIAN_PASSWORD = (
+    "password\trequisite\t\t\tpam_pwquality.so retry=3\n"
+    "password\t[success=1 default=ignore]\tpam_unix.so obscure use_authtok try_first_pass yescrypt\n"
+    "password\trequisite\t\t\tpam_deny.so\n"
+)
+
+
+def test_pwquality_options_on_the_pam_line_override_the_policy(tmp_path: Path) -> None:
+    """cm_host_4_17 judges pam_pwquality's line as well as pwquality.conf: options on the line win
+    over the file, so a line that sets minlen, minclass or maxrepeat fails, saying which. The
+    check's own command is run on real stacks."""
+    entry = next(e for e in ENTRIES if e.id == "cm_host_4_17")
+    cmd = next(p.arg for p in wanted_probes([entry]) if "common-password" in p.arg)
+
+    def stack(text: str) -> str:
+        path = tmp_path / "common-password"
+        path.write_text(text)
+        argv = ["sh", "-c", cmd.replace("/etc/pam.d/common-password", str(path))]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+    assert stack(DEBIAN_PASSWORD) == "pam_pwquality first"
+    weak = DEBIAN_PASSWORD.replace("retry=3", "retry=3 minlen=8 maxrepeat=0")
+    said = "pam_pwquality first, its line overriding pwquality.conf: minlen=8 maxrepeat=0"
+    assert stack(weak) == said
+    commented = "# " + weak  # a commented-out line is neither the module nor its options
+    assert stack(commented) == "pam_unix without pam_pwquality before it"
+    v = judge(entry, Host(pwquality_stack=said).observations())
+    assert (v.status, v.observed) == (
+        Status.FAIL,
+        f"the password stack (common-password) = {said}",
+    )
