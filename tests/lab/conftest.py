@@ -136,6 +136,13 @@ def harden_stats(state: Path) -> dict[str, dict[str, int]]:
     return stats
 
 
+def wait_for_aide(lab: Lab, node: str) -> None:
+    """Wait until the background build of AIDE's database that harden started (cm_host_4_22,
+    casemate-aide-init.service) has ended, so verify judges what it left; on a lab node (the
+    inventory narrows what AIDE watches) it takes about a second."""
+    lab.sh(node, "while systemctl is-active --quiet casemate-aide-init.service; do sleep 1; done")
+
+
 def report_of(directory: Path) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((directory / "report.json").read_text())
     return loaded

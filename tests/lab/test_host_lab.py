@@ -15,7 +15,16 @@ import yaml
 
 from casemate.locations import content_root
 
-from .conftest import FIXTURES, Lab, harden_stats, lab_name, open_lab, report_of, results
+from .conftest import (
+    FIXTURES,
+    Lab,
+    harden_stats,
+    lab_name,
+    open_lab,
+    report_of,
+    results,
+    wait_for_aide,
+)
 
 LAB = lab_name("basehost")
 # Not verifiable inside a container: machine-wide kernel parameters (kernel.*, fs.*) belong to the
@@ -81,7 +90,7 @@ STATE = (
     " ls /etc/security/limits.d /etc/systemd/coredump.conf.d 2>&1; md5sum /etc/login.defs;"
     " grep ' /tmp ' /proc/self/mountinfo; systemctl is-enabled avahi-daemon auditd 2>&1;"
     " stat -c '%n %a' /etc/crontab /etc/cron.d /etc/cron.daily; ls /etc/cron.allow /etc/cron.deny 2>&1;"
-    " cat /etc/issue /etc/issue.net; ls /etc/modprobe.d; true"
+    " cat /etc/issue /etc/issue.net; ls /etc/modprobe.d; ls -A /var/lib/aide /etc/aide/aide.conf.d; true"
 )
 
 NETWORK_TEST = """
@@ -160,6 +169,7 @@ def test_fresh_node_hardened_verified_idempotent_and_networking_works(
     assert harden(lab, node)["changed"] > 0
     assert harden(lab, node)["changed"] == 0
 
+    wait_for_aide(lab, node)  # AIDE's database (cm_host_4_22) is built in the background
     after = verify(lab, node, tmp_path / "after", check=1)  # Docker 2.12 (no authz plugin) fails
     statuses = {c: r["status"] for c, r in after.items()}
     assert {c for c, s in statuses.items() if s == "not_verifiable"} == (
@@ -224,6 +234,7 @@ def test_drifted_node_fails_every_control_then_recovers(lab: Lab, tmp_path: Path
     harden(lab, node)
     assert harden(lab, node)["changed"] == 0
 
+    wait_for_aide(lab, node)
     good = verify(lab, node, tmp_path / "good", check=1)
     left = {
         c: r["status"]

@@ -187,6 +187,51 @@ def test_file_exists() -> None:
     )
 
 
+DB = "/var/lib/aide/aide.db"
+BUILT_BY = {"path": DB, "nonempty": True, "built_by": "casemate-aide-init.service"}
+
+
+def built_by(db: dict[str, Any], state: str | None) -> Observations:
+    unit = (
+        {"properties": {"LoadState": "loaded", "ActiveState": state}}
+        if state
+        else {"error": "systemctl show: no systemd (PID 1 is sh)"}
+    )
+    return obs({f"stat:{DB}": db, "unit:casemate-aide-init.service": unit})
+
+
+def test_a_database_not_yet_built_fails_saying_whether_it_is_being_built() -> None:
+    """A file a background unit builds: present and not empty passes; missing or empty fails and
+    says whether the unit is building it now, has failed or nothing is building it; never pass."""
+    done = run("file_exists", BUILT_BY, built_by({**stat(DB), "size": 4096}, "inactive"))
+    assert done.status is Status.PASS
+    assert done.evidence == (f"stat:{DB}", "unit:casemate-aide-init.service")
+    building = run("file_exists", BUILT_BY, built_by(absent(DB), "active"))
+    assert (building.status, building.observed) == (
+        Status.FAIL,
+        f"{DB} absent: not yet built, casemate-aide-init.service is building it (active)",
+    )
+    idle = run("file_exists", BUILT_BY, built_by(absent(DB), "inactive"))
+    assert (idle.status, idle.observed) == (
+        Status.FAIL,
+        f"{DB} absent: not yet built, and nothing is building it"
+        " (casemate-aide-init.service inactive)",
+    )
+    failed = run("file_exists", BUILT_BY, built_by({**stat(DB), "size": 0}, "failed"))
+    assert (failed.status, failed.observed) == (
+        Status.FAIL,
+        f"{DB} present (file, empty): not yet built, and casemate-aide-init.service failed"
+        " (journalctl -u casemate-aide-init.service)",
+    )
+    blind = run("file_exists", BUILT_BY, built_by(absent(DB), None))
+    assert (blind.status, blind.observed) == (
+        Status.ERROR,
+        "systemctl show: no systemd (PID 1 is sh)",
+    )
+    with pytest.raises(ValidationError):
+        KINDS["file_exists"].params.model_validate({**BUILT_BY, "present": False})
+
+
 # --- daemon_json_key ---------------------------------------------------------------------------
 
 ICC = {

@@ -11,7 +11,10 @@ dockerd-running.json is a node hardened at level 2, dockerd-stopped.json the sam
 `systemctl stop docker docker.socket`, k8s-fresh.json a fresh `lab up --profile k8s` node (kubeadm
 layout, no kubelet process). cm_rt_3_3's command changed after they were made (the container test
 left it for the probe's container reader): its answer was recorded again, by the probe, on nodes of
-the same image, one of each profile.
+the same image, one of each profile. cm_host_4_17's command (which now also reads pam_pwquality's
+options) and cm_host_4_22's probes (AIDE) came later too: their answers were recorded by the probe
+on a bookworm lab node of the image with AIDE, hardened at level 2 (the answer to cm_host_4_17's
+command is the same on a fresh node: Debian's pwquality line carries only retry=3).
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ control and leave rp_filter to the CNI plugin where a kubelet runs."""
 from __future__ import annotations
 
 import fnmatch
+import subprocess
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from casemate.catalog.loader import load_catalog
@@ -52,6 +54,7 @@ WATCHED = [
     "-w /etc/security/opasswd -p wa -k identity", "-w /etc/sudoers -p wa -k scope",
     "-w /etc/sudoers.d -p wa -k scope", "-w /usr/bin/runsc -k runtime",
 ]  # fmt: skip
+AIDE_DB = "/var/lib/aide/aide.db"
 CRON_DIRS = ["/etc/cron.d", *(f"/etc/cron.{p}ly" for p in ("hour", "dai", "week", "month", "year"))]
 
 
@@ -76,7 +79,9 @@ class Host:
     pam: str = "yescrypt rounds=5"
     pwquality_stack: str = "pam_pwquality first"
     faillock_stack: str = "preauth pam_unix authfail account"
-    packages: tuple[str, ...] = ("libpam-pwquality", "acct", "sysstat", "unattended-upgrades")
+    packages: tuple[str, ...] = (
+        *("libpam-pwquality", "acct", "sysstat", "unattended-upgrades", "aide", "aide-common"),
+    )
     apt_left_out: str = ""  # what apt's configuration leaves out of daily security updates
     coredumpd: str = "installed"
     cron: str = "installed"
@@ -94,6 +99,7 @@ class Host:
                     "sysstat-collect.timer",
                     "apt-daily.timer",
                     "apt-daily-upgrade.timer",
+                    "dailyaidecheck.timer",
                 ),
                 "enabled",
             ),
@@ -124,6 +130,7 @@ class Host:
             **{d: stat(d, "0700", kind="dir") for d in CRON_DIRS},
             "/etc/cron.allow": stat("/etc/cron.allow", "0640"),
             "/etc/at.allow": stat("/etc/at.allow", "0600"),
+            AIDE_DB: {**stat(AIDE_DB, "0600"), "size": 81920},
         }
     )
 
@@ -248,7 +255,7 @@ def bad_host(**changes: Any) -> Host:
             "/etc/at.deny": stat("/etc/at.deny", "0640"),
         }
     )
-    del wrong.files["/etc/cron.allow"], wrong.files["/etc/at.allow"]
+    del wrong.files["/etc/cron.allow"], wrong.files["/etc/at.allow"], wrong.files[AIDE_DB]
     return replace(wrong, **changes)
 
 
@@ -256,7 +263,7 @@ def test_the_host_sections_are_all_there() -> None:
     assert {e.id for e in ENTRIES} == {
         *(f"cm_host_2_{n}" for n in range(1, 5)),
         *(f"cm_host_3_{n}" for n in range(1, 21)),
-        *(f"cm_host_4_{n}" for n in range(1, 22)),
+        *(f"cm_host_4_{n}" for n in range(1, 23)),
     }
     assert {e.id for e in ENTRIES if e.control.mode == "check-only"} == {
         "cm_host_3_20",
@@ -370,4 +377,55 @@ def test_banners_naming_the_os_fail() -> None:
     assert (v.status, v.observed) == (
         Status.FAIL,
         "banner files that are missing, empty or name the OS = /etc/issue.net: empty",
+    )
+
+
+def test_file_integrity_fails_until_aides_database_is_built() -> None:
+    """cm_host_4_22: AIDE installed, its daily timer on and its database built; while the database
+    is missing the verdict fails and says whether casemate's init unit is building it."""
+    entry = next(e for e in ENTRIES if e.id == "cm_host_4_22")
+    assert judge(entry, Host(container="docker").observations()).status is Status.PASS
+    unbuilt = Host(units={**Host().units, "casemate-aide-init.service": "enabled"})
+    del unbuilt.files[AIDE_DB]
+    v = judge(entry, unbuilt.observations())
+    assert (v.status, v.observed) == (
+        Status.FAIL,
+        f"{AIDE_DB} absent: not yet built, casemate-aide-init.service is building it (active)",
+    )
+    timer_off = Host(units={**Host().units, "dailyaidecheck.timer": "disabled"})
+    assert judge(entry, timer_off.observations()).status is Status.FAIL
+    no_common = Host(packages=tuple(p for p in Host().packages if p != "aide-common"))
+    assert judge(entry, no_common.observations()).status is Status.FAIL
+
+
+DEBIAN_PASSWORD = (
+    "password\trequisite\t\t\tpam_pwquality.so retry=3\n"
+    "password\t[success=1 default=ignore]\tpam_unix.so obscure use_authtok try_first_pass yescrypt\n"
+    "password\trequisite\t\t\tpam_deny.so\n"
+)
+
+
+def test_pwquality_options_on_the_pam_line_override_the_policy(tmp_path: Path) -> None:
+    """cm_host_4_17 judges pam_pwquality's line as well as pwquality.conf: options on the line win
+    over the file, so a line that sets minlen, minclass or maxrepeat fails, saying which. The
+    check's own command is run on real stacks."""
+    entry = next(e for e in ENTRIES if e.id == "cm_host_4_17")
+    cmd = next(p.arg for p in wanted_probes([entry]) if "common-password" in p.arg)
+
+    def stack(text: str) -> str:
+        path = tmp_path / "common-password"
+        path.write_text(text)
+        argv = ["sh", "-c", cmd.replace("/etc/pam.d/common-password", str(path))]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+    assert stack(DEBIAN_PASSWORD) == "pam_pwquality first"
+    weak = DEBIAN_PASSWORD.replace("retry=3", "retry=3 minlen=8 maxrepeat=0")
+    said = "pam_pwquality first, its line overriding pwquality.conf: minlen=8 maxrepeat=0"
+    assert stack(weak) == said
+    commented = "# " + weak  # a commented-out line is neither the module nor its options
+    assert stack(commented) == "pam_unix without pam_pwquality before it"
+    v = judge(entry, Host(pwquality_stack=said).observations())
+    assert (v.status, v.observed) == (
+        Status.FAIL,
+        f"the password stack (common-password) = {said}",
     )

@@ -683,6 +683,8 @@ def test_the_probe_and_the_roles_import_the_readers() -> None:
         ("sshd", "sshd_facts", "match_entries"),
         ("docker_daemon", "docker_daemon_facts", "flag_values"),
         ("docker_files", "docker_files_facts", "flag_value"),
+        ("sshd", "sshd_facts", "find_session"),
+        ("host_baseline", "host_baseline_facts", "connecting_user"),
     ]:
         text = (ROOT / "roles" / role / "library" / f"{name}.py").read_text()
         assert "from ansible.module_utils.casemate_" in text and reader in text, name

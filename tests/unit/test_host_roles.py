@@ -4,8 +4,10 @@ controls' keys left alone), and how host_baseline rewrites login.defs and narrow
 
 from __future__ import annotations
 
+import grp
 import importlib.util
 import os
+import pwd
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -271,3 +273,34 @@ def test_the_sysctl_module_names_machine_wide_keys_a_plan_would_set() -> None:
         "kernel.dmesg_restrict",
     ]
     assert SYSCTL.machine_wide_in("net.ipv4.ip_forward = 1\n", [], prefixes) == []
+
+
+def fake_proc(root: Path, tree: dict[int, tuple[str, int, int]], environ: dict[int, str]) -> str:
+    """A /proc of real files: pid -> (command, parent, uid), and the environment of some."""
+    for pid, (comm, ppid, uid) in tree.items():
+        d = root / str(pid)
+        d.mkdir(parents=True)
+        (d / "stat").write_text(f"{pid} ({comm}) S {ppid} {pid} {pid} 0 -1\n")
+        (d / "status").write_text(f"Name:\t{comm}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n")
+        (d / "environ").write_bytes(environ.get(pid, "").encode().replace(b"\n", b"\0"))
+    return str(root)
+
+
+def test_faillock_guard_reads_the_connecting_user_from_the_ssh_session(tmp_path: Path) -> None:
+    """cm_host_4_18's guard names the user Ansible connected as the way the sshd lockout guard
+    does (the host reader's find_session): over SSH with become through su there is no SUDO_USER,
+    and the user who could be locked out is the session's, not root. Without an sshd among the
+    parents (docker exec) sudo's SUDO_USER names it, else the process's own user."""
+    nobody = pwd.getpwnam("nobody")
+    # python3 (50, root) <- su (40) <- sh (30, nobody) <- sshd-session (20, nobody) <- sshd (10)
+    tree = {50: ("python3", 40, 0), 40: ("su", 30, 0), 30: ("sh", 20, nobody.pw_uid),
+            20: ("sshd-session", 10, nobody.pw_uid), 10: ("sshd", 1, 0)}  # fmt: skip
+    proc = fake_proc(tmp_path / "ssh", tree, {30: "SSH_CONNECTION=10.0.0.5 50000 10.0.0.9 22"})
+    found = BASELINE.connecting_user(50, proc, environ={})
+    assert (found["name"], found["via_ssh"]) == ("nobody", True)
+    assert found["groups"] == sorted(
+        grp.getgrgid(g).gr_name for g in os.getgrouplist("nobody", nobody.pw_gid)
+    )
+    local = fake_proc(tmp_path / "exec", {50: ("python3", 40, 0), 40: ("sudo", 0, 0)}, {})
+    assert BASELINE.connecting_user(50, local, environ={"SUDO_USER": "nobody"})["name"] == "nobody"
+    assert BASELINE.connecting_user(50, local, environ={})["name"] == pwd.getpwuid(os.getuid())[0]

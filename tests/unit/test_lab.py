@@ -262,6 +262,7 @@ def test_inventory() -> None:
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "casemate_lab": "lab",
                 "gvisor_runsc_args": ["--network=none"],
+                "host_baseline_aide_rules": ["!/usr/", "!/var/", "!/opt/"],
             },
         }
     }

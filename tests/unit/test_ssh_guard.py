@@ -6,6 +6,7 @@ options go, and what a change writes. The commit-confirmed flow itself runs on r
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -185,13 +186,14 @@ def test_session_is_the_nearest_sshd_ancestor(monkeypatch: pytest.MonkeyPatch) -
     # python3 (50) <- sudo (40) <- sh (30) <- sshd: alice@notty (20, uid 1000) <- sshd (10) <- init
     tree = {50: ("python3", 40, 0), 40: ("sudo", 30, 0), 30: ("sh", 20, 1000),
             20: ("sshd-session", 10, 1000), 10: ("sshd", 1, 0)}  # fmt: skip
-    monkeypatch.setattr(F, "_proc", lambda pid: tree[pid])
+    host = sys.modules[F.find_session.__module__]  # the host reader (casemate_host) it imports
+    monkeypatch.setattr(host, "_proc", lambda pid, proc: tree[pid])
     monkeypatch.setattr(
-        F,
+        host,
         "_environ",
-        lambda pid: {"SSH_CONNECTION": "10.0.0.5 50000 10.0.0.9 22"} if pid == 30 else {},
+        lambda pid, proc: {"SSH_CONNECTION": "10.0.0.5 50000 10.0.0.9 22"} if pid == 30 else {},
     )
-    monkeypatch.setattr(F.pwd, "getpwuid", lambda uid: SimpleNamespace(pw_name="alice"))
+    monkeypatch.setattr(host.pwd, "getpwuid", lambda uid: SimpleNamespace(pw_name="alice"))
     assert F.find_session(50) == {
         "via_ssh": True, "user": "alice", "pid": 20, "client_addr": "10.0.0.5",
         "server_addr": "10.0.0.9", "server_port": "22",
@@ -200,7 +202,9 @@ def test_session_is_the_nearest_sshd_ancestor(monkeypatch: pytest.MonkeyPatch) -
         "user=alice,host=10.0.0.5,addr=10.0.0.5,laddr=10.0.0.9,lport=22"
     )
     # docker exec: the chain ends outside the container's PID namespace without any sshd
-    monkeypatch.setattr(F, "_proc", lambda pid: {50: ("python3", 40, 0), 40: ("sh", 0, 0)}[pid])
+    monkeypatch.setattr(
+        host, "_proc", lambda pid, proc: {50: ("python3", 40, 0), 40: ("sh", 0, 0)}[pid]
+    )
     assert F.find_session(50) == {"via_ssh": False}
     assert F.spec_of({"via_ssh": False}) == ""
 

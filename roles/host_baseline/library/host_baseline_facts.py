@@ -1,7 +1,7 @@
 #!/usr/bin/python
 """Read what the host baseline manages: unneeded services, core dump settings, the /tmp mount,
 login.defs, cron and at, the PAM stacks, key = value files (pwquality.conf, faillock.conf), the
-packages its controls need and the user Ansible connected as (read-only: it changes nothing)."""
+packages its controls need, AIDE's database and the user Ansible connected as (read-only: it changes nothing)."""
 
 DOCUMENTATION = r"""
 module: host_baseline_facts
@@ -20,6 +20,7 @@ options:
   units_on: {description: units that must be enabled and running, type: list, elements: str, required: true}
   pam_profiles: {description: "casemate's pam-auth-update profiles: name -> content", type: dict, required: true}
   pam_configs: {description: the directory pam-auth-update reads profiles from, type: path, required: true}
+  aide: {description: "{database, unit}: AIDE's database and the unit that builds it", type: dict, required: true}
   run_tags: {description: ansible_run_tags, type: list, elements: str, required: true}
   skip_tags: {description: ansible_skip_tags, type: list, elements: str, required: true}
 """
@@ -38,7 +39,8 @@ assign: {description: "name -> {exists, content, new} of each key = value file",
 pam: {description: "whether pam_pwquality and pam_faillock sit where they work in Debian's common-* stacks; the profiles to write and enable", type: dict}
 packages: {description: package -> installed, type: dict}
 units_on: {description: the units of units_on that are installed but not enabled or not running, type: list}
-connecting_user: {description: "the user Ansible connected as (sudo's SUDO_USER, else this process's) and its groups", type: dict}
+aide: {description: "whether AIDE's database is built (present, not empty) and whether its unit is building it", type: dict}
+connecting_user: {description: "the user Ansible connected as (the SSH session's login user, else sudo's SUDO_USER, else this process's) and its groups", type: dict}
 """
 
 import grp
@@ -51,6 +53,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 try:  # casemate's roles: Ansible ships the role's module_utils
     from ansible.module_utils.casemate_host import (
+        connecting_user,
         os_release,
         package_state,
         read_container,
@@ -61,6 +64,7 @@ try:  # casemate's roles: Ansible ships the role's module_utils
     from ansible.module_utils.casemate_selection import selected_controls
 except ImportError:  # the collection casemate.hardening: its plugins/module_utils
     from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        connecting_user,
         os_release,
         package_state,
         read_container,
@@ -275,27 +279,15 @@ def pam_state(texts):
     }
 
 
-def connecting_user():
-    """The user Ansible connected as: sudo names it in SUDO_USER; without become it is this
-    process's own user."""
-    name = os.environ.get("SUDO_USER") or ""
-    if not name:
-        try:
-            name = pwd.getpwuid(os.getuid()).pw_name
-        except KeyError:
-            name = str(os.getuid())
+def aide_state(database, unit, run):
+    """Whether AIDE's database is built (a file that is not empty: aideinit copies it in whole)
+    and whether `unit` is building it now (systemd cannot be asked: not building)."""
     try:
-        entry = pwd.getpwnam(name)
-        gids = os.getgrouplist(name, entry.pw_gid)
-    except KeyError:
-        gids = []
-    groups = set()
-    for gid in gids:
-        try:
-            groups.add(grp.getgrgid(gid).gr_name)
-        except KeyError:
-            groups.add(str(gid))
-    return {"name": name, "groups": sorted(groups)}
+        built = os.stat(database).st_size > 0
+    except OSError:
+        built = False
+    props, _ = unit_properties(unit, ["ActiveState"], run)
+    return {"database": built, "building": props.get("ActiveState") in RUNNING}
 
 
 def mode_fixes(modes):
@@ -356,6 +348,7 @@ def main():
             "units_on": {"type": "list", "elements": "str", "required": True},
             "pam_profiles": {"type": "dict", "required": True},
             "pam_configs": {"type": "path", "required": True},
+            "aide": {"type": "dict", "required": True},
             "run_tags": {"type": "list", "elements": "str", "required": True},
             "skip_tags": {"type": "list", "elements": "str", "required": True},
         },
@@ -396,6 +389,7 @@ def main():
             for name in p["packages"]
         },
         connecting_user=connecting_user(),
+        aide=aide_state(p["aide"]["database"], p["aide"]["unit"], module.run_command),
         units_on=units_off(module, p["units_on"]),
     )
 

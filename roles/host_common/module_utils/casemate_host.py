@@ -10,10 +10,12 @@ convention of AnsibleModule.run_command (argv -> (rc, stdout, stderr)); the prob
 gets run_argv, which runs it with subprocess."""
 
 import fnmatch
+import grp
 import hashlib
 import importlib.util
 import json
 import os
+import pwd
 import socket
 import subprocess
 import time
@@ -575,3 +577,92 @@ def record_applied(module, unit, paths, directory=APPLIED_DIR):
             json.dump(record, handle, sort_keys=True)
         os.rename(temp, target)
     return True, record
+
+
+# --- the user Ansible connected as ----------------------------------------------------------------
+
+SESSION_COMMS = ("sshd", "sshd-session")
+
+
+def _proc(pid, proc="/proc"):
+    """(command name, parent pid, real uid) of a process."""
+    with open("%s/%d/stat" % (proc, pid)) as handle:
+        data = handle.read()
+    comm = data[data.index("(") + 1 : data.rindex(")")]
+    ppid = int(data[data.rindex(")") + 2 :].split()[1])
+    uid = None
+    with open("%s/%d/status" % (proc, pid)) as handle:
+        for line in handle:
+            if line.startswith("Uid:"):
+                uid = int(line.split()[1])
+    return comm, ppid, uid
+
+
+def _environ(pid, proc="/proc"):
+    try:
+        with open("%s/%d/environ" % (proc, pid), "rb") as handle:
+            items = handle.read().split(b"\0")
+    except OSError:
+        return {}
+    out = {}
+    for item in items:
+        key, _, value = item.partition(b"=")
+        out[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+    return out
+
+
+def find_session(start=None, proc="/proc"):
+    """The SSH session this process runs under: the nearest sshd ancestor (its user process runs
+    with the login user's uid) and the client address from the environment of its child.
+    Cannot tell (no sshd among the parents: docker exec, a local connection, a /proc that hides
+    them): {"via_ssh": False}."""
+    pid, child, hops = start or os.getpid(), None, 0
+    while pid > 1 and hops < 64:
+        try:
+            comm, ppid, uid = _proc(pid, proc)
+        except (OSError, ValueError, IndexError):
+            break
+        if comm in SESSION_COMMS:
+            try:
+                user = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                user = str(uid)
+            conn = _environ(child, proc).get("SSH_CONNECTION", "").split() if child else []
+            session = {"via_ssh": True, "user": user, "pid": pid}
+            if len(conn) == 4:
+                session.update(client_addr=conn[0], server_addr=conn[2], server_port=conn[3])
+            return session
+        child, pid, hops = pid, ppid, hops + 1
+    return {"via_ssh": False}
+
+
+def groups_of(user):
+    """The names of the groups `user` is in (primary and supplementary); [] for an unknown user."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return []
+    names = set()
+    for gid in os.getgrouplist(user, entry.pw_gid):
+        try:
+            names.add(grp.getgrgid(gid).gr_name)
+        except KeyError:
+            names.add(str(gid))
+    return sorted(names)
+
+
+def connecting_user(start=None, proc="/proc", environ=None):
+    """The user Ansible connected as, with its groups: the login user of the SSH session this
+    process runs under (find_session), whatever become did after (sudo, su, doas); without an sshd
+    among the parents, sudo's SUDO_USER, else this process's own user."""
+    session = find_session(start, proc)
+    if session["via_ssh"]:
+        name = session["user"]
+    else:
+        name = (os.environ if environ is None else environ).get("SUDO_USER") or ""
+    if not name:
+        try:
+            name = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            name = str(os.getuid())
+    return {"name": name, "groups": groups_of(name), "via_ssh": bool(session["via_ssh"])}

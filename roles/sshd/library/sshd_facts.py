@@ -66,7 +66,6 @@ match_kept: {description: Match-block lines setting a list casemate also sets (k
 
 import fnmatch
 import glob
-import grp
 import ipaddress
 import os
 import pwd
@@ -80,6 +79,8 @@ try:  # casemate's roles: Ansible ships the role's module_utils
     from ansible.module_utils.casemate_host import (
         config_loaded,
         find_command,
+        find_session,
+        groups_of,
         os_release,
         package_state,
         parse_show_units,
@@ -105,6 +106,8 @@ except ImportError:  # the collection casemate.hardening: its plugins/module_uti
     from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
         config_loaded,
         find_command,
+        find_session,
+        groups_of,
         os_release,
         package_state,
         parse_show_units,
@@ -127,7 +130,6 @@ except ImportError:  # the collection casemate.hardening: its plugins/module_uti
         host_keys as read_host_keys,
     )
 
-SESSION_COMMS = ("sshd", "sshd-session")
 QUERY = {
     "kexalgorithms": "kex",
     "ciphers": "cipher",
@@ -298,55 +300,6 @@ def one_line(text):
 # --- the session Ansible arrived by -------------------------------------------------------------
 
 
-def _proc(pid):
-    with open("/proc/%d/stat" % pid) as handle:
-        data = handle.read()
-    comm = data[data.index("(") + 1 : data.rindex(")")]
-    ppid = int(data[data.rindex(")") + 2 :].split()[1])
-    uid = None
-    with open("/proc/%d/status" % pid) as handle:
-        for line in handle:
-            if line.startswith("Uid:"):
-                uid = int(line.split()[1])
-    return comm, ppid, uid
-
-
-def _environ(pid):
-    try:
-        with open("/proc/%d/environ" % pid, "rb") as handle:
-            items = handle.read().split(b"\0")
-    except OSError:
-        return {}
-    out = {}
-    for item in items:
-        key, _, value = item.partition(b"=")
-        out[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
-    return out
-
-
-def find_session(start=None):
-    """The SSH session this process runs under: the nearest sshd ancestor (its user process runs
-    with the login user's uid) and the client address from the environment of its child."""
-    pid, child, hops = start or os.getpid(), None, 0
-    while pid > 1 and hops < 64:
-        try:
-            comm, ppid, uid = _proc(pid)
-        except (OSError, ValueError, IndexError):
-            break
-        if comm in SESSION_COMMS:
-            try:
-                user = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                user = str(uid)
-            conn = _environ(child).get("SSH_CONNECTION", "").split() if child else []
-            session = {"via_ssh": True, "user": user, "pid": pid}
-            if len(conn) == 4:
-                session.update(client_addr=conn[0], server_addr=conn[2], server_port=conn[3])
-            return session
-        child, pid, hops = pid, ppid, hops + 1
-    return {"via_ssh": False}
-
-
 # --- the lockout guard --------------------------------------------------------------------------
 
 
@@ -366,20 +319,6 @@ def user_matches(pattern, user, addr):
     upat, at, hpat = pattern.partition("@")
     hit = fnmatch.fnmatchcase(user, upat) and (not at or (addr and _addr_matches(hpat, addr)))
     return bool(hit) != negate
-
-
-def groups_of(user):
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        return []
-    names = set()
-    for gid in os.getgrouplist(user, entry.pw_gid):
-        try:
-            names.add(grp.getgrgid(gid).gr_name)
-        except KeyError:
-            names.add(str(gid))
-    return sorted(names)
 
 
 def key_files(options, user, home):
