@@ -51,8 +51,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 @pytest.fixture(scope="module")
 def guard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """Two nodes for the lockout guard, refused and rolled-back changes and profile immutable: on
-    Debian 13 in CI's split (docs/testing.md), where OpenSSH 10 under systemd fails the reload job
-    itself when sshd dies at a reload (Debian 12's reload succeeds and sshd stops just after)."""
+    Debian 13 in CI's split (docs/testing.md), where (OpenSSH 10, systemd 257) the reload job itself
+    fails when sshd dies at a reload (Debian 12's reload succeeds and sshd stops just after)."""
     with open_lab(tmp_path_factory, lab_name("sshguard"), 2, ci_release="trixie") as bed:
         yield bed
 

@@ -336,7 +336,7 @@ def wait_listening(module, service, ports, old, timeout, *, socket_active=False)
 
 def reload_failed(module, service, said):
     """Why a reload systemctl reports failed did: an sshd that could not bind stops at the reload,
-    and where systemd waits for sshd to say it is ready again (Debian 13's OpenSSH 10) its exit
+    and on Debian 13 (OpenSSH 10, systemd 257, the same Type=notify unit as Debian 12) its exit
     fails the reload job itself; that is the same event as a reload that succeeds and an sshd that
     stops just after (Debian 12), and it is named the same way, not by systemctl's generic words."""
     if not service_active(module, service):
