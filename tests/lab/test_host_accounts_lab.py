@@ -37,7 +37,7 @@ SNAPSHOT = (
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with open_lab(tmp_path_factory, lab_name("accounts"), 1) as bed:
+    with open_lab(tmp_path_factory, lab_name("accounts"), 1, ci_release="trixie") as bed:
         yield bed
 
 

@@ -135,6 +135,20 @@ def test_wait_reports_an_sshd_that_stopped_at_once(monkeypatch: pytest.MonkeyPat
     assert said == "ssh.service stopped at the reload"
 
 
+def test_a_reload_that_fails_because_sshd_died_says_sshd_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Debian 13 (OpenSSH 10): systemd fails the reload job when sshd exits during it, so systemctl
+    answers with its generic words; the reason given is the one Debian 12's path gives."""
+    generic = "Job for ssh.service failed because the control process exited with error code.\n"
+    monkeypatch.setattr(C, "service_active", lambda module, service: False)
+    said = C.reload_failed(FakeModule({}), "ssh.service", generic)
+    assert said == "ssh.service stopped at the reload"
+    monkeypatch.setattr(C, "service_active", lambda module, service: True)
+    said = C.reload_failed(FakeModule({}), "ssh.service", "Unit ssh.service not loaded.\n")
+    assert said == "reloading ssh.service failed: Unit ssh.service not loaded."
+
+
 def test_wait_under_socket_activation_needs_only_the_service(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
