@@ -11,7 +11,8 @@ description:
   - Returns the parsed daemon.json, the command line of the docker service's main process,
     and which managed keys are already set there as flags.
   - Tells whether the running daemon has loaded daemon.json as it is now (the shared reader
-    config_loaded of role host_common, plus what `docker info` and the default bridge report), so
+    config_loaded of role host_common, plus what the daemon's Engine API reports for `docker info`
+    and the default bridge, read by casemate_engine as the probe reads them), so
     a run that wrote the file and died before the restart is finished by the next run.
   - Works out which log options stay when the role sets a log driver (each driver accepts its own).
   - Decides every control of the role the run selects (its tags, from ansible_run_tags and
@@ -90,6 +91,14 @@ except ImportError:  # the collection casemate.hardening: its plugins/module_uti
         parse_unit_process,
         read_applied,
         systemctl_show,
+    )
+
+try:
+    from ansible.module_utils.casemate_engine import engine_get, engine_socket
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_engine import (
+        engine_get,
+        engine_socket,
     )
 
 try:
@@ -455,6 +464,25 @@ def latest_backup(directory, process, clock_offset, path, record):
     return newest if reloaded else ""
 
 
+def running_daemon(ask_cli):
+    """(`docker info`, the default bridge's options) of the running daemon, each None when it
+    cannot be read: asked over the Engine API the way the probe asks (casemate_engine), and of
+    the docker CLI (`ask_cli(argv)`: its JSON output or None) only where that reader cannot tell
+    (its rule: another daemon would be asked, no socket, no plain answer)."""
+    sock = engine_socket()
+    info = engine_get("/info", sock) if sock else None
+    network = engine_get("/networks/bridge", sock) if sock else None
+    if not isinstance(info, dict):
+        info = ask_cli(["docker", "info", "--format", "{{json .}}"])
+    if isinstance(network, dict) and "Options" in network:
+        bridge = network["Options"]
+    else:
+        bridge = ask_cli(
+            ["docker", "network", "inspect", "bridge", "--format", "{{json .Options}}"]
+        )
+    return info, bridge
+
+
 def read_json(module, argv):
     if not module.get_bin_path(argv[0]):
         return None
@@ -528,10 +556,7 @@ def main():
     loaded = config_loaded(module, service, [path])
     differing = {}
     if process["active"]:
-        info = read_json(module, ["docker", "info", "--format", "{{json .}}"])
-        bridge = read_json(
-            module, ["docker", "network", "inspect", "bridge", "--format", "{{json .Options}}"]
-        )
+        info, bridge = running_daemon(lambda argv: read_json(module, argv))
         running_version = major_version((info or {}).get("ServerVersion", "")) or version
         differing = differing_keys(config, sorted(given), info, bridge, running_version)
     record = read_applied(service)
