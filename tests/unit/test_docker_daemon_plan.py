@@ -6,6 +6,7 @@ the role sets a log driver."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -306,3 +307,46 @@ def test_this_machines_dockerd_is_asked_whether_it_validates() -> None:
     rc, out, _ = _run([dockerd, "--version"])
     assert rc == 0
     assert FACTS.validates(dockerd, _run) is (FACTS.major_version(out) >= 23)
+
+
+# --- how the running daemon is read -----------------------------------------------------------
+
+INFO_READ = ("ServerVersion", "LoggingDriver", "LiveRestoreEnabled", "ExperimentalBuild",
+             "DefaultRuntime", "SecurityOptions", "Runtimes")  # fmt: skip
+
+
+def _cli_json(argv: list[str]) -> Any:
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def test_the_running_daemon_is_read_over_the_engine_api_as_the_probe_reads_it() -> None:
+    """This machine's dockerd, read by the module with casemate_engine (the probe's reader): the
+    docker CLI is not run, and the answers are what the CLI prints for the keys judged here."""
+    asked: list[list[str]] = []
+
+    def cli(argv: list[str]) -> Any:
+        asked.append(argv)
+        return _cli_json(argv)
+
+    info, bridge = FACTS.running_daemon(cli)
+    assert asked == [], "the docker CLI was run"
+    by_cli = _cli_json(["docker", "info", "--format", "{{json .}}"])
+    assert {k: info[k] for k in INFO_READ} == {k: by_cli[k] for k in INFO_READ}
+    options = ["docker", "network", "inspect", "bridge", "--format", "{{json .Options}}"]
+    assert bridge == _cli_json(options)
+
+
+def test_the_docker_cli_is_asked_where_the_engine_reader_cannot_tell(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The reader's one rule: another daemon would be asked (DOCKER_HOST), so the CLI answers."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/other.sock")
+    asked: list[list[str]] = []
+
+    def cli(argv: list[str]) -> Any:
+        asked.append(argv)
+        return {"asked": argv[1]}
+
+    assert FACTS.running_daemon(cli) == ({"asked": "info"}, {"asked": "network"})
+    assert [a[:2] for a in asked] == [["docker", "info"], ["docker", "network"]]

@@ -682,6 +682,7 @@ def test_the_probe_and_the_roles_import_the_readers() -> None:
         ("auditd_rules", "auditd_rules_facts", "missing_rules"),
         ("sshd", "sshd_facts", "match_entries"),
         ("docker_daemon", "docker_daemon_facts", "flag_values"),
+        ("docker_daemon", "docker_daemon_facts", "engine_get"),
         ("docker_files", "docker_files_facts", "flag_value"),
         ("sshd", "sshd_facts", "find_session"),
         ("host_baseline", "host_baseline_facts", "connecting_user"),

@@ -182,42 +182,6 @@ def _template(variables: dict[str, Any], expression: str) -> Any:
     return _templar(variables).template(trusted)
 
 
-def test_daemon_json_keys_left_to_dockerd_flags_are_read_and_reported() -> None:
-    """Every key a section 2 step leaves alone when dockerd gets it as a flag is among the flags
-    the facts module looks for, and the run names it when it is so."""
-    tasks = role_yaml("docker_daemon", "tasks", "section_2_daemon.yml")
-    conditions = " ".join(str(c) for t in tasks for c in tag_list(t.get("when")))
-    left = set(re.findall(r"'([a-z-]+)' not in docker_daemon_found\.flag_keys", conditions))
-    for listed in re.findall(r"flag_keys \| intersect\(\[([^]]*)\]\)", conditions):
-        left |= set(re.findall(r"'([a-z-]+)'", listed))
-    assert {
-        "icc",
-        "seccomp-profile",
-        "selinux-enabled",
-        "authorization-plugins",
-        "tlsverify",
-    } <= left
-
-    role_vars = role_yaml("docker_daemon", "vars", "main.yml")
-    main = role_yaml("docker_daemon", "tasks", "main.yml")
-    (facts,) = [t for t in main if "docker_daemon_facts" in t]
-    read = _template(role_vars, facts["docker_daemon_facts"]["flags"])
-    assert left <= set(read), (
-        f"the facts module is not asked for the flags of {sorted(left - set(read))}"
-    )
-
-    (note,) = [
-        t for t in tasks if str(t.get("name", "")).startswith("Preflight | Note the managed keys")
-    ]
-    expression = note["ansible.builtin.set_fact"]["docker_daemon_skipped"]
-    found = {"flag_keys": sorted(read)}  # dockerd is given every flag the role knows
-    reported = set(_template(role_vars | {"docker_daemon_found": found}, expression))
-    assert left <= reported, f"left to flags without a word: {sorted(left - reported)}"
-    assert reported <= left | {"cgroup-parent", "storage-opts"}, (
-        "a key the role never sets is reported"
-    )
-
-
 def _resolved(value: Any, defaults: dict[str, Any]) -> Any:
     return _template(defaults, value) if isinstance(value, str) and "{{" in value else value
 

@@ -55,28 +55,26 @@ def listed(tmp_path: Path, tags: list[str]) -> list[tuple[str, str, set[str]]]:
 
 
 @pytest.mark.ansible
-def test_one_daemon_json_control_runs_its_step_and_the_shared_steps_only(tmp_path: Path) -> None:
+def test_one_daemon_json_control_runs_the_one_decision_and_the_shared_apply_only(
+    tmp_path: Path,
+) -> None:
+    """docker_daemon decides its controls in the facts module (from ansible_run_tags); a run of
+    one control lists the read, the one notice and the write-and-apply include, no step per
+    control."""
     tasks = [
         (name, tags)
         for role, name, tags in listed(tmp_path, ["cis_docker_2_2"])
         if role == "docker_daemon"
     ]
-    own = [name for name, tags in tasks if tags == {"cis_docker_2_2"}]
-    shared = [name for name, tags in tasks if len(tags) > 1]
-    assert own == ["Keep containers on the default bridge apart | cis_docker_2_2"]
-    for step in (
-        "Write the merged daemon.json root:root 0644 (dockerd --validate checks it first where it can)",
-        "Apply daemon.json (reload when dockerd can, else restart)",
-        "Confirm dockerd answers with the new configuration",
-        "Record on the host that dockerd runs with this daemon.json",
-    ):
-        assert step in shared
-    others = [
-        name
-        for name, tags in tasks
-        if tags not in ({"always"}, {"cis_docker_2_2"}) and len(tags) == 1
+    always = [name for name, tags in tasks if tags == {"always"}]
+    shared = [name for name, tags in tasks if "cis_docker_2_2" in tags and len(tags) > 1]
+    assert always[1].startswith("Preflight | Read daemon.json"), always
+    assert shared == [
+        "Write, apply and confirm daemon.json when the selected controls or the running daemon "
+        "need it"
     ]
-    assert others == [], "a step of another control runs"
+    others = [name for name, tags in tasks if len(tags - {"always"}) == 1]
+    assert others == [], "a step per control runs"
 
 
 @pytest.mark.ansible
@@ -92,7 +90,7 @@ def test_the_node_name_notice_runs_with_casemate_s_selection(tmp_path: Path) -> 
 
 # roles that decide every control in their one module call, and the most tasks each may list for a
 # whole level 2 selection (its argument check, the read, the steps that change something)
-ONE_CALL_ROLES = {"docker_files": 8, "sysctl": 10}
+ONE_CALL_ROLES = {"docker_daemon": 4, "docker_files": 8, "sysctl": 10}
 
 
 @pytest.mark.ansible

@@ -1,6 +1,8 @@
 #!/usr/bin/python
 """Read dockerd's configuration file, the running daemon's command line and what that daemon
-reports it runs with, in one call, and work out what the role must do about them (read-only)."""
+reports it runs with, in one call, and decide what the role must do about them (read-only): the
+daemon.json every control the run selects wants, which keys change, whether dockerd is reloaded or
+restarted, and what the run should say."""
 
 DOCUMENTATION = r"""
 module: docker_daemon_facts
@@ -9,10 +11,15 @@ description:
   - Returns the parsed daemon.json, the command line of the docker service's main process,
     and which managed keys are already set there as flags.
   - Tells whether the running daemon has loaded daemon.json as it is now (the shared reader
-    config_loaded of role host_common, plus what `docker info` and the default bridge report), so
+    config_loaded of role host_common, plus what the daemon's Engine API reports for `docker info`
+    and the default bridge, read by casemate_engine as the probe reads them), so
     a run that wrote the file and died before the restart is finished by the next run.
   - Works out which log options stay when the role sets a log driver (each driver accepts its own).
-  - Fails with one line when daemon.json is not a valid JSON object, so nothing is changed.
+  - Decides every control of the role the run selects (its tags, from ansible_run_tags and
+    ansible_skip_tags) in the same call - the merged daemon.json, the keys that change, reload or
+    restart, and the notices of the run in one list (plan).
+  - Fails with one line when daemon.json is not a valid JSON object, or when systemd does not know
+    the service, so nothing is changed.
 options:
   path: {description: daemon.json path, type: path, required: true}
   service: {description: systemd unit of the daemon, type: str, default: docker}
@@ -23,6 +30,9 @@ options:
   log_driver_opts: {description: log driver -> the log options it accepts, type: dict, default: {}}
   log_common_opts: {description: the log options dockerd accepts for every driver, type: list, elements: str, default: []}
   backup_dir: {description: where the role keeps its copies of daemon.json, type: path, default: ''}
+  settings: {description: "the role's settings (docker_daemon_settings); without them nothing is planned", type: dict, default: {}}
+  run_tags: {description: the run's --tags (ansible_run_tags), type: list, elements: str, default: [all]}
+  skip_tags: {description: the run's --skip-tags (ansible_skip_tags), type: list, elements: str, default: []}
 """
 
 RETURN = r"""
@@ -44,6 +54,8 @@ log_opts: {description: "log-opts for log_driver: opts (dict, or null to leave t
 previous: {description: "casemate's newest copy of daemon.json in backup_dir when it holds what the running dockerd runs with, or empty", type: str}
 now: {description: the host's clock when read (seconds since the epoch), type: int}
 unit: {description: the service's full unit name (docker.service), type: str}
+stamp: {description: "the host's UTC clock when read, as backups are named (20261205T203000Z)", type: str}
+plan: {description: "merged (daemon.json to write), changed_keys, restart (bool), apply (bool), selected (ids), notices (list)", type: dict}
 """
 
 import json
@@ -81,6 +93,45 @@ except ImportError:  # the collection casemate.hardening: its plugins/module_uti
         systemctl_show,
     )
 
+try:
+    from ansible.module_utils.casemate_engine import engine_get, engine_socket
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_engine import (
+        engine_get,
+        engine_socket,
+    )
+
+try:
+    from ansible.module_utils.casemate_selection import selected_controls
+except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_selection import (
+        selected_controls,
+    )
+
+# The role's controls, in the order its steps decided them (a unit test holds this to the ids the
+# role's tasks are tagged with).
+CONTROLS = (
+    "cis_docker_2_2",
+    "cis_docker_2_3",
+    "cis_docker_2_4",
+    "cis_docker_2_5",
+    "cis_docker_2_7",
+    "cis_docker_2_9",
+    "cis_docker_2_10",
+    "cis_docker_2_11",
+    "cis_docker_2_12",
+    "cis_docker_2_13",
+    "cis_docker_2_14",
+    "cis_docker_2_15",
+    "cis_docker_2_16",
+    "cis_docker_2_17",
+    "cm_rt_2_2",
+    "cm_rt_3_4",
+    "cis_docker_2_18",
+    "cm_rt_1_2",
+)
+TLS_FILES = ("tlscacert", "tlscert", "tlskey")
+TLS_KEYS = ("tlsverify", "tlscacert", "tlscert", "tlskey")
 DEFAULT_LOG_DRIVER = "json-file"
 BRIDGE_ICC = "com.docker.network.bridge.enable_icc"
 NO_NEW_PRIVILEGES_REPORTED = 24  # docker info lists name=no-new-privileges from Docker 24 on
@@ -258,6 +309,129 @@ def plan_apply(loaded, differing, recorded, reloadable):
     return {"apply": False, "restart": False, "why": loaded["why"]}, ""
 
 
+def wanted_settings(found, settings, selected):
+    """The keys the selected controls want in daemon.json (a site's extra settings first, then
+    casemate's, which win), the keys to remove, the log options dropped, and the TLS warning (or
+    ''). A key dockerd already gets as a flag is left to the flag: dockerd refuses a directive
+    given both ways."""
+    config, flags, on = found["config"], set(found["flag_keys"]), set(selected)
+    wanted, drop = dict(settings.get("extra_settings") or {}), []
+
+    def simple(control, key, value, *more):
+        if control in on and key not in flags and all(more):
+            wanted[key] = value
+
+    simple("cis_docker_2_2", "icc", settings["icc"])
+    simple("cis_docker_2_3", "log-level", settings["log_level"])
+    simple("cis_docker_2_4", "iptables", settings["iptables"])
+    simple("cis_docker_2_5", "insecure-registries", settings["insecure_registries"])
+    warning = ""
+    if "cis_docker_2_7" in on:
+        hosts = list((found["flag_values"] or {}).get("hosts") or [])
+        hosts += list(config.get("hosts") or [])
+        tcp = [h for h in hosts if isinstance(h, str) and h.startswith("tcp://")]
+        files = {k: settings["tls_" + k[3:]] or config.get(k, "") for k in TLS_FILES}
+        if tcp and all(v != "" for v in files.values()) and not flags & set(TLS_KEYS):
+            wanted.update((k, v) for k, v in files.items() if v != "")
+            wanted["tlsverify"] = True
+        if tcp and "tlsverify" not in wanted:
+            warning = (
+                "dockerd listens on TCP but the CA, certificate and key are not all known "
+                "(daemon.json or docker_daemon_tls_*); TLS verification cannot be turned on and "
+                "cis_docker_2_7 stays failing."
+            )
+    simple("cis_docker_2_9", "userns-remap", settings["userns_remap"], settings["userns_remap"])
+    if "cis_docker_2_10" in on:
+        drop.append("cgroup-parent")
+    if "cis_docker_2_11" in on and "storage-opts" in config:
+        opts = config["storage-opts"] or []
+        wanted["storage-opts"] = [o for o in opts if not re.match(r"dm\.basesize=", str(o))]
+    plugins = settings["authorization_plugins"]
+    simple("cis_docker_2_12", "authorization-plugins", plugins, plugins)
+    dropped = []
+    if "cis_docker_2_13" in on and "log-driver" not in flags:
+        opts = found["log_opts"]
+        wanted["log-driver"] = settings["log_driver"]
+        if opts["opts"]:
+            wanted["log-opts"] = opts["opts"]
+        if opts["remove"]:
+            drop.append("log-opts")
+        dropped = list(opts["dropped"])
+    simple("cis_docker_2_14", "no-new-privileges", settings["no_new_privileges"])
+    simple("cis_docker_2_15", "live-restore", settings["live_restore"])
+    simple("cis_docker_2_16", "userland-proxy", settings["userland_proxy"])
+    profile = settings["seccomp_profile"]
+    if on & {"cis_docker_2_17", "cm_rt_2_2"} and profile and "seccomp-profile" not in flags:
+        wanted["seccomp-profile"] = profile
+    simple("cm_rt_3_4", "selinux-enabled", settings["selinux_enabled"], found["selinux_host"])
+    simple("cis_docker_2_18", "experimental", settings["experimental"])
+    if "cm_rt_1_2" in on and settings["runtimes"]:
+        runtimes = config.get("runtimes")
+        wanted["runtimes"] = dict(runtimes if isinstance(runtimes, dict) else {})
+        wanted["runtimes"].update(settings["runtimes"])
+    return wanted, drop, dropped, warning
+
+
+def plan(found, settings, selected, reloadable):
+    """What this run does to daemon.json and dockerd, for the `selected` controls: merged (the
+    file to write: daemon.json as found, the wanted keys over it, the dropped keys gone),
+    changed_keys (in the order the role names them), restart (else reload), apply (whether the
+    write-and-apply steps run: something changes, or the running daemon still lacks the file as
+    found), and notices (what the run says, in one list)."""
+    config, pending = found["config"], found["pending"]
+    wanted, drop, dropped, warning = wanted_settings(found, settings, selected)
+    merged = dict(config)
+    merged.update(wanted)
+    merged = {k: v for k, v in merged.items() if k not in drop}
+    changed = []
+    for key in list(merged) + list(config):
+        if key not in changed and merged.get(key) != config.get(key):
+            changed.append(key)
+    restart = bool(pending["restart"]) or any(k not in reloadable for k in changed)
+    apply = bool(selected) and (bool(changed) or bool(pending["apply"]))
+    notices = [found["notice"]] if found["notice"] else []
+    if warning:
+        notices.append(warning)
+    managed = set(settings["managed"])
+    skipped = [k for k in found["flag_keys"] if k in managed]
+    if skipped:
+        notices.append(
+            "%s set by dockerd flags (%s); casemate leaves them to the flag (dockerd refuses a "
+            "setting given twice) and verification judges the flag."
+            % (", ".join(skipped), " ".join(found["argv"]))
+        )
+    if apply and pending["apply"]:
+        notices.append(
+            "%s: dockerd is %s%s."
+            % (
+                pending["why"],
+                "restarted" if restart else "reloaded",
+                " (this run changes %s too)" % ", ".join(changed) if changed else "",
+            )
+        )
+    if apply and dropped:
+        kept = found["log_opts"]["opts"]
+        notices.append(
+            "log-opts %s were written for the %s log driver and %s does not accept them: dropped "
+            "from daemon.json (%s); set docker_daemon_log_opts to choose %s's own."
+            % (
+                ", ".join(dropped),
+                found["log_opts"]["written_for"],
+                settings["log_driver"],
+                "kept: " + ", ".join(kept) if kept else "no log option is left",
+                settings["log_driver"],
+            )
+        )
+    return {
+        "merged": merged,
+        "changed_keys": changed,
+        "restart": restart,
+        "apply": apply,
+        "selected": list(selected),
+        "notices": notices,
+    }
+
+
 def latest_backup(directory, process, clock_offset, path, record):
     """casemate's newest copy of daemon.json in `directory` (daemon.json.<UTC stamp>) when it holds
     what the running main process (`process`) runs with: the copy was taken while that process ran
@@ -288,6 +462,25 @@ def latest_backup(directory, process, clock_offset, path, record):
         and (record.get("files") or {}).get(path) == file_digest(newest)["sha256"]
     )
     return newest if reloaded else ""
+
+
+def running_daemon(ask_cli):
+    """(`docker info`, the default bridge's options) of the running daemon, each None when it
+    cannot be read: asked over the Engine API the way the probe asks (casemate_engine), and of
+    the docker CLI (`ask_cli(argv)`: its JSON output or None) only where that reader cannot tell
+    (its rule: another daemon would be asked, no socket, no plain answer)."""
+    sock = engine_socket()
+    info = engine_get("/info", sock) if sock else None
+    network = engine_get("/networks/bridge", sock) if sock else None
+    if not isinstance(info, dict):
+        info = ask_cli(["docker", "info", "--format", "{{json .}}"])
+    if isinstance(network, dict) and "Options" in network:
+        bridge = network["Options"]
+    else:
+        bridge = ask_cli(
+            ["docker", "network", "inspect", "bridge", "--format", "{{json .Options}}"]
+        )
+    return info, bridge
 
 
 def read_json(module, argv):
@@ -334,6 +527,9 @@ def main():
             "log_driver_opts": {"type": "dict", "default": {}},
             "log_common_opts": {"type": "list", "elements": "str", "default": []},
             "backup_dir": {"type": "path", "default": ""},
+            "settings": {"type": "dict", "default": {}},
+            "run_tags": {"type": "list", "elements": "str", "default": ["all"]},
+            "skip_tags": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
@@ -342,11 +538,16 @@ def main():
     unit = service if "." in service else service + ".service"
     config, exists = read_config(module, path)
     argv, process, installed = main_process(module, service)
-    found = {}
+    if not installed:
+        module.fail_json(
+            msg="%s is not installed on this host: install Docker first (the role configures a "
+            "daemon, it does not install one)" % unit
+        )
+    given = {}
     for key, names in p["flags"].items():
         values = flag_values(argv, names)  # their types are not known here: see flag_values
         if values:
-            found[key] = values
+            given[key] = values
     dockerd = argv[0] if argv and argv[0].startswith("/") else module.get_bin_path("dockerd") or ""
     version = 0
     if dockerd:
@@ -355,12 +556,9 @@ def main():
     loaded = config_loaded(module, service, [path])
     differing = {}
     if process["active"]:
-        info = read_json(module, ["docker", "info", "--format", "{{json .}}"])
-        bridge = read_json(
-            module, ["docker", "network", "inspect", "bridge", "--format", "{{json .Options}}"]
-        )
+        info, bridge = running_daemon(lambda argv: read_json(module, argv))
         running_version = major_version((info or {}).get("ServerVersion", "")) or version
-        differing = differing_keys(config, sorted(found), info, bridge, running_version)
+        differing = differing_keys(config, sorted(given), info, bridge, running_version)
     record = read_applied(service)
     recorded = (
         record is not None
@@ -375,33 +573,37 @@ def main():
             "%s is not running: casemate does not start it, so daemon.json (and any change "
             "this run makes to it) is untested until it starts." % unit
         )
-    module.exit_json(
-        changed=False,
-        config=config,
-        exists=exists,
-        argv=argv,
-        active=process["active"],
-        installed=installed,
-        selinux_host=bool({"rhel", "fedora", "centos"} & os_family(os_release())),
-        flag_keys=sorted(found),
-        flag_values=found,
-        loaded=loaded,
-        differing=differing,
-        pending=pending,
-        notice=notice,
-        dockerd=dockerd,
-        validate=validates(dockerd, module.run_command),
-        log_opts=log_opts_for(
+    found = {
+        "config": config,
+        "exists": exists,
+        "argv": argv,
+        "active": process["active"],
+        "installed": installed,
+        "selinux_host": bool({"rhel", "fedora", "centos"} & os_family(os_release())),
+        "flag_keys": sorted(given),
+        "flag_values": given,
+        "loaded": loaded,
+        "differing": differing,
+        "pending": pending,
+        "notice": notice,
+        "dockerd": dockerd,
+        "validate": validates(dockerd, module.run_command),
+        "log_opts": log_opts_for(
             config, p["log_driver"], p["log_opts"], p["log_driver_opts"], p["log_common_opts"]
         ),
-        previous=latest_backup(
+        "previous": latest_backup(
             p["backup_dir"], process, time.time() - time.monotonic(), path, record
         )
         if p["backup_dir"]
         else "",
-        now=int(time.time()),
-        unit=unit,
-    )
+        "now": int(time.time()),
+        "unit": unit,
+        "stamp": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+    }
+    if p["settings"]:
+        selected = selected_controls(CONTROLS, p["run_tags"], p["skip_tags"])
+        found["plan"] = plan(found, p["settings"], selected, p["reloadable"])
+    module.exit_json(changed=False, **found)
 
 
 if __name__ == "__main__":
