@@ -181,7 +181,7 @@ def test_locked_rules_are_recognised() -> None:
 
 
 def test_the_role_loads_after_reading_the_kernel_again_and_never_while_locked() -> None:
-    tasks = yaml.safe_load((ROLES / "auditd_rules/tasks/main.yml").read_text())
+    tasks = yaml.safe_load((ROLES / "auditd_rules/tasks/apply.yml").read_text())
     block = next(t for t in tasks if "block" in t and "rescue" in t)["block"]
     names = [t["name"] for t in block]
     load_at = next(i for i, n in enumerate(names) if n.startswith("Load the rules"))

@@ -1,6 +1,8 @@
 #!/usr/bin/python
-"""Read sshd's configuration, find the SSH session Ansible arrived by, plan the change, test the
-candidate with `sshd -t`/`sshd -T`, and run the lockout guard: all in one read-only call."""
+"""Read sshd's configuration, find the SSH session Ansible arrived by, decide what the run's
+selected controls set, plan the change, test the candidate with `sshd -t`/`sshd -T`, and run the
+lockout guard: all in one read-only call. It also says whether the role has anything left to do
+(`act`), so that a compliant host skips the rest of the role in one step."""
 
 DOCUMENTATION = r"""
 module: sshd_facts
@@ -23,11 +25,14 @@ options:
   dropin_dir: {description: drop-in directory, type: path, default: /etc/ssh/sshd_config.d}
   dropin_name: {description: casemate's drop-in file name, type: str, default: 00-casemate-hardening.conf}
   mode: {description: auto, dropin or main, type: str, default: auto}
-  settings: {description: managed option name -> value (bool, int, str or list), type: dict, default: {}}
-  owned: {description: options the selected controls own (set, or removed when absent from settings), type: list, default: []}
+  state: {description: "hardened (profile standard) or off (profile immutable: nothing is set)", type: str, default: hardened}
+  controls: {description: "control id -> the options it sets (name -> value: bool, int, str or list)", type: dict, default: {}}
+  run_tags: {description: "the run's --tags (ansible_run_tags): the controls selected", type: list, elements: str, default: [all]}
+  skip_tags: {description: "the run's --skip-tags (ansible_skip_tags)", type: list, elements: str, default: []}
+  extra_options: {description: "the site's own options, set when any hardening control is selected (null removes one)", type: dict, default: {}}
+  max_sessions: {description: "sshd_max_sessions as given (below 1 the role refuses the run)", type: raw, default: 1}
   banner_path: {description: banner file the Banner option points to, type: str, default: ""}
-  banner_text: {description: banner content ("" leaves the file alone), type: str, default: ""}
-  remove_weak_keys: {description: remove DSA and short RSA host keys and their HostKey lines, type: bool, default: false}
+  banner_text: {description: "banner content, written when cm_host_1_16 is selected (\"\" leaves the file alone)", type: str, default: ""}
   min_rsa_bits: {description: shortest RSA host key kept, type: int, default: 3072}
   guard: {description: run the lockout guard, type: bool, default: true}
   connection: {description: Ansible's connection plugin for this host, type: str, default: ""}
@@ -38,6 +43,11 @@ options:
 """
 
 RETURN = r"""
+selected: {description: the hardening controls the run selects, type: list}
+settings: {description: managed option name -> value the selected controls (and the site) set, type: dict}
+owned: {description: options the selected controls own (set, or removed when absent from settings), type: list}
+remove_weak_keys: {description: whether weak host keys are removed (cm_host_1_15 selected), type: bool}
+act: {description: "whether the role's steps after this read have anything to do or say: a refusal, a note, a change, or profile immutable", type: bool}
 installed: {description: whether an sshd binary exists, type: bool}
 mode: {description: dropin or main, type: str}
 managed_path: {description: the file holding casemate's options, type: str}
@@ -87,6 +97,7 @@ try:  # casemate's roles: Ansible ships the role's module_utils
         read_text,
         systemctl_show,
     )
+    from ansible.module_utils.casemate_selection import selected_controls
     from ansible.module_utils.casemate_sshd import (
         COMMA_LISTS,
         SSH_DIR,
@@ -113,6 +124,9 @@ except ImportError:  # the collection casemate.hardening: its plugins/module_uti
         parse_show_units,
         read_text,
         systemctl_show,
+    )
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_selection import (
+        selected_controls,
     )
     from ansible_collections.casemate.hardening.plugins.module_utils.casemate_sshd import (
         COMMA_LISTS,
@@ -145,6 +159,74 @@ BEGIN = "# BEGIN casemate sshd (managed block: edits are overwritten)"
 END = "# END casemate sshd"
 WEAK_MARK = "# disabled by casemate (weak host key): "
 MATCH_MARK = "# disabled by casemate (a Match block undid casemate's setting): "
+
+
+# The controls of profile standard, in the order their options are set (a later one keeps an
+# option's place: ClientAliveInterval belongs to cm_host_1_8 and cm_host_1_25).
+HARDENING = tuple("cm_host_1_%d" % n for n in [*range(1, 19), 23, 24, 25])
+WEAK_KEYS = "cm_host_1_15"  # removes DSA and short RSA host keys (sets no option)
+BANNER = "cm_host_1_16"  # writes the banner file as well as the Banner option
+# AllowGroups/AllowUsers left empty leave access unrestricted: the option is removed, never set empty
+EMPTY_MEANS_UNSET = ("AllowGroups", "AllowUsers")
+
+
+# --- what the selected controls set -------------------------------------------------------------
+
+
+def decide(state, controls, extra_options, banner_text, selected):
+    """{settings, owned, remove_weak_keys, banner_text} of the `selected` controls: each sets the
+    options `controls` gives it (a later control keeps an earlier one's place); the site's
+    extra_options come last, whenever any hardening control is selected. Profile immutable sets
+    nothing."""
+    out = {"settings": {}, "owned": [], "remove_weak_keys": False, "banner_text": ""}
+    if state != "hardened":
+        return out
+    for ident in HARDENING:
+        if ident not in selected:
+            continue
+        for name, value in (controls.get(ident) or {}).items():
+            out["settings"][name] = None if name in EMPTY_MEANS_UNSET and not value else value
+            out["owned"].append(name)
+        if ident == WEAK_KEYS:
+            out["remove_weak_keys"] = True
+        if ident == BANNER:
+            out["banner_text"] = banner_text
+    if selected and extra_options:
+        out["settings"].update(extra_options)
+    return out
+
+
+def max_sessions_ok(value):
+    """As the role's assert reads it (`| int >= 1`): what does not parse counts as 0."""
+    try:
+        return int(value) >= 1
+    except (TypeError, ValueError):
+        try:
+            return int(float(value)) >= 1
+        except (TypeError, ValueError):
+            return False
+
+
+def act_of(p, result, selected):
+    """Whether the role's later steps have anything to do or say for this host: profile immutable
+    (its steps keep SSH off), a refusal (system, MaxSessions, sshd -t, an option sshd would not use,
+    the lockout guard), the note that the guard is off, or a change or reload to make."""
+    if (
+        p["state"] != "hardened"
+        or not result["os_supported"]
+        or not max_sessions_ok(p["max_sessions"])
+    ):
+        return True
+    if not result.get("installed") or not selected:
+        return False
+    return bool(
+        result["pending"]
+        or result["reload_pending"]
+        or not result["candidate"]["valid"]
+        or result["overridden"]
+        or not result["guard"]["ok"]
+        or (not p["guard"] and result["reached_over_ssh"])
+    )
 
 
 # --- configuration text -------------------------------------------------------------------------
@@ -813,6 +895,11 @@ SSH_CONNECTIONS = (
 )
 
 
+def finish(module, p, result, selected):
+    result["act"] = act_of(p, result, selected)
+    module.exit_json(**result)
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -820,11 +907,14 @@ def main():
             "dropin_dir": {"type": "path", "default": "/etc/ssh/sshd_config.d"},
             "dropin_name": {"type": "str", "default": "00-casemate-hardening.conf"},
             "mode": {"type": "str", "default": "auto", "choices": ["auto", "dropin", "main"]},
-            "settings": {"type": "dict", "default": {}},
-            "owned": {"type": "list", "elements": "str", "default": []},
+            "state": {"type": "str", "default": "hardened", "choices": ["hardened", "off"]},
+            "controls": {"type": "dict", "default": {}},
+            "run_tags": {"type": "list", "elements": "str", "default": ["all"]},
+            "skip_tags": {"type": "list", "elements": "str", "default": []},
+            "extra_options": {"type": "dict", "default": {}},
+            "max_sessions": {"type": "raw", "default": 1},
             "banner_path": {"type": "str", "default": ""},
             "banner_text": {"type": "str", "default": ""},
-            "remove_weak_keys": {"type": "bool", "default": False},
             "min_rsa_bits": {"type": "int", "default": 3072},
             "guard": {"type": "bool", "default": True},
             "connection": {"type": "str", "default": ""},
@@ -835,7 +925,9 @@ def main():
         },
         supports_check_mode=True,
     )
-    p = module.params
+    p = dict(module.params)
+    selected = selected_controls(list(HARDENING), p["run_tags"], p["skip_tags"])
+    p.update(decide(p["state"], p["controls"], p["extra_options"], p["banner_text"], selected))
     session = find_session()
     connection = p["connection"] or "ssh"
     release = os_of()
@@ -852,6 +944,10 @@ def main():
         "units": units(module),
         "package": package(module, p["server_package"]),
         "listen_ports": [],
+        "selected": selected if p["state"] == "hardened" else [],
+        "settings": p["settings"],
+        "owned": p["owned"],
+        "remove_weak_keys": p["remove_weak_keys"],
     }
     if not result["os_supported"]:
         result.update(
@@ -860,7 +956,7 @@ def main():
             writes={},
             removes=[],
         )
-        module.exit_json(**result)
+        finish(module, p, result, selected)
     sshd = find_command("sshd")
     result["installed"] = bool(sshd) and os.path.exists(p["config"])
     if not result["installed"]:
@@ -869,7 +965,7 @@ def main():
             writes={},
             removes=[],
         )
-        module.exit_json(**result)
+        finish(module, p, result, selected)
     planned = plan(module, p, sshd)
     result.update(
         mode=planned["mode"],
@@ -914,7 +1010,7 @@ def main():
     result["guard"] = guard_of(p, session, result, after)
     if before_err:
         result["before_error"] = before_err
-    module.exit_json(**result)
+    finish(module, p, result, selected)
 
 
 def guard_of(p, session, result, after):
