@@ -172,3 +172,11 @@ def test_the_plan_knows_every_control_the_role_tags() -> None:
     for path in (ROLE / "tasks").glob("*.yml"):
         tagged |= set(re.findall(r"cis_k8s_\d+_\d+_\d+", path.read_text()))
     assert tagged <= set(PLAN.CONTROLS)
+
+
+def test_a_host_without_config_yaml_is_refused_with_the_former_message() -> None:
+    assert PLAN.missing_config("/srv/kubelet/config.yaml") == (
+        "/srv/kubelet/config.yaml does not exist: this role hardens a kubeadm kubelet, which keeps"
+        " its settings in that KubeletConfiguration file (set kube_kubelet_config_path if it lives"
+        " elsewhere)."
+    )

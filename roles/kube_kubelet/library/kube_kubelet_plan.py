@@ -12,6 +12,7 @@ description:
   - Each control is decided only when the run selects it (its tag, as Ansible records it in
     ansible_run_tags and ansible_skip_tags), so `--tags cis_k8s_4_2_4` changes only readOnlyPort.
   - Changes nothing; a compliant host gets apply false, and the role skips its write steps.
+  - Refuses a host without config.yaml (the read found no file) before anything changes.
 options:
   run_tags: {description: "the run's --tags (ansible_run_tags)", type: list, elements: str, default: [all]}
   skip_tags: {description: "the run's --skip-tags (ansible_skip_tags)", type: list, elements: str, default: []}
@@ -319,6 +320,13 @@ def plan(config_read, env, node, files, s, run_tags, skip_tags):  # noqa: PLR091
     return out
 
 
+def missing_config(path):
+    return (
+        "%s does not exist: this role hardens a kubeadm kubelet, which keeps its settings in that"
+        " KubeletConfiguration file (set kube_kubelet_config_path if it lives elsewhere)." % path
+    )
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -333,6 +341,8 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    if "previous_mode" not in p["config"]:  # kube_manifest read no file
+        module.fail_json(msg=missing_config(p["settings"]["config_path"]))
     decided = plan(p["config"], p["env"], p["node"], p["files"], p["settings"], p["run_tags"],
                    p["skip_tags"])  # fmt: skip
     module.exit_json(changed=False, **decided)
