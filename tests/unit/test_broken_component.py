@@ -226,3 +226,19 @@ def test_without_a_broken_member_the_change_is_made(tmp_path: Path) -> None:
     assert failures(out) == {}
     for host in ("cp1", "cp2"):
         assert "--quota-backend-bytes=8589934592" in (tmp_path / host / "etcd.yaml").read_text()
+
+
+@pytest.mark.ansible
+def test_an_unchanged_manifest_runs_only_the_edit_step(tmp_path: Path) -> None:
+    """On a no-change run a component costs one edit (which reads and judges the manifest) and
+    one skipped step: the confirm, notice and skip-record steps are not evaluated one by one."""
+    compliant = ETCD.replace(
+        "    - --client-cert-auth=true\n",
+        "    - --client-cert-auth=true\n    - --quota-backend-bytes=8589934592\n",
+    )
+    out = run_members(tmp_path, {"cp1": compliant})
+    apply_play = out["plays"][0]  # type: ignore[index]
+    tasks = [t for t in apply_play["tasks"] if "Validating arguments" not in t["task"]["name"]]
+    results = [t["hosts"]["cp1"] for t in tasks]
+    assert [bool(r.get("skipped")) for r in results] == [False, True]
+    assert not any(r.get("changed") for r in results)

@@ -5,8 +5,8 @@ Preflight would have read standing in, so what is judged is the roles' own Jinja
 - kube_control_plane keeps a site's --audit-policy-file, --audit-log-path, --request-timeout and
   --encryption-provider-config (and mounts or chmods nothing of the site's); a site's allowed TLS
   cipher suites are kept, not widened (findings 2, 5, 6, 7).
-- kube_kubelet keeps a site's allowed tlsCipherSuites (5) and skips an optional EnvironmentFile
-  that does not exist (9).
+- kube_kubelet keeps a site's allowed tlsCipherSuites (5; decided by its plan module) and skips an
+  optional EnvironmentFile that does not exist (9).
 - A roll-back keeps the new encryption configuration beside its backup before restoring the old
   one, and shows neither (8)."""
 
@@ -28,6 +28,7 @@ import yaml
 from casemate.locations import content_root
 
 from . import test_kube_control_plane_plan as plan
+from . import test_kube_kubelet_plan as kubelet_plan
 from .test_kube_manifest import km
 
 ROOT = content_root()
@@ -122,23 +123,6 @@ def control_plane_scenario(base: Path, flags: dict[str, str]) -> dict[str, Any]:
     return overrides | {"kube_control_plane_plan": decided}
 
 
-def kubelet_scenario(config: dict[str, Any], env_flags: dict[str, str]) -> dict[str, Any]:
-    return {
-        "kube_kubelet_found": {"config": {"kind": "KubeletConfiguration", **config}},
-        "kube_kubelet_env_found": {
-            "results": [
-                {"item": "/etc/default/kubelet", "flags": {"KUBELET_EXTRA_ARGS": env_flags}}
-            ]
-        },
-        "kube_kubelet_node": {"sysctls": {}, "container": "docker"},
-        "kube_kubelet_process": {"running": False, "pid": 0, "start": 0, "argv": []},
-        "kube_kubelet_client_ca": "/etc/kubernetes/pki/ca.crt",
-        "kube_kubelet_settings": {},
-        "kube_kubelet_remove": [],
-        "kube_kubelet_prune": {},
-    }
-
-
 SITE_SUITES = "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_RSA_WITH_AES_128_CBC_SHA"
 
 
@@ -172,26 +156,10 @@ def sections(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         "--encryption-provider-config": f"{site}/enc/encryption.json",
     }
     scenarios = {
-        "fresh": control_plane_scenario(tmp / "fresh", {}) | kubelet_scenario({}, {}),
-        "site": control_plane_scenario(tmp / "site", site_flags)
-        | kubelet_scenario(
-            {
-                "tlsCipherSuites": [
-                    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-                    "TLS_RSA_WITH_AES_128_GCM_SHA256",
-                ]
-            },
-            {},
-        ),
+        "fresh": control_plane_scenario(tmp / "fresh", {}),
+        "site": control_plane_scenario(tmp / "site", site_flags),
         "siteflag": control_plane_scenario(
             tmp / "siteflag", {"--tls-cipher-suites": "TLS_RSA_WITH_RC4_128_SHA"}
-        )
-        | kubelet_scenario(
-            {},
-            {
-                "--tls-cipher-suites": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-                "--hostname-override": "node-a",
-            },
         ),
     }
     tasks = [
@@ -218,17 +186,8 @@ def sections(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
                 " | combine({'annotations': kube_control_plane_annotations}) }}"
             },
         },
-        {
-            "name": "Kubelet",
-            "ansible.builtin.include_role": {
-                "name": "kube_kubelet",
-                "tasks_from": "section_4_2_kubelet.yml",
-            },
-        },
     ]
-    done, found = run_play(
-        tmp, scenarios, tasks, ["kube_control_plane_apiserver_wanted", "kube_kubelet_settings"]
-    )
+    done, found = run_play(tmp, scenarios, tasks, ["kube_control_plane_apiserver_wanted"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     yield {
         "tmp": tmp,
@@ -315,38 +274,49 @@ def test_a_site_cipher_subset_is_kept_not_widened(sections: dict[str, Any]) -> N
     assert none_left == ",".join(APISERVER_SUITES)
 
 
-def test_a_kubelet_cipher_subset_is_kept_not_widened(sections: dict[str, Any]) -> None:
-    found = sections["found"]
-    assert found["site"]["kube_kubelet_settings"]["tlsCipherSuites"] == [
+def kubelet_decides(config: dict[str, Any], env_flags: dict[str, str]) -> dict[str, Any]:
+    """What kube_kubelet_plan decides for this config.yaml and /etc/default/kubelet's flags."""
+    env = [{"item": "/etc/default/kubelet", "flags": {"KUBELET_EXTRA_ARGS": env_flags}}]
+    node = {"sysctls": {}, "container": "docker", "processes": {"kubelet": {"running": False}}}
+    return kubelet_plan.PLAN.plan(  # type: ignore[no-any-return]
+        {"config": {"kind": "KubeletConfiguration", **config}}, env, node, {},
+        kubelet_plan.settings({}), ["all"], [],
+    )  # fmt: skip
+
+
+def test_a_kubelet_cipher_subset_is_kept_not_widened() -> None:
+    site = ["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_RSA_WITH_AES_128_GCM_SHA256"]
+    assert kubelet_decides({"tlsCipherSuites": site}, {})["settings"]["tlsCipherSuites"] == [
         "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
     ]
     # from the flag that overrides config.yaml (removed by the role), when config.yaml has none
-    assert found["siteflag"]["kube_kubelet_settings"]["tlsCipherSuites"] == [
+    flag = {"--tls-cipher-suites": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"}
+    assert kubelet_decides({}, flag)["settings"]["tlsCipherSuites"] == [
         "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
     ]
-    assert found["fresh"]["kube_kubelet_settings"]["tlsCipherSuites"] == KUBELET_SUITES
+    assert kubelet_decides({}, {})["settings"]["tlsCipherSuites"] == KUBELET_SUITES
 
 
-def test_an_overridden_node_name_is_named_and_left_alone(sections: dict[str, Any]) -> None:
-    """cis_k8s_4_2_7 is checked only: its notice runs with the kubelet's settings and names where
-    the flag is, and only for the host that has it."""
+def test_an_overridden_node_name_is_named_and_left_alone() -> None:
+    """cis_k8s_4_2_7 is checked only: its notice comes with the kubelet's settings and names where
+    the flag is, and only where there is one."""
     notices = [
-        line
-        for line in sections["stdout"].splitlines()
-        if "The kubelet is given --hostname-override" in line
+        n
+        for n in kubelet_decides({}, {"--hostname-override": "node-a"})["notes"]
+        if "The kubelet is given --hostname-override" in n
     ]
     assert len(notices) == 1
     assert "--hostname-override=node-a in /etc/default/kubelet" in notices[0]
+    assert not any("--hostname-override" in n for n in kubelet_decides({}, {})["notes"])
 
 
 # --- kube_kubelet: which environment files are read and edited ------------------------------------
 
 
-def role_tasks(role: str, file: str, *names: str) -> list[Any]:
-    tasks = yaml.safe_load((ROOT / "roles" / role / "tasks" / file).read_text())
-    picked = [t for t in tasks if any(t["name"].startswith(n) for n in names)]
-    assert len(picked) == len(names), names
-    return picked
+KUBELET_VARS = {
+    "name": "The role's vars, as its tasks see them",
+    "ansible.builtin.include_vars": str(ROOT / "roles/kube_kubelet/vars/main.yml"),
+}
 
 
 @pytest.mark.ansible
@@ -355,24 +325,35 @@ def test_a_missing_optional_environment_file_is_skipped(tmp_path: Path) -> None:
     present.write_text("KUBELET_EXTRA_ARGS=\n")
     missing = tmp_path / "missing.env"  # EnvironmentFile=-/.../missing.env: systemd reports it
     defaults = yaml.safe_load((ROOT / "roles/kube_kubelet/defaults/main.yml").read_text())
+    units = {"kubelet": {"drop_in_paths": [], "environment_files": [str(missing), str(present)]}}
     scenario = defaults | {
         "kube_kubelet_unit_dirs": [str(tmp_path / "units")],
         "kube_kubelet_env_files": [str(tmp_path / "kubeadm-flags.env"), str(present)],
-        "kube_kubelet_node": {
-            "processes": {"kubelet": {"running": False}},
-            "units": {
-                "kubelet": {"drop_in_paths": [], "environment_files": [str(missing), str(present)]}
+    }
+    tasks = [
+        {  # the node facts module itself tells which exist (here of the unit's files too)
+            "name": "Which files exist",
+            "kube_node_facts": {"present": [*scenario["kube_kubelet_env_files"], str(missing)]},
+            "register": "kube_kubelet_read",
+        },
+        {
+            "name": "The unit as systemd would describe it",
+            "ansible.builtin.set_fact": {
+                "kube_kubelet_node": {
+                    "processes": {"kubelet": {"running": False}},
+                    "units": units,
+                    "present": "{{ kube_kubelet_read.present }}",
+                }
             },
         },
-        "kube_kubelet_found": {"config": {}},
-    }
-    tasks = role_tasks(
-        "kube_kubelet",
-        "main.yml",
-        "Preflight | Look for the environment files",
-        "Preflight | Work out the kubelet's files",
-    )
-    done, found = run_play(tmp_path, {"node": scenario}, tasks, ["kube_kubelet_env_paths"])
+        KUBELET_VARS,
+    ]
+    env = {"ANSIBLE_LIBRARY": str(ROOT / "roles/kube_node/library"),
+           "ANSIBLE_MODULE_UTILS": f"{ROOT}/roles/kube_node/module_utils:{ROOT}/roles/host_common/module_utils"}  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        done, found = run_play(tmp_path, {"node": scenario}, tasks, ["kube_kubelet_env_paths"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert found["node"]["kube_kubelet_env_paths"] == [str(present)]
 
@@ -402,16 +383,12 @@ def test_kubelet_unit_file_and_every_dropin_are_the_kubelets_files(tmp_path: Pat
             "kube_kubelet_node": {
                 "processes": {"kubelet": {"running": False}},
                 "units": {"kubelet": unit},
+                "present": [],
             },
             "kube_kubelet_found": {"config": {}},
         }
 
-    tasks = role_tasks(
-        "kube_kubelet",
-        "main.yml",
-        "Preflight | Look for the environment files",
-        "Preflight | Work out the kubelet's files",
-    )
+    tasks = [KUBELET_VARS]
     scenarios = {"known": scenario(known), "masked": scenario(masked), "unknown": scenario(unknown)}
     done, found = run_play(tmp_path, scenarios, tasks, ["kube_kubelet_unit_files"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

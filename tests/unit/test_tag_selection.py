@@ -21,6 +21,8 @@ from casemate.catalog.select import Selection, select
 from casemate.checks import builtin_kinds
 from casemate.locations import content_root
 
+from . import test_kube_kubelet_plan as kubelet_plan
+
 ROOT = content_root()
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 GROUPS = ("docker_hosts", "k8s_control_plane", "k8s_workers", "etcd")
@@ -85,12 +87,24 @@ def test_the_node_name_notice_runs_with_casemate_s_selection(tmp_path: Path) -> 
     tags = [e.id for e in entries if e.control.remediation is not None]
     assert "cis_k8s_4_2_7" not in tags
     names = [name for role, name, _ in listed(tmp_path, tags) if role == "kube_kubelet"]
-    assert any(name.startswith("Say that an overridden node name is left alone") for name in names)
+    assert "Preflight | Say what is left alone and why" in names
+    # the plan, given casemate's selection, says it
+    env = [
+        {
+            "item": "/etc/default/kubelet",
+            "flags": {"KUBELET_EXTRA_ARGS": {"--hostname-override": "n"}},
+        }
+    ]
+    node = {"container": "docker", "processes": {"kubelet": {"running": True, "argv": []}}}
+    decided = kubelet_plan.PLAN.plan(
+        {"config": {}}, env, node, {}, kubelet_plan.settings({}), tags, []
+    )
+    assert any(n.startswith("The kubelet is given --hostname-override") for n in decided["notes"])
 
 
 # roles that decide every control in their one module call, and the most tasks each may list for a
 # whole level 2 selection (its argument check, the read, the steps that change something)
-ONE_CALL_ROLES = {"docker_daemon": 4, "docker_files": 8, "sysctl": 10}
+ONE_CALL_ROLES = {"docker_daemon": 4, "docker_files": 8, "sysctl": 10, "kube_kubelet": 8}
 
 
 @pytest.mark.ansible

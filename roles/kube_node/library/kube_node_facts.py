@@ -41,6 +41,11 @@ options:
     type: list
     elements: path
     default: []
+  present:
+    description: "paths whose existence is asked (as stat sees it: a dangling symlink exists); every EnvironmentFile of the described units is asked too."
+    type: list
+    elements: path
+    default: []
   loaded:
     description: "systemd unit -> the config files it reads: whether its running main process has loaded them (started after their last write, or a reload casemate recorded)."
     type: dict
@@ -55,6 +60,7 @@ loose_modes: {description: "list of {id, path, mode, fixed}: files with mode bit
 wrong_owners: {description: "list of {id, path, owner, group}: paths owned by someone else, with their current owner and group", type: list}
 verified: {description: "list of {cert, ca, ok, reason}", type: list}
 container: {description: "the container technology the host runs in, empty when none, 'unknown' when it cannot tell (counted as a container)", type: str}
+present: {description: "the paths of present (and the units' environment files) that exist, in that order", type: list}
 loaded: {description: "unit -> {loaded (true, false, or null when the unit is not running), why, pid}", type: dict}
 """
 
@@ -211,16 +217,20 @@ def main():
             "verify": {"type": "list", "elements": "dict", "default": []},
             "exclude": {"type": "list", "elements": "path", "default": []},
             "loaded": {"type": "dict", "default": {}},
+            "present": {"type": "list", "elements": "path", "default": []},
         },
         supports_check_mode=True,
     )
     p = module.params
     processes = {n: find_process(n, h) for n, h in p["processes"].items()}
     processes.update({n: service_process(module, u) for n, u in p["services"].items()})
+    units = {n: unit(module, n) for n in p["units"]}
+    asked = list(p["present"]) + [f for u in units.values() for f in u["environment_files"]]
     module.exit_json(
         changed=False,
         processes=processes,
-        units={n: unit(module, n) for n in p["units"]},
+        units=units,
+        present=[f for i, f in enumerate(asked) if f not in asked[:i] and os.path.lexists(f)],
         sysctls={n: sysctl_value(n) for n in p["sysctls"]},
         loose_modes=loose_modes(p["modes"], p["exclude"]),
         wrong_owners=wrong_owners(p["owners"], p["exclude"]),
