@@ -58,6 +58,28 @@ class RunRecord:
     hosts: tuple[HostRun, ...]
     results: tuple[ResultRow, ...]
 
+    def row(self, recorded: datetime | None = None) -> dict[str, Any]:
+        """The run's row of the `runs` table (both stores write it)."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "started": self.started,
+            "finished": self.finished,
+            "outcome": self.outcome,
+            "command": json.dumps(list(self.command)),
+            "inventory": self.inventory,
+            "inventory_digest": self.inventory_digest,
+            "catalog_digest": self.catalog_digest,
+            "casemate_version": self.casemate_version,
+            "ansible_version": self.ansible_version,
+            "level": self.level,
+            "profile": self.profile,
+            "check_mode": self.check_mode,
+            "controls": json.dumps(list(self.controls)),
+            "run_dir": self.run_dir,
+            "recorded": recorded or datetime.now(UTC),
+        }
+
 
 def digest(data: Any) -> str:
     """sha256 of `data` as canonical JSON."""

@@ -157,25 +157,7 @@ class Store:
 
     def record(self, run: RunRecord, *, recorded: datetime | None = None) -> None:
         """Record one run, replacing what an earlier recording of the same run id left."""
-        row = {
-            "id": run.id,
-            "kind": run.kind,
-            "started": run.started,
-            "finished": run.finished,
-            "outcome": run.outcome,
-            "command": json.dumps(list(run.command)),
-            "inventory": run.inventory,
-            "inventory_digest": run.inventory_digest,
-            "catalog_digest": run.catalog_digest,
-            "casemate_version": run.casemate_version,
-            "ansible_version": run.ansible_version,
-            "level": run.level,
-            "profile": run.profile,
-            "check_mode": run.check_mode,
-            "controls": json.dumps(list(run.controls)),
-            "run_dir": run.run_dir,
-            "recorded": recorded or datetime.now(UTC),
-        }
+        row = run.row(recorded)
         with self._begin(f"record run {run.id}") as conn:
             for table in (results, host_runs):
                 conn.execute(delete(table).where(table.c.run_id == run.id))
