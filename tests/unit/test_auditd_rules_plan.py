@@ -8,18 +8,18 @@ module must give the same. A compliant host then skips the rest of the role in o
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
 from casemate.locations import content_root
+
+from .role_modules import role_library
 
 ROLE = content_root() / "roles" / "auditd_rules"
 RECORDED = json.loads(
@@ -28,16 +28,7 @@ RECORDED = json.loads(
 _ONE_VAR = re.compile(r"^\{\{ (auditd_rules_\w+) \}\}$")
 
 
-def _load() -> ModuleType:
-    path = ROLE / "library" / "auditd_rules_facts.py"
-    spec = importlib.util.spec_from_file_location("casemate_test_auditd_rules_plan", path)
-    assert spec is not None and spec.loader is not None
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
-    return loaded
-
-
-F = _load()
+F = role_library("auditd_rules", "auditd_rules_facts")
 VARS = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
 
 

@@ -8,17 +8,17 @@ give the same. A selection changes only what it selects."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
 from casemate.locations import content_root
+
+from .role_modules import role_library
 
 ROLE = content_root() / "roles" / "docker_daemon"
 RECORDED = json.loads(
@@ -28,16 +28,7 @@ DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
 VARS = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
 
 
-def _load() -> ModuleType:
-    path = ROLE / "library" / "docker_daemon_facts.py"
-    spec = importlib.util.spec_from_file_location("casemate_test_docker_daemon_decisions", path)
-    assert spec is not None and spec.loader is not None
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
-    return loaded
-
-
-FACTS = _load()
+FACTS = role_library("docker_daemon", "docker_daemon_facts")
 
 
 def _template(variables: dict[str, Any], value: Any) -> Any:

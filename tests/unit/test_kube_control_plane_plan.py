@@ -7,17 +7,17 @@ printed were kept; the plan must give the same. A selection changes only what it
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
 from casemate.locations import content_root
+
+from .role_modules import role_library
 
 ROLE = content_root() / "roles" / "kube_control_plane"
 RECORDED = json.loads(
@@ -26,16 +26,7 @@ RECORDED = json.loads(
 COMPONENTS = ("apiserver", "controller_manager", "scheduler")
 
 
-def _load() -> ModuleType:
-    path = ROLE / "library" / "kube_control_plane_plan.py"
-    spec = importlib.util.spec_from_file_location("casemate_test_kube_control_plane_plan", path)
-    assert spec is not None and spec.loader is not None
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
-    return loaded
-
-
-PLAN = _load()
+PLAN = role_library("kube_control_plane", "kube_control_plane_plan")
 _ONE_VAR = re.compile(r"^\{\{ (kube_control_plane_\w+) \}\}$")
 _VAR = re.compile(r"\{\{ (kube_control_plane_\w+) \}\}")
 

@@ -9,17 +9,17 @@ writes nothing."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
 from casemate.locations import content_root
+
+from .role_modules import role_library
 
 ROLE = content_root() / "roles" / "kube_kubelet"
 RECORDED = json.loads(
@@ -28,16 +28,7 @@ RECORDED = json.loads(
 SERVICE = "kubelet"
 
 
-def _load() -> ModuleType:
-    path = ROLE / "library" / "kube_kubelet_plan.py"
-    spec = importlib.util.spec_from_file_location("casemate_test_kube_kubelet_plan", path)
-    assert spec is not None and spec.loader is not None
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
-    return loaded
-
-
-PLAN = _load()
+PLAN = role_library("kube_kubelet", "kube_kubelet_plan")
 
 
 def settings(overrides: dict[str, Any]) -> dict[str, Any]:

@@ -8,11 +8,9 @@ skips the rest of the role in one step."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import jinja2
@@ -21,6 +19,8 @@ import yaml
 
 from casemate.locations import content_root
 
+from .role_modules import role_library
+
 ROLE = content_root() / "roles" / "sshd"
 RECORDED = json.loads(
     (Path(__file__).parent.parent / "fixtures" / "sshd" / "plans.json").read_text()
@@ -28,16 +28,7 @@ RECORDED = json.loads(
 DEFAULT_BANNER = "Authorised access only. Activity on this system is logged and may be monitored."
 
 
-def _load() -> ModuleType:
-    path = ROLE / "library" / "sshd_facts.py"
-    spec = importlib.util.spec_from_file_location("casemate_test_sshd_plan", path)
-    assert spec is not None and spec.loader is not None
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
-    return loaded
-
-
-F = _load()
+F = role_library("sshd", "sshd_facts")
 _ONE_VAR = re.compile(r"^\{\{ (sshd_\w+) \}\}$")
 
 
