@@ -109,14 +109,8 @@ def combine(base, change):
 
 def deep_merge(base, wanted):
     """kube_manifest's merge of settings into config.yaml (order aside): mappings recursively,
-    lists and scalars replaced."""
-    out = dict(base) if isinstance(base, dict) else {}
-    for key, value in wanted.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+    lists and scalars replaced: `combine` of a mapping (anything else counts as empty)."""
+    return combine(base if isinstance(base, dict) else {}, wanted)
 
 
 def _env_flags(env):
