@@ -49,7 +49,9 @@ def decide(inputs: dict[str, Any]) -> tuple[str, str]:
     selected = F.selected_controls(ids, inputs["run_tags"], inputs["skip_tags"])
     paths, current = inputs["found"]["paths"], inputs["found"]["host_current"]
     return (
-        F.docker_rules(paths, docker, selected, env["auditd_rules_key"]),
+        F.docker_rules(
+            paths, docker, selected, env["auditd_rules_key"], inputs["found"].get("current", "")
+        ),
         F.host_rules(paths, hosts, selected, current),
     )
 
@@ -140,6 +142,37 @@ def test_anything_to_install_write_enable_start_or_load_runs_the_steps(
     found: dict[str, Any], unit_file_state: str, written: dict[str, bool], selected: list[str]
 ) -> None:
     assert F.act_of(compliant() | found, unit_file_state, written, selected) is True
+
+
+def _over_a_full_file(run_tags: list[str], skip_tags: list[str]) -> tuple[str, str]:
+    everything = RECORDED["everything"]
+    inputs = dict(everything["inputs"], run_tags=run_tags, skip_tags=skip_tags)
+    inputs["found"] = dict(inputs["found"], current=everything["old"]["content"])
+    return everything["old"]["content"], decide(inputs)[0]
+
+
+def test_one_docker_control_run_on_a_hardened_host_keeps_the_other_controls_watches() -> None:
+    """`--tags cis_docker_1_1_5` on a host whose Docker rule file is complete leaves it complete
+    (it rewrote the file with 1.1.5's one watch, dropping fifteen controls' rules)."""
+    full, content = _over_a_full_file(["cis_docker_1_1_5"], [])
+    assert content == full
+
+
+def test_a_skipped_docker_control_keeps_its_watch_as_found() -> None:
+    full, content = _over_a_full_file(["all"], ["cis_docker_1_1_9"])
+    assert content == full
+    fresh = decide(RECORDED["skip_tags"]["inputs"])[0]
+    assert fresh == RECORDED["skip_tags"]["old"]["content"]
+    assert set(full.splitlines()) - set(fresh.splitlines())
+
+
+def test_a_run_of_every_docker_control_drops_watches_it_does_not_own() -> None:
+    everything = RECORDED["everything"]
+    inputs = dict(everything["inputs"])
+    inputs["found"] = dict(
+        inputs["found"], current=everything["old"]["content"] + "-w /srv/mine -k docker\n"
+    )
+    assert decide(inputs)[0] == everything["old"]["content"]
 
 
 def test_a_file_of_another_selection_is_not_written_for_this_one() -> None:

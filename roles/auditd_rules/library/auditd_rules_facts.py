@@ -119,8 +119,11 @@ def _sorted_rules(lines):
     return "".join(line + "\n" for line in sorted(out, key=str.lower))
 
 
-def docker_rules(paths, controls, selected, key):
-    """The Docker rule file: the watches of the selected controls' paths that exist here."""
+def docker_rules(paths, controls, selected, key, current=""):
+    """The Docker rule file: the watches of the selected controls' paths that exist here. A run
+    that selects only some of the Docker controls (--tags, --skip-tags, a waiver) keeps the file's
+    other watches as found: every Docker watch shares one key, so a line belongs to a selected
+    control by its path. A run of every Docker control writes exactly its own watches."""
     watched = [
         p
         for ident in controls
@@ -128,7 +131,15 @@ def docker_rules(paths, controls, selected, key):
         for name in controls[ident]
         for p in _paths(paths.get(name))
     ]
-    return DOCKER_HEADER + _sorted_rules(["-w %s -k %s" % (p, key) for p in watched])
+    kept = []
+    if not all(ident in selected for ident in controls):
+        mine = set(watched)
+        kept = [
+            line
+            for line in (current or "").splitlines()
+            if re.match("^-w ", line) and line.split()[1] not in mine
+        ]
+    return DOCKER_HEADER + _sorted_rules(kept + ["-w %s -k %s" % (p, key) for p in watched])
 
 
 def host_rules(paths, controls, selected, current):
@@ -228,7 +239,9 @@ def main():
         host_current = (read_text(p["host_rules_file"]) or "") if p["host_rules_file"] else ""
         plan = {
             "selected": selected,
-            "content": docker_rules(paths, docker, selected, p["key"]),
+            "content": docker_rules(
+                paths, docker, selected, p["key"], read_text(p["rules_file"]) or ""
+            ),
             "host_content": host_rules(paths, hosts, selected, host_current),
         }
         p["loaded_rules"] = [
