@@ -202,6 +202,17 @@ def test_fresh_node_hardened_verified_idempotent_and_networking_works(
     assert lab.sh(node, NETWORK_TEST).strip() == "reached"
     assert lab.sh(node, "sysctl -n net.ipv4.ip_forward").strip() == "1"
     assert routed(lab, node, lab.nodes[1]) == "routed"  # the node still routes its containers
+    # and nothing beyond the lab: the node's network is internal (no NAT, no DNS out), while the
+    # controller reaches the node (every step above) and the nodes reach each other (routed)
+    networks = subprocess.run(
+        ["docker", "inspect", "-f", "{{range $n, $_ := .NetworkSettings.Networks}}{{$n}} {{end}}", node],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    internal = subprocess.run(
+        ["docker", "network", "inspect", "-f", "{{.Internal}}", *networks],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert networks and internal == ["true"] * len(networks)
 
 
 def test_drifted_node_fails_every_control_then_recovers(lab: Lab, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from casemate.lab.recipe import (
     debootstrap_args,
     inventory_text,
     make_recipe,
+    network_create,
     network_name,
     node_names,
     node_order,
@@ -158,6 +159,14 @@ def test_run_flags_of_a_k8s_node_differ_only_by_the_profile_label() -> None:
         a for a in k8s if a != "io.casemate.lab.profile=k8s"
     ]
     assert k8s[k8s.index("io.casemate.lab.profile=k8s") - 1] == "--label"
+
+
+def test_the_lab_network_reaches_nothing_beyond_the_machine() -> None:
+    """Nodes get no default route: the host baseline turns on apt's daily timers, and a node
+    whose timer fired would fetch from the Debian mirror in the middle of a test."""
+    args = network_create("lab")
+    assert args[:2] == ["network", "create"] and "--internal" in args
+    assert args[-1] == network_name("lab")
 
 
 def test_names() -> None:

@@ -21,6 +21,7 @@ from casemate.lab.recipe import (
     LAB_LABEL,
     PROFILE_LABEL,
     inventory_text,
+    network_create,
     network_name,
     node_names,
     node_order,
@@ -112,10 +113,7 @@ def lab_up(
         raise LabError(f"node image {tag} is missing right after it was built")
     net = network_name(name)
     if not engine.network_exists(net):
-        engine.must(
-            ["network", "create", "--driver", "bridge", "--label", f"{LAB_LABEL}={name}", net],
-            f"creating network {net}",
-        )
+        engine.must(network_create(name), f"creating network {net}")
     found = {
         _name(c): Found(_running(c), str(c.get("Image", "")), _profile(c))
         for c in _lab(engine, name)

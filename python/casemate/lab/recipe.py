@@ -177,6 +177,16 @@ def run_args(lab: str, node: str, image: str, profile: str = "docker") -> list[s
     ]  # fmt: skip
 
 
+def network_create(lab: str) -> list[str]:
+    """`docker network create` of the lab's bridge. Internal: the nodes reach each other and the
+    controller reaches them, but nothing beyond this machine (no default route), so nothing a node
+    runs (apt's daily timers that the host baseline enables, a package install) leaves the lab."""
+    return [
+        *("network", "create", "--driver", "bridge", "--internal"),
+        *("--label", f"{LAB_LABEL}={lab}", network_name(lab)),
+    ]
+
+
 def inventory_text(lab: str, nodes: Sequence[str], profile: str = "docker") -> str:
     """The lab's Ansible inventory, every node reached by `docker exec`: docker nodes in
     docker_hosts; k8s nodes (each a single-node cluster) in k8s_control_plane, k8s_workers and
