@@ -137,7 +137,7 @@ def docker_rules(paths, controls, selected, key, current=""):
         kept = [
             line
             for line in (current or "").splitlines()
-            if re.match("^-w ", line) and line.split()[1] not in mine
+            if re.match(r"^-w \S", line) and line.split()[1] not in mine
         ]
     return DOCKER_HEADER + _sorted_rules(kept + ["-w %s -k %s" % (p, key) for p in watched])
 
