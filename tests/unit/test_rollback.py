@@ -154,22 +154,141 @@ def test_manifest_holds_every_change_against_the_snapshot_and_nothing_else(
     assert not by_path[str(etc / "d" / "b.conf")]["after"]["exists"]
 
 
-def test_the_manifest_keeps_only_the_copies_of_the_files_the_run_changed(tmp_path: Path) -> None:
-    etc, base, _ = snapshot_and_harden(tmp_path)
-    files = Path(base) / "files"
-    kept = sorted(str(p.relative_to(files)) for p in files.rglob("*") if p.is_file())
-    inside = str(etc).lstrip("/")
-    assert kept == [f"{inside}/a.conf", f"{inside}/d/b.conf"]
-    assert (Path(base) / "before.json").is_file()
+def store_of(backups: Path) -> dict[str, bytes]:
+    """The host's content store: sha256 -> content."""
+    return {p.name: p.read_bytes() for p in (backups / "store").rglob("*") if p.is_file()}
 
 
-def test_a_run_that_changed_nothing_keeps_no_copies(tmp_path: Path) -> None:
+def test_the_manifest_names_stored_copies_of_what_each_changed_file_held_before_and_after(
+    tmp_path: Path,
+) -> None:
+    etc, base, changes = snapshot_and_harden(tmp_path)
+    a = next(c for c in changes if c["path"] == str(etc / "a.conf"))
+    assert Path(a["backup"]).read_text() == "one\ntwo\n"
+    assert Path(F.after_copy(base, a)).read_text() == "one\ntwo\nhardened\n"
+    assert Path(a["backup"]).stat().st_mode & 0o777 == 0o600
+    assert not (Path(base) / "files").exists()
+    assert not (Path(base) / "after").exists()
+
+
+def test_each_content_is_stored_once_however_many_runs_snapshot_it(tmp_path: Path) -> None:
     etc = tree(tmp_path)
-    base = F.run_dir(str(tmp_path / "backups"), "run1")
+    backups = tmp_path / "backups"
+    for run in ("r1", "r2", "r3"):
+        base = F.run_dir(str(backups), run)
+        F.snapshot(base, [str(etc)], MAX)
+        F.changes_since(base, MAX, copy_after=True)
+    contents = {p.read_bytes() for p in etc.rglob("*") if p.is_file() and not p.is_symlink()}
+    assert sorted(store_of(backups).values()) == sorted(contents)
+    assert not list((backups / "runs").rglob("files"))
+
+
+def test_a_file_whose_stat_did_not_change_is_not_read_again_and_one_that_changed_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    etc = tree(tmp_path)
+    backups = tmp_path / "backups"
+    F.snapshot(F.run_dir(str(backups), "r1"), [str(etc)], MAX)
+    first = json.loads((backups / "index.json").read_text())
+    # a file changed in the second before it was hashed is read again (its change and the hash
+    # may share a tick of the file system's clock)
+    F.snapshot(F.run_dir(str(backups), "r2"), [str(etc)], MAX)
+    again = json.loads((backups / "index.json").read_text())
+    assert again[str(etc / "a.conf")][6] > first[str(etc / "a.conf")][6]
+    monkeypatch.setattr(F, "RACY_NS", -(10**12))  # these files count as long settled now
+    F.snapshot(F.run_dir(str(backups), "r3"), [str(etc)], MAX)
+    settled = json.loads((backups / "index.json").read_text())
+    # same content, same size, same mtime, but written again: its ctime tells
+    stamp = (etc / "same.conf").stat()
+    (etc / "same.conf").write_text("the run leaves this ALONE\n")
+    os.utime(etc / "same.conf", ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    F.snapshot(F.run_dir(str(backups), "r4"), [str(etc)], MAX)
+    now = json.loads((backups / "index.json").read_text())
+    assert now[str(etc / "a.conf")] == settled[str(etc / "a.conf")]  # not read: same hash time
+    assert now[str(etc / "same.conf")][5] != settled[str(etc / "same.conf")][5]
+    taken = json.loads((backups / "runs" / "r4" / "before.json").read_text())["states"]
+    assert taken[str(etc / "same.conf")]["sha256"] == now[str(etc / "same.conf")][5]
+    # a stored content that went missing is read and stored again, whatever the index says
+    for path in (backups / "store").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    F.snapshot(F.run_dir(str(backups), "r5"), [str(etc)], MAX)
+    assert b"one\ntwo\n" in store_of(backups).values()
+
+
+def test_a_run_that_changed_nothing_needs_no_stored_content_once_newer_runs_replace_it(
+    tmp_path: Path,
+) -> None:
+    etc = tree(tmp_path)
+    backups = tmp_path / "backups"
+    base = F.run_dir(str(backups), "run1")
     F.snapshot(base, [str(etc)], MAX)
-    assert any(p.is_file() for p in (Path(base) / "files").rglob("*"))
-    F.keep_only_backups(base, F.changes_since(base, MAX, copy_after=True))
-    assert not any(p.is_file() for p in (Path(base) / "files").rglob("*"))
+    assert F.changes_since(base, MAX, copy_after=True) == []
+    F.write_json(str(Path(base) / "manifest.json"), {"run_id": "run1", "changes": []})
+    assert F.needed(str(backups)) == set()
+    (etc / "a.conf").write_text("changed between runs\n")
+    F.snapshot(F.run_dir(str(backups), "run2"), [str(etc)], MAX)
+    assert F.drop_unneeded(str(backups)) == 1  # a.conf's old content: no run needs it
+    assert b"one\ntwo\n" not in store_of(backups).values()
+    assert b"changed between runs\n" in store_of(backups).values()
+
+
+def test_dropping_never_takes_a_content_the_snapshot_being_taken_holds(tmp_path: Path) -> None:
+    etc = tree(tmp_path)
+    backups = tmp_path / "backups"
+    base = F.run_dir(str(backups), "run1")
+    F.snapshot(base, [str(etc)], MAX)
+    F.write_json(str(Path(base) / "manifest.json"), {"run_id": "run1", "changes": []})
+    F.snapshot(base, [str(etc)], MAX)  # the same run id again: a new run, not the finished one
+    assert not (Path(base) / "manifest.json").exists()
+    later = F.run_dir(str(backups), "run2")
+    F.snapshot(later, [str(etc)], MAX)
+    F.write_json(str(Path(later) / "manifest.json"), {"run_id": "run2", "changes": []})
+    F.snapshot(base, [str(etc)], MAX)
+    assert F.drop_unneeded(str(backups), base) == 0
+    assert b"one\ntwo\n" in store_of(backups).values()
+
+
+def test_pruning_keeps_the_contents_a_kept_run_restores(tmp_path: Path) -> None:
+    etc, base, changes = snapshot_and_harden(tmp_path)
+    F.write_json(str(Path(base) / "manifest.json"), {"run_id": "run1", "changes": changes})
+    backups = str(tmp_path / "backups")
+    later = F.run_dir(backups, "run2")
+    F.snapshot(later, [str(etc)], MAX)
+    F.drop_unneeded(backups)
+    assert F.unrestorable(changes) == []  # run1's "before" contents are all still there
+    os.utime(Path(base) / "before.json", (1000, 1000))  # run1 is the oldest
+    assert F.prune_runs(backups, 1, later) == ["run1"]
+    F.drop_unneeded(backups)
+    assert b"one\ntwo\n" not in store_of(Path(backups)).values()
+    assert b"one\ntwo\nhardened\n" in store_of(Path(backups)).values()  # run2's snapshot needs it
+
+
+@ROOTED
+def test_a_run_recorded_before_the_store_is_still_restored_from_its_own_copies(
+    tmp_path: Path,
+) -> None:
+    """Runs on a host snapshotted by the module before the store (a files/ copy of every file in
+    the run's directory, an after/ copy of each changed one) stay restorable."""
+    etc = tree(tmp_path)
+    before = seen(etc)
+    base = Path(F.run_dir(str(tmp_path / "backups"), "run1"))
+    states = F.walk([str(etc)], MAX)
+    for path, one in states.items():
+        if one["type"] == "file":
+            F.copy_in(path, F.kept(str(base), "files", path))
+    F.write_json(str(base / "before.json"), {"paths": [str(etc)], "states": states})
+    harden_it(etc)
+    changes = F.changes_since(str(base), MAX, copy_after=True)
+    a = next(c for c in changes if c["path"] == str(etc / "a.conf"))
+    assert a["backup"] == F.kept(str(base), "files", str(etc / "a.conf"))
+    assert Path(F.kept(str(base), "after", str(etc / "a.conf"))).is_file()
+    (etc / "a.conf").write_text("one\ntwo\nhardened\nedited later\n")
+    refused = {r["path"]: r["diff"] for r in F.refusals(str(base), changes, MAX)}
+    assert "+edited later" in refused[str(etc / "a.conf")]
+    done = restore(tmp_path, changes, force=True)
+    assert not done.failed, done.result
+    assert seen(etc) == before
 
 
 def test_a_snapshot_drops_the_oldest_runs_beyond_keep_runs(tmp_path: Path) -> None:

@@ -21,9 +21,12 @@ loaded: {description: whether the profile is loaded in the kernel, type: bool}
 packages_dry_run: {description: whether the package manager can dry-run here (apt needs python3-apt), type: bool}
 missing_packages: {description: "the packages not installed, or whose state cannot be told (the role installs them)", type: list}
 profile_same: {description: whether profile_path holds profile_content byte for byte, type: bool}
+profile_current: {description: "whether profile_path holds profile_content and is root:root 0644, as the role writes it", type: bool}
 """
 
+import os
 import shutil
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -64,6 +67,20 @@ def same_content(path, content):
         return False
 
 
+def written_as_the_role_writes(path):
+    """Whether the file at `path` is a regular file owned root:root with mode 0644."""
+    try:
+        st = os.lstat(path)
+    except (OSError, TypeError):
+        return False
+    return (
+        stat.S_ISREG(st.st_mode)
+        and st.st_uid == 0
+        and st.st_gid == 0
+        and stat.S_IMODE(st.st_mode) == 0o644
+    )
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -76,6 +93,7 @@ def main():
     )
     p = module.params
     profiles = read_text("/sys/kernel/security/apparmor/profiles") or ""
+    same = same_content(p["profile_path"], p["profile_content"])
     module.exit_json(
         changed=False,
         debian_family=bool({"debian", "ubuntu"} & os_family(os_release())),
@@ -89,7 +107,8 @@ def main():
         missing_packages=missing_packages(
             p["packages"], lambda name: package_state(name, module.run_command)
         ),
-        profile_same=same_content(p["profile_path"], p["profile_content"]),
+        profile_same=same,
+        profile_current=same and written_as_the_role_writes(p["profile_path"]),
     )
 
 

@@ -1,22 +1,31 @@
 #!/usr/bin/python
 """A harden run's file snapshot on the host, its change manifest, and a rollback from it.
 
+Content is kept once per host, by hash: <backup_dir>/store/<sha256[:2]>/<sha256> (root's, 0600).
+A run's snapshot is a list of states (exists, type, sha256, mode, owner, group, link target), so an
+unchanged file costs a run a stat, not a copy. <backup_dir>/index.json remembers, per path, the
+stat (device, inode, size, mtime, ctime) under which its content was last hashed: a file whose stat
+is the same, and whose last change came well before that hash (git's "racily clean" rule), is not
+read again.
+
 state=snapshot (first task of a harden run): every path under `paths` (files, directories walked
-without following links, links) recorded as it is (exists, type, sha256, mode, owner, group, link
-target) in <backup_dir>/runs/<run_id>/before.json, and the content of each regular file copied to
-<backup_dir>/runs/<run_id>/files/<path>.
+without following links, links) recorded as it is in <backup_dir>/runs/<run_id>/before.json, and the
+content of each regular file put in the store when the store does not hold it yet.
 state=manifest (last task of the run): the same paths read again; what differs is the run's change
-manifest (path, before, after, backup), written to manifest.json beside the snapshot (with a copy
-of each changed file as the run left it under after/, for the diff a refused rollback shows) and
-returned as casemate_record.files_changed. Only the copies a rollback needs stay: those of the files
-the run changed (a run that changed nothing keeps its before.json alone), and a snapshot drops the
-run directories beyond the newest `keep_runs`, so a host that is hardened every hour does not fill
-its disk.
+manifest (path, before, after, backup), written to manifest.json beside the snapshot (the content
+each changed file has after the run goes into the store too, for the diff a refused rollback shows)
+and returned as casemate_record.files_changed. A snapshot drops the run directories beyond the
+newest `keep_runs`, then the stored contents no run left needs: a finished run needs those its
+changes name, a run that stopped before its manifest (and a rollback's own backup) all of its
+snapshot's, so a host that is hardened every hour does not fill its disk.
+Runs recorded before the store (a files/ and an after/ copy under the run's directory) are
+restored from those copies as before.
 state=restore (casemate rollback): the `changes` of run `run_id` put back as they were before it,
 refusing (and changing nothing) when a file changed again since the run, unless force, and when a
 backup is missing or does not match its recorded hash. Each file's current state is backed up
-first into <backup_dir>/runs/<rollback_id>/. Files under `handed_over` (sshd's configuration) are
-not written here but returned as content, for the sshd role's commit-confirmed module.
+first (a snapshot under <backup_dir>/runs/<rollback_id>/). Files under `handed_over` (sshd's
+configuration) are not written here but returned as content, for the sshd role's commit-confirmed
+module.
 state=revert: the files a restore of `rollback_id` changed put back as they were before it.
 Nothing is written in check mode."""
 
@@ -50,22 +59,99 @@ import os
 import pwd
 import shutil
 import stat
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 COMPARED = ("exists", "type", "sha256", "mode", "owner", "group", "target")
 
 
-def _name(table, number):
-    try:
-        return table(number)[0]
-    except KeyError:
-        return str(number)
+LAYOUT = 2  # before.json of a run whose contents are in the store (older runs: files/, after/)
+# a file changed less than this before its content was hashed is read again by the next walk
+# (its change and the hash may have fallen in one tick of the file system's clock)
+RACY_NS = 2 * 10**9
 
 
-def state_of(path, max_size=16777216):
+def _name(table, number, names):
+    key = (table, number)
+    if key not in names:
+        try:
+            names[key] = table(number)[0]
+        except KeyError:
+            names[key] = str(number)
+    return names[key]
+
+
+def store_path(backup_dir, sha):
+    """Where the host keeps the content whose sha256 is `sha` (once, whatever runs need it)."""
+    return os.path.join(backup_dir, "store", sha[:2], sha)
+
+
+def put(backup_dir, sha, data):
+    """Keep `data` (whose sha256 is `sha`) in the store, unless it is there already."""
+    target = store_path(backup_dir, sha)
+    if os.path.isfile(target):
+        return
+    os.makedirs(os.path.dirname(target), 0o700, exist_ok=True)
+    tmp = target + ".casemate-new"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, target)
+
+
+class Hashes:
+    """The content hashes of one walk. With a backup directory: a file whose stat (device, inode,
+    size, mtime, ctime) is the one the host's index recorded when it was last hashed, and which
+    last changed well before that, keeps that hash unread; every file read is put in the store
+    (and one the index names is read again when the store lost its content). Without one, every
+    file is read."""
+
+    def __init__(self, backup_dir=None):
+        self.backup_dir = backup_dir
+        self.known = {}
+        self.seen = {}
+        self.names = {}
+        if backup_dir:
+            try:
+                self.known = read_json(os.path.join(backup_dir, "index.json"))
+            except (OSError, ValueError):
+                self.known = {}  # no index yet, or unreadable: every file is read
+
+    def of(self, path, st):
+        key = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        entry = self.known.get(path)
+        if (
+            self.backup_dir
+            and isinstance(entry, list)
+            and len(entry) == 7
+            and entry[:5] == key
+            and entry[6] - key[4] > RACY_NS
+            and os.path.isfile(store_path(self.backup_dir, entry[5]))
+        ):
+            self.seen[path] = entry
+            return entry[5]
+        hashed_at = time.time_ns()
+        with open(path, "rb") as handle:
+            data = handle.read()
+        sha = hashlib.sha256(data).hexdigest()
+        if self.backup_dir:
+            put(self.backup_dir, sha, data)
+            self.seen[path] = [*key, sha, hashed_at]
+        return sha
+
+    def save(self, roots):
+        """Write the index: this walk's entries, and the earlier ones of paths outside `roots`."""
+        if not self.backup_dir:
+            return
+        kept = {p: e for p, e in self.known.items() if not under(p, roots)}
+        kept.update(self.seen)
+        write_json(os.path.join(self.backup_dir, "index.json"), kept)
+
+
+def state_of(path, max_size=16777216, hashes=None):
     """What a path is, without following a link: {exists, type, mode, owner, group} and sha256 and
     size for a regular file, target for a link. Sockets, fifos and devices are `other`."""
+    hashes = hashes or Hashes()
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -83,17 +169,13 @@ def state_of(path, max_size=16777216):
         "exists": True,
         "type": kind,
         "mode": "%04o" % stat.S_IMODE(st.st_mode),
-        "owner": _name(pwd.getpwuid, st.st_uid),
-        "group": _name(grp.getgrgid, st.st_gid),
+        "owner": _name(pwd.getpwuid, st.st_uid, hashes.names),
+        "group": _name(grp.getgrgid, st.st_gid, hashes.names),
     }
     if kind == "file":
         out["size"] = st.st_size
         if st.st_size <= max_size:
-            digest = hashlib.sha256()
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            out["sha256"] = digest.hexdigest()
+            out["sha256"] = hashes.of(path, st)
         else:
             out["sha256"] = None  # too large to keep: recorded, never restored
     elif kind == "link":
@@ -101,13 +183,14 @@ def state_of(path, max_size=16777216):
     return out
 
 
-def walk(roots, max_size):
+def walk(roots, max_size, hashes=None):
     """path -> state_of(path) for every root and everything under the roots that are directories
     (links are recorded, never followed); sockets, fifos and devices are left out."""
+    hashes = hashes or Hashes()
     seen = {}
     for given in roots:
         root = os.path.normpath(given)
-        found = state_of(root, max_size)
+        found = state_of(root, max_size, hashes)
         if found.get("type") == "other":
             continue
         seen[root] = found
@@ -116,7 +199,7 @@ def walk(roots, max_size):
         for top, dirs, files in os.walk(root):
             for name in sorted(dirs) + sorted(files):
                 path = os.path.join(top, name)
-                one = state_of(path, max_size)
+                one = state_of(path, max_size, hashes)
                 if one.get("type") not in (None, "other"):
                     seen[path] = one
     return seen
@@ -162,15 +245,88 @@ def read_json(path):
         return json.load(handle)
 
 
+def backup_dir_of(base):
+    """The backup directory a run directory (<backup_dir>/runs/<id>) belongs to."""
+    return os.path.dirname(os.path.dirname(base))
+
+
 def snapshot(base, paths, max_size):
-    """Record `paths` and copy every regular file they hold into `base` (before.json, files/)."""
-    found = walk(paths, max_size)
+    """Record `paths` in `base`/before.json, their contents in the host's store (each content
+    once: an unchanged file costs a stat)."""
+    backup_dir = backup_dir_of(base)
+    hashes = Hashes(backup_dir)
+    found = walk(paths, max_size, hashes)
     os.makedirs(base, 0o700, exist_ok=True)
-    for path, one in found.items():
-        if one.get("type") == "file" and one.get("sha256"):
-            copy_in(path, kept(base, "files", path))
-    write_json(os.path.join(base, "before.json"), {"paths": list(paths), "states": found})
+    if os.path.lexists(os.path.join(base, "manifest.json")):  # a run id used again: a new run
+        os.unlink(os.path.join(base, "manifest.json"))
+    write_json(
+        os.path.join(base, "before.json"),
+        {"layout": LAYOUT, "paths": list(paths), "states": found},
+    )
+    hashes.save([os.path.normpath(p) for p in paths])
     return found
+
+
+def needed(backup_dir, current=None):
+    """The contents the runs under backup_dir still need: every one of the `current` run's
+    snapshot, those a finished run's changes name (before and after), and every one of a snapshot
+    without a manifest (a run that stopped, a rollback's backup). None when a run's record cannot
+    be read (then nothing is dropped)."""
+    runs = os.path.join(backup_dir, "runs")
+    out = set()
+    for name in os.listdir(runs) if os.path.isdir(runs) else []:
+        run = os.path.join(runs, name)
+        try:
+            if run != current and os.path.isfile(os.path.join(run, "manifest.json")):
+                changes = read_json(os.path.join(run, "manifest.json"))["changes"]
+                states = [c[k] for c in changes for k in ("before", "after")]
+            elif os.path.isfile(os.path.join(run, "before.json")):
+                states = list(read_json(os.path.join(run, "before.json"))["states"].values())
+            else:
+                continue
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        out.update(one.get("sha256") for one in states if one.get("sha256"))
+    return out
+
+
+def drop_unneeded(backup_dir, current=None):
+    """Remove the stored contents no run needs any more (`current`: the run directory whose
+    snapshot is being taken); how many went."""
+    store = os.path.join(backup_dir, "store")
+    keep = needed(backup_dir, current) if os.path.isdir(store) else None
+    if keep is None:
+        return 0
+    gone = 0
+    for fan in os.listdir(store):
+        top = os.path.join(store, fan)
+        if not os.path.isdir(top) or os.path.islink(top):
+            continue
+        for name in os.listdir(top):
+            if name not in keep:
+                os.unlink(os.path.join(top, name))
+                gone += 1
+        if not os.listdir(top):
+            os.rmdir(top)
+    return gone
+
+
+def backup_of(base, taken, path, sha):
+    """Where the content `sha` of `path` before run `base` is kept: the host's store, or the run's
+    own files/ copy for a run recorded before the store (`taken`: its before.json)."""
+    if taken.get("layout") == LAYOUT:
+        return store_path(backup_dir_of(base), sha)
+    return kept(base, "files", path)
+
+
+def after_copy(base, change):
+    """The content a changed file had after the run: the run's after/ copy (runs recorded before
+    the store) or the stored content of its hash; None for a file without one."""
+    old = kept(base, "after", change["path"])
+    if os.path.isfile(old):
+        return old
+    sha = change["after"].get("sha256")
+    return store_path(backup_dir_of(base), sha) if sha else None
 
 
 def keep_only_backups(base, changes):
@@ -214,21 +370,29 @@ def prune_runs(backup_dir, keep, current):
 
 
 def changes_since(base, max_size, copy_after):
-    """The changes from the snapshot in `base` to now: [{path, before, after, backup}]."""
+    """The changes from the snapshot in `base` to now: [{path, before, after, backup}]. With
+    `copy_after` (the manifest), what each changed file holds now is kept too: in the host's store
+    (read through its index), or in the run's after/ for a run recorded before the store."""
     taken = read_json(os.path.join(base, "before.json"))
     before = taken["states"]
-    now = walk(taken["paths"], max_size)
+    stored = taken.get("layout") == LAYOUT
+    hashes = Hashes(backup_dir_of(base)) if copy_after and stored else Hashes()
+    now = walk(taken["paths"], max_size, hashes)
     out = []
     for path in sorted(set(before) | set(now)):
         was, is_ = before.get(path, {"exists": False}), now.get(path, {"exists": False})
         if not differs(was, is_):
             continue
         backup = (
-            kept(base, "files", path) if was.get("type") == "file" and was.get("sha256") else None
+            backup_of(base, taken, path, was["sha256"])
+            if was.get("type") == "file" and was.get("sha256")
+            else None
         )
-        if copy_after and is_.get("type") == "file" and is_.get("sha256"):
+        if copy_after and not stored and is_.get("type") == "file" and is_.get("sha256"):
             copy_in(path, kept(base, "after", path))
         out.append({"path": path, "before": was, "after": is_, "backup": backup})
+    if copy_after and stored:
+        hashes.save([os.path.normpath(p) for p in taken["paths"]])
     return out
 
 
@@ -274,7 +438,11 @@ def drift_diff(base, change, current, no_diff=()):
             % change["path"]
         )
     elif content:
-        was = text_of(kept(base, "after", change["path"])) if after.get("type") == "file" else ""
+        if after.get("type") == "file":
+            copy = after_copy(base, change)
+            was = text_of(copy) if copy else None
+        else:
+            was = ""
         now = text_of(change["path"])
         if was is None or now is None:
             lines.append("%s: content changed since the run (not text)" % change["path"])
@@ -567,7 +735,10 @@ def main():
     if p["state"] == "snapshot":
         found = snapshot(base, p["paths"], p["max_size"])
         pruned = prune_runs(p["backup_dir"], p["keep_runs"], base)
-        module.exit_json(changed=False, casemate_record={}, paths=len(found), pruned=pruned)
+        dropped = drop_unneeded(p["backup_dir"], base)
+        module.exit_json(
+            changed=False, casemate_record={}, paths=len(found), pruned=pruned, dropped=dropped
+        )
     if p["state"] == "manifest":
         if not os.path.isfile(os.path.join(base, "before.json")):
             module.fail_json(msg="no snapshot of run %s on this host" % p["run_id"])

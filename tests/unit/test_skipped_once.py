@@ -1,0 +1,51 @@
+"""A compliant host skips a role's change steps as one include, not task by task (issue 16): the
+steps each included file holds keep their controls' tags, so that selecting one control still runs
+its change once the include is taken."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from casemate.locations import content_root
+
+ROLES = content_root() / "roles"
+
+# role, tasks file, included file -> the include's condition (a compliant host skips it)
+GATES = [
+    ("docker_files", "apply.yml", "owners.yml", "docker_files_found.plan.changes | length > 0"),
+    ("docker_files", "apply.yml", "socket.yml", "not docker_files_found.socket_unit_ok"),
+    ("docker_probe", "main.yml", "image.yml", "docker_probe_found.version != docker_probe_version"),
+    ("apparmor", "main.yml", "profile.yml", "not apparmor_found.profile_current"),
+]
+
+
+def tasks_of(role: str, name: str) -> list[dict[str, Any]]:
+    found = yaml.safe_load((ROLES / role / "tasks" / name).read_text())
+    flat: list[dict[str, Any]] = []
+    for task in found:
+        flat.append(task)
+        for inner in task.get("block") or []:  # a block's tags are its tasks' too
+            flat.append({**inner, "tags": [*(task.get("tags") or []), *(inner.get("tags") or [])]})
+    return flat
+
+
+def as_list(when: Any) -> str:
+    return " ".join(when) if isinstance(when, list) else str(when)
+
+
+@pytest.mark.parametrize(("role", "parent", "included", "condition"), GATES)
+def test_a_compliant_host_skips_the_change_steps_as_one_include(
+    role: str, parent: str, included: str, condition: str
+) -> None:
+    (gate,) = [
+        t for t in tasks_of(role, parent) if t.get("ansible.builtin.include_tasks") == included
+    ]
+    assert condition in as_list(gate["when"])
+    steps = tasks_of(role, included)
+    assert len(steps) >= 2, "an include of one task saves nothing"
+    for step in steps:  # each carries a control of the include: selecting it runs the step
+        assert set(gate["tags"]) & set(step.get("tags") or []), step["name"]
+    assert set(gate["tags"]) <= {tag for step in steps for tag in step.get("tags") or []}
