@@ -69,13 +69,14 @@ unit: setup
 
 # The node images (Debian 12 and 13) are built once first; then the lab test modules run three at
 # a time, each on a lab of its own (most of their time is spent waiting on nodes and Ansible, not on
-# the CPU). Some modules run on trixie, the rest on bookworm (docs/testing.md);
-# CASEMATE_TEST_RELEASE=trixie runs every module that does not pin its release on trixie.
+# the CPU), the longest modules first (tests/lab/conftest.py: LONGEST_FIRST). Some modules run on
+# trixie, the rest on bookworm (docs/testing.md); CASEMATE_TEST_RELEASE=trixie runs every module
+# that does not pin its release on trixie.
 LAB_WORKERS ?= 3
 lab-test: setup
 	$(CASEMATE) lab build
 	$(CASEMATE) lab build --release trixie
-	$(VENV)/pytest -q -m lab -n $(LAB_WORKERS) --dist loadfile --durations=30 tests/lab
+	$(VENV)/pytest -q -m lab -n $(LAB_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30 tests/lab
 
 # The Ansible collection casemate.hardening (docs/fleet.md): built into dist/ from the roles and
 # playbooks the wheel ships, then checked as a collection: ansible-test sanity (the tests that run

@@ -61,11 +61,39 @@ def unspoilable_docker() -> set[str]:
 
 def pytest_configure(config: pytest.Config) -> None:
     lab_release()  # a CASEMATE_TEST_RELEASE no lab can run stops the run before any node starts
+    gone = [name for name in LONGEST_FIRST if not (Path(__file__).parent / name).is_file()]
+    if gone:  # a renamed module would silently lose its place in the order
+        raise pytest.UsageError(f"LONGEST_FIRST names no lab module: {', '.join(gone)}")
+
+
+# The lab modules that take longest, longest first (CI's `--durations`, three workers on two
+# cores). `make lab-test` hands modules to its workers in this order (`--dist loadfile
+# --no-loadscope-reorder`), so no worker starts a long module while the others are finishing: left
+# to itself, pytest-xdist hands out the modules with the most tests first, and a one-test module of
+# three minutes (the Kubernetes verify) started last. The order changes only when a module runs,
+# never what it proves; a module not listed runs after these, in file order.
+LONGEST_FIRST = (
+    "test_docker_lab.py",
+    "test_docker_converge_lab.py",
+    "test_k8s_roles_lab.py",
+    "test_ssh_lab.py",
+    "test_host_accounts_lab.py",
+    "test_k8s_verify_lab.py",
+    "test_drift_lab.py",
+    "test_rollback_lab.py",
+    "test_runtime_lab.py",
+    "test_k8s_broken_file_lab.py",
+    "test_waves_lab.py",
+    "test_daemon_down_lab.py",
+    "test_sshd_extras_lab.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.lab)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept
 
 
 def lab_release(ci_release: str | None = None) -> str:
