@@ -9,7 +9,10 @@ give the same. A selection changes only what it selects."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ RECORDED = json.loads(
     (Path(__file__).parent.parent / "fixtures" / "k8s" / "etcd_plans.json").read_text()
 )
 PLAN = role_library("etcd", "etcd_plan")
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "k8s"
 # the former steps of section_1_files.yml, by the step of the plan that stands for each
 STEPS = {
     "group": "Create the etcd system group | cis_k8s_1_1_12",
@@ -140,3 +144,41 @@ def test_the_plan_knows_every_control_the_role_tags() -> None:
     for path in (ROLE / "tasks").glob("*.yml"):
         tagged |= set(re.findall(r"cis_k8s_\d+_\d+_\d+|cis_k8s_\d+_\d+\b", path.read_text()))
     assert tagged == set(PLAN.CONTROLS)
+
+
+@pytest.mark.ansible
+def test_skipping_one_data_directory_control_still_runs_the_other(tmp_path: Path) -> None:
+    """The role in check mode on a loose local etcd: `--skip-tags cis_k8s_1_1_12` still narrows the
+    data directory's mode (1.1.11) and touches neither the account nor the owner."""
+    manifests, data = tmp_path / "manifests", tmp_path / "data"
+    manifests.mkdir()
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    (manifests / "etcd.yaml").write_text((FIXTURES / "etcd.yaml").read_text())
+    role_vars = {"etcd_manifest_path": str(manifests / "etcd.yaml"), "etcd_data_dir": str(data),
+                 "etcd_backup_dir": str(tmp_path / "backup"), "etcd_user": "casemate-rec-absent",
+                 "etcd_group": "casemate-rec-absent", "etcd_process_name": "casemate-no-such-etcd"}  # fmt: skip
+    play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
+             "vars": role_vars, "roles": ["etcd"]}]  # fmt: skip
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
+    env = os.environ | {
+        "ANSIBLE_ROLES_PATH": str(content_root() / "roles"),
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "--check",
+         "-e", f"ansible_python_interpreter={sys.executable}", "--skip-tags", "cis_k8s_1_1_12",
+         "play.yml"],
+        cwd=tmp_path, capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    recap = re.search(r"changed=(\d+)", done.stdout.split("PLAY RECAP")[-1])
+    assert recap is not None and recap.group(1) == "1", done.stdout[-3000:]
+    assert "Make the data directory 0700" in done.stdout
+    assert (
+        "Create the etcd system" not in done.stdout and "Give the data directory" not in done.stdout
+    )
+    assert data.stat().st_mode & 0o777 == 0o755  # check mode: nothing changed
