@@ -540,7 +540,7 @@ def harden_cmd(
         harden_plan = waive(harden_plan, inv, found, now_utc().date(), shared)
         _print_waived(c, harden_plan.waiver_record or {})
     held_inventory = _controller_lock(ctx, c, inv, "harden", wait)
-    store = _open_history(c, metrics_file)
+    store = _open_recorder(c, metrics_file)  # harden only records: no SQLAlchemy to load
     # before any host is touched: SSH goes off only where a break-glass path is named (and proven)
     paths = breakglass.assess(
         inv, harden_plan.hosts, profile, break_glass, breakglass.turns_ssh_off(harden_plan.entries)
@@ -598,7 +598,7 @@ class _Hardened:
 
 def _harden_hosts(
     c: Ctx,
-    store: Store,
+    store: Recorder,
     job: _HardenJob,
     harden_plan: HardenPlan,
     *,
@@ -687,7 +687,7 @@ def _harden_hosts(
 
 def _rollout(
     c: Ctx,
-    store: Store,
+    store: Recorder,
     job: _HardenJob,
     harden_plan: HardenPlan,
     rollout: waves.Rollout,
@@ -749,7 +749,7 @@ def _end_rollout(runs: list[RunDir], record: Mapping[str, Any]) -> None:
 
 def _verify_wave(
     c: Ctx,
-    store: Store,
+    store: Recorder,
     job: _HardenJob,
     done: _Hardened,
     hosts: list[str],
@@ -880,7 +880,7 @@ def _release(c: Ctx, inv: Inventory, held: list[str], run: RunDir) -> None:
 
 
 def _drift_first(
-    c: Ctx, store: Store, harden_plan: HardenPlan, again: _Again
+    c: Ctx, store: Recorder, harden_plan: HardenPlan, again: _Again
 ) -> tuple[dict[str, Any], HardenPlan]:
     """`harden --only-drifted`, first: every host probed once, as verify does (a verify run,
     recorded in the history: the "before" of each control's story), and the plan narrowed to
@@ -912,7 +912,7 @@ class _Again:
     waivers: waivers.WaiverSet | None
 
     def verify(
-        self, c: Ctx, store: Store, hosts: list[str], record: Mapping[str, Any]
+        self, c: Ctx, store: Recorder, hosts: list[str], record: Mapping[str, Any]
     ) -> tuple[RunDir, dict[str, Any]]:
         """A verify run of `hosts` (recorded in the history, the store left open): the before or
         the after of `harden --only-drifted`, `record` saying which."""
@@ -936,7 +936,7 @@ class _Again:
 
 def _after_drifted(
     c: Ctx,
-    store: Store,
+    store: Recorder,
     harden_id: str,
     harden_plan: HardenPlan,
     before: Mapping[str, Any],
@@ -1052,7 +1052,7 @@ def rollback_cmd(
     selection = Selection(level=back.level, controls=back.controls, profile=back.profile)
     entries = select(catalog, selection) if back.controls else []
     held_inventory = _controller_lock(ctx, c, inv, "rollback", wait)
-    store = _open_history(c, None)
+    store = _open_recorder(c, None)  # rollback only records: no SQLAlchemy to load
     for host, why in back.untouched.items():
         c.err.print(f"  {host}: {why}: nothing to roll back", markup=False)
     rb_run = new_run(c.state, "rollback", inv.redactor(os.environ))

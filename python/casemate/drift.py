@@ -25,7 +25,7 @@ from casemate.catalog.loader import Catalog
 from casemate.catalog.model import Entry
 from casemate.catalog.select import Selection
 from casemate.gate import Gate
-from casemate.harden import _IDS, PLAYBOOK, held_back, host_failed, vars_of
+from casemate.harden import _IDS, PLAYBOOK, held_back, host_failed, names_of, vars_of
 from casemate.inventory import Inventory
 from casemate.locations import package_file
 from casemate.probe.collect import Transport
@@ -381,15 +381,23 @@ def run_drift(
         played = roleset.playbook_roles(content / "playbooks" / PLAYBOOK) if groups else []
         try:
             for tags, members in groups.items():
+                roles = roleset.needed(entries, tags)
+                trimmed = roleset.write_trimmed(
+                    content / "playbooks" / PLAYBOOK,
+                    run.file("playbooks", f"{len(check_runs) + 1}-{PLAYBOOK}"),
+                    names_of(inventory, members),
+                    roles,
+                )
                 outcome = run_playbook(
                     artifacts=run.path / ANSIBLE,
                     content=content,
                     playbook=PLAYBOOK,
+                    playbook_file=trimmed,
                     inventory=inventory.source,
                     hosts=members,
                     tags=list(tags),
                     # only the roles these controls need (roleset.needed), none other
-                    skip_tags=roleset.skipped(played, roleset.needed(entries, tags)),
+                    skip_tags=roleset.skipped(played, roles),
                     extravars={
                         "casemate_level": selection.level,
                         "casemate_profile": selection.profile or "standard",

@@ -350,6 +350,12 @@ def run_harden(
                     hosts=hosts,
                     tags=list(tags),
                     **_subset(content, harden_plan, tags, extravars),
+                    playbook_file=roleset.write_trimmed(
+                        content / "playbooks" / PLAYBOOK,
+                        run.file("playbooks", f"{started_runs}-{PLAYBOOK}"),
+                        names_of(inventory, hosts),
+                        harden_plan.roles(tags),
+                    ),
                     check=check,
                     diff=diff,
                     strategy=strategy,
@@ -395,6 +401,13 @@ def run_harden(
     finished["playbook_runs"] = started_runs
     run.write_json("run.json", finished | {"outcome": run_outcome(finished)})
     return outcome
+
+
+def names_of(inventory: Inventory, hosts: list[str]) -> set[str]:
+    """`hosts` and every group one of them is in: what a play's host pattern may name to play on
+    them (roleset.trimmed)."""
+    run = set(hosts)
+    return run | {g for g, members in inventory.groups().items() if run & set(members)}
 
 
 def _subset(

@@ -4,6 +4,7 @@ every other role of the playbook whole, validation and preflight included (issue
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from casemate import private
 from casemate.catalog.model import Entry
 
 # playbooks/harden.yml tags each role it plays with this prefix and its name; a run skips the
@@ -78,7 +80,7 @@ def playbook_roles(playbook: Path) -> list[str]:
     found: dict[str, None] = {}
     for play in plays or []:
         for role in play.get("roles") or []:
-            found[role["role"] if isinstance(role, Mapping) else str(role)] = None
+            found[_role_name(role)] = None
     return list(found)
 
 
@@ -86,3 +88,58 @@ def skipped(played: Iterable[str], roles: Iterable[str]) -> list[str]:
     """The --skip-tags that leave out every role of the playbook (`played`) not in `roles`."""
     keep = set(roles)
     return [f"{ROLE_TAG}{r}" for r in played if r not in keep]
+
+
+# A play's host pattern casemate can judge: plain group or host names joined by ':' or ','. Any
+# other pattern (wildcards, `&`, `!`, `all`, a regex) is kept whole: it may match any host.
+_PLAIN = re.compile(r"^[A-Za-z0-9_.-]+$")
+_BODY = ("tasks", "pre_tasks", "post_tasks", "handlers")
+
+
+def _matches(pattern: object, names: set[str]) -> bool:
+    """Whether a play's `hosts` may match a host named or grouped in `names`."""
+    parts = pattern if isinstance(pattern, list) else re.split(r"[:,]", str(pattern))
+    plain = [str(p).strip() for p in parts]
+    if not all(_PLAIN.match(p) and p != "all" for p in plain):
+        return True
+    return bool(names & set(plain))
+
+
+def trimmed(
+    plays: list[dict[str, Any]], names: Iterable[str], roles: Iterable[str] | None
+) -> list[dict[str, Any]]:
+    """The plays of a playbook a run needs: those whose hosts may match one of the run's hosts
+    (`names`: the hosts and every group they are in), each with only the roles in `roles` (None:
+    every role); a play left with no role and no task goes. ansible-playbook parses every role
+    of every play before the first task, those of plays that match no host and roles skipped by
+    tag included: what is left out here is never parsed. What runs is what --skip-tags and
+    --limit would run on the whole playbook."""
+    seen = set(names)
+    keep = None if roles is None else set(roles)
+    out: list[dict[str, Any]] = []
+    for play in plays:
+        if not _matches(play.get("hosts", ""), seen):
+            continue
+        kept = play
+        if keep is not None and "roles" in play:
+            kept = play | {"roles": [r for r in play["roles"] if _role_name(r) in keep]}
+            if not kept["roles"] and not any(play.get(k) for k in _BODY):
+                continue
+        out.append(kept)
+    return out
+
+
+def _role_name(role: object) -> str:
+    return str(role["role"]) if isinstance(role, Mapping) else str(role)
+
+
+def write_trimmed(
+    playbook: Path, target: Path, names: Iterable[str], roles: Iterable[str] | None
+) -> Path:
+    """`playbook` trimmed (see `trimmed`) for a run of hosts called or grouped in `names`,
+    written to `target` (kept in the run's directory: the plays the run parsed)."""
+    plays: Any = yaml.load(playbook.read_text(), Loader=_LOADER)
+    kept = trimmed(list(plays or []), names, roles)
+    head = f"# {playbook.name} as casemate played it: only the plays and roles this run needed\n"
+    private.write(target, head + yaml.safe_dump(kept, sort_keys=False, width=100))
+    return target

@@ -235,9 +235,12 @@ def run_playbook(
     forks: int,
     on_event: Callable[[HostEvent], None],
     skip_tags: Sequence[str] = (),
+    playbook_file: Path | None = None,
 ) -> PlaybookOutcome:
     """Run one playbook. Unreachable or failing hosts are reported; the others still finish.
-    `skip_tags`: tags whose tasks do not run, `always` ones included (roleset.skipped)."""
+    `skip_tags`: tags whose tasks do not run, `always` ones included (roleset.skipped).
+    `playbook_file`: the playbook trimmed for this run (roleset.write_trimmed), played instead of
+    `playbook` from the content's playbooks/ (its roles come from the content's roles/ as ever)."""
     _ensure_tools_on_path()
     chosen = strategy
     envvars = {
@@ -273,7 +276,7 @@ def run_playbook(
     with interrupts.kept():  # ansible-runner's own Ctrl-C and SIGTERM handlers end with the play
         result = ansible_runner.run(
             private_data_dir=str(artifacts),
-            playbook=str(content / "playbooks" / playbook),
+            playbook=str(playbook_file or content / "playbooks" / playbook),
             inventory=str(inventory.resolve()),
             limit=",".join(hosts),
             tags=",".join(tags) if tags else None,

@@ -317,6 +317,8 @@ def test_interrupted_again_while_recording_leaves_the_import_command(
 
     monkeypatch.setattr("casemate.harden.run_playbook", interrupted)
     monkeypatch.setattr("casemate.history.store.Store.record", impatient)
+    # harden records through history/local.py's SQLite store when it can (no SQLAlchemy)
+    monkeypatch.setattr("casemate.history.local.LocalStore.record", impatient)
     state = tmp_path / "state"
     argv = ["--state-dir", str(state), "harden", "-i", "site.yml", "--controls", "cis_docker_2_2"]
     code, _, err = call(capsys, *argv)

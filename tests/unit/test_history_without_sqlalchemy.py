@@ -191,3 +191,29 @@ def test_verify_records_its_run_without_importing_sqlalchemy(tmp_path: Path) -> 
         assert len(store.observed()) == len(report["results"]) > 0
     finally:
         store.close()
+
+
+def test_harden_records_its_runs_without_importing_sqlalchemy(tmp_path: Path) -> None:
+    """`harden --only-drifted` on hosts where nothing drifted: the verify before and the harden
+    run (which starts no ansible-playbook) are both recorded, and SQLAlchemy is never loaded."""
+    state = tmp_path / "state"
+    argv = ["--state-dir", str(state), "harden", "-i", "site.yml", "--only-drifted"]
+    argv += ["--controls", "cis_docker_2_2"]
+    env = {k: v for k, v in os.environ.items() if k != "CASEMATE_DB"}
+    done = subprocess.run(
+        [sys.executable, "-c", VERIFY, str(ROOT), *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "LOADED:"
+    (harden_dir,) = (state / "runs").glob("*-harden-*")
+    (verify_dir,) = (state / "runs").glob("*-verify-*")
+    assert json.loads((harden_dir / "run.json").read_text())["playbook_runs"] == 0
+    store = open_store(None, state)
+    try:
+        assert sorted(store.run_ids()) == sorted([verify_dir.name, harden_dir.name])
+    finally:
+        store.close()
