@@ -469,7 +469,8 @@ def _a_overlay_networks(sock):
     lines = []
     for net in sorted(listed, key=lambda n: n["Name"]):
         options = _engine(sock, "/networks/%s" % net["Id"]).get("Options") or {}
-        lines.append("%s encrypted=%s\n" % (net["Name"], options.get("encrypted", "<no value>")))
+        # the CLI's template indexes a map of strings: a missing key prints as ""
+        lines.append("%s encrypted=%s\n" % (net["Name"], options.get("encrypted", "")))
     return "".join(lines)
 
 
