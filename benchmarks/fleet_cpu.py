@@ -2,6 +2,7 @@
 casemate's cost from the lab's. Medians, never assertions (docs/benchmarks.md).
 
     .venv/bin/python benchmarks/fleet_cpu.py [--nodes 2] [--runs 5] [--name benchf]
+                                             [--commands verify,drift] [--before CHECKOUT]
 
 Lab nodes are containers on the controller's own CPUs: each node's probe work (its python3, its
 dockerd answering the Engine API, the container proofs) runs on the same cores as casemate. Per
@@ -15,7 +16,8 @@ sample this measures, besides the wall time:
 
 The floor on this machine is (controller + node + shim CPU) / CPUs: no wall time below it is
 possible here whatever casemate does. It boots a Docker lab of its own and hardens it at level 1
-first (not measured).
+first (not measured). With `--before CHECKOUT` (another checkout's python/, as in verify.py) each
+command is measured with that checkout's code too, runs alternating, so both meet the same load.
 """
 
 from __future__ import annotations
@@ -100,10 +102,15 @@ def main() -> None:
     parser.add_argument(
         "--commands", default="verify,drift", help="comma-separated (default: verify,drift)"
     )
+    parser.add_argument(
+        "--before", type=Path, help="a checkout to measure beside this one, runs alternating"
+    )
     opts = parser.parse_args()
     if opts.nodes < 1 or opts.runs < 1:
         raise SystemExit("--nodes and --runs must be at least 1")
-    (env,) = environments(None)
+    envs = environments(opts.before)
+    env = envs[0]
+    labels = ["this checkout", f"before ({opts.before})"][: len(envs)]
     rows: list[tuple[str, Spent]] = []
     with tempfile.TemporaryDirectory(prefix="casemate-bench-") as tmp:
         state = Path(tmp) / "state"
@@ -118,27 +125,31 @@ def main() -> None:
             idle_rate = (node_cpu(ids) - idle) / (time.perf_counter() - began)
             print(f"idle nodes: {idle_rate:.3f} CPU-s per second", file=sys.stderr)
             for command in [(c,) for c in opts.commands.split(",")]:
-                run(state, *command, "-i", inv, env=env)  # warm; not counted
-                samples = []
+                for one in envs:
+                    run(state, *command, "-i", inv, env=one)  # warm; not counted
+                samples: list[list[Spent]] = [[] for _ in envs]
                 for _ in range(opts.runs):
-                    nodes, shims = node_cpu(ids), shim_cpu(ids)
-                    took = run(state, *command, "-i", inv, env=env)
-                    samples.append(
-                        Spent(
-                            took.wall,
-                            took.cpu,
-                            node_cpu(ids) - nodes - idle_rate * took.wall,
-                            shim_cpu(ids) - shims,
+                    for mine, one in zip(samples, envs, strict=True):  # alternating: same load
+                        nodes, shims = node_cpu(ids), shim_cpu(ids)
+                        took = run(state, *command, "-i", inv, env=one)
+                        mine.append(
+                            Spent(
+                                took.wall,
+                                took.cpu,
+                                node_cpu(ids) - nodes - idle_rate * took.wall,
+                                shim_cpu(ids) - shims,
+                            )
+                        )
+                for label, mine in zip(labels, samples, strict=True):
+                    spent = Spent(
+                        *(
+                            statistics.median(getattr(s, f) for s in mine)
+                            for f in ("wall", "controller", "nodes", "shims")
                         )
                     )
-                spent = Spent(
-                    *(
-                        statistics.median(getattr(s, f) for s in samples)
-                        for f in ("wall", "controller", "nodes", "shims")
-                    )
-                )
-                rows.append((f"{command[0]} (level 1)", spent))
-                print(f"{command[0]}: {spent}", file=sys.stderr)
+                    name = f"{command[0]} (level 1)" + (f", {label}" if opts.before else "")
+                    rows.append((name, spent))
+                    print(f"{name}: {spent}", file=sys.stderr)
         finally:
             run(state, "lab", "down", "--name", opts.name, ok=(0,), env=env)
     print(f"machine: {machine()}")

@@ -96,3 +96,24 @@ def test_daemon_answers_give_the_same_observations_as_the_docker_cli(
     assert images["casemate-eng:committed"]["secrets"] == ["/root/.ssh/id_rsa"]
     counts = 'cmd:printf \'%s containers, %s running\' "$(docker ps -aq | wc -l)" "$(docker ps -q | wc -l)"'
     assert answered[counts]["stdout"] == "2 containers, 1 running"
+
+
+def test_in_a_swarm_the_daemon_answers_are_still_the_clis(node: tuple[Lab, str]) -> None:
+    """The node's own dockerd made a swarm manager (its ingress overlay network appears): every
+    answer is still the CLI's, and the swarm questions are put to the CLI itself."""
+    bed, name = node
+    bed.sh(name, "docker swarm init >/dev/null")
+    try:
+        entries = select(load_catalog(None, builtin_kinds()), Selection(level=2))
+        probes = wanted_probes([e for e in entries if concerns(e, ["docker_hosts"])])
+        command = remote_command([p for p in probes if p.kind == "cmd" and "docker" in p.arg])
+        answered = _probe(name, command)
+        ran = _probe(name, command, "-e", "DOCKER_HOST=unix:///run/./docker.sock")
+    finally:
+        bed.sh(name, "docker swarm leave --force >/dev/null")
+    overlay = next(k for k in answered if "driver=overlay" in k)
+    assert answered[overlay]["api"] and "ingress encrypted=" in answered[overlay]["stdout"]
+    for key in answered:
+        assert _comparable(key, answered[key]) == _comparable(key, ran[key]), key
+    swarm = [k for k in answered if "docker node ls" in k or "unlock-key" in k]
+    assert len(swarm) == 2 and not any(answered[k].get("api") for k in swarm), swarm

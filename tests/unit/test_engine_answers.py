@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,8 @@ import pytest
 
 from casemate.catalog.loader import load_catalog
 from casemate.checks import builtin_kinds
+from casemate.checks.base import Probe
+from casemate.probe.collect import remote_source
 from casemate.verify import wanted_probes
 
 from .assembled import probe_module
@@ -32,6 +36,7 @@ def _catalog_commands() -> set[str]:
 def test_every_command_answered_from_the_daemon_is_one_the_catalog_asks() -> None:
     asked = _catalog_commands()
     assert set(remote.ENGINE_ANSWERS) <= asked, set(remote.ENGINE_ANSWERS) - asked
+    assert set(remote.ENGINE_REFUSALS) <= asked, set(remote.ENGINE_REFUSALS) - asked
     assert any(c.startswith(remote.ROOT_DIR_PREFIX) for c in asked)
 
 
@@ -137,3 +142,130 @@ def test_a_daemon_the_cli_cannot_reach_gives_the_clis_own_error(
     ran = remote.c_cmd("docker info --format '{{json .}}'")
     assert "api" not in ran
     assert "Cannot connect to the Docker daemon" in ran["stdout"] + ran["stderr"]
+
+
+SWARM_COMMANDS = (
+    "docker node ls --format '{{.Hostname}} {{.ManagerStatus}}'",
+    "if k=$(docker swarm unlock-key -q 2>&1); then echo 'SWMKEY (set)'; else case $k in"
+    " *'no unlock key is set'*) echo 'no unlock key';; *) echo \"$k\" >&2; exit 1;; esac; fi",
+)
+
+
+def test_swarm_questions_outside_a_swarm_are_answered_by_the_daemon_as_the_cli_says() -> None:
+    """This machine's dockerd is in no swarm: the daemon's refusal, printed as the CLI prints it
+    (exit status, stderr), stands in for running the docker CLI."""
+    info = remote.engine_get("/info", remote.ENGINE_SOCKET)
+    assert info["Swarm"]["LocalNodeState"] == "inactive", "this machine's dockerd is in a swarm"
+    for command in SWARM_COMMANDS:
+        answered = remote.engine_answer(command)
+        assert answered == {**_cli(command), "api": True}, command
+        assert answered["rc"] == 1
+        assert "not a swarm manager" in answered["stderr"]
+
+
+@pytest.fixture
+def swarm_daemon(tmp_path: Path) -> Iterator[Path]:
+    """A unix socket answering as the daemon of a swarm manager: /info says the node is active
+    in a swarm, and nothing else is answered plainly."""
+    path = tmp_path / "docker.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(8)
+    info = json.dumps({"Swarm": {"LocalNodeState": "active", "ControlAvailable": True}}).encode()
+    refusal = b'{"message":"This node is not a swarm manager."}'
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                asked = conn.recv(65536).split(b" ", 2)[1]
+                status, body = (b"200 OK", info) if asked == b"/info" else (b"503 No", refusal)
+                conn.sendall(
+                    b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+                    b"Connection: close\r\n\r\n" + body
+                )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield path
+    server.close()
+
+
+def test_swarm_questions_in_a_swarm_run_the_docker_cli(
+    monkeypatch: pytest.MonkeyPatch, swarm_daemon: Path
+) -> None:
+    """A node the daemon says is in a swarm is asked through the CLI, whatever the daemon would
+    refuse: a refusal is taken only where /info says the node is in no swarm."""
+    monkeypatch.setattr(remote, "ENGINE_SOCKET", str(swarm_daemon))
+    monkeypatch.setattr(remote, "_ENGINE", {})
+    assert remote.engine_refusal("/nodes", str(swarm_daemon)) == (
+        503,
+        "This node is not a swarm manager.",
+    )
+    for command in SWARM_COMMANDS:
+        assert remote.engine_answer(command) is None, command
+
+
+def _serving(path: Path, answer: bytes) -> socket.socket:
+    """A unix socket at `path` that gives every request `answer`, then closes the connection."""
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def test_an_answer_cut_short_or_chunked_is_no_answer(tmp_path: Path) -> None:
+    """The engine reader speaks HTTP/1.0: a body shorter than its Content-Length, a chunked body,
+    or something that is not HTTP at all is no answer (the CLI is asked), never a partial one."""
+    head = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
+    cases = {
+        "whole": head + b'Content-Length: 11\r\n\r\n{"a": [1]}\n',
+        "until closed": head + b'\r\n{"a": [1]}',
+        "cut": head + b'Content-Length: 99\r\n\r\n{"a": [1]}',
+        "chunked": head + b'Transfer-Encoding: chunked\r\n\r\nb\r\n{"a": [1]}\n\r\n0\r\n\r\n',
+        "not http": b"SSH-2.0-OpenSSH_9.2\r\n",
+    }
+    got = {}
+    for name, answer in cases.items():
+        path = tmp_path / f"{name.replace(' ', '-')}.sock"
+        server = _serving(path, answer)
+        got[name] = remote.engine_get("/info", str(path))
+        server.close()
+    assert got == {
+        "whole": {"a": [1]},
+        "until closed": {"a": [1]},
+        "cut": None,
+        "chunked": None,
+        "not http": None,
+    }
+
+
+def test_the_probe_imports_no_http_client_ssl_or_tarfile_it_does_not_use() -> None:
+    """A probe that asks for no TLS handshake and no image scan starts without http.client (and
+    the email package and ssl it brings), tarfile or datetime: on every host, every run."""
+    source = remote_source([Probe("cmd", "docker info --format '{{json .}}'"), Probe("stat", "/")])
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", source],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout)["probe"] == 1
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert not {"http.client", "email.parser", "ssl", "tarfile", "datetime"} & imported

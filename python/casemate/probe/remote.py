@@ -1,10 +1,11 @@
 # casemate probe: runs ON THE TARGET HOST in one command and prints one JSON document.
 # It only reads. It must run on any python3 >= 3.6 with the standard library alone, so it is kept
 # free of casemate imports and of modern syntax. REQUEST is set by the controller before sending.
+# Modules only some collectors need (http.client with ssl, tarfile, datetime) are imported by those
+# collectors: each module imported costs every probe run its start-up time, on every host.
 # The host readers it shares with the roles (roles/host_common/module_utils/casemate_*.py) are put
 # in front of it by the controller (python/casemate/probe/collect.py: probe_script), which drops
 # the `from ansible.module_utils.casemate_* import` lines below: the script is one namespace.
-import datetime
 import glob
 import grp
 import json
@@ -12,16 +13,19 @@ import os
 import pwd
 import re
 import shlex
-import ssl
 import stat
 import subprocess
-import tarfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.casemate_audit import binary_paths
-from ansible.module_utils.casemate_engine import engine_get, engine_open, engine_socket
+from ansible.module_utils.casemate_engine import (
+    engine_get,
+    engine_open,
+    engine_refusal,
+    engine_socket,
+)
 from ansible.module_utils.casemate_host import (
     argv_of,
     environment_files,
@@ -49,11 +53,6 @@ from ansible.module_utils.casemate_sshd import (
     parse_effective,
     read_file,
 )
-
-try:
-    import http.client as httplib
-except ImportError:  # pragma: no cover - python 2 is not supported, but fail late and clearly
-    httplib = None
 
 REQUEST = []  # replaced by the controller: [[kind, arg], ...]
 OPTIONS = {}  # replaced by the controller: {"fresh_proofs": true} runs every container proof anew
@@ -296,6 +295,9 @@ def _https_get(url, ca, cert=None, key=None):
     if not match:
         return {"error": "not an https URL: %s" % url}
     host, port, path = match.group(1).strip("[]"), int(match.group(2) or 443), match.group(3) or "/"
+    import http.client as httplib  # noqa: PLC0415 - only the TLS collector needs them
+    import ssl  # noqa: PLC0415
+
     try:
         context = ssl.create_default_context(cafile=ca)
         if cert:
@@ -402,6 +404,8 @@ def _ansic(stamp):
     found = _RFC3339.match(stamp)
     if not found:
         return stamp
+    import datetime  # noqa: PLC0415 - only this answer needs it
+
     year, month, day, hour, minute, second = (int(g) for g in found.groups()[:6])
     weekday = datetime.date(year, month, day).strftime("%w")
     return "%s %s %2d %02d:%02d:%02d %d" % (
@@ -465,7 +469,8 @@ def _a_overlay_networks(sock):
     lines = []
     for net in sorted(listed, key=lambda n: n["Name"]):
         options = _engine(sock, "/networks/%s" % net["Id"]).get("Options") or {}
-        lines.append("%s encrypted=%s\n" % (net["Name"], options.get("encrypted", "<no value>")))
+        # the CLI's template indexes a map of strings: a missing key prints as ""
+        lines.append("%s encrypted=%s\n" % (net["Name"], options.get("encrypted", "")))
     return "".join(lines)
 
 
@@ -495,11 +500,53 @@ ENGINE_ANSWERS = {
 }
 
 
+# Only a swarm manager lists the nodes or gives the unlock key. On a node its daemon says is in no
+# swarm (/info: Swarm.LocalNodeState "inactive") the CLI can only print the daemon's refusal: the
+# daemon is asked the CLI's own request, and its refusal is printed the way the CLI prints it. In
+# any other state (a manager, a worker, a node joining, a locked one) the command itself runs.
+CLI_REFUSED = "Error response from daemon: %s"
+
+
+def _refused(sock, path):
+    """What the CLI prints when the daemon refuses `path` on a node outside a swarm."""
+    if (_engine(sock, "/info").get("Swarm") or {}).get("LocalNodeState") != "inactive":
+        raise _NoAnswerError(path)
+    refusal = engine_refusal(path, sock)
+    if refusal is None:
+        raise _NoAnswerError(path)
+    return CLI_REFUSED % refusal[1]
+
+
+def _r_node_list(sock):
+    return {"rc": 1, "stdout": "", "stderr": _refused(sock, "/nodes") + "\n"}
+
+
+def _r_unlock_key(sock):
+    # `docker swarm unlock-key -q` says "could not fetch unlock key: ..."; the catalog's shell
+    # passes every such failure but "no unlock key is set" on to stderr and exits 1
+    said = "could not fetch unlock key: " + _refused(sock, "/swarm/unlockkey")
+    if "no unlock key is set" in said:
+        raise _NoAnswerError("/swarm/unlockkey")
+    return {"rc": 1, "stdout": "", "stderr": said + "\n"}
+
+
+# The catalog's swarm commands, each with its whole result (exit status and stderr included) on a
+# node outside a swarm. A unit test holds every key to a command the catalog asks.
+ENGINE_REFUSALS = {
+    "docker node ls --format '{{.Hostname}} {{.ManagerStatus}}'": _r_node_list,
+    "if k=$(docker swarm unlock-key -q 2>&1); then echo 'SWMKEY (set)'; else case $k in"
+    " *'no unlock key is set'*) echo 'no unlock key';; *) echo \"$k\" >&2; exit 1;; esac; fi": (
+        _r_unlock_key
+    ),
+}
+
+
 def engine_answer(command):
     """{rc, stdout, stderr, api} of a docker command answered from the daemon, or None: the
     command must run (see above). `api` says the answer came from the Engine API."""
     answer = ENGINE_ANSWERS.get(command)
-    if answer is None and not command.startswith(ROOT_DIR_PREFIX):
+    refused = ENGINE_REFUSALS.get(command)
+    if answer is None and refused is None and not command.startswith(ROOT_DIR_PREFIX):
         return None
     sock = engine_socket()
     if sock is None:
@@ -507,6 +554,8 @@ def engine_answer(command):
     try:
         if answer is not None:
             return {"rc": 0, "stdout": answer(sock), "stderr": "", "api": True}
+        if refused is not None:
+            return dict(refused(sock), api=True)
         root = _engine(sock, "/info")["DockerRootDir"]
     except (_NoAnswerError, KeyError, TypeError, AttributeError):
         return None
@@ -621,6 +670,8 @@ def _scan_layer(layer, setuid, secrets):
 
 
 def _scan_saved(stream, setuid, secrets):
+    import tarfile  # noqa: PLC0415 - only the image scan needs it
+
     with tarfile.open(fileobj=stream, mode="r|") as outer:
         for member in outer:
             if not member.isreg() or member.size < 512 or member.name.endswith(".json"):
@@ -645,7 +696,7 @@ def _scan_image(ident, sock=None):
         try:
             _scan_saved(resp, setuid, secrets)
             resp.read()  # the rest of the tarball: a cut stream is an error, not a clean image
-        except (OSError, httplib.HTTPException) as exc:
+        except OSError as exc:  # casemate_engine.EngineError: the stream was cut
             raise RuntimeError("docker save %s failed: %s" % (ident, exc)) from None
         finally:
             conn.close()
@@ -666,6 +717,8 @@ def _scan_image(ident, sock=None):
 def c_image_files(max_mib):
     """setuid/setgid files and secret-looking files in every local image's layers, read from
     `docker save` as a stream (nothing is extracted or written)."""
+    import tarfile  # noqa: PLC0415 - only the image scan needs it
+
     sock = engine_socket()
     listed = None
     if sock is not None:

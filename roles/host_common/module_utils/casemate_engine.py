@@ -11,16 +11,17 @@ errors included). That is: the CLI would ask another daemon (DOCKER_HOST, DOCKER
 context in its config.json, or a config.json it cannot read, which it warns about), there is no
 docker CLI at all (asking it fails: the daemon's answer must not stand in for that), the socket
 cannot be reached, or the daemon does not answer 200 with JSON (a missing object, no swarm...).
+
+The requests are plain HTTP/1.0 GETs written on the socket here, not http.client: that module
+brings the email package and ssl with it, which cost every probe run more CPU than all its other
+imports together. HTTP/1.0 is what keeps this small: the daemon then never answers in chunks and
+ends every answer by its Content-Length or by closing the connection. An answer that is not such
+an HTTP/1.x answer, or is cut short, is no answer.
 """
 
 import json
 import os
 import socket
-
-try:
-    import http.client as httplib
-except ImportError:  # pragma: no cover - python 2 is not supported
-    httplib = None
 
 try:  # casemate's roles: Ansible ships the role's module_utils
     from ansible.module_utils.casemate_host import find_command
@@ -59,36 +60,112 @@ def engine_socket(environ=None, home=None):
     return ENGINE_SOCKET if os.path.exists(ENGINE_SOCKET) else None
 
 
-class _UnixConnection(httplib.HTTPConnection if httplib else object):
-    def __init__(self, path, timeout):
-        httplib.HTTPConnection.__init__(self, "localhost", timeout=timeout)
-        self._socket_path = path
+class EngineError(OSError):
+    """The daemon's answer was not a whole HTTP/1.x answer."""
 
-    def connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+
+LINE_LIMIT = 65536
+
+
+class _Answer(object):
+    """An HTTP/1.x answer read from a socket: its status, headers and a body stream."""
+
+    def __init__(self, sock):
+        self._file = sock.makefile("rb")
+        words = self._file.readline(LINE_LIMIT + 1).split(None, 2)
+        if len(words) < 2 or not words[0].startswith(b"HTTP/1.") or not words[1].isdigit():
+            raise EngineError("not an HTTP answer")
+        self.status = int(words[1])
+        headers = {}
+        while True:
+            line = self._file.readline(LINE_LIMIT + 1)
+            if not line.endswith(b"\n"):
+                raise EngineError("the answer's headers are cut short")
+            if not line.strip():
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding", "identity").lower() != "identity":
+            raise EngineError("a chunked answer to an HTTP/1.0 request")
+        length = headers.get("content-length")
+        if length is not None and not length.isdigit():
+            raise EngineError("a bad Content-Length")
+        self._left = int(length) if length is not None else None
+
+    def read(self, size=-1):
+        """Up to `size` bytes of the body (all of it when size < 0); an answer shorter than its
+        Content-Length raises EngineError."""
+        if self._left is None:
+            return self._file.read() if size < 0 else self._file.read(size)
+        want = self._left if size < 0 else min(size, self._left)
+        data = self._file.read(want) if want else b""
+        if len(data) < want:
+            raise EngineError("the answer is cut short")
+        self._left -= len(data)
+        return data
+
+    def close(self):
+        self._file.close()
+
+
+class _Connection(object):
+    """One GET on the daemon's socket (a new connection per request, closed by the caller)."""
+
+    def __init__(self, path, timeout):
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        self._path = path
+        self._answer = None
+
+    def get(self, path):
+        self._sock.connect(self._path)
+        self._sock.sendall(("GET %s HTTP/1.0\r\nHost: docker\r\n\r\n" % path).encode("ascii"))
+        self._answer = _Answer(self._sock)
+        return self._answer
+
+    def close(self):
+        if self._answer is not None:
+            self._answer.close()
+        self._sock.close()
 
 
 def engine_open(path, sock, timeout=ENGINE_TIMEOUT):
-    """(connection, response) of GET `path` when the daemon answers 200, else None. The caller
-    reads the response (a stream: `docker save`'s tarball) and closes the connection."""
-    conn = _UnixConnection(sock, timeout)
+    """(connection, answer) of GET `path` when the daemon answers 200, else None. The caller
+    reads the answer (a stream: `docker save`'s tarball) and closes the connection."""
+    conn = _Connection(sock, timeout)
     try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-    except (OSError, httplib.HTTPException):
+        resp = conn.get(path)
+    except (OSError, ValueError):
         conn.close()
         return None
     if resp.status != 200:
         conn.close()
         return None
     return conn, resp
+
+
+def engine_refusal(path, sock, timeout=ENGINE_TIMEOUT):
+    """(status, message) of GET `path` when the daemon refuses it with an error document (what
+    the docker CLI prints as "Error response from daemon: MESSAGE"), else None (a 200, no answer,
+    or an answer that is not such a document: ask the CLI)."""
+    conn = _Connection(sock, timeout)
+    try:
+        resp = conn.get(path)
+        body = resp.read()
+    except (OSError, ValueError):
+        return None
+    finally:
+        conn.close()
+    if resp.status < 400:
+        return None
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except ValueError:
+        return None
+    message = doc.get("message") if isinstance(doc, dict) else None
+    if not isinstance(message, str) or not message:
+        return None
+    return resp.status, message
 
 
 def engine_get(path, sock, timeout=ENGINE_TIMEOUT):
@@ -99,7 +176,7 @@ def engine_get(path, sock, timeout=ENGINE_TIMEOUT):
     conn, resp = opened
     try:
         body = resp.read()
-    except (OSError, httplib.HTTPException):
+    except OSError:
         return None
     finally:
         conn.close()

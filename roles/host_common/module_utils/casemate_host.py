@@ -12,7 +12,6 @@ gets run_argv, which runs it with subprocess."""
 import fnmatch
 import grp
 import hashlib
-import importlib.util
 import json
 import os
 import pwd
@@ -457,6 +456,8 @@ def package_state(name, run=None):
 
 def packages_dry_run():
     """Whether the package manager can dry-run here (apt needs python3-apt; others always can)."""
+    import importlib.util  # only this question needs it (the probe never asks it)
+
     return not find_command("apt-get") or importlib.util.find_spec("apt") is not None
 
 
