@@ -445,7 +445,11 @@ def todo(found, p, selected, check_mode):
         found["login_defs"]["exists"]
         and found["login_defs"]["new"] != found["login_defs"]["content"]
     )
-    pam = bool(found["pam"]["enable"])
+    # a step tagged with several ids is skipped when --skip-tags names any of them: login.defs is
+    # written by one step of the five login controls, the PAM stacks by one of cm_host_4_17/4_18
+    skipped = set(p["skip_tags"])
+    login = login and not skipped & set(LOGIN_DEFS)
+    pam = bool(found["pam"]["enable"]) and not skipped & {"cm_host_4_17", "cm_host_4_18"}
     aide = found["aide"]
     needs = {
         "cm_host_4_1": bool(found["services"]),
