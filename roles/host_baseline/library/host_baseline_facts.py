@@ -391,12 +391,9 @@ def refusal(p, os_found, selected, user):
             "host_baseline_disabled_modules names %s: casemate never disables kernel modules the "
             "container engines or Kubernetes networking need" % ", ".join(modules)
         )
-    supported = p["supported_os"]
-    if os_found.get("version_id") not in supported.get(os_found.get("id"), []):
-        return (
-            "%s %s is not a supported system (host_baseline_supported_os: %s): nothing was changed"
-            % (os_found.get("id") or "unknown", os_found.get("version_id"), json.dumps(supported))
-        )
+    why = unsupported(os_found, p["supported_os"])
+    if why:
+        return why
     group = p["faillock"]["admin_group"]
     if "cm_host_4_18" in selected and user["name"] != "root" and group not in user["groups"]:
         return (
@@ -406,6 +403,21 @@ def refusal(p, os_found, selected, user):
             % (user["name"], group, p["faillock"]["deny"])
         )
     return ""
+
+
+def unsupported(os_found, supported):
+    """Why the role refuses this system, or None."""
+    ident, version = os_found.get("id") or "", os_found.get("version_id") or ""
+    if version in supported.get(ident, []):
+        return None
+    return (
+        "%s %s is not a supported system (host_baseline_supported_os: %s): nothing was changed"
+        % (
+            ident or "unknown",
+            version,
+            json.dumps(supported),
+        )
+    )
 
 
 def login_wanted(values, controls, selected):
