@@ -1,7 +1,11 @@
 #!/usr/bin/python
 """Read what the host baseline manages: unneeded services, core dump settings, the /tmp mount,
 login.defs, cron and at, the PAM stacks, key = value files (pwquality.conf, faillock.conf), the
-packages its controls need, AIDE's database and the user Ansible connected as (read-only: it changes nothing)."""
+packages its controls need, AIDE's database and the user Ansible connected as, and decide in the
+same call which of the controls the run selects have something to change (read-only: it changes
+nothing). It refuses, before anything changes, what the role never does: disable a unit or kernel
+module the host needs, run on a system it does not support, or lock out the user Ansible connects
+as. A compliant host then skips the role's steps in one."""
 
 DOCUMENTATION = r"""
 module: host_baseline_facts
@@ -10,17 +14,26 @@ options:
   services: {description: units a container host does not need, type: list, elements: str, required: true}
   tmp_options: {description: mount options /tmp must carry where it is a mount of its own, type: list, elements: str, required: true}
   login_defs: {description: path of login.defs, type: path, required: true}
-  login_defs_wanted: {description: login.defs key -> value of the controls selected in this run, type: dict, required: true}
+  login_defs_values: {description: "login.defs key -> value (host_baseline_login_defs)", type: dict, required: true}
+  login_defs_controls: {description: control id -> the login.defs key it sets, type: dict, required: true}
   files: {description: name -> path of a file whose content the role compares (limits file, drop-ins), type: dict, required: true}
+  files_wanted: {description: "name -> the content the role writes there (null: no file of casemate's)", type: dict, required: true}
+  issue_files: {description: the names of files that hold the banner (cm_host_4_13), type: list, elements: str, required: true}
   modes: {description: path -> the widest mode it may have (root:root), type: dict, required: true}
   cron_allow: {description: users /etc/cron.allow must name (root always), type: list, elements: str, required: true}
   at_allow: {description: users /etc/at.allow must name (root always), type: list, elements: str, required: true}
   assign_files: {description: "name -> {path, wanted}: key = value files and the keys wanted (null: commented out)", type: dict, required: true}
-  packages: {description: packages the selected controls need, type: list, elements: str, required: true}
-  units_on: {description: units that must be enabled and running, type: list, elements: str, required: true}
+  control_packages: {description: control id -> the packages it needs, type: dict, required: true}
+  control_units: {description: control id -> the units that must be enabled and running, type: dict, required: true}
+  unattended_upgrades: {description: whether the role manages automatic security updates (cm_host_4_21), type: bool, required: true}
   pam_profiles: {description: "casemate's pam-auth-update profiles: name -> content", type: dict, required: true}
   pam_configs: {description: the directory pam-auth-update reads profiles from, type: path, required: true}
   aide: {description: "{database, unit}: AIDE's database and the unit that builds it", type: dict, required: true}
+  disabled_modules: {description: kernel modules the role makes unloadable, type: list, elements: str, required: true}
+  protected_services: {description: units never disabled (a name among services refuses the run), type: list, elements: str, required: true}
+  protected_modules: {description: kernel modules never disabled (a name among disabled_modules refuses the run), type: list, elements: str, required: true}
+  supported_os: {description: os-release ID -> the VERSION_IDs the role supports, type: dict, required: true}
+  faillock: {description: "{admin_group, deny}: whom pam_faillock never locks, and after how many failures", type: dict, required: true}
   run_tags: {description: ansible_run_tags, type: list, elements: str, required: true}
   skip_tags: {description: ansible_skip_tags, type: list, elements: str, required: true}
 """
@@ -41,9 +54,13 @@ packages: {description: package -> installed, type: dict}
 units_on: {description: the units of units_on that are installed but not enabled or not running, type: list}
 aide: {description: "whether AIDE's database is built (present, not empty) and whether its unit is building it", type: dict}
 connecting_user: {description: "the user Ansible connected as (the SSH session's login user, else sudo's SUDO_USER, else this process's) and its groups", type: dict}
+login_wanted: {description: the login.defs keys of the selected controls and their values, type: dict}
+todo: {description: the selected controls that have something to change here, in the role's order, type: list}
+act: {description: whether the role has anything to do (todo is not empty), type: bool}
 """
 
 import grp
+import json
 import os
 import pwd
 import re
@@ -76,6 +93,10 @@ except ImportError:  # the collection casemate.hardening: its plugins/module_uti
         selected_controls,
     )
 
+TMP_UNIT = (
+    "# written by casemate (host_baseline): /tmp without setuid, devices or programs; do not edit\n"
+    "[Mount]\nOptions=%s\n"
+)
 ENABLED = ("enabled", "enabled-runtime", "linked", "linked-runtime", "alias")
 RUNNING = ("active", "activating", "reloading", "refreshing")
 
@@ -162,6 +183,7 @@ def tmp_mount(module, wanted):
             "fragment": fragment,
             "missing": lacking,
             "options": ",".join(opts + lacking),
+            "wanted": TMP_UNIT % ",".join(opts + lacking),  # casemate's drop-in
         }
     return found
 
@@ -332,29 +354,197 @@ def allow_file(existing, users):
     return text + "".join(u + "\n" for u in missing)
 
 
+CONTROLS = ["cm_host_4_%d" % n for n in range(1, 23) if n != 6]
+LOGIN_DEFS = ["cm_host_4_5", "cm_host_4_7", "cm_host_4_8", "cm_host_4_15", "cm_host_4_16"]
+CRON_DIRS = re.compile(r"^/etc/cron[.](d|[a-z]+ly)$")
+
+
+def _service_name(unit):
+    return unit if "." in unit else unit + ".service"
+
+
+def _module_name(name):
+    return name.replace("-", "_")
+
+
+def _intersect(names, kept):
+    """The names also in `kept`, in their order, each once (Jinja's intersect)."""
+    return [n for n in dict.fromkeys(names) if n in kept]
+
+
+def refusal(p, os_found, selected, user):
+    """Why the role must not run here, or "": a protected unit or kernel module to disable, a
+    system it does not support, or (cm_host_4_18 selected) a connecting user pam_faillock could
+    lock out. Each message as the role's former preflight asserts said it."""
+    services = _intersect([_service_name(u) for u in p["services"]], p["protected_services"])
+    if services:
+        return (
+            "host_baseline_disabled_services names %s: casemate never disables SSH, the container "
+            "engines, the kubelet, etcd, cron or systemd's network services" % ", ".join(services)
+        )
+    modules = _intersect(
+        [_module_name(m).lower() for m in p["disabled_modules"]],
+        [_module_name(m) for m in p["protected_modules"]],
+    )
+    if modules:
+        return (
+            "host_baseline_disabled_modules names %s: casemate never disables kernel modules the "
+            "container engines or Kubernetes networking need" % ", ".join(modules)
+        )
+    why = unsupported(os_found, p["supported_os"])
+    if why:
+        return why
+    group = p["faillock"]["admin_group"]
+    if "cm_host_4_18" in selected and user["name"] != "root" and group not in user["groups"]:
+        return (
+            "nothing changed: %s, the user Ansible connects as, is not in "
+            "host_baseline_faillock_admin_group (%s): pam_faillock would lock it out of sudo after "
+            "%s failed passwords. Add it to that group or name one it is in."
+            % (user["name"], group, p["faillock"]["deny"])
+        )
+    return ""
+
+
+def unsupported(os_found, supported):
+    """Why the role refuses this system, or None."""
+    ident, version = os_found.get("id") or "", os_found.get("version_id") or ""
+    if version in supported.get(ident, []):
+        return None
+    return (
+        "%s %s is not a supported system (host_baseline_supported_os: %s): nothing was changed"
+        % (
+            ident or "unknown",
+            version,
+            json.dumps(supported),
+        )
+    )
+
+
+def login_wanted(values, controls, selected):
+    """The login.defs keys of the selected controls, with their values."""
+    return {key: values[key] for ident, key in controls.items() if ident in selected}
+
+
+def _tmp_todo(tmp, dropin):
+    if not tmp["mounted"]:
+        return False
+    fstab, unit = tmp.get("fstab"), tmp.get("unit")
+    if fstab is not None and fstab["missing"]:
+        return True
+    if (
+        fstab is None
+        and unit is not None
+        and unit["missing"]
+        and dropin != TMP_UNIT % unit["options"]
+    ):
+        return True
+    return bool(tmp["missing"])
+
+
+def todo(found, p, selected, check_mode):
+    """The selected controls that have something to change on this host (what the role's steps
+    would not skip), in the role's order."""
+    files, wanted, cron, assign = found["files"], p["files_wanted"], found["cron"], found["assign"]
+    modes = [m["path"] for m in found["modes"]]
+
+    def missing(ident):
+        return any(not found["packages"].get(n) for n in p["control_packages"].get(ident, []))
+
+    def units(ident):
+        return any(u["unit"] in p["control_units"].get(ident, []) for u in found["units_on"])
+
+    login = (
+        found["login_defs"]["exists"]
+        and found["login_defs"]["new"] != found["login_defs"]["content"]
+    )
+    # a step tagged with several ids is skipped when --skip-tags names any of them: login.defs is
+    # written by one step of the five login controls, the PAM stacks by one of cm_host_4_17/4_18
+    skipped = set(p["skip_tags"])
+    login = login and not skipped & set(LOGIN_DEFS)
+    pam = bool(found["pam"]["enable"]) and not skipped & {"cm_host_4_17", "cm_host_4_18"}
+    aide = found["aide"]
+    needs = {
+        "cm_host_4_1": bool(found["services"]),
+        "cm_host_4_2": files["limits"] != wanted["limits"],
+        "cm_host_4_3": found["coredump"] and files["coredump"] != wanted["coredump"],
+        "cm_host_4_4": _tmp_todo(found["tmp"], files["tmp_dropin"]),
+        "cm_host_4_9": "/etc/crontab" in modes,
+        "cm_host_4_10": any(CRON_DIRS.match(m) for m in modes),
+        "cm_host_4_11": cron["cron"]
+        and (
+            cron["cron_allow_new"] is not None
+            or "/etc/cron.allow" in modes
+            or cron["cron_deny"] is not None
+        ),
+        "cm_host_4_12": cron["at"]
+        and (
+            cron["at_allow_new"] is not None
+            or "/etc/at.allow" in modes
+            or cron["at_deny"] is not None
+        ),
+        "cm_host_4_13": any(files[n] != wanted["issue"] for n in p["issue_files"]),
+        "cm_host_4_14": files["modprobe"] != wanted["modprobe"],
+        "cm_host_4_17": missing("cm_host_4_17")
+        or pam
+        or assign["pwquality"]["new"] != assign["pwquality"]["content"],
+        "cm_host_4_18": pam or assign["faillock"]["new"] != assign["faillock"]["content"],
+        "cm_host_4_19": missing("cm_host_4_19") or units("cm_host_4_19"),
+        "cm_host_4_20": missing("cm_host_4_20")
+        or units("cm_host_4_20")
+        or assign["sysstat"]["new"] != assign["sysstat"]["content"],
+        "cm_host_4_21": p["unattended_upgrades"]
+        and (
+            missing("cm_host_4_21")
+            or units("cm_host_4_21")
+            or files["apt_updates"] != wanted["apt_updates"]
+        ),
+        "cm_host_4_22": missing("cm_host_4_22")
+        or units("cm_host_4_22")
+        or files["aide_rules"] != wanted["aide_rules"]
+        or not (check_mode or aide["database"] or aide["building"]),
+    }
+    needs.update((ident, login) for ident in LOGIN_DEFS)
+    return [ident for ident in selected if needs[ident]]
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
             "services": {"type": "list", "elements": "str", "required": True},
             "tmp_options": {"type": "list", "elements": "str", "required": True},
             "login_defs": {"type": "path", "required": True},
-            "login_defs_wanted": {"type": "dict", "required": True},
+            "login_defs_values": {"type": "dict", "required": True},
+            "login_defs_controls": {"type": "dict", "required": True},
             "files": {"type": "dict", "required": True},
+            "files_wanted": {"type": "dict", "required": True},
+            "issue_files": {"type": "list", "elements": "str", "required": True},
             "modes": {"type": "dict", "required": True},
             "cron_allow": {"type": "list", "elements": "str", "required": True},
             "at_allow": {"type": "list", "elements": "str", "required": True},
             "assign_files": {"type": "dict", "required": True},
-            "packages": {"type": "list", "elements": "str", "required": True},
-            "units_on": {"type": "list", "elements": "str", "required": True},
+            "control_packages": {"type": "dict", "required": True},
+            "control_units": {"type": "dict", "required": True},
+            "unattended_upgrades": {"type": "bool", "required": True},
             "pam_profiles": {"type": "dict", "required": True},
             "pam_configs": {"type": "path", "required": True},
             "aide": {"type": "dict", "required": True},
+            "disabled_modules": {"type": "list", "elements": "str", "required": True},
+            "protected_services": {"type": "list", "elements": "str", "required": True},
+            "protected_modules": {"type": "list", "elements": "str", "required": True},
+            "supported_os": {"type": "dict", "required": True},
+            "faillock": {"type": "dict", "required": True},
             "run_tags": {"type": "list", "elements": "str", "required": True},
             "skip_tags": {"type": "list", "elements": "str", "required": True},
         },
         supports_check_mode=True,
     )
     p = module.params
+    selected = selected_controls(CONTROLS, p["run_tags"], p["skip_tags"])
+    user = connecting_user()
+    found_os = os_release()
+    refused = refusal(p, found_os, selected, user)
+    if refused:
+        module.fail_json(msg=refused)
     cron = {
         "cron": any(os.access(b, os.X_OK) for b in ("/usr/sbin/cron", "/usr/sbin/crond")),
         "at": os.access("/usr/bin/at", os.X_OK),
@@ -364,33 +554,38 @@ def main():
     cron["cron_allow_new"] = allow_file(cron["cron_allow"], p["cron_allow"])
     cron["at_allow_new"] = allow_file(cron["at_allow"], p["at_allow"])
     pam = pam_state({kind: read_text(path) for kind, path in PAM_STACKS.items()})
-    selected = selected_controls(["cm_host_4_17", "cm_host_4_18"], p["run_tags"], p["skip_tags"])
-    module.exit_json(
-        changed=False,
-        container=read_container(module.run_command),
-        services=services(module, p["services"]),
-        coredump=any(
+    wanted_login = login_wanted(p["login_defs_values"], p["login_defs_controls"], selected)
+    units_on = [u for ident in selected for u in p["control_units"].get(ident, [])]
+    found = {
+        "container": read_container(module.run_command),
+        "services": services(module, p["services"]),
+        "coredump": any(
             os.access(b, os.X_OK)
             for b in ("/lib/systemd/systemd-coredump", "/usr/lib/systemd/systemd-coredump")
         ),
-        tmp=tmp_mount(module, p["tmp_options"]),
-        login_defs=login_defs(p["login_defs"], p["login_defs_wanted"]),
-        files={name: read_text(path) for name, path in p["files"].items()},
-        modes=mode_fixes(p["modes"]),
-        cron=cron,
-        os=os_release(),
-        assign={
+        "tmp": tmp_mount(module, p["tmp_options"]),
+        "login_defs": login_defs(p["login_defs"], wanted_login),
+        "files": {name: read_text(path) for name, path in p["files"].items()},
+        "modes": mode_fixes(p["modes"]),
+        "cron": cron,
+        "os": found_os,
+        "assign": {
             name: assign_file(spec["path"], spec["wanted"], spec.get("sep", " = "))
             for name, spec in p["assign_files"].items()
         },
-        pam=dict(pam, **pam_plan(pam, selected, p["pam_profiles"], p["pam_configs"])),
-        packages={
+        "pam": dict(pam, **pam_plan(pam, selected, p["pam_profiles"], p["pam_configs"])),
+        "packages": {
             name: package_state(name, module.run_command).get("installed") is True
-            for name in p["packages"]
+            for ident in selected
+            for name in p["control_packages"].get(ident, [])
         },
-        connecting_user=connecting_user(),
-        aide=aide_state(p["aide"]["database"], p["aide"]["unit"], module.run_command),
-        units_on=units_off(module, p["units_on"]),
+        "connecting_user": user,
+        "aide": aide_state(p["aide"]["database"], p["aide"]["unit"], module.run_command),
+        "units_on": units_off(module, list(dict.fromkeys(units_on))),
+    }
+    needed = todo(found, p, selected, module.check_mode)
+    module.exit_json(
+        changed=False, login_wanted=wanted_login, todo=needed, act=bool(needed), **found
     )
 
 
