@@ -99,25 +99,11 @@ def test_daemon_answers_are_what_the_docker_cli_prints() -> None:
 def refusing_daemon(tmp_path: Path) -> Iterator[Path]:
     """A unix socket that answers every request 500, as a daemon in trouble does."""
     path = tmp_path / "docker.sock"
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(str(path))
-    server.listen(8)
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                conn.sendall(
-                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
-                    b'Content-Length: 22\r\nConnection: close\r\n\r\n{"message":"in pain"}\n'
-                )
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    server = _serving(
+        path,
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 22\r\nConnection: close\r\n\r\n{"message":"in pain"}\n',
+    )
     yield path
     server.close()
 
