@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,29 +154,19 @@ def swarm_daemon(tmp_path: Path) -> Iterator[Path]:
     """A unix socket answering as the daemon of a swarm manager: /info says the node is active
     in a swarm, and nothing else is answered plainly."""
     path = tmp_path / "docker.sock"
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(str(path))
-    server.listen(8)
     info = json.dumps({"Swarm": {"LocalNodeState": "active", "ControlAvailable": True}}).encode()
     refusal = b'{"message":"This node is not a swarm manager."}'
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                asked = conn.recv(65536).split(b" ", 2)[1]
-                status, body = (b"200 OK", info) if asked == b"/info" else (b"503 No", refusal)
-                conn.sendall(
-                    b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: " + str(len(body)).encode() + b"\r\n"
-                    b"Connection: close\r\n\r\n" + body
-                )
+    def answer(request: bytes) -> bytes:
+        asked = request.split(b" ", 2)[1]
+        status, body = (b"200 OK", info) if asked == b"/info" else (b"503 No", refusal)
+        return (
+            b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+            b"Connection: close\r\n\r\n" + body
+        )
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    server = _serving(path, answer)
     yield path
     server.close()
 
@@ -196,8 +186,9 @@ def test_swarm_questions_in_a_swarm_run_the_docker_cli(
         assert remote.engine_answer(command) is None, command
 
 
-def _serving(path: Path, answer: bytes) -> socket.socket:
-    """A unix socket at `path` that gives every request `answer`, then closes the connection."""
+def _serving(path: Path, answer: bytes | Callable[[bytes], bytes]) -> socket.socket:
+    """A unix socket at `path` that gives every request `answer` (or what `answer` makes of the
+    request), then closes the connection."""
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(path))
     server.listen(8)
@@ -209,8 +200,8 @@ def _serving(path: Path, answer: bytes) -> socket.socket:
             except OSError:
                 return
             with conn:
-                conn.recv(65536)
-                conn.sendall(answer)
+                request = conn.recv(65536)
+                conn.sendall(answer(request) if callable(answer) else answer)
 
     threading.Thread(target=serve, daemon=True).start()
     return server
