@@ -15,8 +15,9 @@ import pytest
 from casemate.catalog.loader import load_catalog
 from casemate.catalog.select import Selection, select
 from casemate.checks import builtin_kinds
+from casemate.checks.base import Observations, Status
 from casemate.probe.collect import remote_command
-from casemate.verify import concerns, wanted_probes
+from casemate.verify import concerns, judge, wanted_probes
 
 from .conftest import Lab, lab_name, open_lab
 
@@ -103,6 +104,8 @@ def test_in_a_swarm_the_daemon_answers_are_still_the_clis(node: tuple[Lab, str])
     answer is still the CLI's, and the swarm questions are put to the CLI itself."""
     bed, name = node
     bed.sh(name, "docker swarm init >/dev/null")
+    bed.sh(name, "docker network create -d overlay --opt encrypted cm-sealed >/dev/null")
+    bed.sh(name, "docker network create -d overlay cm-open >/dev/null")
     try:
         entries = select(load_catalog(None, builtin_kinds()), Selection(level=2))
         probes = wanted_probes([e for e in entries if concerns(e, ["docker_hosts"])])
@@ -112,7 +115,12 @@ def test_in_a_swarm_the_daemon_answers_are_still_the_clis(node: tuple[Lab, str])
     finally:
         bed.sh(name, "docker swarm leave --force >/dev/null")
     overlay = next(k for k in answered if "driver=overlay" in k)
-    assert answered[overlay]["api"] and "ingress encrypted=" in answered[overlay]["stdout"]
+    listed = answered[overlay]["stdout"].splitlines()
+    assert answered[overlay]["api"]
+    assert sorted(listed) == ["cm-open encrypted=", "cm-sealed encrypted=yes", "ingress encrypted="]
+    sealed = next(e for e in entries if e.id == "cis_docker_7_3")
+    data = {**answered, "proc:dockerd": {"running": True, "argv": ["/usr/sbin/dockerd"]}}
+    assert judge(sealed, Observations(name, {}, data)).status is Status.FAIL
     for key in answered:
         assert _comparable(key, answered[key]) == _comparable(key, ran[key]), key
     swarm = [k for k in answered if "docker node ls" in k or "unlock-key" in k]

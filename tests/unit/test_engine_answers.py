@@ -77,7 +77,8 @@ def test_daemon_answers_are_what_the_docker_cli_prints() -> None:
         "docker version --format '{{.Server.Version}}'",
         "docker network inspect bridge --format '{{json .Options}}'",
         "docker network ls -q --filter driver=overlay | xargs -r docker network inspect"
-        " --format '{{.Name}} encrypted={{index .Options \"encrypted\"}}'",
+        " --format '{{.Name}} encrypted={{range $k, $v := .Options}}"
+        '{{if eq $k "encrypted"}}yes{{end}}{{end}}\'',
     ):
         answered = remote.engine_answer(command)
         assert answered == {**_cli(command), "api": True}, command

@@ -469,8 +469,8 @@ def _a_overlay_networks(sock):
     lines = []
     for net in sorted(listed, key=lambda n: n["Name"]):
         options = _engine(sock, "/networks/%s" % net["Id"]).get("Options") or {}
-        # the CLI's template indexes a map of strings: a missing key prints as ""
-        lines.append("%s encrypted=%s\n" % (net["Name"], options.get("encrypted", "")))
+        # `--opt encrypted` is stored with an empty value: the key's presence is the answer
+        lines.append("%s encrypted=%s\n" % (net["Name"], "yes" if "encrypted" in options else ""))
     return "".join(lines)
 
 
@@ -496,7 +496,8 @@ ENGINE_ANSWERS = {
         _a_image_counts
     ),
     "docker network ls -q --filter driver=overlay | xargs -r docker network inspect"
-    " --format '{{.Name}} encrypted={{index .Options \"encrypted\"}}'": _a_overlay_networks,
+    " --format '{{.Name}} encrypted={{range $k, $v := .Options}}"
+    '{{if eq $k "encrypted"}}yes{{end}}{{end}}\'': _a_overlay_networks,
 }
 
 
