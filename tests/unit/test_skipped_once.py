@@ -19,6 +19,7 @@ GATES = [
     ("docker_files", "apply.yml", "socket.yml", "not docker_files_found.socket_unit_ok"),
     ("docker_probe", "main.yml", "image.yml", "docker_probe_found.version != docker_probe_version"),
     ("apparmor", "main.yml", "profile.yml", "not apparmor_found.profile_current"),
+    ("gvisor", "main.yml", "apply.yml", "gvisor_found.act"),
 ]
 
 
