@@ -20,6 +20,7 @@ GATES = [
     ("docker_probe", "main.yml", "image.yml", "docker_probe_found.version != docker_probe_version"),
     ("apparmor", "main.yml", "profile.yml", "not apparmor_found.profile_current"),
     ("gvisor", "main.yml", "apply.yml", "gvisor_found.act"),
+    ("sysctl", "main.yml", "apply.yml", "sysctl_found.act"),
 ]
 
 

@@ -107,7 +107,7 @@ def test_the_node_name_notice_runs_with_casemate_s_selection(tmp_path: Path) -> 
 ONE_CALL_ROLES = {
     "docker_daemon": 4,
     "docker_files": 8,
-    "sysctl": 10,
+    "sysctl": 3,
     "kube_kubelet": 8,
     "host_baseline": 3,
     "gvisor": 6,
