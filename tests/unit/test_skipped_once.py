@@ -18,7 +18,8 @@ GATES = [
     ("docker_files", "apply.yml", "owners.yml", "docker_files_found.plan.changes | length > 0"),
     ("docker_files", "apply.yml", "socket.yml", "not docker_files_found.socket_unit_ok"),
     ("docker_probe", "main.yml", "image.yml", "docker_probe_found.version != docker_probe_version"),
-    ("apparmor", "main.yml", "profile.yml", "not apparmor_found.profile_current"),
+    ("apparmor", "main.yml", "apply.yml", "apparmor_found.act"),
+    ("apparmor", "apply.yml", "profile.yml", "apparmor_found.profile"),
     ("gvisor", "main.yml", "apply.yml", "gvisor_found.act"),
     ("sysctl", "main.yml", "apply.yml", "sysctl_found.act"),
 ]
