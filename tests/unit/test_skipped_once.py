@@ -57,7 +57,7 @@ def test_a_compliant_host_skips_the_change_steps_as_one_include(
 
 # roles whose tasks/main.yml is the one read and the one include of the change steps: a compliant
 # host costs them their argument check, the read and one skipped task (issue 16)
-READ_AND_ONE_INCLUDE = ["apparmor", "docker_files", "gvisor", "sysctl"]
+READ_AND_ONE_INCLUDE = ["apparmor", "auditd_rules", "docker_files", "gvisor", "sysctl"]
 
 
 @pytest.mark.parametrize("role", READ_AND_ONE_INCLUDE)
