@@ -4,10 +4,13 @@ what the role writes calls no package manager and reads no file again."""
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 from pathlib import Path
 from typing import Any
 
+import jinja2
+import pytest
 import yaml
 
 from casemate.locations import content_root
@@ -43,14 +46,15 @@ def test_the_profile_is_the_same_only_when_the_file_holds_it_byte_for_byte(tmp_p
 
 
 def test_a_compliant_host_costs_the_role_its_read_and_no_package_call() -> None:
-    tasks = yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())
-    steps = [t for t in tasks if "block" not in t] + [
-        s for t in tasks if "block" in t for s in t["block"]
-    ]
-    modules = {k for t in steps for k in t if "." in k or k.endswith("_facts")}
+    main = yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())
+    steps = yaml.safe_load((ROLE / "tasks" / "apply.yml").read_text())
+    modules = {k for t in main + steps for k in t if "." in k or k.endswith("_facts")}
     assert "ansible.builtin.slurp" not in modules  # the facts module compares the profile
     (install,) = [t for t in steps if "ansible.builtin.package" in t]
-    assert "apparmor_found.missing_packages | length > 0" in install["when"]
+    assert install["when"] == "apparmor_found.install"
+    installed = {"debian_family": True, "missing_packages": [], "packages_dry_run": False}
+    plan = _facts().decide({**OLD_STATE, **installed}, ["cm_rt_3_1"], False)
+    assert not plan["install"] and not plan["act"]
 
 
 def test_the_profile_is_current_only_with_its_content_and_root_0644(tmp_path: Path) -> None:
@@ -67,13 +71,89 @@ def test_the_profile_is_current_only_with_its_content_and_root_0644(tmp_path: Pa
 
 
 def test_a_host_whose_profile_is_current_skips_the_write_and_load_as_one_task() -> None:
-    tasks = yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())
-    steps = [s for t in tasks if "block" in t for s in t["block"]]
+    steps = yaml.safe_load((ROLE / "tasks" / "apply.yml").read_text())
     (profile,) = [s for s in steps if "ansible.builtin.include_tasks" in s]
     assert profile["ansible.builtin.include_tasks"] == "profile.yml"
-    assert "not apparmor_found.profile_current" in profile["when"]
+    assert profile["when"] == "apparmor_found.profile"
     assert set(profile["tags"]) == {"cm_rt_3_2", "cm_rt_3_3"}
     included = yaml.safe_load((ROLE / "tasks" / "profile.yml").read_text())
     modules = {k for t in included for k in t if "." in k}
     assert "ansible.builtin.template" in modules  # what the include writes, tagged as before
     assert all(t.get("tags") for t in included)
+
+
+# The conditions of the former layout's steps (main at 91ec670), each under its tags: the facts
+# module's decide must take the same steps for every state and selection.
+OLD_STATE: dict[str, Any] = {
+    "debian_family": True,
+    "container": "docker",
+    "kernel_enabled": False,
+    "loaded": False,
+    "packages_dry_run": False,
+    "missing_packages": [],
+    "profile_current": True,
+}
+OLD_STEPS = {
+    "not_debian": (["always"], "not apparmor_found.debian_family"),
+    "install": (
+        ["cm_rt_3_1"],
+        "apparmor_found.debian_family and apparmor_found.missing_packages | length > 0"
+        " and (not ansible_check_mode or apparmor_found.packages_dry_run)",
+    ),
+    "profile": (
+        ["cm_rt_3_2", "cm_rt_3_3"],
+        "apparmor_found.debian_family and (not apparmor_found.profile_current"
+        " or (not apparmor_found.loaded and apparmor_found.kernel_enabled"
+        " and apparmor_found.container | length == 0))",
+    ),
+    "not_loaded": (
+        ["cm_rt_3_3"],
+        "apparmor_found.debian_family and (apparmor_found.container | length > 0"
+        " or not apparmor_found.kernel_enabled)",
+    ),
+}
+
+
+def _old(state: dict[str, Any], selected: list[str], check_mode: bool) -> set[str]:
+    jinja = jinja2.Environment()
+    env = {"apparmor_found": state, "ansible_check_mode": check_mode}
+    taken = set()
+    for step, (tags, when) in OLD_STEPS.items():
+        runs = "always" in tags or set(tags) & set(selected)
+        if runs and jinja.from_string("{{ " + when + " }}").render(env) == "True":
+            taken.add(step)
+    return taken
+
+
+def _states() -> list[dict[str, Any]]:
+    keys = ["debian_family", "container", "kernel_enabled", "loaded", "packages_dry_run"]
+    values = {"container": ["", "docker"]}
+    out = []
+    for combo in itertools.product(*[values.get(k, [False, True]) for k in keys]):
+        for missing, current in itertools.product([[], ["apparmor"]], [False, True]):
+            out.append(
+                dict(
+                    zip(keys, combo, strict=True), missing_packages=missing, profile_current=current
+                )
+            )
+    return out
+
+
+@pytest.mark.parametrize(
+    "selected", [["cm_rt_3_1", "cm_rt_3_2", "cm_rt_3_3"], ["cm_rt_3_1"], ["cm_rt_3_2"], []]
+)
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_decide_takes_the_steps_the_former_layout_took(
+    selected: list[str], check_mode: bool
+) -> None:
+    facts = _facts()
+    for state in _states():
+        old = _old(state, selected, check_mode)
+        plan = facts.decide(state, selected, check_mode)
+        assert plan["install"] == ("install" in old), state
+        assert plan["profile"] == ("profile" in old), state
+        said = " ".join(plan["notes"])
+        assert ("not a Debian or Ubuntu host" in said) == ("not_debian" in old), state
+        assert ("not loaded" in said) == ("not_loaded" in old), state
+        # a compliant host has nothing to do: no step, and nothing said but as data
+        assert plan["act"] == bool(old - {"not_loaded"}), state

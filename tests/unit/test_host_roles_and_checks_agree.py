@@ -251,7 +251,7 @@ def test_the_running_values_apply_changes_can_be_put_back() -> None:
         "net.ipv4.tcp_syncookies=0",
         "net.ipv4.ip_forward=1",
     ]
-    tasks = yaml.safe_load((ROLES / "sysctl/tasks/main.yml").read_text())
+    tasks = yaml.safe_load((ROLES / "sysctl/tasks/apply.yml").read_text())
     rescue = next(t for t in tasks if "rescue" in t)["rescue"]
     assert "sysctl_found.revert" in str(rescue[0]["ansible.builtin.command"])
 

@@ -15,10 +15,14 @@ ROLES = content_root() / "roles"
 
 # role, tasks file, included file -> the include's condition (a compliant host skips it)
 GATES = [
+    ("docker_files", "main.yml", "apply.yml", "not docker_files_found.socket_unit_ok"),
     ("docker_files", "apply.yml", "owners.yml", "docker_files_found.plan.changes | length > 0"),
     ("docker_files", "apply.yml", "socket.yml", "not docker_files_found.socket_unit_ok"),
     ("docker_probe", "main.yml", "image.yml", "docker_probe_found.version != docker_probe_version"),
-    ("apparmor", "main.yml", "profile.yml", "not apparmor_found.profile_current"),
+    ("apparmor", "main.yml", "apply.yml", "apparmor_found.act"),
+    ("apparmor", "apply.yml", "profile.yml", "apparmor_found.profile"),
+    ("gvisor", "main.yml", "apply.yml", "gvisor_found.act"),
+    ("sysctl", "main.yml", "apply.yml", "sysctl_found.act"),
 ]
 
 
@@ -49,3 +53,19 @@ def test_a_compliant_host_skips_the_change_steps_as_one_include(
     for step in steps:  # each carries a control of the include: selecting it runs the step
         assert set(gate["tags"]) & set(step.get("tags") or []), step["name"]
     assert set(gate["tags"]) <= {tag for step in steps for tag in step.get("tags") or []}
+
+
+# roles whose tasks/main.yml is the one read and the one include of the change steps: a compliant
+# host costs them their argument check, the read and one skipped task (issue 16)
+READ_AND_ONE_INCLUDE = ["apparmor", "auditd_rules", "docker_files", "gvisor", "sysctl"]
+
+
+@pytest.mark.parametrize("role", READ_AND_ONE_INCLUDE)
+def test_a_compliant_host_runs_the_read_and_one_include_only(role: str) -> None:
+    main = yaml.safe_load((ROLES / role / "tasks" / "main.yml").read_text())
+    assert len(main) == 2, [t["name"] for t in main]
+    read, gate = main
+    assert read["name"].startswith("Preflight | ") and read["register"] == f"{role}_found"
+    assert "always" in read["tags"]
+    assert gate["ansible.builtin.include_tasks"] == "apply.yml"
+    assert f"{role}_found." in as_list(gate["when"])

@@ -16,6 +16,7 @@ import json
 import os
 import pwd
 import socket
+import stat
 import subprocess
 import time
 
@@ -502,6 +503,26 @@ def file_digest(path):
     except FileNotFoundError:
         return {"exists": False, "sha256": "", "mtime": 0.0}
     return {"exists": True, "sha256": hashlib.sha256(data).hexdigest(), "mtime": mtime}
+
+
+def written_as(path, content, mode, kind="file"):
+    """Whether `path` is a regular file (kind "file") holding exactly `content`, or a directory
+    (kind "directory"), owned root:root with permission bits `mode` (an int): what a role's copy
+    or file step would leave, so a role can skip the step. False when it cannot be read."""
+    try:
+        st = os.lstat(path)
+    except (OSError, TypeError, ValueError):
+        return False
+    is_kind = stat.S_ISDIR(st.st_mode) if kind == "directory" else stat.S_ISREG(st.st_mode)
+    if not is_kind or (st.st_uid, st.st_gid) != (0, 0) or stat.S_IMODE(st.st_mode) != mode:
+        return False
+    if kind == "directory":
+        return True
+    try:
+        with open(path, "rb") as handle:
+            return handle.read() == content.encode("utf-8")
+    except OSError:
+        return False
 
 
 def applied_record_path(unit, directory=APPLIED_DIR):

@@ -43,6 +43,8 @@ apply: {description: key=value writes the running kernel needs, type: list}
 notes: {description: what is not managed here and why, one line each, type: list}
 selected: {description: the controls of `controls` the run selects, type: list}
 wanted: {description: the keys of the selected controls, type: list}
+said: {description: "what the engine evidence is and what this host keeps and does not manage, one line each (the apply steps print it)", type: list}
+act: {description: "whether the apply steps are to run: keys are selected and the file is not exactly the wanted content, root:root 0644, or the running kernel needs writes (false on a compliant host)", type: bool}
 """
 
 import json
@@ -57,6 +59,7 @@ try:  # casemate's roles: Ansible ships the role's module_utils
         os_release,
         read_container,
         sysctl_value,
+        written_as,
     )
     from ansible.module_utils.casemate_selection import selected_controls
 except ImportError:  # the collection casemate.hardening: its plugins/module_utils
@@ -66,6 +69,7 @@ except ImportError:  # the collection casemate.hardening: its plugins/module_uti
         os_release,
         read_container,
         sysctl_value,
+        written_as,
     )
     from ansible_collections.casemate.hardening.plugins.module_utils.casemate_selection import (
         selected_controls,
@@ -213,6 +217,18 @@ def machine_wide_in(content, apply, prefixes):
     return sorted(k for k in set(keys) if k.startswith(tuple(prefixes)))
 
 
+def act_of(wanted, file_ok, apply):
+    """Whether the apply steps run: some key is selected, and the file is not yet what the role
+    writes (content, root:root, 0644) or the running kernel needs writes."""
+    return bool(wanted) and (not file_ok or bool(apply))
+
+
+def said(engines, notes):
+    """What the run says about this host: the engine evidence, then the notes."""
+    head = "container engine host: " + ", ".join(engines) if engines else None
+    return ([head] if head else ["no container engine on this host"]) + list(notes)
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -269,7 +285,10 @@ def main():
             msg="bug: the plan would set machine-wide parameters inside a %s container: %s"
             % (container, ", ".join(stray))
         )
+    file_ok = written_as(p["path"], content, 0o644)
     module.exit_json(
+        act=act_of(p["wanted"], file_ok, apply),
+        said=said(engines, notes),
         selected=selected,
         wanted=p["wanted"],
         changed=False,
