@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import os
 import shutil
@@ -1240,7 +1241,7 @@ def verify_cmd(  # noqa: PLR0915 - its imports (made here, see the top) count as
     from casemate import runlock
     from casemate.catalog.select import Selection, parse_controls, select
     from casemate.gate import parse_fail_on
-    from casemate.report import changes, table
+    from casemate.report import changes
     from casemate.rundir import new_run
     from casemate.runner import resolve_inventory
     from casemate.verify import run_verify
@@ -1271,8 +1272,9 @@ def verify_cmd(  # noqa: PLR0915 - its imports (made here, see the top) count as
     held_inventory.name_run(run.id)
     c.err.print(f"verifying {len(hosts)} host(s) against {len(entries)} controls, level {level}")
     began = time.monotonic()
-    # the report renderers' slow imports happen while the hosts are probed, not after
-    warm = threading.Thread(target=formats.preload, args=(chosen if report_dir else [],))
+    # the renderers' slow imports (the table's, the chosen formats') happen while the hosts are
+    # probed, not after
+    warm = threading.Thread(target=_warm_up, args=(chosen if report_dir else [],))
     warm.start()
     with _recorded_if_interrupted(c, store, run):
         doc = run_verify(
@@ -1290,6 +1292,8 @@ def verify_cmd(  # noqa: PLR0915 - its imports (made here, see the top) count as
             fresh_proofs=fresh_proofs,
         )
     warm.join()
+    from casemate.report import table  # imported by _warm_up
+
     written = [run.path / "report.json", run.path / "junit.xml"]
     if report_dir is not None:
         written = formats.write(
@@ -1401,6 +1405,13 @@ def drift_cmd(
         counted = sum(gate.selects(x) for _, x in drift.drifted_controls(done.doc))
         c.err.print(f"--fail-on {gate.spec}: {counted} drifted control(s) count", markup=False)
     return code
+
+
+def _warm_up(chosen: list[formats.Format]) -> None:
+    """Import what verify renders once its hosts have answered: the result table and the chosen
+    report formats' slow modules (formats.preload)."""
+    formats.preload(chosen)
+    importlib.import_module("casemate.report.table")
 
 
 def _said_probed(c: Ctx) -> Any:
