@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import importlib
 import json
 import os
 import shutil
@@ -12,59 +14,38 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
-from casemate import (
-    __version__,
-    breakglass,
-    hostlock,
-    interrupts,
-    private,
-    runlock,
-    waivers,
-    waves,
-)
-from casemate.catalog.cache import cached_catalog
-from casemate.catalog.loader import Catalog
-from casemate.catalog.model import Entry
-from casemate.catalog.select import Selection, parse_controls, select
-from casemate.checks import builtin_kinds
+# Only what every command needs, and what the options' help names, is imported here: each command
+# imports the rest when it runs (main() builds only the command named), so `catalog list` or
+# `--help` never loads Ansible's runner, the reports' renderers, rich or the harden flow.
+from casemate import __version__, interrupts
 from casemate.errors import BadInputError, CasemateError, EnvironmentProblemError
-from casemate.gate import Gate, parse_fail_on
-from casemate.harden import (
-    HardenPlan,
-    busy_said,
-    exit_code,
-    host_failed,
-    plan,
-    run_harden,
-    run_outcome,
-    shared_fixes,
-    stored_stats,
-    waive,
-)
-from casemate.inventory import Inventory
 from casemate.locations import content_root, state_dir
-from casemate.report import catalog as catalog_report
-from casemate.report import changes, document, formats, progress, table
-from casemate.report import harden as harden_report
-from casemate.rundir import RunDir, find_run, new_run, now_utc
-from casemate.runner import (
-    STRATEGIES,
-    HostStats,
-    StrategyChoice,
-    choose_strategy,
-    resolve_inventory,
-)
-from casemate.verify import HostVerification, run_verify
+from casemate.report import formats
+from casemate.runner import STRATEGIES
+from casemate.waivers import DEFAULT_FILE as WAIVERS_FILE
 
-if TYPE_CHECKING:  # the history store and metrics load SQLAlchemy: only the commands that use them
+if TYPE_CHECKING:
+    from rich.console import Console
+    from typer.models import CommandInfo
+
+    from casemate import hostlock, runlock, waivers, waves
+    from casemate.catalog.loader import Catalog
+    from casemate.catalog.model import Entry
+    from casemate.catalog.select import Selection
+    from casemate.gate import Gate
+    from casemate.harden import HardenPlan
     from casemate.history.local import Recorder
     from casemate.history.store import Store
+    from casemate.inventory import Inventory
+    from casemate.rundir import RunDir
+    from casemate.runner import StrategyChoice
+    from casemate.verify import HostVerification
 
 try:  # typer >= 0.24 vendors click
     from typer._click.exceptions import ClickException
@@ -103,17 +84,48 @@ collection_app = typer.Typer(
 app.add_typer(collection_app, name="collection")
 
 
-@dataclass(frozen=True, slots=True)
 class Ctx:
-    catalog_dir: Path | None
-    state: Path
-    out: Console
-    err: Console
-    db: str | None = None  # the history store's URL; None: SQLite in the state directory
+    """What every command is given: the catalog and state directories, the history store's URL
+    (None: SQLite in the state directory) and its two consoles, made when first written to (rich
+    costs a start-up that `catalog list` or `version` has no use for)."""
+
+    def __init__(
+        self,
+        catalog_dir: Path | None,
+        state: Path,
+        out: Console | None = None,
+        err: Console | None = None,
+        db: str | None = None,
+    ) -> None:
+        self.catalog_dir = catalog_dir
+        self.state = state
+        self.db = db
+        if out is not None:  # taken before the cached_property below
+            self.__dict__["out"] = out
+        if err is not None:
+            self.__dict__["err"] = err
+
+    @cached_property
+    def out(self) -> Console:
+        from rich.console import Console
+
+        return Console(highlight=False, width=_width(sys.stdout))
+
+    @cached_property
+    def err(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr))
+
+    def with_db(self, db: str | None) -> Ctx:
+        return Ctx(self.catalog_dir, self.state, self.out, self.err, db)
 
     def catalog(self) -> Catalog:
         """The catalog, loaded and validated: a command calls this once and passes it down. The
         loaded form is kept in the state directory (catalog/cache.py) for the next command."""
+        from casemate.catalog.cache import cached_catalog
+        from casemate.checks import builtin_kinds
+
         return cached_catalog(self.catalog_dir, builtin_kinds(), self.state / "cache")
 
 
@@ -154,8 +166,6 @@ def _root(
     ctx.obj = Ctx(
         catalog_dir=catalog_dir,
         state=(state or state_dir()).resolve(),
-        out=Console(highlight=False, width=_width(sys.stdout)),
-        err=Console(stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr)),
         db=db or None,
     )
 
@@ -181,6 +191,8 @@ ProfileOpt = Annotated[
 def _writable_dir(directory: Path, option: str) -> None:
     """Bad input before any host is touched: where `option` writes is a directory casemate can
     write in, made now (0700, parents too) when missing, so a run never ends in a write error."""
+    from casemate import private
+
     try:
         private.make_dir(directory, own=False)
     except OSError as exc:
@@ -208,6 +220,9 @@ def catalog_list(
     fmt: FormatOpt = "table",
 ) -> None:
     """List controls: id, benchmark number, level, mode, remediation and check kind."""
+    from casemate.catalog.select import Selection, select
+    from casemate.report import catalog as catalog_report
+
     c = _ctx(ctx)
     _check_format(fmt, ("table", "json"))
     entries = select(c.catalog(), Selection(level=level or 2, benchmark=benchmark, profile=profile))
@@ -224,6 +239,8 @@ def catalog_show(
     fmt: FormatOpt = "table",
 ) -> None:
     """Everything about one control, including the values its role sets by default."""
+    from casemate.report import catalog as catalog_report
+
     c = _ctx(ctx)
     _check_format(fmt, ("table", "json"))
     entry = c.catalog().get(control_id)
@@ -248,6 +265,8 @@ def catalog_tags(
 ) -> None:
     """The --tags list for running playbooks/harden.yml with ansible-playbook directly (pass
     -e casemate_profile=PROFILE too)."""
+    from casemate.catalog.select import Selection, parse_controls, select
+
     c = _ctx(ctx)
     selection = Selection(level=level, controls=parse_controls(controls), profile=profile)
     entries = select(c.catalog(), selection)
@@ -281,8 +300,8 @@ def lab_up_cmd(
     ] = "docker",
 ) -> None:
     """Build (or reuse) the node image and start the lab's node containers."""
-    from casemate.lab import lab_up  # noqa: PLC0415 - lab commands only
-    from casemate.report.lab import status as shown  # noqa: PLC0415 - lab commands only
+    from casemate.lab import lab_up
+    from casemate.report.lab import status as shown
 
     c = _ctx(ctx)
     status = lab_up(
@@ -298,7 +317,7 @@ def lab_build_cmd(
     rebuild: Annotated[bool, typer.Option(help="Rebuild the node image even if cached.")] = False,
 ) -> None:
     """Build (or reuse) the node image without starting any node."""
-    from casemate.lab import lab_build  # noqa: PLC0415 - lab commands only
+    from casemate.lab import lab_build
 
     c = _ctx(ctx)
     c.out.print(lab_build(c.state, _progress(c), release=release, rebuild=rebuild))
@@ -307,8 +326,8 @@ def lab_build_cmd(
 @lab_app.command("status")
 def lab_status_cmd(ctx: typer.Context, name: LabName = "lab") -> None:
     """Show the lab's nodes and their health."""
-    from casemate.lab import lab_status  # noqa: PLC0415 - lab commands only
-    from casemate.report.lab import status as shown  # noqa: PLC0415 - lab commands only
+    from casemate.lab import lab_status
+    from casemate.report.lab import status as shown
 
     c = _ctx(ctx)
     c.out.print(shown(lab_status(name, c.state)))
@@ -317,7 +336,7 @@ def lab_status_cmd(ctx: typer.Context, name: LabName = "lab") -> None:
 @lab_app.command("down")
 def lab_down_cmd(ctx: typer.Context, name: LabName = "lab") -> None:
     """Remove the lab's node containers, their volumes and network (the image stays cached)."""
-    from casemate.lab import lab_down  # noqa: PLC0415 - lab commands only
+    from casemate.lab import lab_down
 
     c = _ctx(ctx)
     lab_down(name, c.state, _progress(c))
@@ -336,11 +355,11 @@ WaiversOpt = Annotated[
     Path | None,
     typer.Option(
         "--waivers",
-        help=f"Waiver file (default: ./{waivers.DEFAULT_FILE} when present; docs/waivers.md).",
+        help=f"Waiver file (default: ./{WAIVERS_FILE} when present; docs/waivers.md).",
     ),
 ]
 NoWaiversOpt = Annotated[
-    bool, typer.Option("--no-waivers", help=f"Apply no waiver, not even ./{waivers.DEFAULT_FILE}.")
+    bool, typer.Option("--no-waivers", help=f"Apply no waiver, not even ./{WAIVERS_FILE}.")
 ]
 FailOnOpt = Annotated[
     str,
@@ -370,6 +389,9 @@ MetricsOpt = Annotated[
 
 def _waivers(c: Ctx, catalog: Catalog, given: Path | None, off: bool) -> waivers.WaiverSet | None:
     """The waiver file the command applies (validated against the catalog), said on stderr."""
+    from casemate import waivers
+    from casemate.rundir import now_utc
+
     if off and given is not None:
         raise BadInputError("--waivers and --no-waivers contradict each other")
     path = None if off else waivers.waiver_file(given, Path.cwd())
@@ -389,10 +411,10 @@ def _waivers(c: Ctx, catalog: Catalog, given: Path | None, off: bool) -> waivers
 def _open_history(c: Ctx, metrics_file: Path | None) -> Store:
     """The history store, opened (created or migrated) before any host is touched; with the
     metrics file's directory checked too."""
-    from casemate.history.store import open_store  # noqa: PLC0415 - loads SQLAlchemy
+    from casemate.history.store import open_store
 
     if metrics_file is not None:
-        from casemate.metrics import check_target  # noqa: PLC0415 - loads prometheus_client
+        from casemate.metrics import check_target
 
         check_target(metrics_file)
     return open_store(c.db, c.state)
@@ -401,10 +423,10 @@ def _open_history(c: Ctx, metrics_file: Path | None) -> Store:
 def _open_recorder(c: Ctx, metrics_file: Path | None) -> Recorder:
     """The history store of a run that only records in it, opened before any host is touched as
     `_open_history` opens it, but a SQLite store without loading SQLAlchemy (history/local.py)."""
-    from casemate.history.local import open_recorder  # noqa: PLC0415 - history runs only
+    from casemate.history.local import open_recorder
 
     if metrics_file is not None:
-        from casemate.metrics import check_target  # noqa: PLC0415 - loads prometheus_client
+        from casemate.metrics import check_target
 
         check_target(metrics_file)
     return open_recorder(c.db, c.state)
@@ -433,7 +455,7 @@ def _record(c: Ctx, store: Recorder, run: RunDir, *, close: bool = True) -> bool
     """Record a finished run in the history store (closed afterwards unless `close` is False:
     more runs to record). A failure never fails the run: its record on disk is complete, and one
     line says how to import it later."""
-    from casemate.history.record import read_run  # noqa: PLC0415 - history runs only
+    from casemate.history.record import read_run
 
     try:
         store.record(read_run(run.path))
@@ -520,6 +542,13 @@ def harden_cmd(
     A control a waiver covers on a host is not remediated there. With --only-drifted, each host
     gets only the tags of what drifted on it (docs/drift.md). With --waves or --canary, the hosts
     are hardened and verified wave by wave (docs/fleet.md)."""
+    from casemate import breakglass, waves
+    from casemate.catalog.select import Selection, parse_controls, select
+    from casemate.gate import parse_fail_on
+    from casemate.harden import plan, shared_fixes, waive
+    from casemate.rundir import now_utc
+    from casemate.runner import choose_strategy, resolve_inventory
+
     c = _ctx(ctx)
     _check_run_options(strategy, forks, wait)
     rollout = waves.rollout_options(waves_spec, canary, max_fail)
@@ -609,6 +638,11 @@ def _harden_hosts(
     play, the record (with `rollout`, this wave's part of a staged rollout, in run.json) and its
     summary. The store is closed afterwards unless this is a wave of a rollout. `started` is told
     the run as soon as it exists."""
+    from casemate import hostlock
+    from casemate.harden import exit_code, run_harden, stored_stats
+    from casemate.report import progress
+    from casemate.rundir import new_run
+
     again, check, inv = job.again, job.check, job.again.inventory
     # --only-drifted: the probe tells which hosts answer (no reachability check of its own)
     before, harden_plan = (
@@ -671,7 +705,7 @@ def _harden_hosts(
     else:
         recorded = _record(c, store, run, close=close)
     if job.metrics_file is not None:
-        from casemate import metrics  # noqa: PLC0415 - loads prometheus_client
+        from casemate import metrics
 
         registry = metrics.harden_registry(meta, stored_stats(run, meta), recorded=recorded)
         metrics.write(job.metrics_file, registry)
@@ -698,6 +732,8 @@ def _rollout(
     verified; the loop and the decisions are waves.run_rollout's. Every wave's run.json ends with
     the whole rollout (`rollout`: each wave's hosts, runs and verdict, where it stopped and why).
     Closes the store."""
+    from casemate import waves
+
     sizes = ", ".join(str(len(w)) for w in staged)
     c.err.print(
         f"staged rollout ({rollout.spec}, --max-fail {rollout.max_fail}, --fail-on {gate.spec}): "
@@ -760,6 +796,9 @@ def _verify_wave(
     playbook itself failed), or verify (a finding the gate counts, or not probed). Busy hosts were
     left untouched and are not verified; nothing is verified in check mode (nothing changed).
     With --only-drifted the verify runs of the harden are the wave's (before, then after)."""
+    from casemate import waves
+    from casemate.harden import host_failed
+
     stats, messages = done.meta.get("stats") or {}, done.meta.get("messages") or {}
     failed = {h: _harden_said(messages.get(h)) for h in hosts if host_failed(stats.get(h) or {})}
     if done.outcome in ("failed", "canceled") and not failed:  # no host to blame: all of them
@@ -807,6 +846,9 @@ class _Locks:
 def _host_locks(c: Ctx, inv: Inventory, hosts: list[str], run: RunDir, *, check: bool) -> _Locks:
     """One round trip per host: take the host lock (check mode only looks), which is the
     reachability check too (docs/harden.md); say what it came to."""
+    from casemate import hostlock
+    from casemate.harden import busy_said
+
     locks = hostlock.acquire(inv, hosts, run.id, take=not check)
     gone = {h: run.redactor.text(why) for h, why in locks.unreachable.items()}
     for host, why in gone.items():
@@ -858,6 +900,8 @@ def _connections(inv: Inventory, hosts: list[str]) -> dict[str, str]:
 
 
 def _check_run_options(strategy: str, forks: int, wait: float) -> None:
+    from casemate import runlock
+
     if strategy not in STRATEGIES:
         raise BadInputError(f"--strategy must be one of {', '.join(STRATEGIES)}, not '{strategy}'")
     if forks < 1:
@@ -869,12 +913,16 @@ def _controller_lock(
     ctx: typer.Context, c: Ctx, inv: Inventory, command: str, wait: float
 ) -> runlock.ControllerLock:
     """The inventory's controller lock, held until the command ends (docs/schedule.md)."""
+    from casemate import runlock
+
     held = runlock.acquire(c.state, inv, command=command, wait=wait)
     ctx.find_root().call_on_close(held.release)
     return held
 
 
 def _release(c: Ctx, inv: Inventory, held: list[str], run: RunDir) -> None:
+    from casemate import hostlock
+
     for host, why in hostlock.release(inv, held, run.id).items():
         c.err.print(f"  {host}: host lock not released: {why}", markup=False)
 
@@ -885,7 +933,8 @@ def _drift_first(
     """`harden --only-drifted`, first: every host probed once, as verify does (a verify run,
     recorded in the history: the "before" of each control's story), and the plan narrowed to
     what drifted on each host (drift.decide; shared tasks held back as waivers hold them)."""
-    from casemate import drift  # noqa: PLC0415 - drift only
+    from casemate import drift
+    from casemate.harden import shared_fixes
 
     c.err.print(f"only drifted: probing {len(harden_plan.hosts)} host(s) first")
     run, before = again.verify(
@@ -916,6 +965,9 @@ class _Again:
     ) -> tuple[RunDir, dict[str, Any]]:
         """A verify run of `hosts` (recorded in the history, the store left open): the before or
         the after of `harden --only-drifted`, `record` saying which."""
+        from casemate.rundir import new_run
+        from casemate.verify import run_verify
+
         run = new_run(c.state, "verify", self.inventory.redactor(os.environ))
         doc = run_verify(
             run=run,
@@ -950,7 +1002,7 @@ def _after_drifted(
     recorded: the "after" of each control's story; none in check mode), and before -> after per
     control shown. Closes the store (unless `close` is False: a wave of a rollout); returns the
     verify document after (None: no host was played, or check mode)."""
-    from casemate.report import drift as drift_report  # noqa: PLC0415 - drift only
+    from casemate.report import drift as drift_report
 
     played = [h for h in harden_plan.hosts if harden_plan.host_tags(h) and h not in gone]
     after = None
@@ -993,12 +1045,17 @@ def _print_waived(c: Ctx, record: Mapping[str, Any]) -> None:
 
 
 def _print_diffs(c: Ctx, run: RunDir) -> None:
+    from casemate.report import progress
+
     for text in progress.diff_text(run.path / "ansible" / "artifacts"):
         c.out.print(text, markup=False, highlight=False)
 
 
 def _print_harden(c: Ctx, run: RunDir, meta: dict[str, Any]) -> str:
     """Print a harden run's summary; return what it came to (see harden.run_outcome)."""
+    from casemate.harden import run_outcome, stored_stats
+    from casemate.report import harden as harden_report
+
     outcome = run_outcome(meta)
     stats = stored_stats(run, meta)
     c.out.print(harden_report.title(meta, outcome), soft_wrap=True)
@@ -1038,7 +1095,15 @@ def rollback_cmd(
     removed), restart what reads them with harden's safety, then verify and show before -> after
     per control. A host where a file changed again since the run is refused (its diff shown)
     unless --force. Exit 3 if a host was refused, failed or unreachable (docs/fleet.md)."""
-    from casemate import rollback  # noqa: PLC0415 - rollback only
+    from casemate import (
+        hostlock,
+        rollback,
+    )
+    from casemate.catalog.select import Selection, select
+    from casemate.harden import busy_said, exit_code, run_outcome
+    from casemate.report import progress
+    from casemate.rundir import find_run, new_run
+    from casemate.runner import HostStats, choose_strategy, resolve_inventory
 
     c = _ctx(ctx)
     _check_run_options(strategy, forks, wait)
@@ -1110,6 +1175,8 @@ def _print_rollback(
     c: Ctx, meta: Mapping[str, Any], records: Mapping[str, Mapping[str, Any]], *, check: bool
 ) -> None:
     """Per host: what was (or would be) restored, or why it was refused, with the diff."""
+    from casemate.harden import host_failed
+
     restored = meta.get("restored") or {}
     for host, stats in (meta.get("stats") or {}).items():
         done = restored.get(host) or {}
@@ -1135,7 +1202,7 @@ def _print_rollback(
 
 
 @app.command("verify")
-def verify_cmd(
+def verify_cmd(  # noqa: PLR0915 - its imports (made here, see the top) count as statements
     ctx: typer.Context,
     inventory: InventoryOpt,
     limit: LimitOpt = None,
@@ -1171,6 +1238,14 @@ def verify_cmd(
 ) -> int:
     """Probe every host once, judge every selected control, record the run (report.json and
     junit.xml in the run directory) and write the chosen reports to --report-dir."""
+    from casemate import runlock
+    from casemate.catalog.select import Selection, parse_controls, select
+    from casemate.gate import parse_fail_on
+    from casemate.report import changes
+    from casemate.rundir import new_run
+    from casemate.runner import resolve_inventory
+    from casemate.verify import run_verify
+
     c = _ctx(ctx)
     if forks < 1:
         raise BadInputError("--forks must be at least 1")
@@ -1197,17 +1272,9 @@ def verify_cmd(
     held_inventory.name_run(run.id)
     c.err.print(f"verifying {len(hosts)} host(s) against {len(entries)} controls, level {level}")
     began = time.monotonic()
-
-    def on_host(h: HostVerification) -> None:
-        if h.outcome.observations is None:
-            c.err.print(f"  [red]{h.host}: {h.outcome.error}[/]")
-        else:
-            c.err.print(
-                f"  {h.host}: probed in {h.outcome.raw.get('elapsed_ms')} ms (one round trip)"
-            )
-
-    # the report renderers' slow imports happen while the hosts are probed, not after
-    warm = threading.Thread(target=formats.preload, args=(chosen if report_dir else [],))
+    # the renderers' slow imports (the table's, the chosen formats') happen while the hosts are
+    # probed, not after
+    warm = threading.Thread(target=_warm_up, args=(chosen if report_dir else [],))
     warm.start()
     with _recorded_if_interrupted(c, store, run):
         doc = run_verify(
@@ -1219,12 +1286,14 @@ def verify_cmd(
             selection=selection,
             forks=forks,
             command=sys.argv,
-            on_host=on_host,
+            on_host=_said_probed(c),
             waivers=found,
             gate=gate,
             fresh_proofs=fresh_proofs,
         )
     warm.join()
+    from casemate.report import table  # imported by _warm_up
+
     written = [run.path / "report.json", run.path / "junit.xml"]
     if report_dir is not None:
         written = formats.write(
@@ -1238,7 +1307,7 @@ def verify_cmd(
     drifted = _drifted(full, doc) if full is not None else None
     recorded = _record(c, store, run)
     if metrics_file is not None:
-        from casemate import metrics  # noqa: PLC0415 - loads prometheus_client
+        from casemate import metrics
 
         meta = run.read_json("run.json")
         registry = metrics.verify_registry(
@@ -1268,8 +1337,16 @@ def drift_cmd(
     what is there now and what the fix would change (the role's check-mode diff of just those
     controls' tags; what the probe cannot judge runs in check mode too). Exit 0 no drift, 1
     drift (--fail-on narrows it), 2 bad input, 3 a host failed."""
-    from casemate import drift  # noqa: PLC0415 - drift only
-    from casemate.report import drift as drift_report  # noqa: PLC0415 - drift only
+    from casemate import (
+        drift,
+        runlock,
+    )
+    from casemate.catalog.select import Selection, parse_controls, select
+    from casemate.gate import parse_fail_on
+    from casemate.harden import shared_fixes
+    from casemate.report import drift as drift_report
+    from casemate.rundir import new_run
+    from casemate.runner import choose_strategy, resolve_inventory
 
     c = _ctx(ctx)
     _check_format(fmt, ("table", "json"))
@@ -1318,7 +1395,7 @@ def drift_cmd(
     c.err.print(f"drift took {time.monotonic() - began:.1f}s")
     recorded = _record(c, store, run)
     if metrics_file is not None:
-        from casemate import metrics  # noqa: PLC0415 - loads prometheus_client
+        from casemate import metrics
 
         meta = run.read_json("run.json")
         registry = metrics.drift_registry(done.report, done.doc, meta, recorded=recorded)
@@ -1328,6 +1405,13 @@ def drift_cmd(
         counted = sum(gate.selects(x) for _, x in drift.drifted_controls(done.doc))
         c.err.print(f"--fail-on {gate.spec}: {counted} drifted control(s) count", markup=False)
     return code
+
+
+def _warm_up(chosen: list[formats.Format]) -> None:
+    """Import what verify renders once its hosts have answered: the result table and the chosen
+    report formats' slow modules (formats.preload)."""
+    formats.preload(chosen)
+    importlib.import_module("casemate.report.table")
 
 
 def _said_probed(c: Ctx) -> Any:
@@ -1357,7 +1441,7 @@ def _gated(c: Ctx, gate: Gate, doc: Mapping[str, Any]) -> int:
 def _drifted(store: Store, doc: dict[str, Any]) -> dict[str, int] | None:
     """Per host: the controls that passed in the host's last recorded result before this run and
     fail in it. None when the history cannot be read (the metric is then left out)."""
-    from casemate.history.record import when  # noqa: PLC0415 - loads SQLAlchemy
+    from casemate.history.record import when
 
     hosts = [h["name"] for h in doc["hosts"]]
     started = when(doc["started"])
@@ -1397,6 +1481,12 @@ def report_cmd(
 ) -> int:
     """Re-render a stored run. With a waiver file, a verify run's results are judged against it
     anew, today, and the report says so."""
+    from casemate import private
+    from casemate.gate import parse_fail_on
+    from casemate.harden import exit_code, run_outcome
+    from casemate.report import changes, document, table
+    from casemate.rundir import find_run, now_utc
+
     c = _ctx(ctx)
     _check_report_targets(fmt, output, report_dir)
     catalog = c.catalog()
@@ -1473,8 +1563,8 @@ def evidence_keygen(
     ] = None,
 ) -> None:
     """Make an Ed25519 key pair: evidence.key (0600) and evidence.pub (0644); never overwrites."""
-    from casemate import private  # noqa: PLC0415 - evidence commands only
-    from casemate.evidence import keys  # noqa: PLC0415 - evidence commands only
+    from casemate import private
+    from casemate.evidence import keys
 
     c = _ctx(ctx)
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
@@ -1509,7 +1599,8 @@ def evidence_export(
 ) -> None:
     """Bundle a stored run (and the harden it followed) with the catalog and versions it used,
     with a manifest of every file's SHA-256, signed as an in-toto Statement in a DSSE envelope."""
-    from casemate.evidence import bundle, keys  # noqa: PLC0415 - evidence commands only
+    from casemate.evidence import bundle, keys
+    from casemate.rundir import find_run
 
     c = _ctx(ctx)
     if output.is_dir():
@@ -1532,7 +1623,7 @@ def evidence_verify(
     """Check a bundle's signature, then every file against the signed manifest. Exit 0 verified,
     2 not a bundle or not a key, 4 bad or missing signature, 5 a file changed, added or removed,
     6 signed by another key."""
-    from casemate.evidence import bundle, keys  # noqa: PLC0415 - evidence commands only
+    from casemate.evidence import bundle, keys
 
     c = _ctx(ctx)
     key = keys.load_public(pub)
@@ -1590,9 +1681,9 @@ def history_cmd(
     failed, when it was fixed and by which run; or --regressions (pass -> fail since a date)."""
     if ctx.invoked_subcommand is not None:
         return
-    from casemate.history import timeline  # noqa: PLC0415 - loads SQLAlchemy
-    from casemate.history.store import FILE_NAME, open_store  # noqa: PLC0415 - loads SQLAlchemy
-    from casemate.report import history as shown  # noqa: PLC0415 - history only
+    from casemate.history import timeline
+    from casemate.history.store import FILE_NAME, open_store
+    from casemate.report import history as shown
 
     c = _ctx(ctx)
     _check_format(fmt, ("table", "json"))
@@ -1638,8 +1729,9 @@ def history_import_cmd(
     ],
 ) -> None:
     """Record a stored run in the history store (again: it replaces its earlier record)."""
-    from casemate.history.record import read_run  # noqa: PLC0415 - loads SQLAlchemy
-    from casemate.history.store import open_store  # noqa: PLC0415 - loads SQLAlchemy
+    from casemate.history.record import read_run
+    from casemate.history.store import open_store
+    from casemate.rundir import find_run
 
     c = _ctx(ctx)
     run = find_run(c.state, run_ref)
@@ -1669,7 +1761,7 @@ UserOpt = Annotated[
 
 
 def _schedule_name(name: str | None, inventory: Path | None) -> str:
-    from casemate import schedule  # noqa: PLC0415 - schedule commands only
+    from casemate import schedule
 
     if name is not None:
         return schedule.check_name(name)
@@ -1711,7 +1803,12 @@ def schedule_install(
 ) -> None:
     """Write a systemd service and timer that run casemate on INVENTORY every SPAN, logging to
     the journal, under the inventory's controller lock; start the timer."""
-    from casemate import schedule  # noqa: PLC0415 - schedule commands only
+    from casemate import (
+        private,
+        schedule,
+    )
+    from casemate.catalog.select import Selection, select
+    from casemate.runner import resolve_inventory
 
     c = _ctx(ctx)
     schedule.parse_every(every)
@@ -1723,7 +1820,7 @@ def schedule_install(
     resolve_inventory(source, c.state)
     url = db if db is not None else c.db
     if url is not None or metrics_file is not None:
-        _open_history(replace(c, db=url), metrics_file).close()  # reachable, right schema
+        _open_history(c.with_db(url), metrics_file).close()  # reachable, right schema
     state = private.state_dir(c.state)
     spec = schedule.Spec(
         name=unit_name,
@@ -1758,7 +1855,7 @@ def schedule_status(
 ) -> None:
     """The timer's state, its last and next run, and the last run's outcome from the state
     directory."""
-    from casemate import schedule  # noqa: PLC0415 - schedule commands only
+    from casemate import schedule
 
     c = _ctx(ctx)
     _check_format(fmt, ("table", "json"))
@@ -1801,7 +1898,7 @@ def schedule_remove(
     user: UserOpt = False,
 ) -> None:
     """Stop and disable the timer, and remove the units (and their environment file)."""
-    from casemate import schedule  # noqa: PLC0415 - schedule commands only
+    from casemate import schedule
 
     c = _ctx(ctx)
     unit_name = _schedule_name(name, inventory)
@@ -1821,7 +1918,7 @@ def collection_build_cmd(
     ] = Path("dist"),
 ) -> None:
     """Build casemate-hardening-VERSION.tar.gz from the roles and playbooks casemate runs."""
-    from casemate import collection  # noqa: PLC0415 - collection commands only
+    from casemate import collection
 
     c = _ctx(ctx)
     tarball = collection.build(content_root(), output)
@@ -1841,11 +1938,59 @@ def _fail(message: str, code: int) -> None:
     raise SystemExit(code)
 
 
+ROOT_VALUE_OPTIONS = ("--catalog", "--state-dir", "--db")  # _root's options that take a value
+
+
+def _first_word(args: list[str], value_options: tuple[str, ...]) -> tuple[str, list[str]] | None:
+    """The first word of `args` that is not an option nor an option's value, and the args after
+    it; None when an option comes first that is not one of `value_options` (--help, a typo): the
+    whole command line interface answers those."""
+    rest = list(args)
+    while rest:
+        word = rest.pop(0)
+        if word in value_options:
+            rest = rest[1:]
+        elif not (word.startswith("-") and word.split("=", 1)[0] in value_options):
+            return None if word.startswith("-") else (word, rest)
+    return None
+
+
+def _command_name(info: CommandInfo) -> str:
+    return info.name or (info.callback.__name__.lower().replace("_", "-") if info.callback else "")
+
+
+def only_named(
+    group: typer.Typer, args: list[str], value_options: tuple[str, ...] = ()
+) -> typer.Typer:
+    """`group` with only the command (or sub-group, in turn narrowed) that `args` names, when they
+    name one: typer builds every command it holds (each one's options, from its signature) before
+    it runs any, so a command line that names one pays for that one alone. Anything else (no
+    command, --help first, an unknown name) gets `group` whole, so help and errors read the same."""
+    found = _first_word(args, value_options)
+    if found is None:
+        return group
+    word, rest = found
+    narrowed = copy.copy(group)  # the lists are replaced below, never changed in place
+    for command in group.registered_commands:
+        if _command_name(command) == word:
+            narrowed.registered_commands, narrowed.registered_groups = [command], []
+            return narrowed
+    for sub in group.registered_groups:
+        if sub.name == word and sub.typer_instance is not None:
+            inner = copy.copy(sub)
+            inner.typer_instance = only_named(sub.typer_instance, rest)
+            narrowed.registered_commands, narrowed.registered_groups = [], [inner]
+            return narrowed
+    return group
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console script. Errors are one line on stderr; exit 2 for bad input, 3 for a failed run."""
     interrupts.on_sigterm()  # SIGTERM ends a run as Ctrl-C does: recorded, its locks released
+    args = sys.argv[1:] if argv is None else argv
     try:
-        code = app(args=argv, prog_name="casemate", standalone_mode=False)
+        lean = only_named(app, args, ROOT_VALUE_OPTIONS)
+        code = lean(args=args, prog_name="casemate", standalone_mode=False)
     except ClickException as exc:
         _fail(exc.format_message(), 2)
     except CasemateError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,12 +34,31 @@ def _imports_library(node: ast.stmt) -> bool:
     return isinstance(node, ast.Try) and all(_imports_library(n) for n in node.body)
 
 
+# Where a file's definitions begin, and a top-level statement that may be a library import
+_FIRST_DEFINITION = re.compile(r"^(?:def|class|async|@)\b", re.MULTILINE)
+_MAYBE_LIBRARY_IMPORT = re.compile(r"^(?:try\s*:|from\s+ansible\.module_utils\.)", re.MULTILINE)
+
+
+def _head(source: str) -> str:
+    """The part of `source` that holds every top-level library import: the lines before its first
+    definition, when nothing after them could be one (the whole of it otherwise). Parsing only
+    that part is what makes the probe's script cheap to build on every verify."""
+    first = _FIRST_DEFINITION.search(source)
+    if first is None or _MAYBE_LIBRARY_IMPORT.search(source, first.start()):
+        return source
+    return source[: first.start()]
+
+
 def without_library_imports(source: str) -> str:
     """`source` without its `from ansible.module_utils.casemate_* import ...` statements: in the
     probe's one script those names are already defined by the library text in front of it."""
     lines = source.splitlines(keepends=True)
+    try:
+        body = ast.parse(_head(source)).body
+    except SyntaxError:  # the head ended inside a statement (a string): the whole file then
+        body = ast.parse(source).body
     dropped: set[int] = set()
-    for node in ast.parse(source).body:
+    for node in body:
         if _imports_library(node):
             dropped.update(range(node.lineno - 1, node.end_lineno or node.lineno))
     return "".join(line for i, line in enumerate(lines) if i not in dropped)

@@ -118,9 +118,11 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         stats = {h: HostStats(ok=5, changed=2) for h in kwargs["hosts"]}
         return PlaybookOutcome("successful", 0, stats)
 
-    monkeypatch.setattr("casemate.cli.resolve_inventory", lambda path, state: site())
+    monkeypatch.setattr("casemate.runner.resolve_inventory", lambda path, state: site())
     real = casemate.verify.run_verify
-    monkeypatch.setattr("casemate.cli.run_verify", functools.partial(real, transport_for=answering))
+    monkeypatch.setattr(
+        "casemate.verify.run_verify", functools.partial(real, transport_for=answering)
+    )
     monkeypatch.setattr("casemate.harden.run_playbook", played)
     monkeypatch.setattr("casemate.probe.transport.testinfra_transport", answering)
     monkeypatch.setattr("casemate.hostlock.acquire", every_host_free)  # the lock: test_host_lock

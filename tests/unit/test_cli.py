@@ -172,7 +172,7 @@ def test_playbook_failure_without_host_failures_is_not_success(
         kwargs["run"].write_json("run.json", record | {"runner": {"status": "failed", "rc": 4}})
         return PlaybookOutcome(status="failed", rc=4, hosts={"ghost-1": HostStats()})
 
-    monkeypatch.setattr("casemate.cli.run_harden", broken_playbook)
+    monkeypatch.setattr("casemate.harden.run_harden", broken_playbook)
     monkeypatch.setattr("casemate.hostlock.acquire", every_host_free)
     monkeypatch.setattr("casemate.hostlock.release", lambda *a, **k: {})
     monkeypatch.setattr("casemate.cli.content_root", lambda: tmp_path)

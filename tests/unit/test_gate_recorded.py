@@ -74,7 +74,7 @@ def test_an_unprobed_host_is_recorded_as_the_reason_for_exit_3(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(
-        "casemate.cli.run_verify",
+        "casemate.verify.run_verify",
         functools.partial(verifying.run_verify, transport_for=lambda inv, host: Down()),
     )
     exited, _, meta, report = verify(capsys, tmp_path / "state", "--fail-on", "level1")

@@ -173,7 +173,7 @@ def test_a_history_write_that_fails_keeps_the_run_and_says_how_to_import_it(
         postgres.admin(f"DROP DATABASE {name} WITH (FORCE)")
         return doc
 
-    monkeypatch.setattr("casemate.cli.run_verify", store_goes_away)
+    monkeypatch.setattr("casemate.verify.run_verify", store_goes_away)
     state = tmp_path / "state"
     code, out, err = call(capsys, *verify_argv(state, url))
     (run_dir,) = (state / "runs").glob("*-verify-*")
@@ -239,7 +239,7 @@ def test_an_interrupted_verify_is_recorded_as_canceled(
     """Ctrl-C: the run is sealed on disk as canceled, and the history store (opened before the
     run) holds it too, with the same outcome; exit 130."""
     monkeypatch.setattr(
-        "casemate.cli.run_verify",
+        "casemate.verify.run_verify",
         functools.partial(verify.run_verify, transport_for=lambda inv, host: Interrupting()),
     )
     state = tmp_path / "state"

@@ -153,10 +153,10 @@ import functools, sys
 sys.path.insert(0, sys.argv[1])
 from tests.unit.history_runs import Answering, site
 from tests.unit.locks import every_host_free
-import casemate.hostlock, casemate.verify
+import casemate.hostlock, casemate.runner, casemate.verify
 from casemate import cli
-cli.resolve_inventory = lambda path, state: site()
-cli.run_verify = functools.partial(
+casemate.runner.resolve_inventory = lambda path, state: site()
+casemate.verify.run_verify = functools.partial(
     casemate.verify.run_verify, transport_for=lambda inventory, host: Answering()
 )
 casemate.hostlock.acquire = every_host_free

@@ -1,6 +1,7 @@
 """Commands that touch no host (`--help`, `version`, the catalog commands) import neither Ansible
 nor testinfra (nor pytest, which testinfra pulls in) nor SQLAlchemy (the history store): each would
-cost every such command a start-up it has no use for."""
+cost every such command a start-up it has no use for. Nor does a command import another command's
+code: `catalog list` loads neither rich nor the harden or verify flows."""
 
 from __future__ import annotations
 
@@ -20,7 +21,19 @@ except SystemExit as done:
     assert done.code in (0, None), done.code
 heavy = sorted({m.split(".")[0] for m in sys.modules} & set(HEAVY))
 print("HEAVY:" + ",".join(heavy))
+print("LOADED:" + ",".join(sorted(set(sys.modules) & set(OTHERS))))
 """
+# What another command needs (its flow, its renderers), never one of these
+OTHERS = (
+    "rich",
+    "rich.console",
+    "casemate.harden",
+    "casemate.verify",
+    "casemate.drift",
+    "casemate.hostlock",
+    "casemate.report.table",
+    "casemate.report.html_page",
+)
 
 
 @pytest.mark.parametrize(
@@ -37,13 +50,37 @@ print("HEAVY:" + ",".join(heavy))
 )
 def test_commands_that_touch_no_host_import_neither_ansible_nor_testinfra(argv: list[str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", f"HEAVY = {HEAVY!r}\n{SCRIPT}", *argv],
+        [sys.executable, "-c", f"HEAVY = {HEAVY!r}\nOTHERS = {OTHERS!r}\n{SCRIPT}", *argv],
         capture_output=True,
         text=True,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "HEAVY:"
+    assert done.stdout.splitlines()[-2] == "HEAVY:"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["version"],
+        ["catalog", "list"],
+        ["catalog", "list", "--format", "json"],
+        ["catalog", "tags", "--level", "2"],
+        ["verify", "--help"],
+        ["harden", "--help"],
+    ],
+    ids=" ".join,
+)
+def test_a_command_imports_no_other_commands_code_nor_rich(argv: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", f"HEAVY = {HEAVY!r}\nOTHERS = {OTHERS!r}\n{SCRIPT}", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "LOADED:"
 
 
 OPEN_HISTORY = """

@@ -100,7 +100,7 @@ def test_drifted_counts_the_controls_that_passed_before_and_fail_now(
         return Spoiled() if host == "n1" else Answering()
 
     monkeypatch.setattr(
-        "casemate.cli.run_verify", partial(verify.run_verify, transport_for=spoiled)
+        "casemate.verify.run_verify", partial(verify.run_verify, transport_for=spoiled)
     )
     for drifted in (2, 0):
         assert call(capsys, *argv)[0] == 1

@@ -58,6 +58,13 @@ class FileTarget(Params):
         return self
 
 
+def _arg(ref: Ref | ManifestRef) -> str:
+    """The probe's argument: every field as JSON, what model_dump() gives for these flat models,
+    read without it (model_dump builds the model's serializer, and with it pydantic's plugin
+    look-up, on every verify: the catalog comes validated from its cache)."""
+    return json.dumps({name: getattr(ref, name) for name in type(ref).model_fields}, sort_keys=True)
+
+
 def target_probe(t: FileTarget) -> Probe:
     if t.path is not None:
         return Probe("stat", t.path)
@@ -70,9 +77,9 @@ def target_probe(t: FileTarget) -> Probe:
     if t.unit_files is not None:
         return Probe("unit", t.unit_files)
     if t.manifest_ref is not None:
-        return Probe("manifest_ref_stat", json.dumps(t.manifest_ref.model_dump(), sort_keys=True))
+        return Probe("manifest_ref_stat", _arg(t.manifest_ref))
     assert t.ref is not None
-    return Probe("ref_stat", json.dumps(t.ref.model_dump(), sort_keys=True))
+    return Probe("ref_stat", _arg(t.ref))
 
 
 def target_probes(t: FileTarget) -> list[Probe]:

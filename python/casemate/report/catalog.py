@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from rich.text import Text
 
 from casemate.catalog.model import PROFILES, Entry
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 
 def entry_doc(e: Entry) -> dict[str, Any]:
@@ -91,6 +93,8 @@ def show_doc(entry: Entry, defaults: Mapping[str, Any]) -> dict[str, Any]:
 
 def show_lines(entry: Entry, doc: Mapping[str, Any]) -> list[Text]:
     """`catalog show` as text: no markup is read in it (a regex in a check is shown as it is)."""
+    from rich.text import Text  # noqa: PLC0415 - rich only when shown: `catalog list` needs none
+
     ctl = entry.control
     rem = ctl.remediation
     heading = Text(entry.id, style="bold")

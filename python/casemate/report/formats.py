@@ -12,7 +12,7 @@ from typing import Any
 
 from casemate import private
 from casemate.errors import BadInputError
-from casemate.report import csv_rows, html_page, junit, oscal, sarif
+from casemate.report import csv_rows, junit, oscal, sarif
 from casemate.report.changes import Changes
 
 
@@ -27,6 +27,14 @@ class Format:
     loads: tuple[str, ...] = ()
 
 
+def _html(doc: Mapping[str, Any], changes: Changes | None) -> str:
+    # imported here: the page loads the report document's code (waivers, check kinds), which a
+    # command that only names the formats (`--help`, `catalog list`) has no use for
+    from casemate.report import html_page  # noqa: PLC0415
+
+    return html_page.render(doc, changes)
+
+
 def _json(doc: Mapping[str, Any], _changes: Changes | None) -> str:
     return json.dumps(doc, sort_keys=True) + "\n"  # as report.json: one line, the C encoder
 
@@ -34,7 +42,14 @@ def _json(doc: Mapping[str, Any], _changes: Changes | None) -> str:
 FORMATS: tuple[Format, ...] = (
     Format("json", "report.json", "the report document (report.schema.json)", _json),
     Format("junit", "junit.xml", "JUnit XML", lambda doc, _: junit.render(doc)),
-    Format("html", "report.html", "one self-contained HTML page", html_page.render, True),
+    Format(
+        "html",
+        "report.html",
+        "one self-contained HTML page",
+        _html,
+        True,
+        loads=("casemate.report.html_page",),
+    ),
     Format(
         "oscal",
         "assessment-results.json",
