@@ -20,6 +20,7 @@ from casemate.catalog.model import Entry
 # on the controller, before any host is contacted: a skipped role costs nothing per host).
 ROLE_TAG = "casemate_role_"
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +147,23 @@ def _main_options(role_dir: Path) -> dict[str, Any] | None:
         if path.is_file():
             doc: Any = yaml.load(path.read_text(), Loader=_LOADER)
             main = ((doc or {}).get("argument_specs") or {}).get("main")
-            return dict((main or {}).get("options") or {}) if main is not None else None
+            return _checked(dict((main or {}).get("options") or {})) if main is not None else None
     return None
+
+
+def _checked(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Argument spec options without their descriptions (the check never reads them, and
+    ansible-playbook parses every byte of the playbook), suboptions included."""
+    out: dict[str, Any] = {}
+    for name, option in options.items():
+        if not isinstance(option, Mapping):
+            out[name] = option
+            continue
+        kept = {k: v for k, v in option.items() if k != "description"}
+        if isinstance(kept.get("options"), Mapping):
+            kept["options"] = _checked(kept["options"])
+        out[name] = kept
+    return out
 
 
 def validated_once(play: dict[str, Any], roles_dir: Path) -> dict[str, Any]:
@@ -205,5 +221,6 @@ def write_trimmed(
     roles_dir = playbook.parent.parent / "roles"
     kept = [validated_once(p, roles_dir) for p in trimmed(list(plays or []), names, roles)]
     head = f"# {playbook.name} as casemate played it: only the plays and roles this run needed\n"
-    private.write(target, head + yaml.safe_dump(kept, sort_keys=False, width=100))
+    text = yaml.dump(kept, Dumper=_DUMPER, sort_keys=False, width=100)
+    private.write(target, head + text)
     return target
