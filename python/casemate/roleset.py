@@ -20,6 +20,7 @@ from casemate.catalog.model import Entry
 # on the controller, before any host is contacted: a skipped role costs nothing per host).
 ROLE_TAG = "casemate_role_"
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +134,93 @@ def _role_name(role: object) -> str:
     return str(role["role"]) if isinstance(role, Mapping) else str(role)
 
 
+# What a play's `roles:` entry may carry to become an import_role task with the same effect.
+_AS_TASK = frozenset({"role", "tags", "when"})
+VALIDATE_TASK = "Preflight | Validate the arguments of the roles of this play"
+
+
+def _main_options(role_dir: Path) -> dict[str, Any] | None:
+    """The options of a role's `main` entry point (meta/argument_specs.yml), or None when the
+    role has no argument spec."""
+    for name in ("argument_specs.yml", "argument_specs.yaml"):
+        path = role_dir / "meta" / name
+        if path.is_file():
+            doc: Any = yaml.load(path.read_text(), Loader=_LOADER)
+            main = ((doc or {}).get("argument_specs") or {}).get("main")
+            return _checked(dict((main or {}).get("options") or {})) if main is not None else None
+    return None
+
+
+def _checked(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Argument spec options without their descriptions (the check never reads them, and
+    ansible-playbook parses every byte of the playbook), suboptions included."""
+    out: dict[str, Any] = {}
+    for name, option in options.items():
+        if not isinstance(option, Mapping):
+            out[name] = option
+            continue
+        kept = {k: v for k, v in option.items() if k != "description"}
+        if isinstance(kept.get("options"), Mapping):
+            kept["options"] = _checked(kept["options"])
+        out[name] = kept
+    return out
+
+
+def validated_once(play: dict[str, Any], roles_dir: Path) -> dict[str, Any]:
+    """`play` with its roles' arguments validated in one task per host instead of one per role.
+    Ansible puts a `validate_argument_spec` task before every role that has an argument spec
+    (each costs controller CPU on every host, run or not); here the play's roles become
+    `import_role` tasks with `rolespec_validate: false`, after one task that validates the
+    options of all of them against the same variables (role options are prefixed with their
+    role's name: none is shared). A play this cannot express the same way is left as it is."""
+    roles = play.get("roles")
+    if not roles or any(k in play for k in _BODY):
+        return play
+    entries = [{"role": r} if isinstance(r, str) else r for r in roles]
+    if not all(isinstance(r, Mapping) and set(r) <= _AS_TASK for r in entries):
+        return play
+    spec: dict[str, Any] = {}
+    names: list[str] = []
+    for entry in entries:
+        options = _main_options(roles_dir / str(entry["role"]))
+        if options is None:
+            continue
+        if set(options) & set(spec):  # two roles would claim one option: Ansible's own way
+            return play
+        spec |= options
+        names.append(str(entry["role"]))
+    tasks: list[dict[str, Any]] = []
+    if names:
+        context = {"type": "role", "name": ", ".join(names), "argument_spec_name": "main"}
+        tasks.append(
+            {
+                "name": VALIDATE_TASK,
+                "ansible.builtin.validate_argument_spec": {
+                    "argument_spec": spec,
+                    "validate_args_context": context,
+                },
+                "tags": ["always"],
+            }
+        )
+    for entry in entries:
+        name = str(entry["role"])
+        keywords = {k: v for k, v in entry.items() if k != "role"}
+        task: dict[str, Any] = {"name": f"Play role {name}"}
+        task |= {"ansible.builtin.import_role": {"name": name, "rolespec_validate": False}}
+        tasks.append(task | keywords)
+    return {k: v for k, v in play.items() if k != "roles"} | {"tasks": tasks}
+
+
 def write_trimmed(
     playbook: Path, target: Path, names: Iterable[str], roles: Iterable[str] | None
 ) -> Path:
-    """`playbook` trimmed (see `trimmed`) for a run of hosts called or grouped in `names`,
+    """`playbook` trimmed (see `trimmed`) for a run of hosts called or grouped in `names`, each
+    play's roles validated in one task (`validated_once`; roles from the content's roles/),
     written to `target` (kept in the run's directory: the plays the run parsed)."""
     plays: Any = yaml.load(playbook.read_text(), Loader=_LOADER)
-    kept = trimmed(list(plays or []), names, roles)
+    roles_dir = playbook.parent.parent / "roles"
+    kept = [validated_once(p, roles_dir) for p in trimmed(list(plays or []), names, roles)]
     head = f"# {playbook.name} as casemate played it: only the plays and roles this run needed\n"
-    private.write(target, head + yaml.safe_dump(kept, sort_keys=False, width=100))
+    text = yaml.dump(kept, Dumper=_DUMPER, sort_keys=False, width=100)
+    private.write(target, head + text)
     return target

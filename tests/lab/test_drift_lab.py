@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from casemate import roleset
+
 from .conftest import Lab, lab_name, last_run, open_lab
 
 DRIFTED_DOCKER = {
@@ -202,6 +204,8 @@ def test_only_drifted_for_one_daemon_json_key_plays_no_other_role(
         data = json.loads(path.read_text()).get("event_data") or {}
         if data.get("task") and data.get("host") == dnode:
             ran.setdefault(str(data.get("role")), set()).add(str(data["task"]))
+    # outside any role: only the play's one argument check of its roles (roleset.validated_once)
+    assert ran.pop("None", set()) <= {roleset.VALIDATE_TASK}
     assert set(ran) <= {"docker_daemon", "host_common", "casemate_rollback"}, sorted(ran)
     assert any(t.startswith("Preflight |") for t in ran["docker_daemon"])
     assert any("Back up" in t for t in ran["docker_daemon"])
