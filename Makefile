@@ -14,10 +14,12 @@ DEMO_LAB  ?= lab
 DEMO_K8S  ?= k8s
 DEMO_NODE := casemate-$(DEMO_LAB)-1
 
-.PHONY: setup demo demo-down lint unit lab-test molecule test bench docs clean collection ee
+.PHONY: setup demo demo-down lint unit checks lab-images lab-test molecule test bench docs clean \
+	collection ee
 
+# The sub-makes below (`test`, `checks`, `lab-test`) pass SETUP_DONE=1: setup ran once already.
 setup:
-	@scripts/host-setup.sh
+	@$(if $(SETUP_DONE),:,scripts/host-setup.sh)
 
 # Two Docker hosts and one kubeadm-style Kubernetes node, hardened and verified in one run each,
 # then the verify run and the harden it followed exported as a signed evidence bundle and checked.
@@ -67,15 +69,23 @@ unit: setup
 	$(VENV)/pytest -q -n 2 -m "not ansible" tests/unit
 	$(VENV)/pytest -q -n 2 -m ansible tests/unit
 
-# The node images (Debian 12 and 13) are built once first; then the lab test modules run three at
-# a time, each on a lab of its own (most of their time is spent waiting on nodes and Ansible, not on
-# the CPU), the longest modules first (tests/lab/conftest.py: LONGEST_FIRST). Some modules run on
-# trixie, the rest on bookworm (docs/testing.md); CASEMATE_TEST_RELEASE=trixie runs every module
-# that does not pin its release on trixie.
+# The two node images (Debian 12 and 13), each built once (a cached image is a no-op) and side by
+# side: debootstrap and apt spend most of their time waiting on the mirror, and the builds share
+# nothing but dockerd (each has a scratch directory of its own). `make -j2 lab-images` builds both
+# at once; `make test` builds them while the lint and unit tests run.
+LAB_IMAGES := lab-image-bookworm lab-image-trixie
+.PHONY: $(LAB_IMAGES)
+lab-images: $(LAB_IMAGES)
+$(LAB_IMAGES): lab-image-%: setup
+	$(CASEMATE) lab build --release $*
+
+# The lab test modules run three at a time, each on a lab of its own (most of their time is spent
+# waiting on nodes and Ansible, not on the CPU), the longest modules first (tests/lab/conftest.py:
+# LONGEST_FIRST). Some modules run on trixie, the rest on bookworm (docs/testing.md);
+# CASEMATE_TEST_RELEASE=trixie runs every module that does not pin its release on trixie.
 LAB_WORKERS ?= 3
 lab-test: setup
-	$(CASEMATE) lab build
-	$(CASEMATE) lab build --release trixie
+	$(MAKE) --no-print-directory SETUP_DONE=1 -j2 --output-sync=line lab-images
 	$(VENV)/pytest -q -m lab -n $(LAB_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30 tests/lab
 
 # The Ansible collection casemate.hardening (docs/fleet.md): built into dist/ from the roles and
@@ -96,7 +106,16 @@ ee: collection
 molecule: setup
 	PATH="$(CURDIR)/$(VENV):$$PATH" $(VENV)/molecule test
 
-test: lint unit collection lab-test molecule
+# The checks that need no node (lint, unit tests, the collection: one after another) run while
+# both node images are built; then the lab tests and molecule.
+checks: setup
+	$(MAKE) --no-print-directory SETUP_DONE=1 lint
+	$(MAKE) --no-print-directory SETUP_DONE=1 unit
+	$(MAKE) --no-print-directory SETUP_DONE=1 collection
+
+test: setup
+	$(MAKE) --no-print-directory SETUP_DONE=1 -j3 --output-sync=line checks lab-images
+	$(MAKE) --no-print-directory SETUP_DONE=1 lab-test molecule
 
 # What the roles and docs repeat of the catalog (shared tag lists, docker_daemon's flag table, the
 # role tables in docs/roles.md, docs/controls/): rendered again from the catalog and role defaults.

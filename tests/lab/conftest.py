@@ -78,7 +78,6 @@ LONGEST_FIRST = (
     "test_k8s_roles_lab.py",
     "test_ssh_lab.py",
     "test_host_accounts_lab.py",
-    "test_k8s_verify_lab.py",
     "test_drift_lab.py",
     "test_rollback_lab.py",
     "test_runtime_lab.py",

@@ -1,11 +1,17 @@
-"""The Kubernetes roles (etcd, kube_control_plane, kube_kubelet, kube_policies) on a real kubeadm
-v1.32 lab node (`lab up --profile k8s`: the kubeadm layout on disk, a real etcd run from its
-static pod manifest by the lab's kubelet stand-in, no API server or kubelet process).
+"""The Kubernetes roles (etcd, kube_control_plane, kube_kubelet, kube_policies) and CIS Kubernetes
+1.12's verdicts on a real kubeadm v1.32 lab node (`lab up --profile k8s`: the kubeadm layout on disk,
+a real etcd run from its static pod manifest by the lab's kubelet stand-in, no API server or kubelet
+process).
 
-In file order, on one node: a dry run on the fresh node changes nothing; hardening keeps every
+In file order, on one node (each harden of a fresh k8s node costs a minute, so one node carries
+both the roles' proofs and the verdicts'): the fresh node fails exactly the automated controls
+kubeadm's defaults fail; a dry run on it changes nothing; hardening at level 2 keeps every
 manifest valid and every kubeadm flag casemate does not own, adds casemate's, and leaves etcd
 healthy and closed to clients without a certificate; a second run changes nothing and keeps the
-encryption key, which no output or run record ever shows; a broken etcd flag is rolled back."""
+encryption key, which no output, run record or report ever shows; then every automated control
+passes (or is not applicable / not verifiable, with the reason); a node drifted back to weak
+settings fails again and one harden brings it back; a broken etcd flag is rolled back; the kubelet
+is restarted once, then rolled back when it fails."""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import Lab, harden_stats, lab_name, last_run, open_lab
+from .conftest import Lab, harden_stats, lab_name, last_run, open_lab, report_of, results
 
 MANIFESTS = "/etc/kubernetes/manifests"
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
@@ -34,12 +40,49 @@ CLIENT_CERT = (
 )
 # flags of kubeadm's manifests that casemate merges into (their items may only grow)
 MERGED = {"--enable-admission-plugins", "--authorization-mode"}
+DROPIN = "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"
+# The level every harden and verify below runs at (but the first dry run and the two rollback
+# tests, which run the default level or one control): level 2 changes everything level 1 does.
+LEVEL = ("--level", "2")
+
+# What kubeadm v1.32 leaves failing (shared/reference/kubeadm-1.32-defaults.md, "CIS-relevant flags
+# kubeadm does not set" and the kubelet keys it leaves out), among casemate's automated controls.
+KUBEADM_FAILS = {
+    "cis_k8s_1_1_12",  # /var/lib/etcd root:root, no etcd account
+    "cis_k8s_1_2_1",  # --anonymous-auth defaults to true (check-only: see the catalog)
+    "cis_k8s_1_2_3", "cis_k8s_1_2_5", "cis_k8s_1_2_9", "cis_k8s_1_2_11", "cis_k8s_1_2_15",
+    "cis_k8s_1_2_16", "cis_k8s_1_2_17", "cis_k8s_1_2_18", "cis_k8s_1_2_19", "cis_k8s_1_2_27",
+    "cis_k8s_1_2_28", "cis_k8s_1_2_29", "cis_k8s_1_2_30",
+    "cis_k8s_1_3_1", "cis_k8s_1_3_2", "cis_k8s_1_4_1",
+    "cis_k8s_3_2_1",
+    "cis_k8s_4_1_1",  # kubelet.service and 10-kubeadm.conf are 0644
+    "cis_k8s_4_1_9",  # config.yaml is 0644
+    "cis_k8s_4_2_12", "cis_k8s_4_2_13", "cis_k8s_4_2_14",
+}  # fmt: skip
+# Not applicable on this node: no CNI is installed, kube-proxy keeps its kubeconfig in a ConfigMap.
+NOT_APPLICABLE = {"cis_k8s_1_1_9", "cis_k8s_1_1_10", "cis_k8s_4_1_3", "cis_k8s_4_1_4"}
+# kube-proxy runs as a DaemonSet pod; no such process exists in the lab.
+NOT_VERIFIABLE = {"cis_k8s_4_3_1"}
+# Check-only controls that hardening leaves as they are, with the reason in the catalog.
+STAYS_FAILING = {"cis_k8s_1_2_1"}
+# What a hardened node leaves not passing, control by control.
+HARDENED = (
+    dict.fromkeys(NOT_APPLICABLE, "not_applicable")
+    | dict.fromkeys(NOT_VERIFIABLE, "not_verifiable")
+    | dict.fromkeys(STAYS_FAILING, "fail")
+)
 
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with open_lab(tmp_path_factory, lab_name("k8sroles"), 1, "--profile", "k8s") as lab:
         yield lab
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The module's verify reports, one directory each: later tests read earlier ones."""
+    return tmp_path_factory.mktemp("k8s-reports")
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +139,28 @@ def shows(directory: Path, secret: str) -> list[Path]:
     return [p for p in directory.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
 
 
+def verify(bed: Lab, out: Path) -> dict[str, dict[str, Any]]:
+    """The node's automated CIS Kubernetes verdicts at level 2 (exit 1: 1.2.1 always fails)."""
+    bed.casemate("verify", "-i", str(bed.inventory), *LEVEL, "--report-dir", str(out), check=1)
+    return {
+        c: r
+        for c, r in results(report_of(out), node(bed)).items()
+        if r["benchmark"] == "cis-kubernetes" and r["automated"]
+    }
+
+
+def test_a_fresh_node_fails_exactly_what_kubeadm_leaves_failing(bed: Lab, reports: Path) -> None:
+    fresh = verify(bed, reports / "fresh")
+    failing = {c for c, r in fresh.items() if r["status"] == "fail"}
+    assert failing == KUBEADM_FAILS
+    assert {c for c, r in fresh.items() if r["status"] == "not_applicable"} == NOT_APPLICABLE
+    assert {c for c, r in fresh.items() if r["status"] == "not_verifiable"} == NOT_VERIFIABLE
+    assert {c for c, r in fresh.items() if r["status"] == "error"} == set()
+    # the live etcd already refuses a client without a certificate (kubeadm sets client-cert-auth)
+    assert fresh["cis_k8s_2_2"]["status"] == "pass"
+    assert "refused" in fresh["cis_k8s_2_2"]["observed"]
+
+
 def test_check_mode_on_a_fresh_node_changes_nothing(bed: Lab, fresh: dict[str, Any]) -> None:
     before = tree_state(bed)
     dry = bed.casemate("harden", "-i", str(bed.inventory), "--check", "--diff", check=0)
@@ -107,7 +172,7 @@ def test_check_mode_on_a_fresh_node_changes_nothing(bed: Lab, fresh: dict[str, A
 
 def test_harden_keeps_kubeadm_flags_and_adds_ours(bed: Lab, fresh: dict[str, Any]) -> None:
     pid = etcd_pid(bed)
-    bed.casemate("harden", "-i", str(bed.inventory), check=0)
+    bed.casemate("harden", "-i", str(bed.inventory), *LEVEL, check=0)
     assert harden_stats(bed.state)[node(bed)]["changed"] > 0
     after = {c: manifest(bed, c) for c in COMPONENTS}
     for component, doc in after.items():
@@ -179,16 +244,54 @@ def test_second_harden_changes_nothing_and_keeps_the_key(bed: Lab) -> None:
     first = key(bed)
     first_run = last_run(bed.state, "harden")
     assert shows(first_run, first) == []
-    out = bed.casemate("harden", "-i", str(bed.inventory), check=0)
+    out = bed.casemate("harden", "-i", str(bed.inventory), *LEVEL, check=0)
     assert harden_stats(bed.state)[node(bed)]["changed"] == 0
     assert key(bed) == first  # a new key would make the Secrets written so far unreadable
     assert first not in out.stdout + out.stderr
     assert shows(last_run(bed.state, "harden"), first) == []
-    dry = bed.casemate("harden", "-i", str(bed.inventory), "--check", "--diff", check=0)
+    dry = bed.casemate("harden", "-i", str(bed.inventory), *LEVEL, "--check", "--diff", check=0)
     assert harden_stats(bed.state)[node(bed)]["changed"] == 0
     assert first not in dry.stdout + dry.stderr
     assert shows(bed.state, first) == []  # no run record, event or diff anywhere holds the key
     assert bed.sh(node(bed), f"stat -c '%U:%G %a' {KEY_FILE}").strip() == "root:root 600"
+
+
+def test_a_hardened_node_passes_every_automated_control(bed: Lab, reports: Path) -> None:
+    after = verify(bed, reports / "after")
+    assert {c: r["status"] for c, r in after.items() if r["status"] != "pass"} == HARDENED
+    assert "refused" in after["cis_k8s_2_2"]["observed"]  # still, with the hardened etcd
+    # etcd runs (through the lab's stand-in for the kubelet) with the manifest's new flags
+    assert "running etcd" in after["cis_k8s_2_3"]["observed"]
+    # the encryption key never reaches the report
+    secret = bed.sh(node(bed), f"grep -o 'secret: .*' {KEY_FILE}").split(":", 1)[1].strip()
+    assert len(secret) >= 40
+    for name in ("fresh", "after"):
+        assert secret not in (reports / name / "report.json").read_text()
+    # every file systemd loads for the kubelet is root's alone: its unit file as well as the drop-in
+    unit = bed.sh(node(bed), "systemctl show -p FragmentPath --value kubelet.service").strip()
+    assert unit.endswith("/systemd/system/kubelet.service")
+    assert (
+        bed.sh(node(bed), f"stat -c '%a %U:%G' {unit} {DROPIN}").split("\n")[:2]
+        == ["600 root:root"] * 2
+    )
+
+
+def test_a_drifted_node_fails_again_and_one_harden_brings_it_back(bed: Lab, reports: Path) -> None:
+    # drift: undo a few settings by hand, as an operator might; the unit file alone (its drop-in
+    # stays right) is enough to fail 4.1.1 and 4.1.2
+    unit = bed.sh(node(bed), "systemctl show -p FragmentPath --value kubelet.service").strip()
+    bed.sh(node(bed), "chmod 0644 /var/lib/kubelet/config.yaml /etc/kubernetes/manifests/kube-scheduler.yaml"
+                      " && sed -i 's/--profiling=false/--profiling=true/' /etc/kubernetes/manifests/kube-scheduler.yaml"
+                      f" && chown root:root /var/lib/etcd && chmod 0644 {unit} && chown nobody {unit}")  # fmt: skip
+    drifted = verify(bed, reports / "drifted")
+    assert {c for c, r in drifted.items() if r["status"] == "fail"} == {
+        "cis_k8s_1_1_5", "cis_k8s_1_1_12", "cis_k8s_1_4_1", "cis_k8s_4_1_1", "cis_k8s_4_1_2",
+        "cis_k8s_4_1_9", *STAYS_FAILING,
+    }  # fmt: skip
+    assert drifted["cis_k8s_4_1_1"]["observed"] == f"{unit} 0644"
+    bed.casemate("harden", "-i", str(bed.inventory), *LEVEL, check=0)
+    again = verify(bed, reports / "again")
+    assert {c: r["status"] for c, r in again.items() if r["status"] != "pass"} == HARDENED
 
 
 def test_a_broken_etcd_flag_is_rolled_back(bed: Lab, tmp_path: Path) -> None:

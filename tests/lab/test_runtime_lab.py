@@ -4,13 +4,26 @@ and the report-only container checks naming real offenders (casemate never touch
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
-from .conftest import Lab, harden_stats, last_run, report_of, results
+import pytest
+
+from .conftest import Lab, harden_stats, lab_name, last_run, open_lab, report_of, results
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """One fresh node of this module's own. (It used the fourth node of the session's four-node
+    lab, which `test_docker_lab.py` uses too: on any other pytest-xdist worker than that module's,
+    that booted four nodes for the one this module needs, and on the same worker it ran on a node
+    that module had changed.)"""
+    with open_lab(tmp_path_factory, lab_name("runtime"), 1) as bed:
+        yield bed
 
 
 def test_gvisor_runs_and_workload_findings_name_the_containers(lab: Lab, tmp_path: Path) -> None:
-    node = lab.nodes[3]
+    node = lab.nodes[0]
     inv = str(lab.inventory)
     lab.casemate("harden", "-i", inv, "--limit", node, check=0)
     lab.casemate("harden", "-i", inv, "--limit", node, check=0)
@@ -70,7 +83,7 @@ PROBE = (
 
 
 def test_seccomp_profile_denies_what_it_blocks(lab: Lab, tmp_path: Path) -> None:
-    node = lab.nodes[3]
+    node = lab.nodes[0]
     inv = str(lab.inventory)
     lab.sh(node, "docker rm -f $(docker ps -aq) >/dev/null 2>&1 || true")
     lab.casemate("harden", "-i", inv, "--limit", node, "--level", "2", check=0)
@@ -124,7 +137,7 @@ def proofs_seen(directory: Path, node: str) -> dict[str, tuple[str, bool, str]]:
 
 
 def test_a_kept_proof_gives_way_when_the_seccomp_setting_changes(lab: Lab, tmp_path: Path) -> None:
-    node = lab.nodes[3]
+    node = lab.nodes[0]
     inv = str(lab.inventory)
     lab.casemate("harden", "-i", inv, "--limit", node, "--level", "2", check=0)
 
