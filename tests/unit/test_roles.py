@@ -97,12 +97,14 @@ def test_there_are_roles() -> None:
     assert {"docker_daemon", "docker_files"} <= set(ROLES)
 
 
-def test_host_common_adds_no_argument_validation_task_to_a_play() -> None:
+@pytest.mark.parametrize("role", ["host_common", "kube_node"])
+def test_a_role_without_settings_adds_no_argument_validation_task_to_a_play(role: str) -> None:
     """Ansible adds a validation task for a role's argument spec in every play the role (or a role
-    depending on it: nearly all of them) is in: for host_common, which has no settings, that was a
-    task per play and host that checked nothing."""
-    assert not role_yaml("host_common", "defaults", "main.yml")
-    assert not (ROOT / "roles" / "host_common" / "meta" / "argument_specs.yml").exists()
+    depending on it: nearly all of them) is in, and for kube_node once under each Kubernetes role
+    depending on it (3 on a k8s node): for a role with no settings, a task per play and host that
+    checked nothing."""
+    assert not role_yaml(role, "defaults", "main.yml")
+    assert not (ROOT / "roles" / role / "meta" / "argument_specs.yml").exists()
 
 
 @pytest.mark.parametrize("role", ROLES)

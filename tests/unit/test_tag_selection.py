@@ -109,6 +109,7 @@ ONE_CALL_ROLES = {
     "docker_files": 8,
     "sysctl": 3,
     "kube_kubelet": 8,
+    "kube_policies": 4,
     "host_baseline": 3,
     "gvisor": 6,
     "apparmor": 6,
