@@ -45,6 +45,7 @@ try:  # casemate's roles: Ansible ships the role's module_utils
         packages_dry_run,
         read_container,
         read_text,
+        same_content,
     )
     from ansible.module_utils.casemate_selection import selected_controls
 except ImportError:  # the collection casemate.hardening: its plugins/module_utils
@@ -55,6 +56,7 @@ except ImportError:  # the collection casemate.hardening: its plugins/module_uti
         packages_dry_run,
         read_container,
         read_text,
+        same_content,
     )
     from ansible_collections.casemate.hardening.plugins.module_utils.casemate_selection import (
         selected_controls,
@@ -67,17 +69,6 @@ def missing_packages(names, state):
     """The packages `state` (package_state) does not show installed; one it cannot tell about
     counts as missing, so that the package module decides."""
     return [n for n in names if not state(n).get("installed")]
-
-
-def same_content(path, content):
-    """Whether the file at `path` holds `content` exactly (False when it cannot be read)."""
-    if not path or content is None:
-        return False
-    try:
-        with open(path, "rb") as handle:
-            return handle.read() == content.encode("utf-8")
-    except OSError:
-        return False
 
 
 def written_as_the_role_writes(path):

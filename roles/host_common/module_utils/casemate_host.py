@@ -516,8 +516,13 @@ def written_as(path, content, mode, kind="file"):
     is_kind = stat.S_ISDIR(st.st_mode) if kind == "directory" else stat.S_ISREG(st.st_mode)
     if not is_kind or (st.st_uid, st.st_gid) != (0, 0) or stat.S_IMODE(st.st_mode) != mode:
         return False
-    if kind == "directory":
-        return True
+    return kind == "directory" or same_content(path, content)
+
+
+def same_content(path, content):
+    """Whether the file at `path` holds `content` exactly (False when it cannot be read)."""
+    if not path or content is None:
+        return False
     try:
         with open(path, "rb") as handle:
             return handle.read() == content.encode("utf-8")
