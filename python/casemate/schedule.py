@@ -274,18 +274,26 @@ def show(user: bool, unit: str, props: Sequence[str]) -> dict[str, str]:
 def last_run(state: Path, inventory: str) -> dict[str, Any] | None:
     """The newest stored run of `inventory` in `state`: id, kind, started, outcome."""
     from casemate.harden import run_outcome  # noqa: PLC0415 - status only
+    from casemate.rundir import STAMP, newest  # noqa: PLC0415 - status only
 
-    runs = sorted((state / "runs").glob("*/run.json"), reverse=True)
-    for path in runs:
+    found: list[tuple[Path, dict[str, Any]]] = []  # the inventory's runs of the newest second
+    for path in sorted((state / "runs").glob("*/run.json"), reverse=True):
+        if found and path.parent.name[:STAMP] != found[0][0].name[:STAMP]:
+            break
         try:
             meta = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         if str(meta.get("inventory")) == inventory:
-            return {
-                "id": path.parent.name,
-                "kind": meta.get("kind"),
-                "started": meta.get("started"),
-                "outcome": run_outcome(meta),
-            }
-    return None
+            found.append((path.parent, meta))
+    if not found:
+        return None
+    # ids order runs to the second only: within it, the start time run.json records decides
+    last = newest(sorted(run for run, _ in found))
+    meta = next(m for run, m in found if run == last)
+    return {
+        "id": last.name,
+        "kind": meta.get("kind"),
+        "started": meta.get("started"),
+        "outcome": run_outcome(meta),
+    }

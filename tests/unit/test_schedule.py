@@ -156,3 +156,24 @@ def test_status_and_remove_of_a_schedule_that_is_not_installed_say_so(
 
 def test_the_scheduled_executable_is_this_casemate() -> None:
     assert cli._casemate_executable() == Path(sys.executable).parent / "casemate"
+
+
+def test_status_names_the_run_that_started_last_within_one_second(tmp_path: Path) -> None:
+    """Two runs of one inventory started in the same second (a scheduled run's and one by hand):
+    their ids' random tails order them by chance, so the start time in run.json decides."""
+    inventory = str(tmp_path / "inventory.yml")
+    for run_id, kind, started in (
+        ("20261206T044948Z-verify-9e70de", "verify", "2026-12-06T04:49:48.100000+00:00"),
+        ("20261206T044948Z-verify-431fcb", "verify", "2026-12-06T04:49:48.900000+00:00"),
+        ("20261206T044936Z-harden-2dd190", "harden", "2026-12-06T04:49:36.500000+00:00"),
+        ("20261206T044950Z-verify-ffffff", "verify", "2026-12-06T04:49:50.000000+00:00"),
+    ):
+        run = tmp_path / "runs" / run_id
+        run.mkdir(parents=True)
+        elsewhere = run_id.endswith("ffffff")  # a newer run of another inventory
+        meta = {"kind": kind, "started": started, "state": "finished"}
+        meta["inventory"] = str(tmp_path / "other.yml") if elsewhere else inventory
+        (run / "run.json").write_text(json.dumps(meta))
+    last = schedule.last_run(tmp_path, inventory)
+    assert last is not None and last["id"] == "20261206T044948Z-verify-431fcb"
+    assert schedule.last_run(tmp_path, str(tmp_path / "none.yml")) is None
