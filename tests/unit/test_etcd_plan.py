@@ -9,10 +9,7 @@ give the same. A selection changes only what it selects."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +18,7 @@ import yaml
 
 from casemate.locations import content_root
 
-from .role_modules import role_library
+from .role_modules import play_role_locally, role_library
 
 ROLE = content_root() / "roles" / "etcd"
 RECORDED = json.loads(
@@ -158,22 +155,9 @@ def test_skipping_one_data_directory_control_still_runs_the_other(tmp_path: Path
     role_vars = {"etcd_manifest_path": str(manifests / "etcd.yaml"), "etcd_data_dir": str(data),
                  "etcd_backup_dir": str(tmp_path / "backup"), "etcd_user": "casemate-rec-absent",
                  "etcd_group": "casemate-rec-absent", "etcd_process_name": "casemate-no-such-etcd"}  # fmt: skip
-    play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
-             "vars": role_vars, "roles": ["etcd"]}]  # fmt: skip
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
-    env = os.environ | {
-        "ANSIBLE_ROLES_PATH": str(content_root() / "roles"),
-        "ANSIBLE_LOCALHOST_WARNING": "False",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
-        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
-    }
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "--check",
-         "-e", f"ansible_python_interpreter={sys.executable}", "--skip-tags", "cis_k8s_1_1_12",
-         "play.yml"],
-        cwd=tmp_path, capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
+    done = play_role_locally(
+        tmp_path, "etcd", role_vars, ["--check", "--skip-tags", "cis_k8s_1_1_12"]
+    )
     assert done.returncode == 0, done.stdout[-3000:]
     recap = re.search(r"changed=(\d+)", done.stdout.split("PLAY RECAP")[-1])
     assert recap is not None and recap.group(1) == "1", done.stdout[-3000:]

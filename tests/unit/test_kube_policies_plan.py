@@ -9,10 +9,8 @@ give the same. And the files the role writes are the ones the plan finds current
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ import yaml
 
 from casemate.locations import content_root
 
-from .role_modules import role_library
+from .role_modules import play_role_locally, role_library
 
 ROLE = content_root() / "roles" / "kube_policies"
 RECORDED = json.loads(
@@ -190,21 +188,7 @@ def _run_role(tmp_path: Path, extra: list[str]) -> subprocess.CompletedProcess[s
                  "kube_policies_runtimeclass_manifest": str(tmp_path / "runtimeclass.yaml"),
                  "kube_policies_default_deny_namespaces": ["dev", "prod"],
                  "kube_policies_pod_security_levels": {"default": "restricted", "apps": "baseline"}}  # fmt: skip
-    play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
-             "vars": role_vars, "roles": ["kube_policies"]}]  # fmt: skip
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
-    env = os.environ | {
-        "ANSIBLE_ROLES_PATH": str(content_root() / "roles"),
-        "ANSIBLE_LOCALHOST_WARNING": "False",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
-        "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
-    }
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,",
-         "-e", f"ansible_python_interpreter={sys.executable}", "play.yml", *extra],
-        cwd=tmp_path, capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
+    return play_role_locally(tmp_path, "kube_policies", role_vars, extra)
 
 
 @pytest.mark.ansible

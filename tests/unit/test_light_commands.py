@@ -36,6 +36,18 @@ OTHERS = (
 )
 
 
+def _loaded_by(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """`casemate ARGV` run in a Python of its own, printing the HEAVY and OTHERS it loaded."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"HEAVY = {HEAVY!r}\nOTHERS = {OTHERS!r}\n{SCRIPT}", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -49,13 +61,7 @@ OTHERS = (
     ids=" ".join,
 )
 def test_commands_that_touch_no_host_import_neither_ansible_nor_testinfra(argv: list[str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", f"HEAVY = {HEAVY!r}\nOTHERS = {OTHERS!r}\n{SCRIPT}", *argv],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _loaded_by(argv)
     assert done.stdout.splitlines()[-2] == "HEAVY:"
 
 
@@ -73,13 +79,7 @@ def test_commands_that_touch_no_host_import_neither_ansible_nor_testinfra(argv: 
     ids=" ".join,
 )
 def test_a_command_imports_no_other_commands_code_nor_rich(argv: list[str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", f"HEAVY = {HEAVY!r}\nOTHERS = {OTHERS!r}\n{SCRIPT}", *argv],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _loaded_by(argv)
     assert done.stdout.splitlines()[-1] == "LOADED:"
 
 
