@@ -95,7 +95,7 @@ def host(inputs: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
         inputs["prepared"] and written_by_preparation(f) and names.get(f["key"]) not in drifted
         for f in p["files"]
     ]
-    asked = inputs["kubeconfig"] and PLAN.runs(
+    asked = inputs["kubeconfig"] and PLAN.step_runs(
         PLAN.CONTROLS, inputs["run_tags"], inputs["skip_tags"]
     )
     return {

@@ -17,3 +17,10 @@ def selected_controls(ids, run_tags, skip_tags):
         if run & {"all", "tagged", ident} and not skip & {"all", "tagged", ident}:
             out.append(ident)
     return out
+
+
+def step_runs(ids, run_tags, skip_tags):
+    """Whether Ansible runs a step tagged with every one of `ids`: one of them (or all, tagged) is
+    selected, and --skip-tags names none of them (nor all, tagged)."""
+    tags = set(ids) | {"all", "tagged"}
+    return bool(set(run_tags or ["all"]) & tags) and not set(skip_tags or []) & tags

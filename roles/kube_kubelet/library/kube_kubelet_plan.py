@@ -42,10 +42,11 @@ import copy
 from ansible.module_utils.basic import AnsibleModule
 
 try:  # casemate's roles: Ansible ships the role's module_utils
-    from ansible.module_utils.casemate_selection import selected_controls
+    from ansible.module_utils.casemate_selection import selected_controls, step_runs
 except ImportError:  # the collection casemate.hardening: its plugins/module_utils
     from ansible_collections.casemate.hardening.plugins.module_utils.casemate_selection import (
         selected_controls,
+        step_runs,
     )
 
 FILE_IDS = tuple("cis_k8s_4_1_%d" % n for n in range(1, 11))
@@ -160,13 +161,6 @@ def _client_ca(config, fallback):
     authn = config.get("authentication") or {}
     x509 = authn.get("x509") or {} if isinstance(authn, dict) else {}
     return (x509.get("clientCAFile") if isinstance(x509, dict) else None) or fallback
-
-
-def step_runs(ids, run_tags, skip_tags):
-    """Whether Ansible runs a step tagged with every one of `ids`: one of them (or all, tagged) is
-    selected, and --skip-tags names none of them (nor all, tagged)."""
-    tags = set(ids) | {"all", "tagged"}
-    return bool(set(run_tags or ["all"]) & tags) and not set(skip_tags or []) & tags
 
 
 def _wanted(config, env, s):

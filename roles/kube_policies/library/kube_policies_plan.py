@@ -55,10 +55,15 @@ import stat
 from ansible.module_utils.basic import AnsibleModule
 
 try:  # casemate's roles: Ansible ships the role's module_utils
-    from ansible.module_utils.casemate_selection import selected_controls
+    from ansible.module_utils.casemate_host import written_as
+    from ansible.module_utils.casemate_selection import selected_controls, step_runs
 except ImportError:  # the collection casemate.hardening: its plugins/module_utils
+    from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
+        written_as,
+    )
     from ansible_collections.casemate.hardening.plugins.module_utils.casemate_selection import (
         selected_controls,
+        step_runs,
     )
 
 RBAC = tuple("cis_k8s_5_1_%d" % n for n in (1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13))
@@ -75,14 +80,6 @@ STEP_IDS = {
 APPLY_IDS = POD_SECURITY + NETWORK_POLICY
 
 
-def runs(ids, run_tags, skip_tags):
-    """Whether Ansible runs a task tagged with `ids`: one of them (or all, tagged) is run and none
-    of them (nor all, tagged) is skipped."""
-    run = set(run_tags or ["all"])
-    skip = set(skip_tags or [])
-    return bool(run & ({"all", "tagged"} | set(ids))) and not skip & ({"all", "tagged"} | set(ids))
-
-
 def truncate(text, length=160, end="...", leeway=5):
     """Jinja's truncate filter with its defaults (the former notice was cut with it)."""
     if len(text) <= length + leeway:
@@ -96,15 +93,6 @@ def _root_owned(st, mode):
         and st.st_gid == grp.getgrnam("root").gr_gid
         and stat.S_IMODE(st.st_mode) == int(mode, 8)
     )
-
-
-def directory_current(path):
-    """Whether `path` is a directory root:root 0700 (what the directory step makes)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return stat.S_ISDIR(st.st_mode) and _root_owned(st, "0700")
 
 
 def file_current(spec):
@@ -143,9 +131,9 @@ def read_host(run_command, p, run_tags, skip_tags):
     RuntimeClass manifest exist, and the cluster's answer (asked only when a selected step needs
     it and the kubeconfig exists)."""
     kubeconfig = os.path.exists(p["kubeconfig"])
-    asked = runs(CONTROLS, run_tags, skip_tags) and kubeconfig
+    asked = step_runs(CONTROLS, run_tags, skip_tags) and kubeconfig
     return {
-        "dir": directory_current(p["dir"]),
+        "dir": written_as(p["dir"], None, 0o700, "directory"),  # what the directory step makes
         "current": [file_current(f) for f in p["files"]],
         "kubeconfig": kubeconfig,
         "runtimeclass": os.path.exists(p["runtimeclass_manifest"]),
@@ -182,7 +170,7 @@ def plan(p, host, run_tags, skip_tags):
     """What the selected controls want, from the host as read. Pure."""
 
     def on(ids):
-        return runs(ids, run_tags, skip_tags)
+        return step_runs(ids, run_tags, skip_tags)
 
     every = on(CONTROLS)
     writes = {"pod_security": False, "networkpolicy_template": False, "rbac_review": False}
