@@ -530,6 +530,19 @@ def same_content(path, content):
         return False
 
 
+def exact_text(path):
+    """{exists, text} of a file as a byte-exact UTF-8 text (line ends kept), as a role's editor
+    reads it before it writes: exists as lstat sees it (a dangling link exists), text None when it
+    exists but cannot be read as UTF-8 (a directory, unreadable, binary)."""
+    if not os.path.lexists(path):
+        return {"exists": False, "text": None}
+    try:
+        with open(path, "rb") as handle:
+            return {"exists": True, "text": handle.read().decode("utf-8")}
+    except (OSError, UnicodeDecodeError):
+        return {"exists": True, "text": None}
+
+
 def applied_record_path(unit, directory=APPLIED_DIR):
     return os.path.join(directory, unit.replace("/", "_") + ".json")
 

@@ -2,7 +2,7 @@
 """Decide, in one call, what every control of kube_control_plane the run selects wants: the flags,
 volumes and removals of each component's manifest, the files the API server reads that casemate
 writes, the directories they need, the 1.1 modes and owners to narrow, what is left alone and why.
-Read-only and pure: it works on what the role's Preflight read (the manifests, the node facts), so
+Read-only and pure: it works on what kube_control_plane_decide read (the manifests, the node facts), so
 `plan()` can be tested without a host."""
 
 DOCUMENTATION = r"""
@@ -17,7 +17,7 @@ options:
   run_tags: {description: "the run's --tags (ansible_run_tags)", type: list, elements: str, default: [all]}
   skip_tags: {description: "the run's --skip-tags (ansible_skip_tags)", type: list, elements: str, default: []}
   found:
-    description: "component (apiserver, controller_manager, scheduler) -> {exists, path, process, health_path, read}: read is the kube_manifest result of the Preflight read"
+    description: "component (apiserver, controller_manager, scheduler) -> {exists, path, process, health_path, read}: read is what kube_manifest's read returns (kube_control_plane_decide parses it so)"
     type: dict
     required: true
   node: {description: "the kube_node_facts result (loose_modes, wrong_owners, verified)", type: dict, required: true}

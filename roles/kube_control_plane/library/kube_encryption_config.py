@@ -25,6 +25,10 @@ options:
   resources: {description: resources to encrypt, type: list, elements: str, default: [secrets]}
   key_name: {description: name of the generated key, type: str, default: casemate-1}
   backup_dir: {description: where an existing file is copied before it changes, type: path, required: true}
+  decide_only:
+    description: only say what a run would do (changed, fingerprint), as in check mode, whatever the run's mode; the role's plan asks so before it skips its write steps
+    type: bool
+    default: false
 """
 
 RETURN = r"""
@@ -219,6 +223,7 @@ def main():
             "resources": {"type": "list", "elements": "str", "default": ["secrets"]},
             "key_name": {"type": "str", "default": "casemate-1", "no_log": False},
             "backup_dir": {"type": "path", "required": True},
+            "decide_only": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -246,7 +251,7 @@ def main():
         "first_providers": first_providers(config, resources),
         "fingerprint": fingerprint(config),
     }
-    if module.check_mode:
+    if module.check_mode or p["decide_only"]:
         module.exit_json(**result)
     if os.path.exists(path):
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

@@ -621,6 +621,33 @@ def plan_edit(
     return new_text, True, facts
 
 
+def read_result(path: str, found: Mapping[str, Any]) -> dict[str, Any]:
+    """What a read by this action (format pod, no change asked, if_broken: report) returns, from
+    the file as the node read it whole ({exists, text}: kube_node_facts' read), for a role that
+    decides on the controller without a task per file. A missing file is broken, as here."""
+    if found.get("exists") and found.get("text") is None:
+        raise AnsibleActionFail(f"{path}: cannot be read as UTF-8 text")
+    try:
+        _, _, facts = plan_edit("pod", found.get("text") if found.get("exists") else None, {})
+    except ManifestError as exc:
+        return {
+            "path": path,
+            "changed": False,
+            "broken": f"{path}: {exc}; the file was left as it was",
+        }
+    return {**facts, "path": path, "changed": False}
+
+
+def pod_would_change(text: str, edit: Mapping[str, Any]) -> bool:
+    """Whether an edit of a static pod manifest (this action's pod arguments) would change it, or
+    cannot be made to it (the edit step then reports it broken, so it must run)."""
+    try:
+        _, changed, _ = plan_edit("pod", text, edit)
+    except ManifestError:
+        return True
+    return changed
+
+
 def _plain(value: Any) -> Any:
     """Task arguments as plain Python values (Ansible hands over its own str and dict subclasses,
     which YAML's safe dumper does not know)."""

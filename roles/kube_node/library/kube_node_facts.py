@@ -46,6 +46,15 @@ options:
     type: list
     elements: path
     default: []
+  read:
+    description: "files read whole, for a role that decides on the controller what its editor would write (casemate_host.exact_text)."
+    type: list
+    elements: path
+    default: []
+  directories:
+    description: "directory -> mode (octal string): whether each is a directory root:root with exactly that mode, as a file step with state=directory leaves it (casemate_host.written_as)."
+    type: dict
+    default: {}
   loaded:
     description: "systemd unit -> the config files it reads: whether its running main process has loaded them (started after their last write, or a reload casemate recorded)."
     type: dict
@@ -61,6 +70,8 @@ wrong_owners: {description: "list of {id, path, owner, group}: paths owned by so
 verified: {description: "list of {cert, ca, ok, reason}", type: list}
 container: {description: "the container technology the host runs in, empty when none, 'unknown' when it cannot tell (counted as a container)", type: str}
 present: {description: "the paths of present (and the units' environment files) that exist, in that order", type: list}
+read: {description: "path -> {exists, text}: text null where the file exists but cannot be read as UTF-8", type: dict}
+directories: {description: "directory -> whether it is as a state=directory step root:root with the mode would leave it", type: dict}
 loaded: {description: "unit -> {loaded (true, false, or null when the unit is not running), why, pid}", type: dict}
 """
 
@@ -76,20 +87,24 @@ try:  # casemate's roles: Ansible ships the role's module_utils
     from ansible.module_utils.casemate_host import (
         config_loaded,
         environment_files,
+        exact_text,
         parse_show,
         read_container,
         sysctl_value,
         systemctl_show,
+        written_as,
     )
     from ansible.module_utils.kube_process import pick, processes_named, unit_process
 except ImportError:  # the collection casemate.hardening: its plugins/module_utils
     from ansible_collections.casemate.hardening.plugins.module_utils.casemate_host import (
         config_loaded,
         environment_files,
+        exact_text,
         parse_show,
         read_container,
         sysctl_value,
         systemctl_show,
+        written_as,
     )
     from ansible_collections.casemate.hardening.plugins.module_utils.kube_process import (
         pick,
@@ -218,6 +233,8 @@ def main():
             "exclude": {"type": "list", "elements": "path", "default": []},
             "loaded": {"type": "dict", "default": {}},
             "present": {"type": "list", "elements": "path", "default": []},
+            "read": {"type": "list", "elements": "path", "default": []},
+            "directories": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )
@@ -237,6 +254,10 @@ def main():
         verified=verify(module, p["verify"]),
         container=read_container(module.run_command),
         loaded={u: config_loaded(module, u, list(paths)) for u, paths in p["loaded"].items()},
+        read={path: exact_text(path) for path in p["read"]},
+        directories={
+            d: written_as(d, None, int(str(m), 8), "directory") for d, m in p["directories"].items()
+        },
     )
 
 
