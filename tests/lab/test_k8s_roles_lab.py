@@ -15,6 +15,7 @@ is restarted once, then rolled back when it fails."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -240,12 +241,33 @@ def test_harden_keeps_kubeadm_flags_and_adds_ours(bed: Lab, fresh: dict[str, Any
     assert_etcd_healthy_and_closed(bed)
 
 
+def decisions(run: Path) -> dict[str, dict[str, Any]]:
+    """task name -> result of the read/decide tasks of kube_control_plane and etcd in a run."""
+    found = {}
+    for path in run.glob("ansible/artifacts/*/job_events/*.json"):
+        event = json.loads(path.read_text())
+        data = event.get("event_data") or {}
+        if event.get("event") == "runner_on_ok" and data.get("task_action") in DECIDE:
+            found[data["task_action"]] = data["res"]
+    return found
+
+
+DECIDE = ("kube_control_plane_decide", "etcd_decide")
+
+
 def test_second_harden_changes_nothing_and_keeps_the_key(bed: Lab) -> None:
     first = key(bed)
     first_run = last_run(bed.state, "harden")
     assert shows(first_run, first) == []
+    # the first harden changed files and manifests: its reads said so, and named them
+    assert all(d["apply"] and d["differs"] for d in decisions(first_run).values())
     out = bed.casemate("harden", "-i", str(bed.inventory), *LEVEL, check=0)
     assert harden_stats(bed.state)[node(bed)]["changed"] == 0
+    # on the compliant node each read judged every change step idle (the API server's checksum
+    # annotations as the writes would give them included), so the steps were one skipped include
+    again = decisions(last_run(bed.state, "harden"))
+    assert sorted(again) == sorted(DECIDE)
+    assert {name: d["differs"] for name, d in again.items()} == {name: [] for name in DECIDE}
     assert key(bed) == first  # a new key would make the Secrets written so far unreadable
     assert first not in out.stdout + out.stderr
     assert shows(last_run(bed.state, "harden"), first) == []
