@@ -216,6 +216,8 @@ class ActionModule(ActionBase):
             shared_loader_obj=self._shared_loader_obj,
             collection_list=self._task.collections,
         )
+        if action is None:  # kube_node, a dependency of the role, ships it
+            raise AnsibleActionFail("kube_manifest (kube_node's action) is not on the path")
         read = action.run(task_vars=task_vars)
         if read.get("failed"):
             raise AnsibleActionFail(f"kube_manifest on {path}: {read.get('msg')}")
