@@ -68,8 +68,9 @@ def test_a_new_daemon_json_control_needs_no_hand_edit_beyond_catalog_and_task(
     write(root, catalog)
 
     role = root / "roles" / "docker_daemon"
-    (prep, *_) = yaml.safe_load((role / "tasks" / "apply.yml").read_text())
-    assert "cis_docker_2_19" in prep["tags"]  # the shared write and apply steps run for it
+    tasks = yaml.safe_load((role / "tasks" / "apply.yml").read_text())
+    (shared,) = [t for t in tasks if t["name"].startswith("Write, apply and confirm daemon.json")]
+    assert "cis_docker_2_19" in shared["tags"]  # the shared write and apply steps run for it
     flags = yaml.safe_load((role / "vars" / "main.yml").read_text())["docker_daemon_flag_names"]
     assert flags["raw-logs"] == ["--raw-logs"]  # the facts module looks for its flag
     roles_md = (root / "docs" / "roles.md").read_text()

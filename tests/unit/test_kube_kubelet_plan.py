@@ -136,6 +136,21 @@ def test_file_modes_and_owners_change_only_for_the_selected_controls() -> None:
     assert "/var/lib/kubelet/config.yaml" not in [f["path"] for f in skipped["files"]]
 
 
+def test_skipping_one_control_runs_no_write_step_as_the_tagged_include_did() -> None:
+    """The write steps were one include tagged with every control of the role: --skip-tags naming
+    any of them skipped it all. The include is tagged always now, so the plan says the same: a
+    loose config.yaml (4.1.9) and a key to write (4.2.4) change nothing under --skip-tags
+    cis_k8s_4_1_1, and a skip of another role's control leaves them to change."""
+    files = {"loose_modes": [{"id": "cis_k8s_4_1_9", "path": "/var/lib/kubelet/config.yaml",
+                              "mode": "0644", "fixed": "0600"}], "wrong_owners": [], "loaded": {}}  # fmt: skip
+    inputs = RECORDED["kubeadm"]["inputs"]
+    skipped = decide(dict(inputs, skip_tags=["cis_k8s_4_1_1"]), files)
+    assert skipped["files"] and skipped["write"]
+    assert skipped["apply"] is False
+    other = decide(dict(inputs, skip_tags=["cis_docker_2_2"]), files)
+    assert other["apply"] is True
+
+
 def test_one_selected_control_changes_only_its_key() -> None:
     decided = decide(dict(RECORDED["kubeadm"]["inputs"], run_tags=["cis_k8s_4_2_4"]))
     assert decided["settings"] == {"readOnlyPort": 0}

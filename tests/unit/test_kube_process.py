@@ -15,6 +15,7 @@ import yaml
 from casemate.locations import content_root
 
 from .assembled import probe_module
+from .test_kube_kubelet_preflight import preflight_calls
 from .test_kube_manifest import _load
 
 ROOT = content_root()
@@ -78,9 +79,13 @@ def test_static_pods_are_still_found_in_any_namespace(proc: Path) -> None:
 
 def test_the_kubelet_role_asks_for_the_unit_not_a_name() -> None:
     tasks = yaml.safe_load((ROOT / "roles/kube_kubelet/tasks/main.yml").read_text())
-    facts = next(t for t in tasks if t["name"].startswith("Preflight | Read the kubelet's unit"))
-    assert facts["kube_node_facts"]["services"] == {"kubelet": "{{ kube_kubelet_service }}"}
-    assert "processes" not in facts["kube_node_facts"]
+    read = next(t for t in tasks if t["name"].startswith("Preflight | Read the kubelet's unit"))
+    assert read["kube_kubelet_preflight"]["service"] == "{{ kube_kubelet_service }}"
+    # the preflight action asks kube_node_facts for the unit's main process, never a name
+    (first, *_) = preflight_calls()
+    assert first[0] == "kube_node_facts"
+    assert first[1]["services"] == {"kubelet": "kubelet"}
+    assert "processes" not in first[1]
     apply = yaml.safe_load((ROOT / "roles/kube_kubelet/tasks/apply.yml").read_text())
     waits = [
         t["kube_component_wait"]

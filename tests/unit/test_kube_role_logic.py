@@ -29,6 +29,7 @@ from casemate.locations import content_root
 
 from . import test_kube_control_plane_plan as plan
 from . import test_kube_kubelet_plan as kubelet_plan
+from .test_kube_kubelet_preflight import PREFLIGHT
 from .test_kube_manifest import km
 
 ROOT = content_root()
@@ -313,57 +314,35 @@ def test_an_overridden_node_name_is_named_and_left_alone() -> None:
 # --- kube_kubelet: which environment files are read and edited ------------------------------------
 
 
-KUBELET_VARS = {
-    "name": "The role's vars, as its tasks see them",
-    "ansible.builtin.include_vars": str(ROOT / "roles/kube_kubelet/vars/main.yml"),
-}
-
-
 @pytest.mark.ansible
 def test_a_missing_optional_environment_file_is_skipped(tmp_path: Path) -> None:
     present = tmp_path / "present.env"
     present.write_text("KUBELET_EXTRA_ARGS=\n")
     missing = tmp_path / "missing.env"  # EnvironmentFile=-/.../missing.env: systemd reports it
-    defaults = yaml.safe_load((ROOT / "roles/kube_kubelet/defaults/main.yml").read_text())
-    units = {"kubelet": {"drop_in_paths": [], "environment_files": [str(missing), str(present)]}}
-    scenario = defaults | {
-        "kube_kubelet_unit_dirs": [str(tmp_path / "units")],
-        "kube_kubelet_env_files": [str(tmp_path / "kubeadm-flags.env"), str(present)],
-    }
+    unit = {"drop_in_paths": [], "environment_files": [str(missing), str(present)]}
+    env_files = [str(tmp_path / "kubeadm-flags.env"), str(present)]
     tasks = [
         {  # the node facts module itself tells which exist (here of the unit's files too)
             "name": "Which files exist",
-            "kube_node_facts": {"present": [*scenario["kube_kubelet_env_files"], str(missing)]},
+            "kube_node_facts": {"present": [*env_files, str(missing)]},
             "register": "kube_kubelet_read",
         },
-        {
-            "name": "The unit as systemd would describe it",
-            "ansible.builtin.set_fact": {
-                "kube_kubelet_node": {
-                    "processes": {"kubelet": {"running": False}},
-                    "units": units,
-                    "present": "{{ kube_kubelet_read.present }}",
-                }
-            },
-        },
-        KUBELET_VARS,
     ]
     env = {"ANSIBLE_LIBRARY": str(ROOT / "roles/kube_node/library"),
            "ANSIBLE_MODULE_UTILS": f"{ROOT}/roles/kube_node/module_utils:{ROOT}/roles/host_common/module_utils"}  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
-        done, found = run_play(tmp_path, {"node": scenario}, tasks, ["kube_kubelet_env_paths"])
+        done, found = run_play(tmp_path, {"node": {}}, tasks, ["kube_kubelet_read"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert found["node"]["kube_kubelet_env_paths"] == [str(present)]
+    read = found["node"]["kube_kubelet_read"]["present"]
+    assert PREFLIGHT.env_paths(unit, env_files, read) == [str(present)]
 
 
-@pytest.mark.ansible
-def test_kubelet_unit_file_and_every_dropin_are_the_kubelets_files(tmp_path: Path) -> None:
+def test_kubelet_unit_file_and_every_dropin_are_the_kubelets_files() -> None:
     """cis_k8s_4_1_1/4_1_2 fix every file systemd loads for the kubelet (its unit file wherever it
     lives, and each drop-in), not one drop-in by name; a masked unit's /dev/null is none of them;
     and only where systemd does not know the unit are the usual directories searched."""
-    defaults = yaml.safe_load((ROOT / "roles/kube_kubelet/defaults/main.yml").read_text())
     unit_dir = "/usr/lib/systemd/system"
     known = {
         "load_state": "loaded",
@@ -375,29 +354,13 @@ def test_kubelet_unit_file_and_every_dropin_are_the_kubelets_files(tmp_path: Pat
     masked = known | {"load_state": "masked", "fragment_path": "/dev/null"}
     unknown = {"load_state": "not-found", "fragment_path": "", "drop_in_paths": [],
                "environment_files": []}  # fmt: skip
-
-    def scenario(unit: dict[str, Any]) -> dict[str, Any]:
-        return defaults | {
-            "kube_kubelet_unit_dirs": ["/etc/systemd/system/", unit_dir],
-            "kube_kubelet_env_files": [],
-            "kube_kubelet_node": {
-                "processes": {"kubelet": {"running": False}},
-                "units": {"kubelet": unit},
-                "present": [],
-            },
-            "kube_kubelet_found": {"config": {}},
-        }
-
-    tasks = [KUBELET_VARS]
-    scenarios = {"known": scenario(known), "masked": scenario(masked), "unknown": scenario(unknown)}
-    done, found = run_play(tmp_path, scenarios, tasks, ["kube_kubelet_unit_files"])
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert found["known"]["kube_kubelet_unit_files"] == [
+    dirs = ["/etc/systemd/system/", unit_dir]
+    assert PREFLIGHT.unit_files(known, "kubelet", dirs) == [
         f"{unit_dir}/kubelet.service",
         *known["drop_in_paths"],
     ]
-    assert found["masked"]["kube_kubelet_unit_files"] == known["drop_in_paths"]
-    assert found["unknown"]["kube_kubelet_unit_files"] == [
+    assert PREFLIGHT.unit_files(masked, "kubelet", dirs) == known["drop_in_paths"]
+    assert PREFLIGHT.unit_files(unknown, "kubelet", dirs) == [
         "/etc/systemd/system/kubelet.service", f"{unit_dir}/kubelet.service",
         "/etc/systemd/system/kubelet.service.d/*.conf", f"{unit_dir}/kubelet.service.d/*.conf",
     ]  # fmt: skip

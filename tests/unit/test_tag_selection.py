@@ -61,20 +61,25 @@ def test_one_daemon_json_control_runs_the_one_decision_and_the_shared_apply_only
     tmp_path: Path,
 ) -> None:
     """docker_daemon decides its controls in the facts module (from ansible_run_tags); a run of
-    one control lists the read, the one notice and the write-and-apply include, no step per
-    control."""
+    one control lists the read and the one include (the notices, then the write-and-apply include
+    tagged with every control of the role), no step per control."""
     tasks = [
         (name, tags)
         for role, name, tags in listed(tmp_path, ["cis_docker_2_2"])
         if role == "docker_daemon"
     ]
     always = [name for name, tags in tasks if tags == {"always"}]
-    shared = [name for name, tags in tasks if "cis_docker_2_2" in tags and len(tags) > 1]
     assert always[1].startswith("Preflight | Read daemon.json"), always
-    assert shared == [
+    assert always[2:] == ["Say what this run leaves, and write, apply and confirm daemon.json"]
+    included = (ROOT / "roles" / "docker_daemon" / "tasks" / "apply.yml").read_text()
+    inside = _tasks(yaml.safe_load(included))
+    assert [task["name"] for task, _ in inside] == [
+        "Say what this run leaves, drops or restarts, and why",
         "Write, apply and confirm daemon.json when the selected controls or the running daemon "
-        "need it"
+        "need it",
     ]
+    assert inside[0][1] == {"always"}
+    assert "cis_docker_2_2" in inside[1][1] and len(inside[1][1]) > 1
     others = [name for name, tags in tasks if len(tags - {"always"}) == 1]
     assert others == [], "a step per control runs"
 
@@ -87,7 +92,11 @@ def test_the_node_name_notice_runs_with_casemate_s_selection(tmp_path: Path) -> 
     tags = [e.id for e in entries if e.control.remediation is not None]
     assert "cis_k8s_4_2_7" not in tags
     names = [name for role, name, _ in listed(tmp_path, tags) if role == "kube_kubelet"]
-    assert "Preflight | Say what is left alone and why" in names
+    assert "Record a broken file, narrow the files, write, restart and confirm the kubelet" in names
+    included = (ROOT / "roles" / "kube_kubelet" / "tasks" / "apply.yml").read_text()
+    notice = [tags for task, tags in _tasks(yaml.safe_load(included))
+              if task["name"] == "Say what is left alone and why"]  # fmt: skip
+    assert notice and "always" in notice[0]
     # the plan, given casemate's selection, says it
     env = [
         {
@@ -105,10 +114,10 @@ def test_the_node_name_notice_runs_with_casemate_s_selection(tmp_path: Path) -> 
 # roles that decide every control in their one module call, and the most tasks each may list for a
 # whole level 2 selection (its argument check, the read, the steps that change something)
 ONE_CALL_ROLES = {
-    "docker_daemon": 4,
+    "docker_daemon": 3,
     "docker_files": 8,
     "sysctl": 3,
-    "kube_kubelet": 8,
+    "kube_kubelet": 3,
     "kube_policies": 4,
     "host_baseline": 3,
     "gvisor": 6,

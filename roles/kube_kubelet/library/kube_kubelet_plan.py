@@ -3,7 +3,8 @@
 config.yaml, the flags of the environment files that would override them, the 4.1 modes and
 owners to narrow, whether anything must be written or the kubelet restarted, and what is left
 alone and why. Read-only and pure: it works on what the role's Preflight read (config.yaml, the
-environment files' flags, the node facts), so `plan()` can be tested without a host."""
+environment files' flags, the node facts; the kube_kubelet_preflight action reads them and calls
+it), so `plan()` can be tested without a host."""
 
 DOCUMENTATION = r"""
 module: kube_kubelet_plan
@@ -32,7 +33,7 @@ prune: {description: "flag -> list items to prune from it in the environment fil
 files: {description: "the 4.1 modes and owners to narrow: [{id, path, mode, fixed} or {id, path, owner, group}]", type: list}
 write: {description: whether config.yaml or an environment file would change, type: bool}
 pending: {description: whether the running kubelet started before its files were last written, type: bool}
-apply: {description: "whether the role's write steps run at all (files, write, or a restart pending)", type: bool}
+apply: {description: "whether the role's write steps run at all (files, write, or a restart pending; never when --skip-tags names one of the role's controls)", type: bool}
 health_url: {description: "the URL that must answer healthy after a restart (empty: none)", type: str}
 notes: {description: what is left alone and why, one line each, type: list}
 """
@@ -302,7 +303,9 @@ def plan(config_read, env, node, files, s, run_tags, skip_tags):  # noqa: PLR091
         notes=notes,
         write=bool(write),
         pending=pending,
-        apply=bool(out["files"] or write or pending),
+        # the steps run as one include tagged with every control of the role did: selected by
+        # one, skipped by none
+        apply=bool(out["files"] or write or pending) and step_runs(CONTROLS, run_tags, skip_tags),
         health_url=health_url(config),
     )
     return out
