@@ -35,6 +35,7 @@ from ansible.module_utils.casemate_host import (
     listening_sockets,
     own_pid_ns,
     package_state,
+    packages_state,
     parse_show,
     processes,
     read_container,
@@ -172,6 +173,14 @@ def units_at_once(names):
     refused the lot: each unit is then asked on its own, so one bad name costs only itself)."""
     found, why = units_properties(names, [UNIT_PROPS])
     return {} if why else found
+
+
+PACKAGES_ASKED = []  # [future of packages_state]: every package of the request in one dpkg-query
+
+
+def c_package(name):
+    asked = PACKAGES_ASKED[0].result() if PACKAGES_ASKED else {}
+    return asked[name] if name in asked else package_state(name)
 
 
 def c_unit(name):
@@ -880,7 +889,7 @@ COLLECTORS = {
     "sshd_effective": c_sshd_effective,
     "ssh_host_keys": c_ssh_host_keys,
     "listening": c_listening,
-    "package": package_state,
+    "package": c_package,
     "engines": c_engines,
 }
 
@@ -904,6 +913,9 @@ def main():
         units = sorted({a for k, a in REQUEST if k == "unit"})
         if len(units) > 1:  # submitted before the unit collectors that wait for it
             UNITS_ASKED.append(pool.submit(units_at_once, units))
+        packages = sorted({a for k, a in REQUEST if k == "package"})
+        if len(packages) > 1:
+            PACKAGES_ASKED.append(pool.submit(packages_state, packages))
         # the commands (containers started to prove seccomp, gVisor, AppArmor) and image scans
         # take longest: they start first, the quick reads fill the other threads meanwhile
         order = sorted(REQUEST, key=lambda ka: ka[0] not in ("proof", "cmd", "image_files"))
