@@ -2,7 +2,8 @@
 # It only reads. It must run on any python3 >= 3.6 with the standard library alone, so it is kept
 # free of casemate imports and of modern syntax. REQUEST is set by the controller before sending.
 # Modules only some collectors need (http.client with ssl, tarfile, datetime) are imported by those
-# collectors: each module imported costs every probe run its start-up time, on every host.
+# collectors: each module imported costs every probe run its start-up time, on every host (so the
+# collectors' threads are a pool of its own, not concurrent.futures, which imports logging).
 # The host readers it shares with the roles (roles/host_common/module_utils/casemate_*.py) are put
 # in front of it by the controller (python/casemate/probe/collect.py: probe_script), which drops
 # the `from ansible.module_utils.casemate_* import` lines below: the script is one namespace.
@@ -17,7 +18,7 @@ import stat
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from queue import Queue
 
 from ansible.module_utils.casemate_audit import binary_paths
 from ansible.module_utils.casemate_engine import (
@@ -998,9 +999,64 @@ def collect_one(kind, arg):
         return {"error": "%s: %s" % (type(exc).__name__, exc)}
 
 
+class Pending(object):
+    """A call a Pool runs; result() waits for it (and raises what it raised)."""
+
+    def __init__(self, call, args):
+        self.call, self.args = call, args
+        self.value, self.raised = None, None
+        self.done = threading.Event()
+
+    def run(self):
+        try:
+            self.value = self.call(*self.args)
+        except BaseException as exc:  # handed to whoever waits for the result
+            self.raised = exc
+        finally:
+            self.done.set()
+
+    def result(self):
+        self.done.wait()
+        if self.raised is not None:
+            raise self.raised
+        return self.value
+
+
+class Pool(object):
+    """`workers` threads running submitted calls in the order they came (what the probe used of
+    ThreadPoolExecutor: submit, result, and waiting for every call on leaving the `with`)."""
+
+    def __init__(self, workers):
+        self.queue = Queue()
+        self.threads = [threading.Thread(target=self.work) for _ in range(workers)]
+
+    def work(self):
+        while True:
+            pending = self.queue.get()
+            if pending is None:
+                return
+            pending.run()
+
+    def submit(self, call, *args):
+        pending = Pending(call, args)
+        self.queue.put(pending)
+        return pending
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_exc):
+        for _ in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join()
+
+
 def main():
     began = time.time()
-    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+    with Pool(THREADS) as pool:
         facts = pool.submit(host_facts)
         units = sorted({a for k, a in REQUEST if k == "unit"})
         if len(units) > 1:  # submitted before the unit collectors that wait for it
