@@ -320,6 +320,84 @@ def test_systemd_that_cannot_be_asked_says_why() -> None:
     assert asked == [["systemctl", "show", "a", "b", "-p", "X", "-p", "Y"]]
 
 
+# --- packages ------------------------------------------------------------------------------------
+
+# What dpkg knows, as dpkg-query -W prints it: name -> (status, version) per architecture
+DPKG = {
+    "acct": [("ii ", "6.6.4-5+b1")],
+    "aide": [("un ", "")],  # known to dpkg, not installed
+    "sysstat": [("rc ", "12.6.1-1")],  # removed, its configuration left
+    "libfoo1": [("ii ", "1.0-1"), ("ii ", "1.0-1")],  # installed for two architectures
+}
+
+
+def fake_dpkg_query(calls: list[list[str]]) -> Callable[[list[str]], tuple[int, str, str]]:
+    """dpkg-query -W -f FORMAT NAME...: each name's lines (in dpkg's order, not the arguments'),
+    'no packages found matching' and exit status 1 for a name it does not know."""
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        calls.append(argv)
+        if argv[:3] != ["dpkg-query", "-W", "-f"]:
+            return 127, "", "not found"  # what else a probe runs (host_facts)
+        out, err = "", ""
+        for name in sorted(argv[4:]):
+            if name not in DPKG:
+                err += f"dpkg-query: no packages found matching {name}\n"
+            for status, version in DPKG.get(name, []):
+                out += (
+                    argv[3]
+                    .replace("${Package}", name)
+                    .replace("${db:Status-Abbrev}", status)
+                    .replace("${Version}", version)
+                )
+        return (1 if err else 0), out, err
+
+    return run
+
+
+def test_several_packages_are_read_in_one_dpkg_query_call_with_the_answers_of_one_call_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(host, "find_command", lambda name, path=None: f"/usr/bin/{name}")
+    names = ["sysstat", "acct", "casemate-no-such-package", "libfoo1", "aide", "libfoo1:amd64"]
+    calls: list[list[str]] = []
+    alone = {name: host.package_state(name, fake_dpkg_query(calls)) for name in names}
+    assert len(calls) == len(names)
+    assert alone["acct"]["installed"] and not alone["sysstat"]["installed"]
+    assert alone["libfoo1:amd64"] == {"manager": "dpkg", "installed": False, "status": "",
+                                      "version": ""}  # fmt: skip
+    calls.clear()
+    together = host.packages_state(names, fake_dpkg_query(calls))
+    assert together == alone
+    # the plain names in one call; libfoo1:amd64 (an architecture) asked on its own
+    assert len(calls) == 2 and calls[0][4:] == [n for n in names if ":" not in n]
+
+
+@pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="this machine has no dpkg")
+def test_packages_read_together_match_dpkg_query_asked_one_by_one() -> None:
+    names = ["dpkg", "coreutils", "casemate-no-such-package", "libc6"]
+    assert host.packages_state(names) == {name: host.package_state(name) for name in names}
+
+
+def test_the_probe_asks_dpkg_about_every_package_at_once_with_the_same_answers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    names = ["acct", "aide", "casemate-no-such-package", "libfoo1", "sysstat"]
+    calls: list[list[str]] = []
+    probe = probe_module()
+    probe.find_command = lambda name, path=None: f"/usr/bin/{name}"
+    probe.run_argv = fake_dpkg_query(calls)
+    alone = {name: probe.COLLECTORS["package"](name) for name in names}  # one call per package
+    assert len(calls) == len(names)
+    calls.clear()
+    probe.REQUEST = [["package", name] for name in names]
+    probe.main()
+    answer = json.loads(capsys.readouterr().out)
+    asked = [c for c in calls if c[0] == "dpkg-query"]
+    assert len(asked) == 1 and asked[0][4:] == names
+    assert {name: answer["data"][f"package:{name}"] for name in names} == alone
+
+
 # --- sshd -T and Match blocks --------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from casemate.checks.base import Probe
-from casemate.probe.collect import collect, parse_answer, remote_command
+from casemate.probe.collect import collect, parse_answer, remote_command, remote_source
 
 from .assembled import probe_module
 
@@ -238,3 +238,40 @@ def test_collectors_run_side_by_side_and_a_broken_one_loses_nothing(
     assert data["stat:/"]["type"] == "dir"
     assert list(data) == sorted(data)  # the document's keys stay sorted
     assert set(answer["facts"]) == {"container", "hostname", "kernel", "euid", "os"}
+
+
+def test_the_probe_script_loads_no_module_it_does_not_use() -> None:
+    """Every module the script imports costs each probe run its start-up on every host: its
+    threads are a pool of its own (concurrent.futures would bring logging along)."""
+    watched = "('concurrent', 'logging', 'ssl', 'tarfile')"
+    script = remote_source([Probe("stat", "/")]) + (
+        f"\nimport sys\nprint(sorted(m for m in sys.modules if m.split('.')[0] in {watched}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    answer, loaded = done.stdout.splitlines()
+    assert json.loads(answer)["data"]["stat:/"]["type"] == "dir"
+    assert loaded == "[]"
+
+
+def test_the_pool_hands_back_what_a_call_raised_and_finishes_every_call() -> None:
+    probe = probe_module()
+    finished: list[int] = []
+
+    def slow(n: int) -> int:
+        threading.Event().wait(0.01 * (3 - n))
+        finished.append(n)
+        return n * n
+
+    def broken() -> None:
+        raise ValueError("a collector bug")
+
+    with probe.Pool(2) as pool:
+        squares = [pool.submit(slow, n) for n in range(3)]
+        failed = pool.submit(broken)
+        last = pool.submit(slow, 3)
+    assert sorted(finished) == [0, 1, 2, 3] and last.done.is_set()
+    assert [s.result() for s in squares] == [0, 1, 4]
+    with pytest.raises(ValueError, match="a collector bug"):
+        failed.result()

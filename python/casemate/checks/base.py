@@ -42,6 +42,11 @@ class Observations:
     facts: Mapping[str, Any] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict)
     vars: Mapping[str, Any] = field(default_factory=dict)  # the host's inventory variables
+    # the host's documents as parsed, by (format, text): dozens of checks read the same static pod
+    # manifests and kubelet config; each is parsed once per host (doc_field.parsed), not per check
+    documents: dict[tuple[str, str], tuple[Any, str | None]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def get(self, probe: Probe) -> Mapping[str, Any]:
         value = self.data.get(probe.key)

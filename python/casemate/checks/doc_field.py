@@ -50,6 +50,22 @@ def parse(text: str, fmt: str) -> Any:
         raise ValueError(str(getattr(exc, "problem", "not valid YAML"))) from None
 
 
+def parsed(obs: Observations, text: str, fmt: str) -> Any:
+    """parse(text, fmt) of one of the host's documents, parsed once per host and text (kept in
+    `obs.documents`; a document that does not parse keeps its reason). Callers only read what it
+    returns: the same objects go to every check that reads the document."""
+    key = (fmt, text)
+    if key not in obs.documents:
+        try:
+            obs.documents[key] = (parse(text, fmt), None)
+        except ValueError as exc:
+            obs.documents[key] = (None, str(exc))
+    doc, why = obs.documents[key]
+    if why is not None:
+        raise ValueError(why)
+    return doc
+
+
 class DocField:
     name: ClassVar[str] = "doc_field"
     params: ClassVar[type[DocFieldParams]] = DocFieldParams
@@ -68,7 +84,7 @@ class DocField:
             status = Status.NOT_APPLICABLE if p.missing == "not_applicable" else Status.FAIL
             return Verdict(status, expected, f"{p.path} does not exist", (probe.key,))
         try:
-            doc = parse(str(raw.get("content", "")), p.format)
+            doc = parsed(obs, str(raw.get("content", "")), p.format)
         except ValueError as exc:
             return Verdict(Status.ERROR, expected, f"{p.path} does not parse: {exc}", (probe.key,))
         value = lookup(doc, p.pointer)

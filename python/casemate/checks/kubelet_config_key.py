@@ -26,7 +26,7 @@ from pydantic import model_validator
 from casemate.checks.argv import ValueType, coerce, setting_from_flags
 from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
 from casemate.checks.compare import MISSING, UNARY, Op, compare, describe, show
-from casemate.checks.doc_field import parse
+from casemate.checks.doc_field import parsed
 from casemate.checks.pointer import lookup
 from casemate.checks.services_off import ENABLED
 
@@ -118,7 +118,7 @@ class KubeletConfigKey:
             doc: Any = {}
             if cfg.get("exists"):
                 try:
-                    doc = parse(str(cfg.get("content", "")), "yaml") or {}
+                    doc = parsed(obs, str(cfg.get("content", "")), "yaml") or {}
                 except ValueError as exc:
                     path = raw.get("config_path")
                     return Verdict(

@@ -16,7 +16,7 @@ from pydantic import model_validator
 from casemate.checks.argv import ValueType, coerce, setting_from_flags
 from casemate.checks.base import Observations, Params, Probe, Status, Verdict, error_of
 from casemate.checks.compare import MISSING, UNARY, Op, compare, describe, show
-from casemate.checks.doc_field import parse
+from casemate.checks.doc_field import parsed
 
 
 class ManifestFlagParams(Params):
@@ -87,7 +87,7 @@ class ManifestFlag:
             status = Status.NOT_APPLICABLE if p.missing == "not_applicable" else Status.FAIL
             return Verdict(status, expected, f"{p.manifest} does not exist", evidence)
         try:
-            argv = pod_argv(parse(str(raw.get("content", "")), "yaml"), p.container)
+            argv = pod_argv(parsed(obs, str(raw.get("content", "")), "yaml"), p.container)
         except ValueError as exc:
             return Verdict(Status.ERROR, expected, f"{p.manifest} does not parse: {exc}", evidence)
         if isinstance(argv, str):

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import socket
 import stat
 import subprocess
@@ -453,6 +454,44 @@ def package_state(name, run=None):
             "version": out.strip() if installed else "",
         }
     return {"error": "neither dpkg nor rpm is available to tell whether %s is installed" % name}
+
+
+# A name dpkg-query -W matches only itself with (no glob, no :arch): one call can answer for several
+_PLAIN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
+
+
+def packages_state(names, run=None):
+    """{name: package_state(name)} of several packages, asked of dpkg-query in one call: each
+    answer is the one its own call would give. dpkg-query prints the matches of each plain name
+    (several lines for a package of several architectures, joined as its own call joins them) and
+    leaves a name it does not know out (exit status 1). Names that are not plain, rpm hosts, and a
+    dpkg-query that fails otherwise are asked one by one."""
+    run = run or run_argv
+    names = list(dict.fromkeys(names))
+    plain = [n for n in names if _PLAIN_PACKAGE.match(n)]
+    found = {}
+    if len(plain) > 1 and find_command("dpkg-query"):
+        form = "${Package}\t${db:Status-Abbrev}|${Version}\n"
+        rc, out, _ = run(["dpkg-query", "-W", "-f", form, *plain])
+        if rc in (0, 1):
+            printed = {}
+            for line in out.splitlines():
+                package, tab, state = line.partition("\t")
+                if tab and package in plain:
+                    printed[package] = printed.get(package, "") + state
+            for name in plain:
+                status, _, version = printed.get(name, "").partition("|")
+                installed = name in printed and status.startswith("ii")
+                found[name] = {
+                    "manager": "dpkg",
+                    "installed": installed,
+                    "status": status.strip(),
+                    "version": version.strip() if installed else "",
+                }
+    for name in names:
+        if name not in found:
+            found[name] = package_state(name, run)
+    return found
 
 
 def packages_dry_run():
