@@ -59,7 +59,11 @@ def test_bundle_of_a_real_run_verifies_and_holds_no_secret(bed: Lab, tmp_path: P
     node = bed.nodes[0]
     inventory = yaml.safe_load(bed.inventory.read_text())
     inventory["all"]["vars"] |= {
-        "ansible_password": PASSWORD,  # the docker connection ignores both
+        "ansible_password": PASSWORD,  # the docker connection ignores it
+        # the lab's inventory enters as root without become (docs/lab.md); this one becomes root
+        # through sudo with a password, as a site's would (sudo as root never asks for it)
+        "ansible_become": True,
+        "ansible_become_method": "sudo",
         "ansible_become_password": PASSWORD,
         "site_tls_key": private_key_pem(),
     }
@@ -105,6 +109,7 @@ def test_bundle_of_a_real_run_verifies_and_holds_no_secret(bed: Lab, tmp_path: P
     stored = json.loads((unpacked / "run" / "inventory.json").read_text())
     hostvars = stored["_meta"]["hostvars"][node]
     assert hostvars["ansible_become_password"] == "<redacted: secret>"
+    assert hostvars["ansible_become"] is True
     assert hostvars["site_tls_key"].strip() == "<redacted: private key>"
     key = bed.sh(node, f"sed -n 's/^ *secret: //p' {KEY_FILE}").split()
     assert len(key) == 1 and len(key[0]) == 44, "one base64 32-byte key"

@@ -269,6 +269,7 @@ def test_inventory() -> None:
             "vars": {
                 "ansible_connection": "docker",
                 "ansible_python_interpreter": "/usr/bin/python3",
+                "ansible_become": False,
                 "ansible_timeout": 60,
                 "casemate_lab": "lab",
                 "gvisor_runsc_args": ["--network=none"],
