@@ -66,25 +66,31 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"LONGEST_FIRST names no lab module: {', '.join(gone)}")
 
 
-# The lab modules that take longest, longest first (CI's `--durations`, three workers on two
-# cores). `make lab-test` hands modules to its workers in this order (`--dist loadfile
-# --no-loadscope-reorder`), so no worker starts a long module while the others are finishing: left
-# to itself, pytest-xdist hands out the modules with the most tests first, and a one-test module of
-# three minutes (the Kubernetes verify) started last. The order changes only when a module runs,
-# never what it proves; a module not listed runs after these, in file order.
+# The lab modules that take longest, longest first (`--durations=0` of a whole lab run, three
+# workers on two cores, summed per module: docs/benchmarks.md). `make lab-test` hands modules to its
+# workers in this order (`--dist loadfile --no-loadscope-reorder`), so no worker starts a long module
+# while the others are finishing: left to itself, pytest-xdist hands out the modules with the most
+# tests first, and a one-test module of three minutes (the Kubernetes verify) started last. The
+# order changes only when a module runs, never what it proves; a module not listed runs after
+# these, in file order.
 LONGEST_FIRST = (
     "test_docker_lab.py",
-    "test_docker_converge_lab.py",
-    "test_k8s_roles_lab.py",
     "test_ssh_lab.py",
+    "test_k8s_roles_lab.py",
+    "test_docker_converge_lab.py",
     "test_host_accounts_lab.py",
     "test_drift_lab.py",
-    "test_rollback_lab.py",
+    "test_converge_lab.py",
     "test_runtime_lab.py",
-    "test_k8s_broken_file_lab.py",
-    "test_waves_lab.py",
-    "test_daemon_down_lab.py",
+    "test_host_lock_lab.py",
     "test_sshd_extras_lab.py",
+    "test_rollback_lab.py",
+    "test_host_aide_lab.py",
+    "test_schedule_lab.py",
+    "test_k8s_broken_file_lab.py",
+    "test_daemon_down_lab.py",
+    "test_audit_paths_lab.py",
+    "test_waves_lab.py",
 )
 
 

@@ -202,7 +202,9 @@ def test_a_node_that_stops_mid_run_is_never_said_to_be_restored(bed: Lab) -> Non
     bed.sh(node, "cat > /etc/systemd/system/casemate-test-halt.service", stdin=HALT_SERVICE)
     bed.sh(node, "systemctl daemon-reload && systemctl start casemate-test-halt.path")
 
-    out = bed.casemate("harden", "-i", inv, check=3)
+    # the gvisor role's runtime control is all the run needs to reach that backup (a whole harden
+    # ran every role before it on both nodes first: docs/testing.md)
+    out = bed.casemate("harden", "-i", inv, "--controls", "cm_rt_1_3", check=3)
     stats = harden_stats(bed.state)
     assert stats[node]["failed"] + stats[node]["unreachable"] > 0
     assert stats[bed.nodes[0]]["failed"] == stats[bed.nodes[0]]["unreachable"] == 0
