@@ -206,9 +206,10 @@ def open_lab(
         chosen,
     )
     bed.casemate("lab", "down", "--name", name, check=0)  # never reuse nodes an earlier run changed
-    bed.casemate("lab", "up", "--name", name, "--nodes", str(nodes), "--release", chosen, *extra,
-                 check=0)  # fmt: skip
     try:
+        # inside the try: a lab up that fails half way (a node not ready in time) is taken down too
+        bed.casemate("lab", "up", "--name", name, "--nodes", str(nodes), "--release", chosen, *extra,
+                     check=0)  # fmt: skip
         yield bed
     finally:
         bed.casemate("lab", "down", "--name", name)
