@@ -103,7 +103,7 @@ def round_trip(state: Path, inventory: str, host: str, runs: int) -> list[tuple[
     from casemate.catalog.select import Selection, select  # noqa: PLC0415
     from casemate.checks import builtin_kinds  # noqa: PLC0415
     from casemate.probe.collect import remote_command  # noqa: PLC0415
-    from casemate.probe.transport import interpreter_of, testinfra_transport  # noqa: PLC0415
+    from casemate.probe.transport import host_transport, interpreter_of  # noqa: PLC0415
     from casemate.runner import resolve_inventory  # noqa: PLC0415
     from casemate.verify import concerns, relevant_entries, wanted_probes  # noqa: PLC0415
 
@@ -117,7 +117,7 @@ def round_trip(state: Path, inventory: str, host: str, runs: int) -> list[tuple[
     command = remote_command(
         wanted_probes([e for e in entries if concerns(e, groups)]), interpreter
     )
-    transport = testinfra_transport(inv, host)
+    transport = host_transport(inv, host)
     timed: dict[str, list[float]] = {"whole": [], "script": [], "true": [], "python": []}
     for _ in range(runs):
         for name, cmd in (

@@ -143,9 +143,9 @@ def prove(
     (with the proof, or why there is none). A path that does not work is bad input: SSH must not go
     off on a host whose way back in is broken."""
     if transport_for is None:
-        from casemate.probe.transport import testinfra_transport  # noqa: PLC0415 - testinfra
+        from casemate.probe.transport import host_transport  # noqa: PLC0415 - testinfra
 
-        transport_for = testinfra_transport
+        transport_for = host_transport
     record: dict[str, dict[str, Any]] = {}
     for p in paths:
         entry: dict[str, Any] = {

@@ -29,7 +29,7 @@ from casemate.harden import _IDS, PLAYBOOK, held_back, host_failed, names_of, va
 from casemate.inventory import Inventory
 from casemate.locations import package_file
 from casemate.probe.collect import Transport
-from casemate.probe.transport import testinfra_transport
+from casemate.probe.transport import host_transport
 from casemate.report.diff import Changed, changed
 from casemate.rundir import ANSIBLE, RunDir, now_utc, run_meta
 from casemate.runner import HostEvent, PlaybookOutcome, run_playbook
@@ -327,7 +327,7 @@ def run_drift(
     strategy: str,
     shared: Sequence[frozenset[str]],
     waivers: WaiverSet | None = None,
-    transport_for: Callable[[Inventory, str], Transport] = testinfra_transport,
+    transport_for: Callable[[Inventory, str], Transport] = host_transport,
     on_host: Callable[[HostVerification], None] | None = None,
     on_event: Callable[[HostEvent], None] | None = None,
 ) -> Drift:

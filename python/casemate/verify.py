@@ -16,7 +16,7 @@ from casemate.errors import BadInputError
 from casemate.gate import Gate
 from casemate.inventory import Inventory
 from casemate.probe.collect import ProbeOutcome, Transport, collect, remote_command
-from casemate.probe.transport import interpreter_of, testinfra_transport
+from casemate.probe.transport import host_transport, interpreter_of
 from casemate.redact import Redactor
 from casemate.report import document
 from casemate.rundir import RunDir, now_utc, run_meta
@@ -163,7 +163,7 @@ def verify_hosts(
     entries: list[Entry],
     *,
     forks: int,
-    transport_for: Callable[[Inventory, str], Transport] = testinfra_transport,
+    transport_for: Callable[[Inventory, str], Transport] = host_transport,
     on_host: Callable[[HostVerification], None] | None = None,
     fresh_proofs: bool = False,
 ) -> list[HostVerification]:
@@ -262,7 +262,7 @@ def run_verify(
     selection: Selection,
     forks: int,
     command: list[str],
-    transport_for: Callable[[Inventory, str], Transport] = testinfra_transport,
+    transport_for: Callable[[Inventory, str], Transport] = host_transport,
     on_host: Callable[[HostVerification], None] | None = None,
     waivers: WaiverSet | None = None,
     record: Mapping[str, Any] | None = None,

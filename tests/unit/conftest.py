@@ -124,7 +124,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         "casemate.verify.run_verify", functools.partial(real, transport_for=answering)
     )
     monkeypatch.setattr("casemate.harden.run_playbook", played)
-    monkeypatch.setattr("casemate.probe.transport.testinfra_transport", answering)
+    monkeypatch.setattr("casemate.probe.transport.host_transport", answering)
     monkeypatch.setattr("casemate.hostlock.acquire", every_host_free)  # the lock: test_host_lock
     monkeypatch.setattr("casemate.hostlock.release", lambda *a, **k: {})
     monkeypatch.delenv("CASEMATE_DB", raising=False)

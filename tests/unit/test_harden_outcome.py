@@ -193,7 +193,7 @@ def test_no_task_runs_against_an_unreachable_host(
     monkeypatch.setattr("casemate.harden.run_playbook", fake)
     monkeypatch.setattr("casemate.hostlock.LOCK_DIR", str(tmp_path / "lock"))
     monkeypatch.setattr(
-        "casemate.probe.transport.testinfra_transport",
+        "casemate.probe.transport.host_transport",
         lambda inv, host: ThisMachine() if host == "live" else Node(Done(1, stderr="no such host")),
     )
     path = tmp_path / "inv.yml"
@@ -214,9 +214,7 @@ def test_no_task_runs_against_an_unreachable_host(
     assert "unreachable dead-1: no such host" in capsys.readouterr().err
 
     played.clear()
-    monkeypatch.setattr(
-        "casemate.probe.transport.testinfra_transport", lambda inv, host: Node(Done(1))
-    )
+    monkeypatch.setattr("casemate.probe.transport.host_transport", lambda inv, host: Node(Done(1)))
     with pytest.raises(SystemExit) as done:
         cli.main([*argv, "cis_docker_2_2"])
     assert (done.value.code, played) == (3, [])  # nobody to play: Ansible is not started
@@ -225,7 +223,7 @@ def test_no_task_runs_against_an_unreachable_host(
 def test_casemate_connects_through_the_control_socket_ansible_uses() -> None:
     """A site (or a test) keeping a master connection open for Ansible: casemate's own reach
     check and probe must use it too, not open a connection Ansible would not open."""
-    from casemate.probe.transport import ssh_options, testinfra_transport
+    from casemate.probe.transport import host_transport, ssh_options
 
     hostvars = {
         "ansible_host": "127.0.0.1",
@@ -238,7 +236,7 @@ def test_casemate_connects_through_the_control_socket_ansible_uses() -> None:
     assert ssh_options({"ansible_host": "x"}) == ""
     raw = {"_meta": {"hostvars": {"n1": hostvars}}, "all": {"children": ["docker_hosts"]}}
     raw["docker_hosts"] = {"hosts": ["n1"]}
-    transport: Any = testinfra_transport(Inventory(Path("inv.yml"), raw), "n1")
+    transport: Any = host_transport(Inventory(Path("inv.yml"), raw), "n1")
     args = transport.backend.ssh_extra_args
     assert args.startswith("-o StrictHostKeyChecking=no")
     assert args.endswith("-o ControlPath='/run/cm cp/master-%h'")

@@ -182,7 +182,7 @@ def test_harden_leaves_a_busy_host_untouched_and_says_who_holds_it(
         return PlaybookOutcome("successful", 0, {h: HostStats(ok=1) for h in kwargs["hosts"]})
 
     monkeypatch.setattr("casemate.harden.run_playbook", fake)
-    monkeypatch.setattr("casemate.probe.transport.testinfra_transport", here)
+    monkeypatch.setattr("casemate.probe.transport.host_transport", here)
     path = tmp_path / "inv.yml"
     path.write_text(yaml.safe_dump({"all": {"children": {"docker_hosts": {"hosts": {"n1": {}}}}}}))
     argv = ["--state-dir", str(tmp_path / "s"), "harden", "-i", str(path)]
@@ -236,7 +236,7 @@ def test_harden_releases_its_locks_however_the_run_ends(
         return PlaybookOutcome("failed", 2, {h: HostStats(failed=1) for h in kwargs["hosts"]})
 
     monkeypatch.setattr("casemate.harden.run_playbook", fake)
-    monkeypatch.setattr("casemate.probe.transport.testinfra_transport", here)
+    monkeypatch.setattr("casemate.probe.transport.host_transport", here)
     path = tmp_path / "inv.yml"
     path.write_text(yaml.safe_dump({"all": {"children": {"docker_hosts": {"hosts": {"n1": {}}}}}}))
     argv = ["--state-dir", str(tmp_path / "s"), "harden", "-i", str(path)]

@@ -212,7 +212,7 @@ def test_cli_records_the_break_glass_path(
     no_playbook: list[dict[str, Any]],
 ) -> None:
     path = str(inventory(tmp_path / "inv.yml", {**SSH_HOSTS, **DOCKER_HOST}))
-    monkeypatch.setattr("casemate.probe.transport.testinfra_transport", Answer(OK))
+    monkeypatch.setattr("casemate.probe.transport.host_transport", Answer(OK))
     monkeypatch.setattr("casemate.hostlock.acquire", every_host_free)  # the lock: test_host_lock
     monkeypatch.setattr("casemate.hostlock.release", lambda *a, **k: {})
     code, _ = call(
@@ -238,7 +238,7 @@ def test_cli_refuses_a_host_whose_path_does_not_work(
     no_playbook: list[dict[str, Any]],
 ) -> None:
     path = str(inventory(tmp_path / "inv.yml", DOCKER_HOST))
-    monkeypatch.setattr("casemate.probe.transport.testinfra_transport", Answer(Done(1, "", "gone")))
+    monkeypatch.setattr("casemate.probe.transport.host_transport", Answer(Done(1, "", "gone")))
     code, err = call(capsys, "harden", "-i", path, "--profile", "immutable")
     assert (code, err.count("\n")) == (2, 1)
     assert "node-1: the break-glass path (docker) does not work: exit 1: gone" in err

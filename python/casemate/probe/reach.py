@@ -55,9 +55,9 @@ def run_everywhere(
     """`command(host)` run once on every host, all at once, without sudo (a command that needs
     root asks for it itself)."""
     if transport_for is None:
-        from casemate.probe.transport import testinfra_transport  # noqa: PLC0415 - testinfra
+        from casemate.probe.transport import host_transport  # noqa: PLC0415 - testinfra
 
-        transport_for = testinfra_transport
+        transport_for = host_transport
     plain = _without_become(inventory, hosts)
 
     def attempt(host: str) -> Reached:

@@ -64,6 +64,56 @@ def testinfra_transport(inventory: Inventory, host: str) -> Transport:
     return transport
 
 
+DOCKER_CONNECTIONS = ("docker", "community.docker.docker")
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
+    return bool(value)
+
+
+def _setting(hostvars: Mapping[str, Any], name: str, env: str) -> Any:
+    """A connection setting as testinfra reads it: the host's variable, overridden by Ansible's
+    environment variable."""
+    return os.environ.get(env, hostvars.get(name))
+
+
+def engine_transport(inventory: Inventory, host: str) -> Transport | None:
+    """The Engine API transport (probe/engine.py) for a host reached with Ansible's docker
+    connection through the local daemon's socket, or None for any other host (another
+    connection, `ansible_docker_extra_args`, a daemon not on a local socket): those go through
+    testinfra. The container and user are those Ansible's docker connection takes."""
+    from casemate.probe.engine import EngineTransport, local_socket  # noqa: PLC0415
+
+    hostvars = inventory.hostvars(host)
+    if hostvars.get("ansible_connection", "ssh") not in DOCKER_CONNECTIONS:
+        return None
+    if hostvars.get("ansible_docker_extra_args"):
+        return None
+    path = local_socket()
+    if path is None:
+        return None
+    container = hostvars.get("ansible_docker_host") or hostvars.get("ansible_host") or host
+    user = hostvars.get("ansible_docker_user") or _setting(
+        hostvars, "ansible_user", "ANSIBLE_REMOTE_USER"
+    )
+    become_user = _setting(hostvars, "ansible_become_user", "ANSIBLE_BECOME_USER")
+    return EngineTransport(
+        str(container),
+        user=str(user) if user else None,
+        sudo=_flag(_setting(hostvars, "ansible_become", "ANSIBLE_BECOME")),
+        sudo_user=str(become_user) if become_user else None,
+        socket_path=path,
+    )
+
+
+def host_transport(inventory: Inventory, host: str) -> Transport:
+    """How casemate runs a command on `host` itself: through the Docker Engine API for a local
+    container (no docker client started per command), else a testinfra host."""
+    return engine_transport(inventory, host) or testinfra_transport(inventory, host)
+
+
 def interpreter_of(hostvars: Mapping[str, Any]) -> str:
     value = str(hostvars.get("ansible_python_interpreter", "python3"))
     return "python3" if value.startswith("auto") else value
