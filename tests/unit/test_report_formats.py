@@ -115,6 +115,38 @@ def test_oscal_rendering_is_validated_by_trestle() -> None:
         oscal.render(bad)
 
 
+@pytest.mark.parametrize(("name", "doc"), [*docs(), ("many hosts", None)])
+def test_oscal_is_written_byte_for_byte_as_trestle_writes_its_model(
+    name: str, doc: dict[str, Any] | None
+) -> None:
+    """render validates and writes the plain document itself (a result shape validated once):
+    what it writes is exactly what trestle's model of it serializes to."""
+    doc = doc or many_hosts(recorded("hardened"), 5)
+    text = oscal.render(doc)
+    model = AssessmentResults.parse_obj(json.loads(text)["assessment-results"])
+    assert text == model.oscal_serialize_json(pretty=True, wrapped=True) + "\n"
+
+
+def many_hosts(doc: dict[str, Any], count: int) -> dict[str, Any]:
+    """`doc` with its hosts repeated under other names: results of one shape on many hosts."""
+    out = dict(doc)
+    out["hosts"] = [{**h, "name": f"{h['name']}-{i}"} for i in range(count) for h in doc["hosts"]]
+    out["results"] = [
+        {**r, "host": f"{r['host']}-{i}"} for i in range(count) for r in doc["results"]
+    ]
+    return out
+
+
+@pytest.mark.parametrize("at", [0, -1])
+def test_a_bad_value_on_any_host_fails_validation_though_shapes_are_validated_once(
+    at: int,
+) -> None:
+    doc = many_hosts(recorded("hardened"), 3)
+    doc["results"][at] = {**doc["results"][at], "control_id": "not a token", "status": "fail"}
+    with pytest.raises(TrestleValidationError):
+        oscal.render(doc)
+
+
 def test_oscal_is_the_same_for_the_same_run() -> None:
     doc = recorded("fresh")
     assert oscal.render(doc) == oscal.render(doc)

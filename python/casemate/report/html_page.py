@@ -4,7 +4,6 @@ written to the page's query string, so a filtered view is a link: `report.html?s
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from casemate.locations import package_file
 from casemate.report.changes import Changes
 from casemate.report.document import statuses
+from casemate.report.jsontext import indented
 
 FILTERS = ("host", "benchmark", "section", "status", "level")
 
@@ -41,7 +41,7 @@ def context(doc: Mapping[str, Any], changes: Changes | None) -> dict[str, Any]:
         for m, (key, value) in enumerate(sorted(h["observations"].items())):
             anchor = f"ev-{n}-{m}"
             anchors[(h["name"], key)] = anchor
-            items.append({"anchor": anchor, "key": key, "text": json.dumps(value, indent=2)})
+            items.append({"anchor": anchor, "key": key, "text": indented(value)})
         evidence.append({"host": h["name"], "items": items})
     rows = [
         {

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from casemate import __version__
+from casemate.report.jsontext import canonical, indented
 
 # The trestle models `build` imports when it first runs (report/formats.py: preload)
-MODELS = ("trestle.oscal.assessment_results",)
+MODELS = ("trestle.oscal.assessment_results", "trestle.oscal.common")
 OSCAL_VERSION = "1.1.3"  # what compliance-trestle 3.x models; the 1.1 line
 NS = "https://casemate.dev/ns/oscal"  # a name for casemate's own props, never fetched
 FINDING_STATUSES = frozenset({"fail", "error"})
@@ -65,7 +66,6 @@ def _observation(
         "types": ["finding" if r["status"] in FINDING_STATUSES else "control-objective"],
         "origins": [{"actors": [{"type": "tool", "actor-uuid": tool}]}],
         "subjects": [{"subject-uuid": host, "type": "inventory-item", "title": r["host"]}],
-        "collected": doc["finished"],
     }
     if r["evidence"]:
         obs["relevant-evidence"] = [
@@ -76,6 +76,7 @@ def _observation(
             }
             for key in r["evidence"]
         ]
+    obs["collected"] = doc["finished"]
     return obs
 
 
@@ -106,20 +107,41 @@ def _finding(doc: Mapping[str, Any], r: Mapping[str, Any], observation: str) -> 
     return finding
 
 
-def build(doc: Mapping[str, Any]) -> Any:
-    """The trestle AssessmentResults model of `doc` (validated as it is built)."""
+def _shape(r: Mapping[str, Any]) -> str:
+    """A result without its host: two results of one shape make an observation (and a finding)
+    that differ only where the host's name is written, in free-text fields (titles,
+    descriptions) and in UUIDs (uuid5, valid by construction). One is valid if the other is."""
+    return canonical({k: v for k, v in r.items() if k != "host"})
+
+
+def build(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The assessment results of `doc` (the object under the document's `assessment-results`
+    key, its keys in the order of trestle's models), validated with trestle's models: the
+    document without its observations and findings, then each observation and finding, once for
+    each shape of result (_shape: eight hosts in one state cost one validation of each control's
+    observation, not eight). Raises trestle's validation error."""
     from trestle.oscal.assessment_results import (  # noqa: PLC0415 - 0.5 s; OSCAL output only
         AssessmentResults,
     )
+    from trestle.oscal.common import Finding, Observation  # noqa: PLC0415 - as above
 
     tool = _id(doc, "tool")
     hosts = {h["name"]: _id(doc, "host", h["name"]) for h in doc["hosts"]}
     observations, findings = [], []
+    shapes: set[str] = set()
     for r in doc["results"]:
         obs = _observation(doc, r, tool, hosts[r["host"]])
         observations.append(obs)
+        finding = None
         if r["status"] in FINDING_STATUSES or _waived(r):
-            findings.append(_finding(doc, r, obs["uuid"]))
+            finding = _finding(doc, r, obs["uuid"])
+            findings.append(finding)
+        shape = _shape(r)
+        if shape not in shapes:
+            shapes.add(shape)
+            Observation.parse_obj(obs)
+            if finding is not None:
+                Finding.parse_obj(finding)
     controls = sorted({r["control_id"] for r in doc["results"]})
     benchmarks = sorted(doc["catalog"]["benchmarks"].items())
     version = str(doc.get("casemate_version") or __version__)
@@ -170,34 +192,36 @@ def build(doc: Mapping[str, Any]) -> Any:
             ]
         },
     }
+    skeleton: dict[str, Any] = {
+        "uuid": _id(doc, "assessment-results"),
+        "metadata": {
+            "title": f"casemate verification {doc['run_id']}",
+            "last-modified": doc["finished"],
+            "version": version,
+            "oscal-version": OSCAL_VERSION,
+            "props": [
+                _prop("tool", "casemate"),
+                _prop("tool-version", version),
+                _prop("catalog-digest", doc["catalog"]["digest"]),
+            ],
+        },
+        "import-ap": {
+            "href": "report.json",
+            "remarks": "casemate has no OSCAL assessment plan: what was assessed is the "
+            "catalog selection recorded in the run's report.json.",
+        },
+        "results": [result],
+    }
+    AssessmentResults.parse_obj(skeleton)
+    # the parts validated one by one above, where the model has them (after reviewed-controls)
     if observations:
         result["observations"] = observations
     if findings:
         result["findings"] = findings
-    return AssessmentResults.parse_obj(
-        {
-            "uuid": _id(doc, "assessment-results"),
-            "metadata": {
-                "title": f"casemate verification {doc['run_id']}",
-                "last-modified": doc["finished"],
-                "version": version,
-                "oscal-version": OSCAL_VERSION,
-                "props": [
-                    _prop("tool", "casemate"),
-                    _prop("tool-version", version),
-                    _prop("catalog-digest", doc["catalog"]["digest"]),
-                ],
-            },
-            "import-ap": {
-                "href": "report.json",
-                "remarks": "casemate has no OSCAL assessment plan: what was assessed is the "
-                "catalog selection recorded in the run's report.json.",
-            },
-            "results": [result],
-        }
-    )
+    return skeleton
 
 
 def render(doc: Mapping[str, Any]) -> str:
-    text: str = build(doc).oscal_serialize_json(pretty=True, wrapped=True)
-    return text + "\n"
+    """The OSCAL JSON document: build's validated object under `assessment-results`, written as
+    trestle writes its models (orjson, two-space indent)."""
+    return indented({"assessment-results": build(doc)}) + "\n"

@@ -4,12 +4,12 @@ as suppressed results (code-scanning dashboards read this)."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from casemate import __version__
+from casemate.report.jsontext import indented
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 VERSION = "2.1.0"
@@ -142,4 +142,4 @@ def render(doc: Mapping[str, Any]) -> str:
             }
         ],
     }
-    return json.dumps(log, indent=2) + "\n"
+    return indented(log) + "\n"
