@@ -55,3 +55,22 @@ def test_compare(op: Op, observed: object, value: object, ok: bool) -> None:
 def test_every_op_reads_in_a_report() -> None:
     for op in Op:
         assert describe(op, "x")
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "text"),
+    [
+        (Op.EQ, False, "= false"),
+        (Op.IN, ["a", 1], 'one of ["a", 1]'),
+        (Op.SUBSET, ["TLS_A"], 'set, and only items from ["TLS_A"]'),
+        (Op.LE, 5, "<= 5"),
+        (Op.EQ, "{x}", "= {x}"),
+        (Op.REGEX, "^a{2}$", "matches /^a{2}$/"),
+        (Op.MAX_MODE, "0644", "mode 0644 or stricter"),
+        (Op.ABSENT, None, "not set"),
+    ],
+)
+def test_an_expectation_reads_with_its_value_shown_as_reports_show_it(
+    op: Op, value: object, text: str
+) -> None:
+    assert describe(op, value) == text

@@ -52,29 +52,35 @@ def show(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+_SHOWN = {  # the ops whose text shows the value as reports print it (show)
+    Op.EQ: "= {}",
+    Op.NE: "!= {}",
+    Op.IN: "one of {}",
+    Op.NOT_IN: "none of {}",
+    Op.GE: ">= {}",
+    Op.LE: "<= {}",
+    Op.CONTAINS: "contains {}",
+    Op.NOT_CONTAINS: "does not contain {}",
+    Op.SUBSET: "set, and only items from {}",
+}
+_AS_IS = {  # the ops whose text holds the value as written (a pattern, a mode), or none
+    Op.REGEX: "matches /{}/",
+    Op.NOT_REGEX: "does not match /{}/",
+    Op.MAX_MODE: "mode {} or stricter",
+    Op.ANY_MATCH: "an item matches /{}/",
+    Op.NONE_MATCH: "no item matches /{}/",
+    Op.PRESENT: "set",
+    Op.ABSENT: "not set",
+    Op.EMPTY: "unset or empty",
+    Op.NONEMPTY: "set and not empty",
+}
+
+
 def describe(op: Op, value: Any = None) -> str:
     """The `expected` text of a verdict."""
-    words = {
-        Op.EQ: f"= {show(value)}",
-        Op.NE: f"!= {show(value)}",
-        Op.IN: f"one of {show(value)}",
-        Op.NOT_IN: f"none of {show(value)}",
-        Op.REGEX: f"matches /{value}/",
-        Op.NOT_REGEX: f"does not match /{value}/",
-        Op.MAX_MODE: f"mode {value} or stricter",
-        Op.GE: f">= {show(value)}",
-        Op.LE: f"<= {show(value)}",
-        Op.PRESENT: "set",
-        Op.ABSENT: "not set",
-        Op.EMPTY: "unset or empty",
-        Op.NONEMPTY: "set and not empty",
-        Op.CONTAINS: f"contains {show(value)}",
-        Op.NOT_CONTAINS: f"does not contain {show(value)}",
-        Op.ANY_MATCH: f"an item matches /{value}/",
-        Op.NONE_MATCH: f"no item matches /{value}/",
-        Op.SUBSET: f"set, and only items from {show(value)}",
-    }
-    return words[op]
+    if op in _SHOWN:
+        return _SHOWN[op].format(show(value))
+    return _AS_IS[op].format(value)
 
 
 def mode_within(mode: str, limit: str) -> bool:

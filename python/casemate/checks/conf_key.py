@@ -7,10 +7,11 @@ and with none the program's built-in value (`unset`) applies."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from pydantic import Field, model_validator
 
@@ -58,7 +59,7 @@ def _same(a: str, b: str, ignore_case: bool) -> bool:
     return a.lower() == b.lower() if ignore_case else a == b
 
 
-def _words(p: ConfKeyParams, path: str, text: str) -> list[Setting]:
+def _words(p: Spec, path: str, text: str) -> list[Setting]:
     spellings = [k.split() for k in (p.key, *p.aliases)]
     found = []
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -73,7 +74,7 @@ def _words(p: ConfKeyParams, path: str, text: str) -> list[Setting]:
     return found
 
 
-def _assign(p: ConfKeyParams, path: str, text: str) -> list[Setting]:
+def _assign(p: Spec, path: str, text: str) -> list[Setting]:
     found = []
     names = (p.key, *p.aliases)
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -86,7 +87,7 @@ def _assign(p: ConfKeyParams, path: str, text: str) -> list[Setting]:
     return found
 
 
-def _ini(p: ConfKeyParams, path: str, text: str) -> list[Setting]:
+def _ini(p: Spec, path: str, text: str) -> list[Setting]:
     found = []
     section = ""
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -101,6 +102,24 @@ def _ini(p: ConfKeyParams, path: str, text: str) -> list[Setting]:
         if eq and section == p.section and any(_same(key.strip(), n, p.ignore_case) for n in names):
             found.append(Setting(value.strip(), path, number))
     return found
+
+
+class Spec(NamedTuple):
+    """What a parser needs of the params: hashable, so that a file's settings are parsed once."""
+
+    key: str
+    aliases: tuple[str, ...]
+    section: str | None
+    ignore_case: bool
+
+
+PARSERS = {"ini": _ini, "assign": _assign, "words": _words}
+
+
+# Hosts of one kind hold the same files, and several controls read one file for other keys.
+@functools.lru_cache(maxsize=256)
+def _settings(fmt: str, spec: Spec, path: str, text: str) -> tuple[Setting, ...]:
+    return tuple(PARSERS[fmt](spec, path, text))
 
 
 def _files(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -132,9 +151,11 @@ class ConfKey:
         if not files:
             status = Status.NOT_APPLICABLE if p.missing == "not_applicable" else Status.FAIL
             return Verdict(status, expected, f"none of {', '.join(p.paths)} exists", evidence)
-        parse = {"ini": _ini, "assign": _assign, "words": _words}[p.format]
+        spec = Spec(p.key, tuple(p.aliases), p.section, p.ignore_case)
         settings = [
-            s for f in files for s in parse(p, str(f.get("path")), str(f.get("content", "")))
+            s
+            for f in files
+            for s in _settings(p.format, spec, str(f.get("path")), str(f.get("content", "")))
         ]
         value: Any
         if settings:

@@ -4,6 +4,7 @@ auditd_rules role as ansible.module_utils.casemate_audit, and by the controller'
 kind (python/casemate/probe/library.py), which judges the raw text the probe returns. Standard
 library only, python3 >= 3.6."""
 
+import functools
 import os
 
 # Where a binary is looked for: root's PATH on Debian (and systemd's default), fixed so that the
@@ -20,6 +21,13 @@ def watches(rules):
     [-k KEY]`, or a syscall rule with `-F path=PATH` / `-F dir=PATH` [`-F perm=PERMS`]
     [`-F key=KEY` / `-k KEY`]. A rule without permissions watches everything (rwxa), as auditctl
     -l shows it; a path's trailing slash is dropped. Comments and other rules are left out."""
+    return list(_watches(rules))
+
+
+# The last texts read: a judge asks about many paths of one rule text, and hosts of one kind hold
+# the same rules.
+@functools.lru_cache(maxsize=16)
+def _watches(rules):
     found = []
     for raw in rules.splitlines():
         words = raw.split("#", 1)[0].split()
@@ -44,18 +52,18 @@ def watches(rules):
                     key = value
         if path:
             found.append((_norm(path), perms, key))
-    return found
+    return tuple(found)
 
 
 def watched(rules, path, permissions=None):
     """Whether a watch rule in `rules` covers exactly `path`, with at least `permissions`."""
     need = set(permissions or "")
-    return any(p == _norm(path) and need <= set(perms) for p, perms, _ in watches(rules))
+    return any(p == _norm(path) and need <= set(perms) for p, perms, _ in _watches(rules))
 
 
 def permissions_of(rules, path):
     """The permissions of every watch of exactly `path` in `rules`, as written."""
-    return [perms for p, perms, _ in watches(rules) if p == _norm(path)]
+    return [perms for p, perms, _ in _watches(rules) if p == _norm(path)]
 
 
 def missing_rules(wanted, loaded):
