@@ -107,7 +107,8 @@ molecule: setup
 	PATH="$(CURDIR)/$(VENV):$$PATH" $(VENV)/molecule test
 
 # The checks that need no node (lint, unit tests, the collection: one after another) run while
-# both node images are built; then the lab tests and molecule.
+# both node images are built; then the lab tests and molecule side by side (molecule is one
+# Ansible process at a time: alone, it would leave one of two cores idle for its two minutes).
 checks: setup
 	$(MAKE) --no-print-directory SETUP_DONE=1 lint
 	$(MAKE) --no-print-directory SETUP_DONE=1 unit
@@ -115,7 +116,7 @@ checks: setup
 
 test: setup
 	$(MAKE) --no-print-directory SETUP_DONE=1 -j3 --output-sync=line checks lab-images
-	$(MAKE) --no-print-directory SETUP_DONE=1 lab-test molecule
+	$(MAKE) --no-print-directory SETUP_DONE=1 -j2 --output-sync=line lab-test molecule
 
 # What the roles and docs repeat of the catalog (shared tag lists, docker_daemon's flag table, the
 # role tables in docs/roles.md, docs/controls/): rendered again from the catalog and role defaults.
