@@ -73,13 +73,38 @@ def library_module(name: str) -> ModuleType:
     key = f"casemate._readers.{name}"
     loaded = sys.modules.get(key)
     if loaded is None:
-        spec = importlib.util.spec_from_file_location(key, library_path(name))
-        if spec is None or spec.loader is None:  # pragma: no cover - a .py path always has one
-            raise ImportError(f"cannot load {library_path(name)}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)  # the files are plain functions: none looks itself up
+        path = library_path(name)
+        source = path.read_text(encoding="utf-8")
+        needs = _library_names(source)
+        if needs:  # it imports from a sibling (as ansible.module_utils.casemate_*): given here
+            module = ModuleType(key)
+            module.__file__ = str(path)
+            for sibling, names in needs.items():
+                found = library_module(sibling)
+                module.__dict__.update({bound: getattr(found, n) for bound, n in names.items()})
+            exec(compile(without_library_imports(source), str(path), "exec"), module.__dict__)
+        else:
+            spec = importlib.util.spec_from_file_location(key, path)
+            if spec is None or spec.loader is None:  # pragma: no cover - a .py path has one
+                raise ImportError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)  # the files are plain functions: none looks itself up
         loaded = sys.modules.setdefault(key, module)
     return loaded
+
+
+def _library_names(source: str) -> dict[str, dict[str, str]]:
+    """sibling library file -> {the name `source` binds: the sibling's name} of its imports."""
+    try:
+        tree = ast.parse(_head(source))
+    except SyntaxError:  # the head ended inside a statement (a string): the whole file then
+        tree = ast.parse(source)
+    needs: dict[str, dict[str, str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(LIBRARY_IMPORT):
+            sibling = (node.module or "").removeprefix("ansible.module_utils.")
+            needs.setdefault(sibling, {}).update({a.asname or a.name: a.name for a in node.names})
+    return needs
 
 
 # --- the pure parsers the check kinds use ---------------------------------------------------------

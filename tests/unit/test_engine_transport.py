@@ -77,20 +77,36 @@ def test_the_command_runs_as_docker_exec_would_run_it_with_or_without_sudo() -> 
     ("env", "expected"),
     [
         ({}, DEFAULT_SOCKET),
-        ({"DOCKER_HOST": "unix:///srv/docker.sock"}, "/srv/docker.sock"),
+        ({"DOCKER_HOST": "unix:///var/run/docker.sock"}, DEFAULT_SOCKET),
+        ({"DOCKER_HOST": "unix:///srv/docker.sock"}, None),
         ({"DOCKER_HOST": "tcp://127.0.0.1:2376"}, None),
         ({"DOCKER_HOST": "ssh://admin@builder"}, None),
         ({"DOCKER_CONTEXT": "remote"}, None),
+        ({"PATH": "/nonexistent"}, None),  # no docker client: Ansible's connection cannot run
     ],
 )
-def test_only_a_daemon_on_a_local_socket_is_asked_directly(
-    env: dict[str, str], expected: str | None, monkeypatch: pytest.MonkeyPatch
+def test_only_the_daemon_the_docker_client_would_ask_by_default_is_asked_directly(
+    env: dict[str, str], expected: str | None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """The probe's rule (casemate_engine.engine_socket; its own tests are in
+    test_engine_answers.py), on this machine's dockerd."""
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no config.json: the default context
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert local_socket() == expected
+
+
+def test_a_current_context_in_the_clients_config_leaves_the_host_to_the_client(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    (tmp_path / "config.json").write_text('{"currentContext": "rootless"}')
+    assert local_socket() is None
+    assert engine_transport(inventory(ansible_connection="docker"), "n1") is None
 
 
 def inventory(**hostvars: Any) -> Inventory:
@@ -100,10 +116,11 @@ def inventory(**hostvars: Any) -> Inventory:
 
 
 def test_a_docker_connection_host_is_run_through_the_engine_as_ansible_names_it(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     for name in ("DOCKER_HOST", "DOCKER_CONTEXT", "ANSIBLE_BECOME", "ANSIBLE_REMOTE_USER"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     plain: Any = host_transport(inventory(ansible_connection="docker"), "n1")
     assert isinstance(plain, EngineTransport)
     assert (plain.container, plain.user, plain.sudo) == ("n1", None, False)

@@ -824,3 +824,15 @@ def test_a_reader_library_loading_in_one_thread_is_never_seen_half_made_by_anoth
         loading.join()
         sys.modules.pop("casemate._readers.casemate_slow", None)
     assert first == [second]  # one module for the process, however many threads loaded it
+
+
+def test_a_library_file_importing_a_sibling_loads_on_the_controller_with_the_siblings_function() -> (
+    None
+):
+    """casemate_engine imports find_command as ansible.module_utils.casemate_host, which exists
+    only on a host: the controller's loader gives it casemate_host's own function instead."""
+    from casemate.readers import library_module
+
+    engine = library_module("casemate_engine")
+    assert engine.find_command is library_module("casemate_host").find_command
+    assert engine.__file__.endswith("module_utils/casemate_engine.py")

@@ -11,7 +11,6 @@ exist or is not running, exit status 1 and the daemon's message."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import socket
 import struct
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-DEFAULT_SOCKET = "/var/run/docker.sock"
+DEFAULT_SOCKET = "/var/run/docker.sock"  # casemate_engine.ENGINE_SOCKET
 TIMEOUT_S = 600.0  # one probe: container proofs included, never minutes
 STDOUT, STDERR = 1, 2
 
@@ -76,17 +75,15 @@ def _parsed(answer: bytes) -> tuple[int, bytes]:
 
 
 def local_socket() -> str | None:
-    """The daemon's Unix socket the docker client would use (DOCKER_HOST, else the default), or
-    None when it would talk to anything else (tcp://, ssh://, a context): those stay with the
-    client, which knows how."""
-    given = os.environ.get("DOCKER_HOST", "")
-    if os.environ.get("DOCKER_CONTEXT"):
-        return None
-    if not given:
-        return DEFAULT_SOCKET
-    if given.startswith("unix://"):
-        return given.removeprefix("unix://")
-    return None
+    """The daemon's socket when the docker client (which Ansible's docker connection runs) would
+    ask the default local daemon, else None: another daemon (`DOCKER_HOST`, `DOCKER_CONTEXT`, a
+    current context in its config.json), no docker client, no socket. The rule is the probe's own
+    (casemate_engine.engine_socket), read from the same file: one reader of which daemon the
+    client asks."""
+    from casemate.readers import library_module  # noqa: PLC0415 - only for a docker host
+
+    found = library_module("casemate_engine").engine_socket()
+    return str(found) if found else None
 
 
 def demux(raw: bytes) -> tuple[bytes, bytes]:

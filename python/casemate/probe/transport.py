@@ -81,9 +81,9 @@ def _setting(hostvars: Mapping[str, Any], name: str, env: str) -> Any:
 
 def engine_transport(inventory: Inventory, host: str) -> Transport | None:
     """The Engine API transport (probe/engine.py) for a host reached with Ansible's docker
-    connection through the local daemon's socket, or None for any other host (another
-    connection, `ansible_docker_extra_args`, a daemon not on a local socket): those go through
-    testinfra. The container and user are those Ansible's docker connection takes."""
+    connection to the daemon the docker client asks by default (engine.local_socket), or None
+    for any other host (another connection, `ansible_docker_extra_args`, another daemon): those
+    go through testinfra. The container and user are those Ansible's docker connection takes."""
     from casemate.probe.engine import EngineTransport, local_socket  # noqa: PLC0415
 
     hostvars = inventory.hostvars(host)
