@@ -1,8 +1,8 @@
 """The Docker connection without the docker CLI: a command run in a container through the Docker
 Engine API on the daemon's Unix socket (create an exec, start it attached, read its exit code).
 
-Starting the `docker` client costs the controller about 30 ms of CPU per command, more than the
-rest of casemate's work for a host; three small HTTP requests on the socket cost a few ms. The
+Starting the `docker` client costs the controller 10-30 ms of CPU per command (a Go program);
+three small HTTP requests on the socket cost under a millisecond (docs/benchmarks.md). The
 command, user and privilege escalation are those the `docker exec` client would be given
 (testinfra's docker backend: `/bin/sh -c`, `-u ansible_user`, `sudo /bin/sh -c` with become), and
 the result is the same: the exit status, stdout and stderr, and for a container that does not
