@@ -9,11 +9,14 @@ It boots a lab of its own (`--name`, default `bench`), hardens every node at lev
 measured), waits for the AIDE database build that harden starts on each node (settle), then
 measures, `--runs` times each:
 
-- `casemate verify --level 2` of one node (`--limit` the first): wall time and the controller's CPU;
-  the node keeps its container proofs from the run before (casemate_proof.py), as it does between
-  two verifies of an unchanged host;
-- the same with `--fresh-proofs` (this checkout only: every container proof started anew);
-- with `--nodes` > 1, the same of every node: the controller's CPU per additional node;
+- `casemate verify --level 2` of one node (`--limit` the first), writing what verify always writes
+  (the run record, report.json, junit.xml): wall time and the controller's CPU; the node keeps its
+  container proofs from the run before (casemate_proof.py), as it does between two verifies of an
+  unchanged host. The issue's target (<= 0.5 s) is for this row;
+- the same with `--report-dir` (every report format: HTML, OSCAL, SARIF, CSV as well);
+- that with `--fresh-proofs` (this checkout only: every container proof started anew);
+- with `--nodes` > 1, every node with `--report-dir`: the controller's CPU per additional node
+  (against the one-node row with every format);
 - `casemate catalog list`: wall time (the loaded catalog kept in the state directory from the
   first, unmeasured run);
 - the probe's one round trip to the first node, taken apart (this checkout only): the whole
@@ -55,6 +58,9 @@ REFERENCE_S = 2.2  # docker-bench-security inside a hardened Docker lab node (th
 TARGET_S = 0.5  # whole-process verify of one node
 TARGET_CPU_PER_NODE_S = 0.05
 TARGET_CATALOG_LIST_S = 0.3
+# the row of one node with every report format; the eight-node row writes every format too, so the
+# controller's CPU per additional node compares like with like
+EVERY_FORMAT = "  ... every format"
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,13 +202,18 @@ def main() -> None:
             run(state, "harden", "-i", inv, "--level", "2", ok=(0,), env=here)  # not measured
             settle(opts.name, opts.nodes)
 
-            def verify(env: dict[str, str], *more: str) -> Sample:
+            def verify(env: dict[str, str], *more: str, formats: bool = True) -> Sample:
                 out = reports / str(envs.index(env))  # each checkout's last report
-                args = ("verify", "-i", inv, "--level", "2", "--report-dir", str(out), *more)
+                written = ("--report-dir", str(out)) if formats else ()
+                args = ("verify", "-i", inv, "--level", "2", *written, *more)
                 return run(state, *args, env=env)
 
+            plain = medians(
+                opts.runs, envs, lambda env: verify(env, "--limit", first, formats=False)
+            )
+            rows.append((f"verify 1 {opts.profile} node", plain))
             one = medians(opts.runs, envs, lambda env: verify(env, "--limit", first))
-            rows.append((f"verify 1 {opts.profile} node", one))
+            rows.append((EVERY_FORMAT, one))
             probed = [probe_ms(reports / str(i))[0] for i in range(len(envs))]
             fresh = medians(
                 opts.runs, [here], lambda env: verify(env, "--limit", first, "--fresh-proofs")
@@ -252,6 +263,8 @@ def report(
                 f"  {now.wall / REFERENCE_S:.2f}x docker-bench's {REFERENCE_S} s (target "
                 f"<= {TARGET_S} s); probe {' / '.join(map(str, probed[:-1]))} ms on the node"
             )
+        elif name == EVERY_FORMAT:
+            line += "  every report format written (--report-dir)"
         elif name.endswith("--fresh-proofs"):
             line += f"  probe {probed[-1]} ms on the node"
         elif name == "catalog list":
@@ -259,7 +272,7 @@ def report(
         print(line)
     if opts.nodes > 1:
         for i, label in enumerate(["", "before: "] if before else [""]):
-            one = next(r[1][i] for r in rows if r[0].startswith("verify 1 "))
+            one = next(r[1][i] for r in rows if r[0] == EVERY_FORMAT)
             many = next(r[1][i] for r in rows if r[0].startswith(f"verify {opts.nodes} "))
             per_node = (many.cpu - one.cpu) / (opts.nodes - 1)
             print(

@@ -12,7 +12,6 @@ import pytest
 
 from casemate.inventory import Inventory
 from casemate.probe.engine import (
-    DEFAULT_SOCKET,
     EngineAnswerError,
     EngineTransport,
     _parsed,
@@ -20,6 +19,10 @@ from casemate.probe.engine import (
     local_socket,
 )
 from casemate.probe.transport import engine_transport, host_transport
+from casemate.readers import library_module
+
+# the daemon's socket by the probe's own rule (roles/host_common/module_utils/casemate_engine.py)
+ENGINE_SOCKET = library_module("casemate_engine").ENGINE_SOCKET
 
 
 def frame(stream: int, payload: bytes) -> bytes:
@@ -62,22 +65,22 @@ def test_an_answer_that_is_not_a_whole_http_answer_is_refused(answer: bytes) -> 
 
 def test_the_command_runs_as_docker_exec_would_run_it_with_or_without_sudo() -> None:
     cmd = "echo 'a b' && id"
-    assert EngineTransport("c").argv(cmd) == ["/bin/sh", "-c", cmd]
-    assert EngineTransport("c", sudo=True).argv(cmd) == [
+    assert EngineTransport("c", socket_path=ENGINE_SOCKET).argv(cmd) == ["/bin/sh", "-c", cmd]
+    assert EngineTransport("c", socket_path=ENGINE_SOCKET, sudo=True).argv(cmd) == [
         "/bin/sh",
         "-c",
         "sudo /bin/sh -c 'echo '\"'\"'a b'\"'\"' && id'",
     ]
-    assert EngineTransport("c", sudo=True, sudo_user="app").argv("id")[2] == (
-        "sudo -u app /bin/sh -c id"
-    )
+    assert EngineTransport("c", socket_path=ENGINE_SOCKET, sudo=True, sudo_user="app").argv("id")[
+        2
+    ] == ("sudo -u app /bin/sh -c id")
 
 
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({}, DEFAULT_SOCKET),
-        ({"DOCKER_HOST": "unix:///var/run/docker.sock"}, DEFAULT_SOCKET),
+        ({}, ENGINE_SOCKET),
+        ({"DOCKER_HOST": "unix:///var/run/docker.sock"}, ENGINE_SOCKET),
         ({"DOCKER_HOST": "unix:///srv/docker.sock"}, None),
         ({"DOCKER_HOST": "tcp://127.0.0.1:2376"}, None),
         ({"DOCKER_HOST": "ssh://admin@builder"}, None),

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-DEFAULT_SOCKET = "/var/run/docker.sock"  # casemate_engine.ENGINE_SOCKET
 TIMEOUT_S = 600.0  # one probe: container proofs included, never minutes
 STDOUT, STDERR = 1, 2
 
@@ -107,10 +106,10 @@ class EngineTransport:
         self,
         container: str,
         *,
+        socket_path: str,
         user: str | None = None,
         sudo: bool = False,
         sudo_user: str | None = None,
-        socket_path: str = DEFAULT_SOCKET,
     ) -> None:
         self.container = container
         self.user = user
