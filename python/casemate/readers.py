@@ -10,6 +10,7 @@ import ast
 import importlib.util
 import re
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -68,29 +69,39 @@ def library_module(name: str) -> ModuleType:
     """A library file loaded as a module of its own (once per process, like any import).
 
     verify judges hosts in threads: the module is published in sys.modules only once it is
-    whole, so a second thread never finds a half-executed module (one without its functions yet);
-    two threads loading it at once each run the file, and the first one published is kept."""
+    whole, so a second thread never finds a half-executed module (one without its functions yet),
+    and one thread at a time loads (a lock), so threads that all ask at once run the file once,
+    not once each (eight hosts' threads each compiled casemate_host before)."""
     key = f"casemate._readers.{name}"
     loaded = sys.modules.get(key)
-    if loaded is None:
-        path = library_path(name)
-        source = path.read_text(encoding="utf-8")
-        needs = _library_names(source)
-        if needs:  # it imports from a sibling (as ansible.module_utils.casemate_*): given here
-            module = ModuleType(key)
-            module.__file__ = str(path)
-            for sibling, names in needs.items():
-                found = library_module(sibling)
-                module.__dict__.update({bound: getattr(found, n) for bound, n in names.items()})
-            exec(compile(without_library_imports(source), str(path), "exec"), module.__dict__)
-        else:
-            spec = importlib.util.spec_from_file_location(key, path)
-            if spec is None or spec.loader is None:  # pragma: no cover - a .py path has one
-                raise ImportError(f"cannot load {path}")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)  # the files are plain functions: none looks itself up
-        loaded = sys.modules.setdefault(key, module)
-    return loaded
+    if loaded is not None:
+        return loaded
+    with _LOADING:  # reentrant: a file that imports from a sibling loads the sibling first
+        return sys.modules.get(key) or _load(name, key)
+
+
+_LOADING = threading.RLock()
+
+
+def _load(name: str, key: str) -> ModuleType:
+    """Run library file `name` as module `key` and publish it (library_module holds the lock)."""
+    path = library_path(name)
+    source = path.read_text(encoding="utf-8")
+    needs = _library_names(source)
+    if needs:  # it imports from a sibling (as ansible.module_utils.casemate_*): given here
+        module = ModuleType(key)
+        module.__file__ = str(path)
+        for sibling, names in needs.items():
+            found = library_module(sibling)
+            module.__dict__.update({bound: getattr(found, n) for bound, n in names.items()})
+        exec(compile(without_library_imports(source), str(path), "exec"), module.__dict__)
+    else:
+        spec = importlib.util.spec_from_file_location(key, path)
+        if spec is None or spec.loader is None:  # pragma: no cover - a .py path has one
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # the files are plain functions: none looks itself up
+    return sys.modules.setdefault(key, module)
 
 
 def _library_names(source: str) -> dict[str, dict[str, str]]:

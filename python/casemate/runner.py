@@ -7,7 +7,9 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,6 +251,7 @@ def run_playbook(
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",
+        PLAY_MARKER: str(artifacts),  # every process of this play carries it: end_leftovers
         **_strategy_env(chosen),
     }
     messages: dict[str, list[str]] = {}
@@ -291,6 +294,8 @@ def run_playbook(
             # need; the artifacts ansible-runner must write are redacted afterwards (RunDir.seal)
             suppress_env_files=True,
         )
+    if result.status != "successful":
+        end_leftovers(str(artifacts))
     stats = result.stats
     per_host: dict[str, HostStats] = {}
     for host in hosts:
@@ -314,6 +319,60 @@ def run_playbook(
         stats_from="events" if stats is None else "play",
         records=records,
     )
+
+
+# The environment variable every process of one play inherits (its value: the run's artifacts
+# directory), by which end_leftovers finds those still alive after the play.
+PLAY_MARKER = "CASEMATE_PLAY"
+PROC = Path("/proc")
+
+
+def end_leftovers(marker: str, *, grace: float = 2.0) -> list[int]:
+    """End the processes of one play (PLAY_MARKER=`marker` in their environment) still alive
+    after ansible-runner ended it; returns their pids. ansible-runner cancels a play (Ctrl-C,
+    SIGTERM) by killing ansible-playbook's process group, but Ansible's task workers each start a
+    session of their own (`setsid`) and so outlive it: a worker in the middle of a task then
+    waits for its answer forever. Each gets SIGTERM, and SIGKILL after `grace` seconds. Read
+    from /proc: where there is none, nothing is done."""
+    needle = f"\0{PLAY_MARKER}={marker}\0".encode()
+    found: list[int] = []
+    try:
+        entries = [e for e in PROC.iterdir() if e.name.isdigit() and int(e.name) != os.getpid()]
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or another user's
+            continue
+        if needle in b"\0" + environ:
+            found.append(int(entry.name))
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        alive = [pid for pid in found if _signal(pid, signum)]
+        deadline = time.monotonic() + grace
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+            alive = [pid for pid in alive if _running(pid)]
+        if not alive:
+            break
+    return found
+
+
+def _signal(pid: int, signum: int) -> bool:
+    try:
+        os.kill(pid, signum)
+    except OSError:  # gone already
+        return False
+    return True
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie lasts until its new parent reaps it)."""
+    try:
+        state = (PROC / str(pid) / "stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != b"Z"
 
 
 # which counters an event adds to, as Ansible's own recap counts them (a changed task is also ok)

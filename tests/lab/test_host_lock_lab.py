@@ -2,7 +2,8 @@
 node while it plays; a second harden started meanwhile from the same controller exits at once
 naming it (the controller lock), and one from another controller reports the node busy, naming
 the first run's id and start, and runs nothing there; a lock left by a killed run (expired) is
-taken over; the lock is gone after a run that succeeded, failed or was interrupted."""
+taken over; the lock is gone after a run that succeeded, failed or was interrupted, and an
+interrupted run leaves no Ansible process of its own behind on the controller."""
 
 from __future__ import annotations
 
@@ -134,3 +135,22 @@ def test_the_lock_is_gone_after_a_failed_and_after_an_interrupted_run(
     meta = json.loads((last_run(bed.state, "harden") / "run.json").read_text())
     assert meta["outcome"] == "canceled"
     assert lock_on(bed, node) is None
+    # Ansible's task workers run in sessions of their own: the one mid-task outlived the play
+    # and waited for its answer forever, until casemate ended it (runner.end_leftovers)
+    assert processes_of(last_run(bed.state, "harden").name) == []
+
+
+def processes_of(run_id: str) -> list[str]:
+    """The command lines of this controller's processes that belong to run `run_id`'s play (the
+    play's marker, CASEMATE_PLAY=<the run's artifacts directory>, in their environment)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:  # not a process, or gone
+            continue
+        marker = next((v for v in environ if v.startswith(b"CASEMATE_PLAY=")), b"")
+        if run_id.encode() in marker:
+            found.append(f"{entry.name}: {cmdline[:100]!r}")
+    return found

@@ -813,17 +813,23 @@ def test_a_reader_library_loading_in_one_thread_is_never_seen_half_made_by_anoth
     monkeypatch.setattr(readers, "library_path", lambda name: tmp_path / f"{name}.py")
     monkeypatch.delitem(sys.modules, "casemate._readers.casemate_slow", raising=False)
     first: list[ModuleType] = []
+    second: list[ModuleType] = []
     loading = threading.Thread(target=lambda: first.append(readers.library_module("casemate_slow")))
+    asking = threading.Thread(target=lambda: second.append(readers.library_module("casemate_slow")))
     loading.start()
     try:
         assert holder.LOADING.reached.wait(60)  # type: ignore[attr-defined]
-        second = readers.library_module("casemate_slow")
-        assert second.answer() == 42
+        asking.start()
+        asking.join(0.5)
+        assert not second  # it waits for the load under way: never handed the half-run module
     finally:
         holder.LOADING.go.set()  # type: ignore[attr-defined]
         loading.join()
+        if asking.is_alive() or second:
+            asking.join()
         sys.modules.pop("casemate._readers.casemate_slow", None)
-    assert first == [second]  # one module for the process, however many threads loaded it
+    assert second[0].answer() == 42
+    assert first == second  # one module for the process, however many threads asked for it
 
 
 def test_a_library_file_importing_a_sibling_loads_on_the_controller_with_the_siblings_function() -> (

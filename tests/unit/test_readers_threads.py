@@ -79,3 +79,36 @@ def test_readers_first_used_from_many_threads_are_whole(attempt: int) -> None:
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True
     )
     assert "FAILED: 0 []" in done.stdout, (attempt, done.stdout)
+
+
+def test_threads_that_ask_at_once_run_each_library_file_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Eight hosts' threads ask for the engine's reader at the same moment (verify's first use of
+    casemate_engine, which imports from casemate_host): each file runs once, not once a thread."""
+    for name in ("casemate_engine", "casemate_host"):
+        monkeypatch.delitem(sys.modules, f"casemate._readers.{name}", raising=False)
+    ran: list[str] = []
+    real = readers._load
+
+    def counted(name: str, key: str) -> Any:
+        ran.append(name)
+        threading.Event().wait(0.1)  # a slow load: every other thread has asked by now
+        return real(name, key)
+
+    monkeypatch.setattr(readers, "_load", counted)
+    barrier = threading.Barrier(8)
+    got: list[Any] = []
+
+    def ask() -> None:
+        barrier.wait()
+        got.append(readers.library_module("casemate_engine"))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(ran) == ["casemate_engine", "casemate_host"]
+    assert len(got) == 8 and all(m is got[0] for m in got)
+    assert got[0].find_command is readers.library_module("casemate_host").find_command
