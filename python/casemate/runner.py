@@ -347,14 +347,13 @@ def end_leftovers(marker: str, *, grace: float = 2.0) -> list[int]:
             continue
         if needle in b"\0" + environ:
             found.append(int(entry.name))
-    for signum in (signal.SIGTERM, signal.SIGKILL):
-        alive = [pid for pid in found if _signal(pid, signum)]
-        deadline = time.monotonic() + grace
-        while alive and time.monotonic() < deadline:
-            time.sleep(0.05)
-            alive = [pid for pid in alive if _running(pid)]
-        if not alive:
-            break
+    alive = [pid for pid in found if _signal(pid, signal.SIGTERM)]
+    deadline = time.monotonic() + grace
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [pid for pid in alive if _running(pid)]
+    for pid in alive:  # still running just now: never a pid that has ended and been taken again
+        _signal(pid, signal.SIGKILL)
     return found
 
 
