@@ -10,7 +10,8 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -276,7 +277,9 @@ def run_playbook(
 
     artifacts.mkdir(mode=0o700, parents=True, exist_ok=True)
     cmdline = " ".join(x for x in ("--check" if check else "", "--diff" if diff else "") if x)
-    with interrupts.kept():  # ansible-runner's own Ctrl-C and SIGTERM handlers end with the play
+    # ansible-runner's own Ctrl-C and SIGTERM handlers end with the play (interrupts.kept); then,
+    # unless it succeeded (also when it raised), what it leaves running is ended (end_leftovers)
+    with _ending_leftovers(str(artifacts)) as play, interrupts.kept():
         result = ansible_runner.run(
             private_data_dir=str(artifacts),
             playbook=str(playbook_file or content / "playbooks" / playbook),
@@ -294,8 +297,7 @@ def run_playbook(
             # need; the artifacts ansible-runner must write are redacted afterwards (RunDir.seal)
             suppress_env_files=True,
         )
-    if result.status != "successful":
-        end_leftovers(str(artifacts))
+        play.succeeded = result.status == "successful"
     stats = result.stats
     per_host: dict[str, HostStats] = {}
     for host in hosts:
@@ -325,6 +327,23 @@ def run_playbook(
 # directory), by which end_leftovers finds those still alive after the play.
 PLAY_MARKER = "CASEMATE_PLAY"
 PROC = Path("/proc")
+
+
+@dataclass(slots=True)
+class _Play:
+    succeeded: bool = False
+
+
+@contextmanager
+def _ending_leftovers(marker: str) -> Iterator[_Play]:
+    """Around one play: unless the play is marked succeeded, end_leftovers(marker) at the end,
+    whether the play returned or raised."""
+    play = _Play()
+    try:
+        yield play
+    finally:
+        if not play.succeeded:
+            end_leftovers(marker)
 
 
 def end_leftovers(marker: str, *, grace: float = 2.0) -> list[int]:

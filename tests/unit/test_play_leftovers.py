@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from casemate import runner
 from casemate.runner import PLAY_MARKER, end_leftovers
 
 STUBBORN = (
@@ -65,3 +66,20 @@ def test_the_processes_of_a_canceled_play_are_ended_and_no_other(
 
 def test_a_play_that_left_nothing_ends_nothing(tmp_path: Path) -> None:
     assert end_leftovers(str(tmp_path / "ansible"), grace=0.1) == []
+
+
+def test_a_play_that_raised_has_its_leftovers_ended_and_one_that_succeeded_not(
+    started: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    """run_playbook's guard around ansible-runner: a play that raised (not only one that returned
+    canceled or failed) has its processes ended; a play that succeeded is left alone (its
+    ansible-playbook waited for every worker)."""
+    raised, succeeded = str(tmp_path / "raised"), str(tmp_path / "succeeded")
+    left = start(started, raised, "print('ready', flush=True); import time; time.sleep(120)")
+    kept = start(started, succeeded, "print('ready', flush=True); import time; time.sleep(120)")
+    with pytest.raises(KeyboardInterrupt), runner._ending_leftovers(raised):
+        raise KeyboardInterrupt
+    with runner._ending_leftovers(succeeded) as play:
+        play.succeeded = True
+    assert left.wait(5) != 0
+    assert kept.poll() is None
